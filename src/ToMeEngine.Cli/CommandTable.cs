@@ -1,0 +1,12 @@
+using System.CommandLine;
+
+namespace ToMe.Cli;
+
+/// <summary>The list of sub-commands; one line per command file.</summary>
+internal static class CommandTable
+{
+    public static IEnumerable<Command> All()
+    {
+        yield break;
+    }
+}
