@@ -1,0 +1,12 @@
+namespace ToMe.Weights;
+
+/// <summary>
+/// A weights or configuration file is malformed or does not fit the model: the message names the file,
+/// the tensor or field, what was found and what was expected.
+/// </summary>
+public sealed class WeightsFormatException : FormatException
+{
+    public WeightsFormatException(string message) : base(message) { }
+
+    public WeightsFormatException(string message, Exception inner) : base(message, inner) { }
+}
