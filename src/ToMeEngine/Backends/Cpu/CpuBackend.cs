@@ -1,0 +1,153 @@
+using System.Numerics.Tensors;
+
+namespace ToMe.Backends.Cpu;
+
+internal sealed class CpuFloatBuffer(int length) : DeviceBuffer
+{
+    public readonly float[] Data = new float[length];
+
+    public override int Length => Data.Length;
+}
+
+internal sealed class CpuIntBuffer(int length) : DeviceBuffer
+{
+    public readonly int[] Data = new int[length];
+
+    public override int Length => Data.Length;
+}
+
+/// <summary>
+/// The float32 reference backend: SIMD and multi-threaded, deterministic (a result never depends on the batch it is in
+/// or on the thread count). Every CUDA kernel is tested against these ops.
+/// </summary>
+internal sealed partial class CpuBackend : IBackend
+{
+    private readonly ParallelOptions parallel;
+
+    /// <param name="maxThreads">Worker threads for one op; 0 uses every core.</param>
+    public CpuBackend(int maxThreads = 0)
+    {
+        MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
+        parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+    }
+
+    public string Name => "cpu";
+
+    public int MaxThreads { get; }
+
+    public DeviceBuffer AllocateFloat(int length) => new CpuFloatBuffer(length);
+
+    public DeviceBuffer AllocateInt(int length) => new CpuIntBuffer(length);
+
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => source.CopyTo(F(destination));
+
+    public void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => source.CopyTo(I(destination));
+
+    public void Download(DeviceBuffer source, Span<float> destination) => F(source).AsSpan(0, destination.Length).CopyTo(destination);
+
+    public void Download(DeviceBuffer source, Span<int> destination) => I(source).AsSpan(0, destination.Length).CopyTo(destination);
+
+    internal static float[] F(DeviceBuffer buffer) => ((CpuFloatBuffer)buffer).Data;
+
+    internal static int[] I(DeviceBuffer buffer) => ((CpuIntBuffer)buffer).Data;
+
+    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks, at most one chunk per worker.</summary>
+    internal void For(int count, int minChunk, Action<int, int> body)
+    {
+        int chunks = Math.Clamp(count / Math.Max(1, minChunk), 1, MaxThreads);
+        if (chunks == 1)
+        {
+            body(0, count);
+            return;
+        }
+        Parallel.For(0, chunks, parallel, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
+    }
+
+    public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
+        int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
+        var img = F(images);
+        int grid = imageSize / patchSize, patches = grid * grid, c = patch.OutFeatures, k = 3 * patchSize * patchSize;
+        int tokens = prefixTokens + patches;
+        // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order: the conv becomes one GEMM.
+        var unfolded = new float[batch * patches * k];
+        For(batch * patches, 16, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                int b = row / patches, pi = row % patches, py = pi / grid, px = pi % grid;
+                var dst = unfolded.AsSpan(row * k, k);
+                for (int ch = 0; ch < 3; ch++)
+                    for (int y = 0; y < patchSize; y++)
+                        img.AsSpan(((b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
+                            .CopyTo(dst.Slice((ch * patchSize + y) * patchSize, patchSize));
+            }
+        });
+        var embedded = new float[batch * patches * c];
+        LinearRows(unfolded, patch, batch * patches, LinearEpilogue.Bias, embedded);
+        var output = F(x);
+        var posData = F(pos);
+        var prefixData = prefix is null ? null : F(prefix);
+        For(batch, 1, (start, end) =>
+        {
+            for (int b = start; b < end; b++)
+            {
+                var image = output.AsSpan(b * tokens * c, tokens * c);
+                if (prefixData is not null)
+                    prefixData.AsSpan(0, prefixTokens * c).CopyTo(image);
+                embedded.AsSpan(b * patches * c, patches * c).CopyTo(image[(prefixTokens * c)..]);
+                TensorPrimitives.Add(image, posData.AsSpan(0, tokens * c), image);
+            }
+        });
+    }
+
+    public void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y)
+    {
+        var input = F(x);
+        var output = F(y);
+        var gamma = F(weight);
+        var beta = F(bias);
+        For(rows, 64, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+                CpuRowOps.LayerNormRow(input.AsSpan(row * channels, channels), gamma, beta, eps, output.AsSpan(row * channels, channels));
+        });
+    }
+
+    public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
+    {
+        var input = F(x);
+        var output = F(pooled);
+        for (int b = 0; b < batch; b++)
+            input.AsSpan(b * tokens * channels, count * channels).CopyTo(output.AsSpan(b * count * channels));
+    }
+
+    public void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled)
+    {
+        var input = F(x);
+        var sizes = F(size);
+        var output = F(pooled);
+        For(batch, 1, (start, end) =>
+        {
+            var acc = new double[channels];
+            for (int b = start; b < end; b++)
+            {
+                Array.Clear(acc);
+                double total = 0;
+                for (int t = skip; t < tokens; t++)
+                {
+                    double w = sizes[b * tokens + t];
+                    total += w;
+                    var row = input.AsSpan((b * tokens + t) * channels, channels);
+                    for (int i = 0; i < channels; i++)
+                        acc[i] += w * row[i];
+                }
+                var dst = output.AsSpan(b * channels, channels);
+                for (int i = 0; i < channels; i++)
+                    dst[i] = total > 0 ? (float)(acc[i] / total) : 0f;
+            }
+        });
+    }
+
+    public void Dispose() { }
+}

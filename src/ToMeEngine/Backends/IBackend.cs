@@ -1,0 +1,88 @@
+namespace ToMe.Backends;
+
+/// <summary>Memory owned by a backend (host arrays on the CPU, device memory on CUDA); elements are float32 or int32.</summary>
+internal abstract class DeviceBuffer : IDisposable
+{
+    public abstract int Length { get; }
+
+    public virtual void Dispose() { }
+}
+
+/// <summary>A Linear layer prepared once by a backend: <c>y = x · Wᵀ + b</c>, W stored as timm's [out, in].</summary>
+internal interface ILinearWeights : IDisposable
+{
+    int OutFeatures { get; }
+    int InFeatures { get; }
+}
+
+/// <summary>What a Linear does with its result.</summary>
+internal enum LinearEpilogue
+{
+    /// <summary>y = x·Wᵀ + b.</summary>
+    Bias,
+
+    /// <summary>y = GELU(x·Wᵀ + b), exact erf GELU.</summary>
+    BiasGelu,
+
+    /// <summary>y += x·Wᵀ + b (the residual add).</summary>
+    BiasAccumulate,
+}
+
+/// <summary>
+/// The design card's kernels as one op set. <see cref="Model.ForwardPass"/> is written once against it; the CPU backend
+/// is the reference every other backend is tested against. Argument order: sources, then scalars, then destinations.
+/// Shapes are row-major; <c>B</c> batch, <c>T</c> tokens, <c>C</c> channels, <c>H</c> heads, <c>D</c> head dim.
+/// </summary>
+internal interface IBackend : IDisposable
+{
+    string Name { get; }
+
+    DeviceBuffer AllocateFloat(int length);
+    DeviceBuffer AllocateInt(int length);
+    void Upload(ReadOnlySpan<float> source, DeviceBuffer destination);
+    void Upload(ReadOnlySpan<int> source, DeviceBuffer destination);
+    void Download(DeviceBuffer source, Span<float> destination);
+    void Download(DeviceBuffer source, Span<int> destination);
+
+    /// <summary>Converts a Linear layer once to the backend's layout and precision. weight: [out, in]; bias: [out].</summary>
+    ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias);
+
+    // images: [B, 3, S, S]; patch: Linear [C, 3·P·P]; prefix: [p, C] (class, distillation tokens); pos: [T, C]
+    // x: [B, T, C] with T = p + (S/P)²: [prefix tokens, patches in row-major grid order] + pos
+    void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
+        int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x);
+
+    // x: [rows, C]; weight, bias: [C] -> y: [rows, C] (may alias x)
+    void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y);
+
+    // x: [rows, in] -> y: [rows, out]
+    void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y);
+
+    // qkv: [B, T, 3, H, D]; size: [B, T] or null (no proportional attention)
+    // -> output: [B, T, H·D]; keyMean: [B, T, D] (keys averaged over heads: ToMe's metric);
+    //    classAttention: [B, T] or null (the class token's attention row averaged over heads)
+    void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
+        DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention);
+
+    // metric: [B, T, D] -> best: [B, ⌈T/2⌉] cosine similarity of each even token to its most similar odd token,
+    // bestIndex: [B, ⌈T/2⌉] that odd token's index in set B (lowest on ties). Protected rows/columns get -inf.
+    void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, bool classToken, bool distillToken,
+        DeviceBuffer best, DeviceBuffer bestIndex);
+
+    // best: [B, ta] -> order: [B, ta] set-A indices by best descending, lower index first on ties;
+    // the first r are the sources, the rest (re-sorted ascending when keepUnmergedInOrder) the kept tokens.
+    void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order);
+
+    // x: [B, T, C], size: [B, T], groups: [B, T0] (current index of each original token), order/bestIndex from above
+    // -> xOut: [B, T−r, C] size-weighted averages, sizeOut: [B, T−r], groupsOut: [B, T0]; the new token order is
+    //    [kept A..., all B] or, with a distillation token, [kept A₀, B₀, kept A₁..., B₁...] (SPEC-merging §2)
+    void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex,
+        int batch, int tokens, int channels, int originalTokens, int r, bool distillToken,
+        DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut);
+
+    // x: [B, T, C] -> pooled: [B, count·C], the first `count` tokens of each image side by side
+    void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled);
+
+    // x: [B, T, C], size: [B, T] -> pooled: [B, C] = Σ size·x / Σ size over tokens skip..T−1
+    void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled);
+}

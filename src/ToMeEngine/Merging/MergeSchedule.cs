@@ -1,0 +1,104 @@
+using System.Globalization;
+
+namespace ToMe.Merging;
+
+/// <summary>
+/// How many tokens each block merges away, as ToMe's <c>parse_r</c> reads it: an int <c>r</c> (every layer),
+/// <c>(r, inflect)</c> (a linear ramp; inflect −1 front-loads, +1 back-loads) or a per-layer list (padded with zeros).
+/// The per-layer clamp <c>(T − protected) // 2</c> is applied at run time by <see cref="Clamp"/>.
+/// </summary>
+public sealed class MergeSchedule
+{
+    private readonly int? constant;
+    private readonly (int R, double Inflect)? ramp;
+    private readonly int[]? list;
+
+    /// <summary>No merging (r = 0).</summary>
+    public static MergeSchedule None { get; } = new(0, null, null);
+
+    private MergeSchedule(int? constant, (int, double)? ramp, int[]? list)
+    {
+        this.constant = constant;
+        this.ramp = ramp;
+        this.list = list;
+    }
+
+    public static MergeSchedule Constant(int r) => r >= 0 ? new(r, null, null) : throw new ArgumentOutOfRangeException(nameof(r), r, "r must be >= 0");
+
+    public static MergeSchedule Ramp(int r, double inflect) =>
+        r >= 0 && inflect is >= -1 and <= 1 ? new(null, (r, inflect), null)
+            : throw new ArgumentOutOfRangeException(nameof(inflect), $"(r, inflect) needs r >= 0 and -1 <= inflect <= 1, got ({r}, {inflect})");
+
+    public static MergeSchedule PerLayer(IEnumerable<int> rs)
+    {
+        var array = rs.ToArray();
+        if (array.Any(r => r < 0))
+            throw new ArgumentOutOfRangeException(nameof(rs), "every r in the list must be >= 0");
+        return new(null, null, array);
+    }
+
+    /// <summary>Parses <c>13</c>, <c>16,-0.5</c> / <c>(16,-0.5)</c>, or <c>[8,8,4,0]</c>.</summary>
+    public static MergeSchedule Parse(string text)
+    {
+        var s = text.Trim();
+        try
+        {
+            if (s.StartsWith('['))
+            {
+                if (!s.EndsWith(']'))
+                    throw new FormatException("a list must end with ']'");
+                var inner = s[1..^1].Trim();
+                return PerLayer(inner.Length == 0 ? [] : inner.Split(',').Select(x => int.Parse(x.Trim(), CultureInfo.InvariantCulture)));
+            }
+            if (s.StartsWith('(') && s.EndsWith(')'))
+                s = s[1..^1];
+            var parts = s.Split(',');
+            if (parts.Length == 1)
+                return Constant(int.Parse(parts[0].Trim(), CultureInfo.InvariantCulture));
+            if (parts.Length == 2)
+                return Ramp(int.Parse(parts[0].Trim(), CultureInfo.InvariantCulture), double.Parse(parts[1].Trim(), CultureInfo.InvariantCulture));
+            throw new FormatException("expected one or two numbers");
+        }
+        catch (Exception e) when (e is FormatException or OverflowException or ArgumentOutOfRangeException)
+        {
+            throw new FormatException($"merge schedule '{text}': {e.Message} (expected r like 13, (r, inflect) like 16,-0.5, or a list like [8,8,4,0])", e);
+        }
+    }
+
+    /// <summary>The scheduled r of every layer, before the run-time clamp (ToMe's <c>parse_r</c>, same float arithmetic).</summary>
+    public int[] ForLayers(int layers)
+    {
+        if (list is not null)
+            return Enumerable.Range(0, layers).Select(l => l < list.Length ? list[l] : 0).ToArray();
+        if (constant is int c)
+            return Enumerable.Repeat(c, layers).ToArray();
+        var (r, inflect) = ramp!.Value;
+        int min = (int)(r * (1.0 - inflect));
+        int max = 2 * r - min;
+        double step = layers > 1 ? (max - min) / (double)(layers - 1) : 0;
+        return Enumerable.Range(0, layers).Select(l => (int)(min + step * l)).ToArray();
+    }
+
+    /// <summary>The run-time clamp: at most half the unprotected tokens merge in one layer.</summary>
+    public static int Clamp(int r, int tokens, int protectedTokens) => Math.Max(0, Math.Min(r, (tokens - protectedTokens) / 2));
+
+    /// <summary>Tokens entering each block and the r each block applies, given the tokens after the embedding.</summary>
+    public (int[] TokensPerLayer, int[] RPerLayer, int FinalTokens) Plan(int layers, int tokens, int protectedTokens)
+    {
+        var scheduled = ForLayers(layers);
+        var entering = new int[layers];
+        var applied = new int[layers];
+        for (int l = 0; l < layers; l++)
+        {
+            entering[l] = tokens;
+            applied[l] = Clamp(scheduled[l], tokens, protectedTokens);
+            tokens -= applied[l];
+        }
+        return (entering, applied, tokens);
+    }
+
+    public override string ToString() =>
+        list is not null ? "[" + string.Join(",", list) + "]"
+        : constant is int c ? c.ToString(CultureInfo.InvariantCulture)
+        : string.Create(CultureInfo.InvariantCulture, $"({ramp!.Value.R},{ramp.Value.Inflect})");
+}

@@ -1,0 +1,304 @@
+using ToMe.Backends;
+using ToMe.Merging;
+
+namespace ToMe.Model;
+
+/// <summary>Per-call switches of a forward pass.</summary>
+public sealed record ForwardOptions
+{
+    public MergeSchedule Schedule { get; init; } = MergeSchedule.None;
+
+    /// <summary>Proportional attention: add log(size) to the attention logits (ToMe's default for off-the-shelf models).</summary>
+    public bool ProportionalAttention { get; init; } = true;
+}
+
+/// <summary>The outputs of one forward pass over a batch.</summary>
+public sealed record ForwardResult(
+    int Batch,
+    float[] Logits,          // [B, classes]
+    int[] TokensPerLayer,    // tokens entering each block
+    int FinalTokens,
+    float[] Size,            // [B, FinalTokens] original tokens held by each final token
+    int[] Groups);           // [B, T0] the final token holding each original token
+
+/// <summary>Observes a forward pass (tests and debugging); every callback copies data to the host.</summary>
+internal sealed class ForwardTrace
+{
+    /// <summary>Hidden states after the embedding, [B, T0, C].</summary>
+    public Action<float[]>? OnEmbed { get; init; }
+
+    /// <summary>Hidden states after block l, [B, T, C].</summary>
+    public Action<int, float[]>? OnBlock { get; init; }
+
+    /// <summary>Layer l's decision: sources [B, r] (set-A indices, ascending) and their destinations [B, r] (set-B indices).</summary>
+    public Action<int, int[], int[]>? OnMerge { get; init; }
+}
+
+/// <summary>
+/// THE forward pass of a timm ViT / DeiT with token merging, written once over <see cref="IBackend"/>: the only place that
+/// knows the block order. Holds the model's weights in the backend's form; not thread-safe (one call at a time).
+/// </summary>
+internal sealed class ForwardPass : IDisposable
+{
+    private readonly IBackend backend;
+    private readonly ModelConfig config;
+    private readonly ILinearWeights patch;
+    private readonly DeviceBuffer? prefix;
+    private readonly DeviceBuffer pos;
+    private readonly PreparedBlock[] blocks;
+    private readonly DeviceBuffer? normWeight, normBias;
+    private readonly DeviceBuffer? fcNormWeight, fcNormBias;
+    private readonly ILinearWeights head;
+    private Workspace? workspace;
+
+    private sealed record PreparedBlock(
+        DeviceBuffer Norm1Weight, DeviceBuffer Norm1Bias, ILinearWeights Qkv, ILinearWeights Proj,
+        DeviceBuffer Norm2Weight, DeviceBuffer Norm2Bias, ILinearWeights Fc1, ILinearWeights Fc2);
+
+    public ModelConfig Config => config;
+
+    public ForwardPass(IBackend backend, ModelWeights weights)
+    {
+        this.backend = backend;
+        config = weights.Config;
+        int c = config.EmbedDim;
+        patch = backend.PrepareLinear(weights.PatchWeight, c, 3 * config.PatchSize * config.PatchSize, weights.PatchBias);
+        if (config.PrefixTokens > 0)
+            prefix = Vector([.. weights.ClassToken ?? [], .. weights.DistToken ?? []]);
+        pos = Vector(weights.PosEmbed);
+        blocks = weights.Blocks.Select(b => new PreparedBlock(
+            Vector(b.Norm1Weight), Vector(b.Norm1Bias),
+            backend.PrepareLinear(b.QkvWeight, 3 * c, c, b.QkvBias),
+            PrepareScaled(b.ProjWeight, c, c, b.ProjBias, b.LayerScale1),
+            Vector(b.Norm2Weight), Vector(b.Norm2Bias),
+            backend.PrepareLinear(b.Fc1Weight, config.MlpHidden, c, b.Fc1Bias),
+            PrepareScaled(b.Fc2Weight, c, config.MlpHidden, b.Fc2Bias, b.LayerScale2))).ToArray();
+        if (weights.NormWeight is not null)
+        {
+            normWeight = Vector(weights.NormWeight);
+            normBias = Vector(weights.NormBias!);
+        }
+        if (weights.FcNormWeight is not null)
+        {
+            fcNormWeight = Vector(weights.FcNormWeight);
+            fcNormBias = Vector(weights.FcNormBias!);
+        }
+        head = PrepareHead(weights);
+    }
+
+    private DeviceBuffer Vector(float[] values)
+    {
+        var buffer = backend.AllocateFloat(values.Length);
+        backend.Upload(values, buffer);
+        return buffer;
+    }
+
+    /// <summary>LayerScale folded into the Linear: γ⊙(x·Wᵀ + b) = x·(γ⊙W)ᵀ + γ⊙b.</summary>
+    private ILinearWeights PrepareScaled(float[] weight, int outFeatures, int inFeatures, float[] bias, float[]? gamma)
+    {
+        if (gamma is null)
+            return backend.PrepareLinear(weight, outFeatures, inFeatures, bias);
+        var w = (float[])weight.Clone();
+        var b = (float[])bias.Clone();
+        for (int o = 0; o < outFeatures; o++)
+        {
+            System.Numerics.Tensors.TensorPrimitives.Multiply(w.AsSpan(o * inFeatures, inFeatures), gamma[o], w.AsSpan(o * inFeatures, inFeatures));
+            b[o] *= gamma[o];
+        }
+        return backend.PrepareLinear(w, outFeatures, inFeatures, b);
+    }
+
+    /// <summary>
+    /// The classifier. A distilled model's (head(x_cls) + head_dist(x_dist)) / 2 is one Linear over the two tokens side by
+    /// side with halved weights: [x_cls, x_dist]·[W/2, W_dist/2]ᵀ + (b + b_dist)/2 (halving is exact in binary).
+    /// </summary>
+    private ILinearWeights PrepareHead(ModelWeights weights)
+    {
+        int c = config.EmbedDim, k = config.NumClasses;
+        if (!config.Distilled || config.GlobalPool != GlobalPool.Token)
+            return backend.PrepareLinear(weights.HeadWeight, k, c, weights.HeadBias);
+        var w = new float[k * 2 * c];
+        var b = new float[k];
+        for (int o = 0; o < k; o++)
+        {
+            for (int i = 0; i < c; i++)
+            {
+                w[o * 2 * c + i] = weights.HeadWeight[o * c + i] * 0.5f;
+                w[o * 2 * c + c + i] = weights.HeadDistWeight![o * c + i] * 0.5f;
+            }
+            b[o] = (weights.HeadBias[o] + weights.HeadDistBias![o]) * 0.5f;
+        }
+        return backend.PrepareLinear(w, k, 2 * c, b);
+    }
+
+    /// <summary>Runs a preprocessed batch. images: [B, 3, S, S] float32.</summary>
+    public ForwardResult Run(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace = null)
+    {
+        int s = config.ImageSize, c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens;
+        if (batch <= 0)
+            throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be positive");
+        if (images.Length != batch * 3 * s * s)
+            throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {batch * 3 * s * s}", nameof(images));
+        var ws = workspace is { Batch: var wb } && wb == batch ? workspace : (workspace = Replace(workspace, batch));
+        var (tokensPerLayer, rPerLayer, finalTokens) = options.Schedule.Plan(config.Depth, t0, p);
+
+        backend.Upload(images, ws.Images);
+        backend.PatchEmbed(ws.Images, prefix, pos, patch, batch, s, config.PatchSize, p, ws.X);
+        backend.Upload(ws.InitialSize, ws.Size);
+        backend.Upload(ws.InitialGroups, ws.Groups);
+        if (trace?.OnEmbed is { } onEmbed)
+            onEmbed(Download(ws.X, batch * t0 * c));
+
+        int t = t0;
+        for (int l = 0; l < config.Depth; l++)
+        {
+            var block = blocks[l];
+            int rows = batch * t;
+            backend.LayerNorm(ws.X, block.Norm1Weight, block.Norm1Bias, rows, c, config.NormEps, ws.Hidden);
+            backend.Linear(ws.Hidden, block.Qkv, rows, LinearEpilogue.Bias, ws.Qkv);
+            backend.Attention(ws.Qkv, options.ProportionalAttention ? ws.Size : null, batch, t, config.NumHeads, config.HeadDim,
+                ws.Hidden, ws.Metric, null);
+            backend.Linear(ws.Hidden, block.Proj, rows, LinearEpilogue.BiasAccumulate, ws.X);
+
+            int r = rPerLayer[l];
+            if (r > 0)
+            {
+                backend.BipartiteMatch(ws.Metric, batch, t, config.HeadDim, config.ClassToken, config.Distilled, ws.Best, ws.BestIndex);
+                backend.SelectTopR(ws.Best, batch, (t + 1) / 2, r, config.ClassToken, ws.Order);
+                if (trace?.OnMerge is { } onMerge)
+                    ReportMerge(onMerge, l, ws, batch, (t + 1) / 2, r);
+                backend.Merge(ws.X, ws.Size, ws.Groups, ws.Order, ws.BestIndex, batch, t, c, t0, r, config.Distilled,
+                    ws.XNext, ws.SizeNext, ws.GroupsNext);
+                ws.SwapMerged();
+                t -= r;
+                rows = batch * t;
+            }
+
+            backend.LayerNorm(ws.X, block.Norm2Weight, block.Norm2Bias, rows, c, config.NormEps, ws.Hidden);
+            backend.Linear(ws.Hidden, block.Fc1, rows, LinearEpilogue.BiasGelu, ws.Mlp);
+            backend.Linear(ws.Mlp, block.Fc2, rows, LinearEpilogue.BiasAccumulate, ws.X);
+            if (trace?.OnBlock is { } onBlock)
+                onBlock(l, Download(ws.X, rows * c));
+        }
+
+        if (config.GlobalPool == GlobalPool.Token)
+        {
+            // Only the prefix tokens reach the head, and LayerNorm is per token: normalize just those.
+            backend.GatherPrefix(ws.X, batch, t, c, p, ws.Pooled);
+            backend.LayerNorm(ws.Pooled, normWeight!, normBias!, batch * p, c, config.NormEps, ws.Pooled);
+        }
+        else
+        {
+            if (normWeight is not null)
+                backend.LayerNorm(ws.X, normWeight, normBias!, batch * t, c, config.NormEps, ws.X);
+            backend.WeightedMeanPool(ws.X, ws.Size, batch, t, c, p, ws.Pooled);
+            if (fcNormWeight is not null)
+                backend.LayerNorm(ws.Pooled, fcNormWeight, fcNormBias!, batch, c, config.NormEps, ws.Pooled);
+        }
+        backend.Linear(ws.Pooled, head, batch, LinearEpilogue.Bias, ws.Logits);
+
+        var logits = Download(ws.Logits, batch * config.NumClasses);
+        var size = Download(ws.Size, batch * t);
+        var groups = new int[batch * t0];
+        backend.Download(ws.Groups, groups);
+        return new ForwardResult(batch, logits, tokensPerLayer, finalTokens, size, groups);
+    }
+
+    private void ReportMerge(Action<int, int[], int[]> onMerge, int layer, Workspace ws, int batch, int setA, int r)
+    {
+        var order = new int[batch * setA];
+        var bestIndex = new int[batch * setA];
+        backend.Download(ws.Order, order);
+        backend.Download(ws.BestIndex, bestIndex);
+        var src = new int[batch * r];
+        var dst = new int[batch * r];
+        for (int b = 0; b < batch; b++)
+        {
+            var sources = order.AsSpan(b * setA, r).ToArray();
+            Array.Sort(sources);
+            for (int i = 0; i < r; i++)
+            {
+                src[b * r + i] = sources[i];
+                dst[b * r + i] = bestIndex[b * setA + sources[i]];
+            }
+        }
+        onMerge(layer, src, dst);
+    }
+
+    private float[] Download(DeviceBuffer buffer, int length)
+    {
+        var host = new float[length];
+        backend.Download(buffer, host);
+        return host;
+    }
+
+    private Workspace Replace(Workspace? old, int batch)
+    {
+        old?.Dispose();
+        return new Workspace(backend, config, batch);
+    }
+
+    public void Dispose()
+    {
+        workspace?.Dispose();
+        patch.Dispose();
+        prefix?.Dispose();
+        pos.Dispose();
+        foreach (var b in blocks)
+        {
+            b.Norm1Weight.Dispose(); b.Norm1Bias.Dispose(); b.Qkv.Dispose(); b.Proj.Dispose();
+            b.Norm2Weight.Dispose(); b.Norm2Bias.Dispose(); b.Fc1.Dispose(); b.Fc2.Dispose();
+        }
+        normWeight?.Dispose(); normBias?.Dispose(); fcNormWeight?.Dispose(); fcNormBias?.Dispose();
+        head.Dispose();
+    }
+
+    /// <summary>Buffers for one batch size, allocated at the unmerged token count and reused as tokens shrink.</summary>
+    private sealed class Workspace : IDisposable
+    {
+        public int Batch { get; }
+        public DeviceBuffer Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order;
+        public DeviceBuffer Size, SizeNext, Groups, GroupsNext, Pooled, Logits;
+        public float[] InitialSize;
+        public int[] InitialGroups;
+
+        public Workspace(IBackend backend, ModelConfig config, int batch)
+        {
+            Batch = batch;
+            int t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
+            Images = backend.AllocateFloat(batch * 3 * s * s);
+            X = backend.AllocateFloat(batch * t0 * c);
+            XNext = backend.AllocateFloat(batch * t0 * c);
+            Hidden = backend.AllocateFloat(batch * t0 * c);
+            Qkv = backend.AllocateFloat(batch * t0 * 3 * c);
+            Mlp = backend.AllocateFloat(batch * t0 * config.MlpHidden);
+            Metric = backend.AllocateFloat(batch * t0 * config.HeadDim);
+            Best = backend.AllocateFloat(batch * setA);
+            BestIndex = backend.AllocateInt(batch * setA);
+            Order = backend.AllocateInt(batch * setA);
+            Size = backend.AllocateFloat(batch * t0);
+            SizeNext = backend.AllocateFloat(batch * t0);
+            Groups = backend.AllocateInt(batch * t0);
+            GroupsNext = backend.AllocateInt(batch * t0);
+            Pooled = backend.AllocateFloat(batch * Math.Max(1, config.PrefixTokens) * c);
+            Logits = backend.AllocateFloat(batch * config.NumClasses);
+            InitialSize = Enumerable.Repeat(1f, batch * t0).ToArray();
+            InitialGroups = new int[batch * t0];
+            for (int i = 0; i < InitialGroups.Length; i++)
+                InitialGroups[i] = i % t0;
+        }
+
+        public void SwapMerged()
+        {
+            (X, XNext) = (XNext, X);
+            (Size, SizeNext) = (SizeNext, Size);
+            (Groups, GroupsNext) = (GroupsNext, Groups);
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in new[] { Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order, Size, SizeNext, Groups, GroupsNext, Pooled, Logits })
+                b.Dispose();
+        }
+    }
+}

@@ -1,0 +1,90 @@
+namespace ToMe.Model;
+
+/// <summary>How the transformer's output becomes the head's input.</summary>
+public enum GlobalPool
+{
+    /// <summary>The class token (timm <c>global_pool = "token"</c>).</summary>
+    Token,
+
+    /// <summary>Size-weighted mean of the non-prefix tokens, then <c>fc_norm</c> (timm <c>global_pool = "avg"</c>).</summary>
+    Avg,
+}
+
+/// <summary>timm's eval transform for a model (its <c>pretrained_cfg</c>).</summary>
+public sealed record PreprocessConfig(
+    int ImageSize,
+    double CropPct,
+    string Interpolation,
+    float[] Mean,
+    float[] Std)
+{
+    /// <summary>The shorter side before the center crop: floor(size / crop_pct).</summary>
+    public int ResizeShorterSide => (int)Math.Floor(ImageSize / CropPct);
+}
+
+/// <summary>
+/// Everything the forward pass needs to know about a timm ViT / DeiT. Built by <see cref="ModelConfigReader"/>
+/// from timm's hub <c>config.json</c> or from a fixture's <c>__metadata__.config</c>.
+/// </summary>
+public sealed record ModelConfig
+{
+    public required string Architecture { get; init; }
+    public required int ImageSize { get; init; }
+    public required int PatchSize { get; init; }
+    public required int EmbedDim { get; init; }
+    public required int Depth { get; init; }
+    public required int NumHeads { get; init; }
+    public required int MlpHidden { get; init; }
+    public required int NumClasses { get; init; }
+    public bool ClassToken { get; init; } = true;
+    public bool Distilled { get; init; }
+    public GlobalPool GlobalPool { get; init; } = GlobalPool.Token;
+    public bool FcNorm { get; init; }
+    public bool QkvBias { get; init; } = true;
+    public bool LayerScale { get; init; }
+    public float NormEps { get; init; } = 1e-6f;
+    public required PreprocessConfig Preprocess { get; init; }
+    public IReadOnlyList<string>? LabelNames { get; init; }
+
+    public int GridSize => ImageSize / PatchSize;
+    public int NumPatches => GridSize * GridSize;
+
+    /// <summary>Class and distillation tokens: kept first and never merged away.</summary>
+    public int PrefixTokens => (ClassToken ? 1 : 0) + (Distilled ? 1 : 0);
+
+    public int Tokens => NumPatches + PrefixTokens;
+    public int HeadDim => EmbedDim / NumHeads;
+
+    /// <summary>Parameters of the model (weights and biases), for reports.</summary>
+    public long ParameterCount
+    {
+        get
+        {
+            long c = EmbedDim, h = MlpHidden;
+            long perBlock = 4 * c + (3 * c * c + (QkvBias ? 3 * c : 0)) + (c * c + c) + (c * h + h) + (h * c + c) + (LayerScale ? 2 * c : 0);
+            long embed = 3L * PatchSize * PatchSize * c + c + (long)Tokens * c + PrefixTokens * c;
+            long heads = (Distilled ? 2 : 1) * (c * NumClasses + NumClasses);
+            return embed + Depth * perBlock + 2 * c + heads;
+        }
+    }
+
+    internal void Validate(string source)
+    {
+        void Require(bool ok, string what)
+        {
+            if (!ok)
+                throw new Weights.WeightsFormatException($"{source}: {what}");
+        }
+        Require(ImageSize > 0 && PatchSize > 0 && ImageSize % PatchSize == 0, $"img_size {ImageSize} must be a positive multiple of patch_size {PatchSize}");
+        Require(EmbedDim > 0 && NumHeads > 0 && EmbedDim % NumHeads == 0, $"embed_dim {EmbedDim} must be a positive multiple of num_heads {NumHeads}");
+        Require(Depth > 0 && Depth <= 256, $"depth {Depth} must be in 1..256");
+        Require(MlpHidden > 0, $"mlp hidden size {MlpHidden} must be positive");
+        Require(NumClasses > 0, $"num_classes {NumClasses} must be positive (models without a head are not supported)");
+        Require(!(Distilled && !ClassToken), "a distilled model needs a class token");
+        Require(GlobalPool == GlobalPool.Avg || ClassToken, "global_pool 'token' needs a class token");
+        Require(Preprocess.Mean.Length == 3 && Preprocess.Std.Length == 3, "mean and std must have 3 entries");
+        Require(Preprocess.Std.All(s => s > 0), "std entries must be positive");
+        Require(Preprocess.CropPct is > 0 and <= 1.0 + 1e-9, $"crop_pct {Preprocess.CropPct} must be in (0, 1]");
+        Require(LabelNames is null || LabelNames.Count == NumClasses, $"label_names has {LabelNames?.Count} entries, expected num_classes = {NumClasses}");
+    }
+}

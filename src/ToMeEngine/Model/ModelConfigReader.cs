@@ -1,0 +1,191 @@
+using System.Text.Json;
+using ToMe.Weights;
+
+namespace ToMe.Model;
+
+/// <summary>
+/// Reads a <see cref="ModelConfig"/> from timm's hub <c>config.json</c> (architecture name + <c>pretrained_cfg</c>,
+/// optionally <c>model_args</c>) or from the engine's single-file form: a safetensors whose <c>__metadata__.config</c>
+/// holds <c>img_size, patch_size, embed_dim, depth, num_heads, num_classes, [class_token], [global_pool], distilled,
+/// mean, std, crop_pct, interpolation</c>.
+/// </summary>
+public static class ModelConfigReader
+{
+    private static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
+    private static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
+    private static readonly float[] Half3 = [0.5f, 0.5f, 0.5f];
+
+    /// <summary>Reads timm's hub <c>config.json</c>.</summary>
+    public static ModelConfig FromHubConfig(string json, string source)
+    {
+        using var doc = Parse(json, source);
+        var root = doc.RootElement;
+        var archName = GetString(root, "architecture", source) ?? throw new WeightsFormatException($"{source}: missing field 'architecture'");
+        var arch = ArchitectureTable.Resolve(archName);
+        var args = root.TryGetProperty("model_args", out var ma) && ma.ValueKind == JsonValueKind.Object ? ma : default;
+        var pre = root.TryGetProperty("pretrained_cfg", out var pc) && pc.ValueKind == JsonValueKind.Object ? pc : default;
+
+        int embedDim = GetInt(args, "embed_dim", source) ?? arch.EmbedDim;
+        int imageSize = GetInt(args, "img_size", source) ?? InputSize(pre, source) ?? arch.ImageSize;
+        bool classToken = GetBool(args, "class_token", source) ?? true;
+        var pool = ParsePool(GetString(args, "global_pool", source) ?? GetString(root, "global_pool", source) ?? (classToken ? "token" : "avg"), source);
+        var labels = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
+            ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
+            : null;
+        var config = new ModelConfig
+        {
+            Architecture = arch.Name,
+            ImageSize = imageSize,
+            PatchSize = GetInt(args, "patch_size", source) ?? arch.PatchSize,
+            EmbedDim = embedDim,
+            Depth = GetInt(args, "depth", source) ?? arch.Depth,
+            NumHeads = GetInt(args, "num_heads", source) ?? arch.NumHeads,
+            MlpHidden = (int)(embedDim * (GetDouble(args, "mlp_ratio", source) ?? 4.0)),
+            NumClasses = GetInt(root, "num_classes", source) ?? GetInt(args, "num_classes", source) ?? 1000,
+            ClassToken = classToken,
+            Distilled = arch.Distilled,
+            GlobalPool = pool,
+            FcNorm = GetBool(args, "fc_norm", source) ?? pool == GlobalPool.Avg,
+            QkvBias = GetBool(args, "qkv_bias", source) ?? true,
+            LayerScale = GetDouble(args, "init_values", source) is not null,
+            Preprocess = ReadPreprocess(pre, imageSize, arch.Family, source),
+            LabelNames = labels,
+        };
+        config.Validate(source);
+        return config;
+    }
+
+    /// <summary>Reads the engine's single-file config JSON (the fixtures' <c>__metadata__.config</c>).</summary>
+    public static ModelConfig FromEmbeddedConfig(string json, string source)
+    {
+        using var doc = Parse(json, source);
+        var root = doc.RootElement;
+        int Required(string field) => GetInt(root, field, source) ?? throw new WeightsFormatException($"{source}: config is missing field '{field}'");
+        int embedDim = Required("embed_dim");
+        bool classToken = GetBool(root, "class_token", source) ?? true;
+        var pool = ParsePool(GetString(root, "global_pool", source) ?? "token", source);
+        bool distilled = GetBool(root, "distilled", source) ?? false;
+        int imageSize = Required("img_size");
+        var config = new ModelConfig
+        {
+            Architecture = GetString(root, "architecture", source) ?? "vit_custom",
+            ImageSize = imageSize,
+            PatchSize = Required("patch_size"),
+            EmbedDim = embedDim,
+            Depth = Required("depth"),
+            NumHeads = Required("num_heads"),
+            MlpHidden = (int)(embedDim * (GetDouble(root, "mlp_ratio", source) ?? 4.0)),
+            NumClasses = Required("num_classes"),
+            ClassToken = classToken,
+            Distilled = distilled,
+            GlobalPool = pool,
+            FcNorm = GetBool(root, "fc_norm", source) ?? pool == GlobalPool.Avg,
+            QkvBias = GetBool(root, "qkv_bias", source) ?? true,
+            LayerScale = GetDouble(root, "init_values", source) is not null,
+            Preprocess = ReadPreprocess(root, imageSize, distilled ? "deit" : "vit", source),
+            LabelNames = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
+                ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
+                : null,
+        };
+        config.Validate(source);
+        return config;
+    }
+
+    private static PreprocessConfig ReadPreprocess(JsonElement cfg, int imageSize, string family, string source)
+    {
+        bool deit = family == "deit";
+        return new PreprocessConfig(
+            imageSize,
+            GetDouble(cfg, "crop_pct", source) ?? (deit ? 0.875 : 0.9),
+            GetString(cfg, "interpolation", source) ?? "bicubic",
+            GetFloats(cfg, "mean", source) ?? (deit ? ImageNetMean : Half3),
+            GetFloats(cfg, "std", source) ?? (deit ? ImageNetStd : Half3));
+    }
+
+    private static int? InputSize(JsonElement pre, string source)
+    {
+        if (pre.ValueKind != JsonValueKind.Object || !pre.TryGetProperty("input_size", out var s))
+            return null;
+        if (s.ValueKind != JsonValueKind.Array || s.GetArrayLength() != 3 || s[1].GetInt32() != s[2].GetInt32())
+            throw new WeightsFormatException($"{source}: pretrained_cfg.input_size must be [3, S, S], found {s.GetRawText()}");
+        return s[1].GetInt32();
+    }
+
+    private static GlobalPool ParsePool(string value, string source) => value switch
+    {
+        "token" => GlobalPool.Token,
+        "avg" => GlobalPool.Avg,
+        _ => throw new WeightsFormatException($"{source}: global_pool '{value}' is not supported (expected 'token' or 'avg')"),
+    };
+
+    private static JsonDocument Parse(string json, string source)
+    {
+        try
+        {
+            var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new WeightsFormatException($"{source}: config must be a JSON object, found {doc.RootElement.ValueKind}");
+            return doc;
+        }
+        catch (JsonException e)
+        {
+            throw new WeightsFormatException($"{source}: config is not valid JSON ({e.Message})", e);
+        }
+    }
+
+    private static bool Has(JsonElement obj, string field, out JsonElement value)
+    {
+        value = default;
+        return obj.ValueKind == JsonValueKind.Object && obj.TryGetProperty(field, out value) && value.ValueKind != JsonValueKind.Null;
+    }
+
+    private static int? GetInt(JsonElement obj, string field, string source)
+    {
+        if (!Has(obj, field, out var v))
+            return null;
+        if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 2 && v[0].ValueKind == JsonValueKind.Number && v[0].GetInt32() == v[1].GetInt32())
+            return v[0].GetInt32(); // timm writes square sizes as [S, S]
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
+            throw new WeightsFormatException($"{source}: field '{field}' must be an integer, found {v.GetRawText()}");
+        return i;
+    }
+
+    private static double? GetDouble(JsonElement obj, string field, string source)
+    {
+        if (!Has(obj, field, out var v))
+            return null;
+        if (v.ValueKind != JsonValueKind.Number)
+            throw new WeightsFormatException($"{source}: field '{field}' must be a number, found {v.GetRawText()}");
+        return v.GetDouble();
+    }
+
+    private static bool? GetBool(JsonElement obj, string field, string source)
+    {
+        if (!Has(obj, field, out var v))
+            return null;
+        return v.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new WeightsFormatException($"{source}: field '{field}' must be true or false, found {v.GetRawText()}"),
+        };
+    }
+
+    private static string? GetString(JsonElement obj, string field, string source)
+    {
+        if (!Has(obj, field, out var v))
+            return null;
+        if (v.ValueKind != JsonValueKind.String)
+            throw new WeightsFormatException($"{source}: field '{field}' must be a string, found {v.GetRawText()}");
+        return v.GetString();
+    }
+
+    private static float[]? GetFloats(JsonElement obj, string field, string source)
+    {
+        if (!Has(obj, field, out var v))
+            return null;
+        if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Number))
+            throw new WeightsFormatException($"{source}: field '{field}' must be an array of numbers, found {v.GetRawText()}");
+        return v.EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
+    }
+}

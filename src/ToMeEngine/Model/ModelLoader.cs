@@ -1,0 +1,69 @@
+using ToMe.Weights;
+
+namespace ToMe.Model;
+
+/// <summary>
+/// Finds and loads a model: a folder in timm's hub layout (<c>config.json</c> + <c>model.safetensors</c>), or one
+/// <c>.safetensors</c> file whose <c>__metadata__.config</c> holds the configuration (or with a <c>config.json</c> beside it).
+/// </summary>
+public static class ModelLoader
+{
+    /// <summary>Reads the configuration and checks every tensor's name, shape and dtype, without converting the data.</summary>
+    public static ModelConfig ReadConfig(string path)
+    {
+        var (file, config) = Open(path);
+        using (file)
+            ModelWeights.Check(file, config);
+        return config;
+    }
+
+    public static ModelWeights Load(string path)
+    {
+        var (file, config) = Open(path);
+        using (file)
+            return ModelWeights.Load(file, config);
+    }
+
+    private static (SafeTensorsFile, ModelConfig) Open(string path)
+    {
+        string weightsPath;
+        string? hubConfigPath = null;
+        if (Directory.Exists(path))
+        {
+            weightsPath = Path.Combine(path, "model.safetensors");
+            hubConfigPath = Path.Combine(path, "config.json");
+            if (!File.Exists(hubConfigPath))
+                throw new FileNotFoundException($"{path}: a model folder needs config.json and model.safetensors (timm's hub layout); config.json is missing", hubConfigPath);
+            if (!File.Exists(weightsPath))
+                throw new FileNotFoundException($"{path}: a model folder needs config.json and model.safetensors (timm's hub layout); model.safetensors is missing", weightsPath);
+        }
+        else if (File.Exists(path))
+        {
+            weightsPath = path;
+            var beside = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, "config.json");
+            hubConfigPath = File.Exists(beside) ? beside : null;
+        }
+        else
+        {
+            throw new FileNotFoundException($"{path}: no such model folder or .safetensors file", path);
+        }
+
+        var file = SafeTensorsFile.Open(weightsPath);
+        try
+        {
+            ModelConfig config;
+            if (file.Metadata.TryGetValue("config", out var embedded))
+                config = ModelConfigReader.FromEmbeddedConfig(embedded, $"{Path.GetFileName(weightsPath)} (__metadata__.config)");
+            else if (hubConfigPath is not null)
+                config = ModelConfigReader.FromHubConfig(File.ReadAllText(hubConfigPath), hubConfigPath);
+            else
+                throw new WeightsFormatException($"{weightsPath}: no model configuration: expected __metadata__.config in the file or a config.json beside it");
+            return (file, config);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+}
