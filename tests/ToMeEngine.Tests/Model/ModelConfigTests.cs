@@ -35,6 +35,16 @@ public class ModelConfigTests
             Assert.True(ArchitectureTable.TryResolve(name, out _), name);
     }
 
+    [Theory]
+    [InlineData("vit_p14_d3")]
+    [InlineData("deit_t4_distilled")]
+    public void ParameterCountIsTheFilesElementCount(string model)
+    {
+        using var file = SafeTensorsFile.Open(Support.Fixtures.ModelPath(model));
+        var config = ModelLoader.ReadConfig(file.FilePath);
+        Assert.Equal(file.Tensors.Values.Sum(t => t.ElementCount), config.ParameterCount);
+    }
+
     [Fact]
     public void HubConfigCarriesPreprocessingAndLabels()
     {

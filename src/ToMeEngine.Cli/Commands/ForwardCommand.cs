@@ -1,0 +1,63 @@
+using System.CommandLine;
+using ToMe.Backends.Cpu;
+using ToMe.Model;
+using ToMe.Weights;
+
+namespace ToMe.Cli.Commands;
+
+/// <summary><c>tome forward</c>: a preprocessed batch in, logits and merge bookkeeping out, as safetensors.</summary>
+internal static class ForwardCommand
+{
+    public static Command Create()
+    {
+        var model = ModelOptions.Model();
+        var input = new Option<string>("--input", "-i") { Description = "safetensors with tensor 'input' F32 [B,3,H,W] (preprocessed)", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "safetensors to write: logits, tokens_per_layer, size, group", Required = true };
+        var schedule = ModelOptions.Schedule();
+        var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
+        var backend = new Option<string>("--backend") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
+        {
+            model, input, output, schedule, noPropAttn, backend, threads,
+        };
+        command.SetAction(parse => CliErrors.Run(() =>
+        {
+            if (parse.GetValue(backend) is not "cpu")
+                throw new ArgumentException($"--backend '{parse.GetValue(backend)}' is not available in this build (expected cpu)");
+            var options = new ForwardOptions
+            {
+                Schedule = ModelOptions.ParseSchedule(parse.GetValue(schedule)!),
+                ProportionalAttention = !parse.GetValue(noPropAttn),
+            };
+            var weights = ModelLoader.Load(parse.GetValue(model)!);
+            var config = weights.Config;
+            float[] images;
+            int batch;
+            var inputPath = parse.GetValue(input)!;
+            using (var file = SafeTensorsFile.Open(inputPath))
+            {
+                var info = file.Get("input");
+                int s = config.ImageSize;
+                if (info.Shape.Count != 4 || info.Shape[0] < 1 || info.Shape[1] != 3 || info.Shape[2] != s || info.Shape[3] != s)
+                    throw new WeightsFormatException($"{inputPath}: tensor 'input' has shape {info.ShapeText}, expected [B, 3, {s}, {s}] for {config.Architecture}");
+                batch = info.Shape[0];
+                images = file.ReadFloat32("input");
+            }
+            using var cpu = new CpuBackend(parse.GetValue(threads));
+            using var pass = new ForwardPass(cpu, weights);
+            var result = pass.Run(images, batch, options);
+            new SafeTensorsWriter()
+                .AddMetadata("schedule", options.Schedule.ToString())
+                .AddMetadata("prop_attn", options.ProportionalAttention ? "true" : "false")
+                .Add("logits", [batch, config.NumClasses], result.Logits)
+                .Add("tokens_per_layer", [config.Depth], result.TokensPerLayer)
+                .Add("size", [batch, result.FinalTokens], result.Size)
+                .Add("group", [batch, config.Tokens], result.Groups)
+                .Save(parse.GetValue(output)!);
+            Console.WriteLine($"{config.Architecture}: batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}; wrote {parse.GetValue(output)}");
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,27 @@
+using ToMe.Merging;
+
+namespace ToMe.Model;
+
+/// <summary>
+/// Multiply-adds of one image's forward pass, counted the way fvcore (and so the ToMe paper's "GFLOPs") counts them:
+/// matrix products only; norms, softmax and merging are left out.
+/// </summary>
+public static class FlopCounter
+{
+    public static double MultiplyAdds(ModelConfig c, MergeSchedule schedule)
+    {
+        var (tokens, rs, final) = schedule.Plan(c.Depth, c.Tokens, c.PrefixTokens);
+        double dim = c.EmbedDim, hidden = c.MlpHidden;
+        double total = (double)c.NumPatches * 3 * c.PatchSize * c.PatchSize * dim;
+        for (int l = 0; l < c.Depth; l++)
+        {
+            double t = tokens[l], kept = t - rs[l];
+            total += t * dim * 3 * dim;     // qkv
+            total += 2 * t * t * dim;       // q·kᵀ and attention·v over all heads
+            total += t * dim * dim;         // proj
+            total += kept * dim * hidden * 2; // MLP runs after the merge
+        }
+        total += (c.Distilled ? 2 : 1) * dim * c.NumClasses;
+        return total;
+    }
+}
