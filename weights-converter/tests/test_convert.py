@@ -344,6 +344,16 @@ class ConvertTests(unittest.TestCase):
         rc, err = quiet(main, [os.path.join(self.dir, "nope.pth"), "-o", out, "--force"])
         self.assertEqual(rc, 2)
         self.assertIn("error:", err)
+        try:
+            import timm  # noqa: F401
+        except ImportError:
+            self.assertIn("is not a file, and timm is not installed", err)
+        junk = os.path.join(self.dir, "junk.pth")
+        with open(junk, "wb") as f:
+            f.write(b"not a checkpoint")
+        rc, err = quiet(main, [junk, "-o", out, "--force"])
+        self.assertEqual(rc, 2)
+        self.assertIn("cannot be read as a torch checkpoint", err)
 
     def test_weights_only_refusal(self):
         import argparse

@@ -78,7 +78,9 @@ def convert(inp, outdir, arch_name=None, num_classes=None, dtype="f32", img_size
         arch_name = inp
     if arch_name and "." in arch_name:
         arch_name, tag = arch_name.split(".", 1)
-    named = A.arch_from_name(arch_name) if arch_name else None
+    # timm's own name for a model loaded through timm is trusted even when not in our table
+    trusted = info["format"] == "timm" and arch_name not in A.KNOWN
+    named = A.arch_from_name(arch_name) if arch_name and not trusted else None
     arch = A.infer_arch(sd, num_heads=num_heads or (named.num_heads if named else None),
                         img_size_hint=img_size or (named.img_size if named else None))
     if named:

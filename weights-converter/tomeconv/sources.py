@@ -11,6 +11,7 @@
 
 Every reader returns (state_dict {name: torch.Tensor float32}, source info dict).
 """
+import inspect
 import os
 
 import numpy as np
@@ -54,20 +55,20 @@ def load_torch(path, trust_pickle=False):
     Python objects, e.g. an argparse.Namespace; only for files from a trusted source).
     """
     kwargs = {"map_location": "cpu"}
+    safe = not trust_pickle and "weights_only" in inspect.signature(torch.load).parameters
+    if safe:
+        kwargs["weights_only"] = True
     try:
-        if trust_pickle:
-            obj = torch.load(path, **kwargs)
-        else:
-            obj = torch.load(path, weights_only=True, **kwargs)
-    except TypeError:  # torch without weights_only
         obj = torch.load(path, **kwargs)
-    except Exception as e:  # pickle with non-tensor objects (e.g. argparse.Namespace in DeiT)
-        if "weights_only" not in str(e) and "Unsupported" not in str(e) and "global" not in str(e):
-            raise
-        raise ConvertError("%s: refused by torch.load(weights_only=True) (%s). The file holds "
-                           "pickled Python objects besides tensors; if you trust it, re-save "
-                           "its state_dict with torch.save(ckpt['model'], 'sd.pth'), or pass --trust-pickle."
-                           % (path, e))
+    except Exception as e:
+        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        text = str(e)
+        if safe and any(m in text for m in ("Unsupported class", "Unsupported global", "GLOBAL")):
+            raise ConvertError("%s: refused by torch.load(weights_only=True) (%s). The file "
+                               "holds pickled Python objects besides tensors; if you trust it, "
+                               "pass --trust-pickle (or re-save only its state_dict)." % (path, msg))
+        raise ConvertError("%s: cannot be read as a torch checkpoint (%s: %s)"
+                           % (path, type(e).__name__, msg))
     sd, wrapper = unwrap_checkpoint(obj)
     prefix = "module."
     if sd and all(k.startswith(prefix) for k in sd):
