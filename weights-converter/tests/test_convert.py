@@ -244,6 +244,83 @@ class ConvertTests(unittest.TestCase):
         cfg, t, _, _ = self.run_convert(path, img_size=48)
         self.assertTrue(cfg["model_args"]["no_embed_class"])
 
+    def test_deit3_official_gamma_names(self):
+        arch = tiny(layer_scale=True, no_embed_class=True, embed_dim=384, num_heads=6,
+                    mlp_hidden=1536)
+        sd = random_state_dict(arch, seed=19)
+        raw = {k.replace("ls1.gamma", "gamma_1").replace("ls2.gamma", "gamma_2"): v
+               for k, v in sd.items()}
+        self.assertIn("blocks.0.gamma_1", raw)
+        cfg, t, _, _ = self.run_convert(self.save({"model": raw}))
+        self.assert_same(t, sd)
+
+    def test_dinov2_registers(self):
+        # facebookresearch/dinov2 layout: register_tokens, pos_embed over cls + grid, mask_token
+        arch = tiny(reg_tokens=4, layer_scale=True, no_embed_class=True, patch_size=14,
+                    img_size=28, num_classes=0)
+        sd = random_state_dict(arch, seed=20)
+        raw = dict(sd)
+        raw["register_tokens"] = raw.pop("reg_token")
+        raw["mask_token"] = torch.zeros(1, 192)
+        cls_pos = torch.randn(1, 1, 192, generator=torch.Generator().manual_seed(2))
+        raw["pos_embed"] = torch.cat([cls_pos, sd["pos_embed"]], 1)   # [1, 1 + 2*2, C]
+        cfg, t, _, err = self.run_convert(self.save(raw))
+        self.assertIn("mask_token", err)
+        np.testing.assert_array_equal(t["reg_token"], sd["reg_token"].numpy())
+        np.testing.assert_array_equal(t["cls_token"], (sd["cls_token"] + cls_pos).numpy())
+        np.testing.assert_array_equal(t["pos_embed"], sd["pos_embed"].numpy())
+        self.assertTrue(cfg["model_args"]["no_embed_class"])
+        self.assertEqual(cfg["model_args"]["reg_tokens"], 4)
+        self.assertEqual(cfg["num_classes"], 0)
+        self.assertEqual(cfg["pretrained_cfg"]["mean"], [0.485, 0.456, 0.406])
+        self.assertTrue(cfg["architecture"].endswith("reg4_dinov2"), cfg["architecture"])
+
+    def test_linear_patch_embed(self):
+        sd = random_state_dict(tiny(), seed=21)
+        raw = dict(sd)
+        raw["patch_embed.proj.weight"] = sd["patch_embed.proj.weight"].reshape(192, -1)
+        cfg, t, _, _ = self.run_convert(self.save(raw))
+        self.assert_same(t, sd)
+
+    def test_timm_model_name_input(self):
+        # a stand-in `timm` module: the optional path needs only create_model + pretrained_cfg
+        import types
+        sd = random_state_dict(tiny(), seed=22)
+
+        class Model:
+            pretrained_cfg = {"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6], "crop_pct": 0.95,
+                              "tag": "test_tag"}
+
+            def state_dict(self):
+                return sd
+
+        fake = types.ModuleType("timm")
+        fake.create_model = lambda name, pretrained=False: Model()
+        saved = sys.modules.get("timm")
+        sys.modules["timm"] = fake
+        try:
+            cfg, t, _, _ = self.run_convert("vit_tiny_patch16_224.test_tag_but_not_a_file_x")
+        except A.ConvertError as e:
+            self.assertIn("depth: checkpoint has 2", str(e))
+        finally:
+            if saved is None:
+                del sys.modules["timm"]
+            else:
+                sys.modules["timm"] = saved
+        sys.modules["timm"] = fake
+        try:
+            cfg, t, _, _ = self.run_convert("my_vit_tiny_variant")
+        finally:
+            if saved is None:
+                del sys.modules["timm"]
+            else:
+                sys.modules["timm"] = saved
+        self.assert_same(t, sd)
+        self.assertEqual(cfg["architecture"], "my_vit_tiny_variant")
+        p = cfg["pretrained_cfg"]
+        self.assertEqual((p["mean"], p["std"], p["crop_pct"], p["tag"]),
+                         ([0.1, 0.2, 0.3], [0.4, 0.5, 0.6], 0.95, "test_tag"))
+
     def test_module_prefix_and_safetensors_input(self):
         sd = random_state_dict(tiny(), seed=10)
         path = self.save({"state_dict": {"module." + k: v for k, v in sd.items()}})
@@ -312,8 +389,8 @@ class ConvertTests(unittest.TestCase):
         del sd["blocks.0.attn.qkv.bias"]
         sd["pre_logits.fc.weight"] = torch.zeros(3, 3)
         path = self.save(sd)
-        self.assert_refused(r"missing tensor 'blocks\.0\.attn\.qkv\.bias' \(expected shape \[576\]\)",
-                            path)
+        self.assert_refused(r"missing tensor 'blocks\.0\.attn\.qkv\.bias' "
+                            r"\(expected shape \[576\]\)", path)
         self.assert_refused(r"unexpected tensor 'pre_logits\.fc\.weight'", path)
 
     def test_arch_mismatch_and_options(self):

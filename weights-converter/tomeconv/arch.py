@@ -146,48 +146,58 @@ for _n, _f, _a in (
 # deit3_huge is patch 14
 KNOWN["deit3_huge_patch14_224"] = KNOWN.pop("deit3_huge_patch16_224")
 KNOWN["deit3_huge_patch14_224"][1]["patch_size"] = 14
+# DINOv2 backbones (no head; SwiGLU giant not supported)
+for _s in ("small", "base", "large"):
+    _a = _reg("vit", _s, 14, 518, layer_scale=True)[2]
+    KNOWN["vit_%s_patch14_dinov2" % _s] = ("dinov2", _a)
+    KNOWN["vit_%s_patch14_reg4_dinov2" % _s] = ("dinov2", dict(_a, reg_tokens=4,
+                                                                no_embed_class=True))
+
+# Arch fields a KNOWN entry may leave out, with timm's defaults
+_DEFAULTS = dict(class_token=True, distilled=False, reg_tokens=0, no_embed_class=False,
+                 layer_scale=False, global_pool="token", fc_norm=False)
 
 
 def family_of(name):
-    """'vit', 'deit' or 'deit3' for a known (or plausibly named) timm architecture."""
+    """'vit', 'deit', 'deit3' or 'dinov2' for a known (or plausibly named) timm architecture."""
     base = name.split(".")[0]
     if base in KNOWN:
         return KNOWN[base][0]
     if base.startswith("deit3"):
         return "deit3"
+    if base.endswith("dinov2"):
+        return "dinov2"
     return "deit" if base.startswith("deit") else "vit"
 
 
 def _matches(arch, a):
-    return all(getattr(arch, k) == v for k, v in a.items()) and arch.class_token \
-        and arch.reg_tokens == 0 and arch.global_pool == "token" \
-        and arch.layer_scale == a.get("layer_scale", False) \
-        and arch.no_embed_class == a.get("no_embed_class", False)
+    return all(getattr(arch, k) == v for k, v in dict(_DEFAULTS, **a).items())
 
 
 def timm_name(arch, family_hint=None):
     """(name, exact) : the timm entrypoint for `arch`.
 
-    exact=True when a registered timm model has exactly these dimensions; otherwise the name of
-    the timm entrypoint of the same class (distilled or not) and, where possible, same width and
-    patch, whose constructor the written `model_args` override to rebuild this model.
+    exact=True when a registered timm model has exactly these dimensions; otherwise the timm
+    entrypoint of the same class (distilled or not) closest by family, register tokens, width,
+    patch and image size, whose constructor the written `model_args` override to rebuild
+    this model.
     """
     exact = [n for n, (f, a) in KNOWN.items() if _matches(arch, a)]
     if family_hint:
         preferred = [n for n in exact if KNOWN[n][0] == family_hint]
         exact = preferred or exact
     if exact:
-        # vit_* and deit_* (non-distilled) share shapes; prefer the hinted family, else vit
-        exact.sort(key=lambda n: (not n.startswith(family_hint or "vit"), n))
-        return exact[0], True
-    same = [n for n, (f, a) in KNOWN.items()
-            if a["distilled"] == arch.distilled and a["embed_dim"] == arch.embed_dim
-            and a["patch_size"] == arch.patch_size]
+        # vit_* and deit_* (non-distilled) share shapes: the hinted family wins, else vit
+        return min(exact, key=lambda n: (KNOWN[n][0] != (family_hint or "vit"), n)), True
     pref = family_hint or ("deit" if arch.distilled else "vit")
-    same.sort(key=lambda n: (KNOWN[n][0] != pref, KNOWN[n][1]["img_size"] != arch.img_size, n))
-    if same:
-        return same[0], False
-    return ("deit_base_distilled_patch16_224" if arch.distilled else "vit_base_patch16_224"), False
+    same = [n for n, (f, a) in KNOWN.items() if a["distilled"] == arch.distilled]
+
+    def rank(n):
+        f, a = KNOWN[n]
+        return (f != pref, a.get("reg_tokens", 0) != arch.reg_tokens,
+                a["embed_dim"] != arch.embed_dim, a["patch_size"] != arch.patch_size,
+                a["img_size"] != arch.img_size, n)
+    return min(same, key=rank), False
 
 
 def arch_from_name(name):
@@ -217,17 +227,19 @@ def infer_arch(sd, num_heads=None, name=None, img_size_hint=None):
                            "(first keys: %s)" % ", ".join(sorted(sd)[:8]))
     w = _shape(sd, "patch_embed.proj.weight")
     if len(w) != 4 or w[2] != w[3] or w[1] != 3:
-        raise ConvertError("patch_embed.proj.weight has shape %s, expected [C, 3, p, p]" % (list(w),))
+        raise ConvertError("patch_embed.proj.weight has shape %s, expected [C, 3, p, p]"
+                           % (list(w),))
     c, p = w[0], w[2]
     depth = 0
     while "blocks.%d.norm1.weight" % depth in sd:
         depth += 1
     if depth == 0:
         raise ConvertError("no transformer blocks found (missing 'blocks.0.norm1.weight')")
-    stray = sorted({k.split(".")[1] for k in sd if k.startswith("blocks.")} - {str(i) for i in range(depth)},
-                   key=lambda s: (len(s), s))
+    numbered = {k.split(".")[1] for k in sd if k.startswith("blocks.")}
+    stray = sorted(numbered - {str(i) for i in range(depth)}, key=lambda s: (len(s), s))
     if stray:
-        raise ConvertError("blocks are not numbered 0..%d: found also blocks.%s" % (depth - 1, stray[0]))
+        raise ConvertError("blocks are not numbered 0..%d: found also blocks.%s"
+                           % (depth - 1, stray[0]))
     hm = _shape(sd, "blocks.0.mlp.fc1.weight")[0] if "blocks.0.mlp.fc1.weight" in sd else 4 * c
 
     if num_heads is None and name:
@@ -251,7 +263,8 @@ def infer_arch(sd, num_heads=None, name=None, img_size_hint=None):
     layer_scale = "blocks.0.ls1.gamma" in sd
     fc_norm = "fc_norm.weight" in sd
     if fc_norm and "norm.weight" in sd:
-        raise ConvertError("found both 'norm.weight' and 'fc_norm.weight'; timm has one or the other")
+        raise ConvertError("found both 'norm.weight' and 'fc_norm.weight'; timm has one or "
+                           "the other")
     global_pool = "avg" if (fc_norm or not class_token) else "token"
 
     if "pos_embed" not in sd:

@@ -28,13 +28,18 @@ def _check_against_name(inferred, named, name):
     bad = ["%s: checkpoint has %s, %s has %s" % (f, getattr(inferred, f), name, getattr(named, f))
            for f in fields if getattr(inferred, f) != getattr(named, f)]
     if bad:
-        raise A.ConvertError("checkpoint does not match --arch %s:\n  %s" % (name, "\n  ".join(bad)))
+        raise A.ConvertError("checkpoint does not match --arch %s:\n  %s"
+                             % (name, "\n  ".join(bad)))
 
 
 def guess_family(arch, info, arch_name):
     if arch_name:
         return A.family_of(arch_name)
-    if arch.layer_scale and arch.no_embed_class:
+    if info.get("origin") == "dinov2":
+        return "dinov2"
+    if arch.layer_scale and arch.patch_size == 14:
+        return "dinov2"
+    if arch.layer_scale and arch.no_embed_class and not arch.reg_tokens:
         return "deit3"
     if arch.distilled or info.get("wrapper") == "model":
         return "deit"
@@ -67,7 +72,8 @@ def convert(inp, outdir, arch_name=None, num_classes=None, dtype="f32", img_size
         raise A.ConvertError("--dtype must be one of %s, got %r" % (", ".join(DTYPES), dtype))
     files = [os.path.join(outdir, n) for n in ("model.safetensors", "config.json")]
     if not force and any(os.path.exists(f) for f in files):
-        raise A.ConvertError("%s already holds a converted model; pass --force to overwrite" % outdir)
+        raise A.ConvertError("%s already holds a converted model; pass --force to overwrite"
+                             % outdir)
     labels_list = H.read_labels(labels) if labels else None
 
     sd, info = load_any(inp, trust_pickle=trust_pickle)
@@ -153,7 +159,8 @@ def convert(inp, outdir, arch_name=None, num_classes=None, dtype="f32", img_size
 def build_parser():
     p = argparse.ArgumentParser(
         prog="tome_convert.py",
-        description="Convert a ViT/DeiT checkpoint (timm state_dict .pth/.bin, DeiT {'model': ...}, "
+        description="Convert a ViT/DeiT checkpoint (timm state_dict .pth/.bin, "
+                    "DeiT {'model': ...}, "
                     "Google AugReg .npz, .safetensors, or a timm model name when timm is "
                     "installed) into timm's hub layout: OUTDIR/model.safetensors + config.json.")
     p.add_argument("input", help="checkpoint file, or a timm model name (needs timm)")

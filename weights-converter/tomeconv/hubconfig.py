@@ -18,7 +18,7 @@ PRESETS = {
     "augreg": dict(mean=INCEPTION_MEAN, std=INCEPTION_STD, crop_pct=0.9),    # Google ViT / AugReg
     "imagenet": dict(mean=IMAGENET_MEAN, std=IMAGENET_STD, crop_pct=0.875),  # DeiT, DeiT III, MAE
 }
-FAMILY_PRESET = {"vit": "augreg", "deit": "imagenet", "deit3": "imagenet"}
+FAMILY_PRESET = {"vit": "augreg", "deit": "imagenet", "deit3": "imagenet", "dinov2": "imagenet"}
 
 
 def pretrained_cfg(arch, preset, tag=None, mean=None, std=None, crop_pct=None,

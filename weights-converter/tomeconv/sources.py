@@ -12,6 +12,7 @@
 Every reader returns (state_dict {name: torch.Tensor float32}, source info dict).
 """
 import inspect
+import math
 import os
 
 import numpy as np
@@ -66,7 +67,8 @@ def load_torch(path, trust_pickle=False):
         if safe and any(m in text for m in ("Unsupported class", "Unsupported global", "GLOBAL")):
             raise ConvertError("%s: refused by torch.load(weights_only=True) (%s). The file "
                                "holds pickled Python objects besides tensors; if you trust it, "
-                               "pass --trust-pickle (or re-save only its state_dict)." % (path, msg))
+                               "pass --trust-pickle (or re-save only its state_dict)."
+                               % (path, msg))
         raise ConvertError("%s: cannot be read as a torch checkpoint (%s: %s)"
                            % (path, type(e).__name__, msg))
     sd, wrapper = unwrap_checkpoint(obj)
@@ -138,7 +140,8 @@ def npz_to_timm(w):
         sd[tp + "norm1.weight"] = _n2p(get(bp + "LayerNorm_0/scale"))
         sd[tp + "norm1.bias"] = _n2p(get(bp + "LayerNorm_0/bias"))
         sd[tp + "attn.qkv.weight"] = torch.cat(
-            [_n2p(get(mp + n + "/kernel"), t=False).flatten(1).T for n in ("query", "key", "value")])
+            [_n2p(get(mp + n + "/kernel"), t=False).flatten(1).T
+             for n in ("query", "key", "value")])
         sd[tp + "attn.qkv.bias"] = torch.cat(
             [_n2p(get(mp + n + "/bias"), t=False).reshape(-1) for n in ("query", "key", "value")])
         sd[tp + "attn.proj.weight"] = _n2p(get(mp + "out/kernel")).flatten(1)
@@ -192,4 +195,38 @@ def load_any(path, trust_pickle=False):
         if k in sd:
             del sd[k]
             info.setdefault("dropped", []).append(k)
-    return sd, info
+    return normalize_keys(sd, info), info
+
+
+def normalize_keys(sd, info):
+    """Rename the non-timm layouts timm's own checkpoint filters accept.
+
+    * DeiT III (facebookresearch/deit): blocks.i.gamma_1 / gamma_2 -> blocks.i.ls1.gamma / ls2.gamma
+    * DINOv2 (facebookresearch/dinov2): register_tokens [1, R, C] -> reg_token; their pos_embed
+      covers the class token but not the registers, so, like timm's _convert_dinov2, the class
+      token absorbs pos_embed[:, 0] and pos_embed keeps the patch grid only (no_embed_class).
+      Marks info["origin"] = "dinov2" (also when a mask_token was dropped).
+    * old timm: patch_embed.proj.weight stored as a Linear [C, 3*p*p] -> conv [C, 3, p, p].
+    """
+    out = {}
+    for k, v in sd.items():
+        parts = k.split(".")
+        if len(parts) == 3 and parts[0] == "blocks" and parts[2] in ("gamma_1", "gamma_2"):
+            k = "blocks.%s.ls%s.gamma" % (parts[1], parts[2][-1])
+        out[k] = v
+    if "mask_token" in info.get("dropped", ()):
+        info["origin"] = "dinov2"
+    if "register_tokens" in out:
+        info["origin"] = "dinov2"
+        out["reg_token"] = out.pop("register_tokens")
+        if "cls_token" in out and "pos_embed" in out:
+            out["cls_token"] = out["cls_token"] + out["pos_embed"][:, 0:1]
+            out["pos_embed"] = out["pos_embed"][:, 1:].contiguous()
+    w = out.get("patch_embed.proj.weight")
+    if w is not None and w.dim() == 2:
+        p = math.isqrt(w.shape[1] // 3)
+        if 3 * p * p != w.shape[1]:
+            raise ConvertError("patch_embed.proj.weight has shape %s: not [C, 3*p*p]"
+                               % (list(w.shape),))
+        out["patch_embed.proj.weight"] = w.reshape(w.shape[0], 3, p, p).contiguous()
+    return out
