@@ -34,6 +34,9 @@ if HAVE_DEPS:
     from tomeconv import safetensors_io as st
     from tomeconv.convert import convert, main, to_storage
 
+SHARED_FIXTURES = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "fixtures"))
+if not os.path.isdir(SHARED_FIXTURES):
+    SHARED_FIXTURES = "/work/shared/fixtures"
 SHARED_MODEL = os.path.normpath(os.path.join(
     HERE, "..", "..", "..", "shared", "models", "vit_tiny_patch16_224.augreg_in21k_ft_in1k"))
 if not os.path.isdir(SHARED_MODEL):
@@ -362,6 +365,22 @@ class ConvertTests(unittest.TestCase):
         for key in ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std",
                     "num_classes", "first_conv", "classifier"):
             self.assertEqual(cfg["pretrained_cfg"][key], shared_cfg["pretrained_cfg"][key], key)
+
+    def test_engine_fixtures_convert_unchanged(self):
+        names = ("vit_t4", "deit_t4_distilled", "vit_p14_d3", "vit_avg_d3")
+        paths = [os.path.join(SHARED_FIXTURES, n + ".safetensors") for n in names]
+        if not all(os.path.isfile(p) for p in paths):
+            self.skipTest("shared fixtures not found at %s" % SHARED_FIXTURES)
+        for path in paths:
+            ref, ref_meta = st.load_file(path)
+            cfg, t, meta, _ = self.run_convert(path)  # vit_p14_d3: 128 wide, heads from metadata
+            self.assertEqual(sorted(t), sorted(ref))
+            for k in ref:
+                np.testing.assert_array_equal(t[k], ref[k], err_msg=k)
+            want, got = json.loads(ref_meta["config"]), json.loads(meta["config"])
+            self.assertEqual({k: got.get(k) for k in want}, want, path)
+            self.assertEqual(cfg["model_args"]["num_heads"], want["num_heads"])
+            self.assertEqual(cfg["pretrained_cfg"]["mean"], want["mean"])
 
     # --- refusals -----------------------------------------------------------------------
 

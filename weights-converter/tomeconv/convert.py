@@ -87,6 +87,9 @@ def convert(inp, outdir, arch_name=None, num_classes=None, dtype="f32", img_size
     # timm's own name for a model loaded through timm is trusted even when not in our table
     trusted = info["format"] == "timm" and arch_name not in A.KNOWN
     named = A.arch_from_name(arch_name) if arch_name and not trusted else None
+    ecfg = info.get("engine_config") or {}
+    if num_heads is None and named is None and isinstance(ecfg.get("num_heads"), int):
+        num_heads = ecfg["num_heads"]
     arch = A.infer_arch(sd, num_heads=num_heads or (named.num_heads if named else None),
                         img_size_hint=img_size or (named.img_size if named else None))
     if named:
@@ -128,15 +131,17 @@ def convert(inp, outdir, arch_name=None, num_classes=None, dtype="f32", img_size
         _note("no registered timm model has exactly these dimensions (%s); architecture %r with "
               "model_args describing them" % (A.describe(arch), name))
 
+    preset_given = preset
     if preset is None:
         preset = H.FAMILY_PRESET[family]
         if arch.fc_norm or not arch.class_token:
             preset = "imagenet"
-        if not arch_name and info["format"] in ("torch", "safetensors") and family == "vit":
+        if not arch_name and info["format"] in ("torch", "safetensors") and family == "vit" \
+                and not ecfg.get("mean"):
             _note("assuming %s preprocessing (mean/std, crop_pct) for a plain state_dict; pass "
                   "--preset or --mean/--std/--crop-pct if the model was trained otherwise" % preset)
-    if info["format"] == "timm" and info.get("pretrained_cfg"):
-        src = info["pretrained_cfg"]
+    src = info.get("pretrained_cfg") or ecfg
+    if src and preset_given is None:
         mean = mean or src.get("mean")
         std = std or src.get("std")
         crop_pct = crop_pct if crop_pct is not None else src.get("crop_pct")

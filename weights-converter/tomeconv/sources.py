@@ -12,6 +12,7 @@
 Every reader returns (state_dict {name: torch.Tensor float32}, source info dict).
 """
 import inspect
+import json
 import math
 import os
 
@@ -79,9 +80,19 @@ def load_torch(path, trust_pickle=False):
 
 
 def load_safetensors(path):
+    """timm-named .safetensors. An engine single-file config in __metadata__.config (JSON:
+    num_heads, mean, std, crop_pct, ...) is returned as info["engine_config"]."""
     tensors, meta = st.load_file(path)
     sd = {k: (v.to_float32() if isinstance(v, st.Bf16) else v) for k, v in tensors.items()}
-    return _to_float_tensors(sd), {"format": "safetensors", "metadata": meta}
+    info = {"format": "safetensors", "metadata": meta}
+    if "config" in meta:
+        try:
+            cfg = json.loads(meta["config"])
+        except ValueError:
+            cfg = None
+        if isinstance(cfg, dict):
+            info["engine_config"] = cfg
+    return _to_float_tensors(sd), info
 
 
 # --- AugReg .npz ------------------------------------------------------------------------------
