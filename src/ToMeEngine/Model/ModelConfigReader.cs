@@ -21,8 +21,15 @@ public static class ModelConfigReader
         using var doc = Parse(json, source);
         var root = doc.RootElement;
         var archName = GetString(root, "architecture", source) ?? throw new WeightsFormatException($"{source}: missing field 'architecture'");
-        var arch = ArchitectureTable.Resolve(archName);
         var args = root.TryGetProperty("model_args", out var ma) && ma.ValueKind == JsonValueKind.Object ? ma : default;
+        // model_args (timm's constructor arguments) describe the model fully; the name table fills in what they omit.
+        var arch = ArchitectureTable.TryResolve(archName, out var known) ? known
+            : GetInt(args, "embed_dim", source) is int dim && GetInt(args, "depth", source) is int depth && GetInt(args, "num_heads", source) is int heads
+              && GetInt(args, "patch_size", source) is int patch && GetInt(args, "img_size", source) is int img
+                ? new ArchitectureTable.Architecture(archName.Split('.', 2)[0], archName.StartsWith("deit", StringComparison.Ordinal) ? "deit" : "vit",
+                    dim, depth, heads, patch, img, archName.Contains("distilled", StringComparison.Ordinal))
+                : ArchitectureTable.Resolve(archName);
+        RefuseUnsupported(args, source);
         var pre = root.TryGetProperty("pretrained_cfg", out var pc) && pc.ValueKind == JsonValueKind.Object ? pc : default;
 
         int embedDim = GetInt(args, "embed_dim", source) ?? arch.EmbedDim;
@@ -60,6 +67,7 @@ public static class ModelConfigReader
     {
         using var doc = Parse(json, source);
         var root = doc.RootElement;
+        RefuseUnsupported(root, source);
         int Required(string field) => GetInt(root, field, source) ?? throw new WeightsFormatException($"{source}: config is missing field '{field}'");
         int embedDim = Required("embed_dim");
         bool classToken = GetBool(root, "class_token", source) ?? true;
@@ -81,7 +89,7 @@ public static class ModelConfigReader
             GlobalPool = pool,
             FcNorm = GetBool(root, "fc_norm", source) ?? pool == GlobalPool.Avg,
             QkvBias = GetBool(root, "qkv_bias", source) ?? true,
-            LayerScale = GetDouble(root, "init_values", source) is not null,
+            LayerScale = GetBool(root, "layer_scale", source) ?? GetDouble(root, "init_values", source) is not null,
             Preprocess = ReadPreprocess(root, imageSize, distilled ? "deit" : "vit", source),
             LabelNames = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
                 ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
@@ -89,6 +97,15 @@ public static class ModelConfigReader
         };
         config.Validate(source);
         return config;
+    }
+
+    /// <summary>timm options the forward pass does not implement: refused by name rather than run wrongly.</summary>
+    private static void RefuseUnsupported(JsonElement args, string source)
+    {
+        if (GetInt(args, "reg_tokens", source) is > 0)
+            throw new WeightsFormatException($"{source}: register tokens (reg_tokens) are not supported by this engine yet");
+        if (GetBool(args, "no_embed_class", source) is true)
+            throw new WeightsFormatException($"{source}: no_embed_class (position embeddings for patches only) is not supported by this engine yet");
     }
 
     private static PreprocessConfig ReadPreprocess(JsonElement cfg, int imageSize, string family, string source)
