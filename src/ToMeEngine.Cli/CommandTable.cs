@@ -10,5 +10,6 @@ internal static class CommandTable
     {
         yield return ForwardCommand.Create();
         yield return InfoCommand.Create();
+        yield return BenchCommand.Create();
     }
 }

@@ -15,6 +15,10 @@ public static class ModelConfigReader
     private static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];
     private static readonly float[] Half3 = [0.5f, 0.5f, 0.5f];
 
+    /// <summary>A known timm architecture with its family's default preprocessing and 1000 classes (for random weights).</summary>
+    public static ModelConfig FromArchitectureName(string name, int numClasses = 1000) =>
+        FromHubConfig($$"""{"architecture": "{{name.Replace("\"", "")}}", "num_classes": {{numClasses}}}""", $"architecture '{name}'");
+
     /// <summary>Reads timm's hub <c>config.json</c>.</summary>
     public static ModelConfig FromHubConfig(string json, string source)
     {

@@ -1,0 +1,94 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using ToMe.Backends.Cpu;
+using ToMe.Benchmarking;
+using ToMe.Merging;
+using ToMe.Model;
+
+namespace ToMe.Cli.Commands;
+
+/// <summary><c>tome bench</c>: images/s of the forward pass at several merge schedules (ToMe's method).</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Option<string>("--model", "-m")
+        {
+            Description = "model folder / .safetensors, or a timm architecture name with --random-weights (e.g. vit_base_patch16_224)",
+            Required = true,
+        };
+        var random = new Option<bool>("--random-weights") { Description = "seeded random weights for the named architecture" };
+        var backend = new Option<string>("--backend") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+        var batch = new Option<int>("--batch", "-b") { Description = "images per forward", DefaultValueFactory = _ => 16 };
+        var schedules = new Option<string[]>("--r")
+        {
+            Description = "schedules to measure: a comma list of r values (0,8,13,16), or repeat --r with any schedule ((16,-0.5), [8,8,4,0])",
+            DefaultValueFactory = _ => ["0,8,13,16"],
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var warmup = new Option<int>("--warmup") { Description = "untimed runs per schedule", DefaultValueFactory = _ => 2 };
+        var runs = new Option<int>("--runs") { Description = "timed runs per schedule (the first quarter is discarded)", DefaultValueFactory = _ => 8 };
+        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var json = new Option<bool>("--json") { Description = "machine-readable output" };
+        var command = new Command("bench", "measure images/s of the forward pass at several merge schedules")
+        {
+            model, random, backend, batch, schedules, warmup, runs, threads, json,
+        };
+        command.SetAction(parse => CliErrors.Run(() =>
+        {
+            if (parse.GetValue(backend) is not "cpu")
+                throw new ArgumentException($"--backend '{parse.GetValue(backend)}' is not available in this build (expected cpu)");
+            int b = parse.GetValue(batch), n = parse.GetValue(runs), w = parse.GetValue(warmup);
+            if (b < 1 || n < 1 || w < 0)
+                throw new ArgumentException("--batch and --runs must be >= 1, --warmup >= 0");
+            var name = parse.GetValue(model)!;
+            var weights = parse.GetValue(random)
+                ? ModelWeights.Random(ModelConfigReader.FromArchitectureName(name), seed: 0)
+                : ModelLoader.Load(name);
+            var list = ParseSchedules(parse.GetValue(schedules)!);
+            using var cpu = new CpuBackend(parse.GetValue(threads));
+            bool asJson = parse.GetValue(json);
+            var timings = ForwardBenchmark.Run(cpu, weights, b, list, w, n, log: asJson ? null : Console.Error.WriteLine);
+            var machine = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+            if (asJson)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new
+                {
+                    model = weights.Config.Architecture,
+                    backend = "cpu",
+                    precision = "fp32",
+                    threads = cpu.MaxThreads,
+                    batch = b,
+                    machine,
+                    results = timings,
+                }, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+                return 0;
+            }
+            var inv = CultureInfo.InvariantCulture;
+            Console.WriteLine($"{weights.Config.Architecture}, cpu fp32, {cpu.MaxThreads} threads, batch {b} ({machine})");
+            Console.WriteLine("| r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
+            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+            foreach (var t in timings)
+                Console.WriteLine(string.Create(inv,
+                    $"| {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(double.IsNaN(t.SpeedupOverBaseline) ? "-" : t.SpeedupOverBaseline.ToString("F2", inv) + "x")} |"));
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>"0,8,13,16" is four constant schedules; a value with parentheses or brackets is one schedule.</summary>
+    internal static List<MergeSchedule> ParseSchedules(IEnumerable<string> values)
+    {
+        var result = new List<MergeSchedule>();
+        foreach (var value in values)
+        {
+            var parts = value.Split(',');
+            if (!value.Contains('(') && !value.Contains('[') && parts.All(p => int.TryParse(p.Trim(), NumberStyles.Integer, CultureInfo.InvariantCulture, out _)))
+                result.AddRange(parts.Select(p => MergeSchedule.Constant(int.Parse(p.Trim(), CultureInfo.InvariantCulture))));
+            else
+                result.Add(MergeSchedule.Parse(value));
+        }
+        return result;
+    }
+}

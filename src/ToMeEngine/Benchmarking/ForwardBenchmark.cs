@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using ToMe.Backends;
+using ToMe.Merging;
+using ToMe.Model;
+
+namespace ToMe.Benchmarking;
+
+/// <summary>One schedule's measurement.</summary>
+public sealed record ForwardTiming(
+    string Schedule,
+    int Batch,
+    int FinalTokens,
+    double MillisecondsPerBatch,     // median of the kept runs
+    double MillisecondsMin,
+    double ImagesPerSecond,
+    double GigaMultiplyAddsPerImage,
+    double AchievedGigaFlops,        // 2 × multiply-adds / time
+    double SpeedupOverBaseline);
+
+/// <summary>
+/// ToMe's throughput method: inputs already prepared, warm-up, then timed runs with the first quarter discarded.
+/// The host clock times the CPU backend; device backends synchronize inside Run (results are downloaded).
+/// </summary>
+internal static class ForwardBenchmark
+{
+    public static IReadOnlyList<ForwardTiming> Run(IBackend backend, ModelWeights weights, int batch, IReadOnlyList<MergeSchedule> schedules,
+        int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null)
+    {
+        var config = weights.Config;
+        var images = new float[batch * 3 * config.ImageSize * config.ImageSize];
+        var rng = new Random(1234);
+        for (int i = 0; i < images.Length; i++)
+            images[i] = (float)(rng.NextDouble() * 2 - 1);
+        using var pass = new ForwardPass(backend, weights);
+        var results = new List<ForwardTiming>();
+        double? baseline = null;
+        foreach (var schedule in schedules)
+        {
+            var options = new ForwardOptions { Schedule = schedule, ProportionalAttention = proportionalAttention };
+            ForwardResult last = null!;
+            for (int i = 0; i < warmup; i++)
+                last = pass.Run(images, batch, options);
+            var times = new double[runs];
+            for (int i = 0; i < runs; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                last = pass.Run(images, batch, options);
+                times[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            }
+            var kept = times.Skip(runs / 4).Order().ToArray();
+            double median = kept[kept.Length / 2];
+            double macs = FlopCounter.MultiplyAdds(config, schedule);
+            double imagesPerSecond = batch / (median / 1000);
+            baseline ??= schedule.ForLayers(config.Depth).All(r => r == 0) ? imagesPerSecond : null;
+            var timing = new ForwardTiming(schedule.ToString(), batch, last.FinalTokens, median, kept[0], imagesPerSecond,
+                macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : double.NaN);
+            log?.Invoke($"r = {timing.Schedule}: {timing.MillisecondsPerBatch:F1} ms/batch, {timing.ImagesPerSecond:F1} images/s");
+            results.Add(timing);
+        }
+        return results;
+    }
+}
