@@ -1,4 +1,5 @@
 using System.CommandLine;
+using ToMe.Cli.Commands;
 
 namespace ToMe.Cli;
 
@@ -7,6 +8,7 @@ internal static class CommandTable
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        yield return DevicesCommand.Create();
+        yield return KernelsCommand.Create();
     }
 }
