@@ -109,6 +109,13 @@ public abstract class CudaResource : IDisposable
     public CudaContext Context { get; }
     public bool IsDisposed => Volatile.Read(ref disposed) != 0;
 
+    /// <summary>For constructors that fail after the base constructor ran: nothing was acquired (or it was already released), so nothing is left for the finalizer.</summary>
+    protected void AbandonConstruction()
+    {
+        Interlocked.Exchange(ref disposed, 1);
+        GC.SuppressFinalize(this);
+    }
+
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 
     /// <summary>Releases the native handle; must not throw. Called at most once.</summary>

@@ -21,9 +21,17 @@ public sealed unsafe class CudaModule : CudaResource
     public CudaModule(CudaContext context, ReadOnlySpan<byte> cubin, string name) : base(context)
     {
         Name = name;
-        context.MakeCurrent();
-        fixed (byte* image = cubin)
-            Cu.Check(CuDriver.cuModuleLoadData(out handle, image), $"cuModuleLoadData({name})");
+        try
+        {
+            context.MakeCurrent();
+            fixed (byte* image = cubin)
+                Cu.Check(CuDriver.cuModuleLoadData(out handle, image), $"cuModuleLoadData({name})");
+        }
+        catch
+        {
+            AbandonConstruction();
+            throw;
+        }
     }
 
     /// <summary>The kernel file this module was compiled from.</summary>

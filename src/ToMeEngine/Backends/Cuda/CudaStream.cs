@@ -9,8 +9,16 @@ public sealed class CudaStream : CudaResource
 
     public CudaStream(CudaContext context) : base(context)
     {
-        context.MakeCurrent();
-        Cu.Check(CuDriver.cuStreamCreate(out handle, CuFlags.StreamNonBlocking));
+        try
+        {
+            context.MakeCurrent();
+            Cu.Check(CuDriver.cuStreamCreate(out handle, CuFlags.StreamNonBlocking));
+        }
+        catch
+        {
+            AbandonConstruction();
+            throw;
+        }
     }
 
     internal nint Handle
@@ -99,8 +107,16 @@ public sealed class CudaEvent : CudaResource
 
     public CudaEvent(CudaContext context, bool timing = true) : base(context)
     {
-        context.MakeCurrent();
-        Cu.Check(CuDriver.cuEventCreate(out handle, timing ? CuFlags.EventDefault : CuFlags.EventDisableTiming));
+        try
+        {
+            context.MakeCurrent();
+            Cu.Check(CuDriver.cuEventCreate(out handle, timing ? CuFlags.EventDefault : CuFlags.EventDisableTiming));
+        }
+        catch
+        {
+            AbandonConstruction();
+            throw;
+        }
     }
 
     internal nint Handle

@@ -112,8 +112,21 @@ internal static class Cu
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CudaLibraryNotFoundException)
         {
         }
-        name ??= Enum.IsDefined(result) ? "CUDA_" + result : "CUresult";
+        name ??= Enum.IsDefined(result) ? "CUDA_" + SnakeUpper(result.ToString()) : "CUDA_ERROR_UNKNOWN_CODE";
         return (name, description ?? "(no description from the driver)");
+    }
+
+    // ErrorOutOfMemory -> ERROR_OUT_OF_MEMORY, the spelling cuda.h uses.
+    private static string SnakeUpper(string pascal)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var c in pascal)
+        {
+            if (char.IsUpper(c) && text.Length > 0)
+                text.Append('_');
+            text.Append(char.ToUpperInvariant(c));
+        }
+        return text.ToString();
     }
 }
 
