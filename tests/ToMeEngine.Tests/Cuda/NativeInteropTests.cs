@@ -92,7 +92,8 @@ public class NativeInteropTests
     public void NvrtcAndCublasStatusChecksNameExpression()
     {
         var nvrtc = Assert.Throws<CudaException>(() => NvrtcCheck.Check(NvrtcResult.InvalidOption));
-        Assert.Equal("NVRTC_ERROR_InvalidOption", nvrtc.StatusName);
+        Assert.Equal("NVRTC_ERROR_INVALID_OPTION", nvrtc.StatusName);
+        Assert.Equal("NVRTC_ERROR_NO_LOWERED_NAMES_BEFORE_COMPILATION", NvrtcCheck.Name(NvrtcResult.NoLoweredNamesBeforeCompilation));
         Assert.Contains("NvrtcResult.InvalidOption", nvrtc.Message);
 
         var cublas = Assert.Throws<CudaException>(() => CublasCheck.Check(CublasStatus.NotSupported));

@@ -9,7 +9,7 @@ namespace ToMe.Backends.Cuda;
 /// </summary>
 public sealed class CudaContext : IDisposable
 {
-    [ThreadStatic] private static nint currentOnThisThread;
+    [ThreadStatic] private static CudaContext? currentOnThisThread;
     private nint handle;
 
     private CudaContext(int ordinal, int device, nint handle, CudaDeviceInfo info)
@@ -41,10 +41,10 @@ public sealed class CudaContext : IDisposable
     public void MakeCurrent()
     {
         ObjectDisposedException.ThrowIf(handle == 0, this);
-        if (currentOnThisThread == handle)
+        if (ReferenceEquals(currentOnThisThread, this))
             return;
         Cu.Check(CuDriver.cuCtxSetCurrent(handle));
-        currentOnThisThread = handle;
+        currentOnThisThread = this;
     }
 
     /// <summary>Makes the context current without throwing; for release paths (Dispose, finalizers).</summary>
@@ -52,11 +52,11 @@ public sealed class CudaContext : IDisposable
     {
         if (handle == 0)
             return false;
-        if (currentOnThisThread == handle)
+        if (ReferenceEquals(currentOnThisThread, this))
             return true;
         if (CuDriver.cuCtxSetCurrent(handle) != CuResult.Success)
             return false;
-        currentOnThisThread = handle;
+        currentOnThisThread = this;
         return true;
     }
 
@@ -90,8 +90,8 @@ public sealed class CudaContext : IDisposable
         // Resources owned elsewhere may still hold device memory; releasing the primary context
         // only drops this object's reference (the driver counts retains).
         CuDriver.cuDevicePrimaryCtxRelease_v2(DeviceHandle);
-        if (currentOnThisThread == handle)
-            currentOnThisThread = 0;
+        if (ReferenceEquals(currentOnThisThread, this))
+            currentOnThisThread = null;
         handle = 0;
     }
 }

@@ -117,7 +117,7 @@ internal static class Cu
     }
 
     // ErrorOutOfMemory -> ERROR_OUT_OF_MEMORY, the spelling cuda.h uses.
-    private static string SnakeUpper(string pascal)
+    internal static string SnakeUpper(string pascal)
     {
         var text = new System.Text.StringBuilder();
         foreach (var c in pascal)
@@ -139,11 +139,9 @@ internal static class NvrtcCheck
             throw new CudaException(CudaApi.Nvrtc, (int)result, Name(result), Nvrtc.ErrorString(result), expression);
     }
 
-    public static string Name(NvrtcResult result) => "NVRTC_ERROR_" + result switch
-    {
-        NvrtcResult.Success => "NONE",
-        _ => result.ToString(),
-    };
+    /// <summary>The nvrtc.h spelling, e.g. <c>NVRTC_ERROR_INVALID_OPTION</c>.</summary>
+    public static string Name(NvrtcResult result) =>
+        result == NvrtcResult.Success ? "NVRTC_SUCCESS" : "NVRTC_ERROR_" + Cu.SnakeUpper(result.ToString());
 }
 
 /// <summary>Status checks for cuBLAS and cuBLASLt calls.</summary>
