@@ -61,12 +61,37 @@ internal static class CudaLibraries
         EnsureResolver();
         lock (gate)
         {
-            if (!loaded.TryGetValue(library, out var result))
-            {
-                result = Probe(FileNames(library), SearchDirectories(library));
-                loaded[library] = result;
-            }
+            if (loaded.TryGetValue(library, out var result))
+                return result;
+            // cuBLAS needs cuBLASLt (a NEEDED entry): loading it first lets the dynamic loader
+            // satisfy that dependency from wherever it was found, e.g. a wheel folder without RPATH.
+            if (library == CudaLibrary.Cublas)
+                Load(CudaLibrary.CublasLt);
+            result = Probe(FileNames(library), SearchDirectories(library));
+            if (library == CudaLibrary.Nvrtc && result.Handle != IntPtr.Zero)
+                PreloadNvrtcBuiltins(result.Path);
+            loaded[library] = result;
             return result;
+        }
+    }
+
+    /// <summary>
+    /// NVRTC opens its builtins library by name at the first compilation; when NVRTC came from a
+    /// directory the loader does not search, load the builtins beside it first.
+    /// </summary>
+    private static void PreloadNvrtcBuiltins(string? nvrtcPath)
+    {
+        var dir = nvrtcPath is null || !Path.IsPathRooted(nvrtcPath) ? null : Path.GetDirectoryName(nvrtcPath);
+        if (dir is null || !Directory.Exists(dir))
+            return;
+        try
+        {
+            var pattern = OperatingSystem.IsWindows() ? "nvrtc-builtins64_*.dll" : "libnvrtc-builtins.so.*";
+            foreach (var builtins in Directory.GetFiles(dir, pattern).OrderByDescending(f => f, StringComparer.Ordinal))
+                NativeLibrary.TryLoad(builtins, out _);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
         }
     }
 
@@ -246,9 +271,15 @@ internal static class CudaLibraries
                     tried.Add($"{path} (absent)");
                     continue;
                 }
-                if (NativeLibrary.TryLoad(path, out var handle))
-                    return new LoadResult(handle, path, tried);
-                tried.Add($"{path} (exists but failed to load)");
+                try
+                {
+                    return new LoadResult(NativeLibrary.Load(path), path, tried);
+                }
+                catch (Exception e) when (e is DllNotFoundException or BadImageFormatException)
+                {
+                    // The loader's message names the real cause (a missing dependency, wrong architecture).
+                    tried.Add($"{path} (exists but failed to load: {e.Message.ReplaceLineEndings(" ")})");
+                }
             }
         }
         foreach (var name in fileNames)
