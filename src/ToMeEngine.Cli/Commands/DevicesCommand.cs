@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using ToMe.Backends.Cuda;
 
@@ -56,7 +57,7 @@ internal static class DevicesCommand
     private static void WriteJson(TextWriter output, CudaEnvironmentInfo info)
     {
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteBoolean("hasDevice", info.HasDevice);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using ToMe.Backends.Cuda.Kernels;
 using ToMe.Backends.Cuda.Native;
@@ -83,7 +84,7 @@ internal static class KernelsCommand
     private static void WriteJson(TextWriter output, (int Major, int Minor) version, KernelCompiler compiler, IReadOnlyList<KernelBuildResult> results)
     {
         using var stream = new MemoryStream();
-        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+        using (var w = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             w.WriteStartObject();
             w.WriteString("nvrtcVersion", $"{version.Major}.{version.Minor}");

@@ -107,3 +107,48 @@ public partial class KernelCompileTests
     [GeneratedRegex(@"^\s*#\s*include\s*[<""]([^>""]+)[>""]", RegexOptions.Multiline)]
     private static partial Regex IncludeRegex();
 }
+
+/// <summary>common.cuh's helpers are inlined only where used, so a probe kernel uses every one of them on every architecture.</summary>
+public class CommonHeaderTests
+{
+    private static readonly KernelSource Probe = new("common_probe.cu", """
+        #include "common.cuh"
+        extern "C" __global__ void common_probe(const float* in, half_t* h, bf16_t* b, float* out, int n)
+        {
+            const int i = blockIdx.x * blockDim.x + threadIdx.x;
+            if (i >= n) return;
+            const float x = in[i];
+            h[i] = float_to_half(x);
+            b[i] = float_to_bf16(x);
+            half_t hh = from_float<half_t>(x);
+            bf16_t bb = from_float<bf16_t>(x);
+            float y = to_float(h[i]) + to_float(b[i]) + half_to_float(hh) + bf16_to_float(bb) + to_float(from_float<float>(x));
+            y += warp_sum(x) + warp_max(x) + gelu_erf(x) + (float)ceil_div(n, 32) + (is_aligned16(in) ? 1.0f : 0.0f);
+            out[i] = as_float(as_bits(y));
+        }
+        """);
+
+    [Theory]
+    [InlineData("sm_70")]
+    [InlineData("sm_75")]
+    [InlineData("sm_80")]
+    [InlineData("sm_86")]
+    [InlineData("sm_90")]
+    public void EveryHelperCompiles(string arch)
+    {
+        NvrtcRequirement.Require();
+        var compiled = new KernelCompiler(cache: null).Compile(Probe, new KernelCompileOptions(arch));
+        Assert.Equal("common_probe", Assert.Single(compiled.Functions).Function);
+    }
+
+    [Fact]
+    public void Bf16RoundingUsesTheInstructionFromSm80AndBitsBefore()
+    {
+        NvrtcRequirement.Require();
+        var compiler = new KernelCompiler(cache: null);
+        Assert.Contains("cvt.rn.bf16.f32", compiler.CompilePtx(Probe, "compute_80"));
+        var sm70 = compiler.CompilePtx(Probe, "compute_70");
+        Assert.DoesNotContain("cvt.rn.bf16.f32", sm70);
+        Assert.Contains("cvt.rn.f16.f32", sm70);
+    }
+}
