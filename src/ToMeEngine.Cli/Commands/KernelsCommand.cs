@@ -13,8 +13,7 @@ internal static class KernelsCommand
     {
         var arch = new Option<string>("--arch")
         {
-            Description = "Comma-separated target architectures, e.g. sm_70,sm_86,sm_90 (sm_90a needs NVRTC 12+).",
-            DefaultValueFactory = _ => "sm_70,sm_86,sm_90",
+            Description = "Comma-separated target architectures (sm_90a needs NVRTC 12+). Default: sm_70,sm_86,sm_90, less those this NVRTC cannot target.",
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON document instead of a table." };
         var lineInfo = new Option<bool>("--lineinfo") { Description = "Compile with -lineinfo (source lines for profilers)." };
@@ -28,7 +27,7 @@ internal static class KernelsCommand
         compile.SetAction(parse => Run(
             parse.InvocationConfiguration.Output,
             parse.InvocationConfiguration.Error,
-            parse.GetValue(arch)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            parse.GetValue(arch)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             parse.GetValue(json),
             parse.GetValue(lineInfo),
             parse.GetValue(noCache)));
@@ -38,7 +37,9 @@ internal static class KernelsCommand
         return kernels;
     }
 
-    private static int Run(TextWriter output, TextWriter error, string[] archs, bool json, bool lineInfo, bool noCache)
+    private static readonly string[] DefaultArchs = ["sm_70", "sm_86", "sm_90"];
+
+    private static int Run(TextWriter output, TextWriter error, string[]? requestedArchs, bool json, bool lineInfo, bool noCache)
     {
         (int Major, int Minor) version;
         try
@@ -51,6 +52,9 @@ internal static class KernelsCommand
             return 2;
         }
 
+        var archs = requestedArchs ?? DefaultArchs.Where(KernelBuildReport.IsSupported).ToArray();
+        foreach (var dropped in requestedArchs is null ? DefaultArchs.Except(archs) : [])
+            error.WriteLine($"note: NVRTC {version.Major}.{version.Minor} cannot target {dropped}; skipped");
         var compiler = new KernelCompiler(noCache ? null : KernelCache.Default());
         var results = KernelBuildReport.CompileAll(compiler, archs, lineInfo);
         if (json)
@@ -66,17 +70,17 @@ internal static class KernelsCommand
     private static void WriteTable(TextWriter output, (int Major, int Minor) version, KernelCompiler compiler, IReadOnlyList<KernelBuildResult> results)
     {
         output.WriteLine($"NVRTC {version.Major}.{version.Minor}; cache: {compiler.Cache?.Directory ?? "off"}");
-        output.WriteLine($"{"file",-22} {"arch",-7} {"status",-6} {"cubin",8}  {"function",-28} {"regs",4} {"smem",6} {"stack",5} {"spill st/ld",11}");
+        output.WriteLine($"{"file",-22} {"arch",-10} {"status",-6} {"cubin",8}  {"function",-28} {"regs",4} {"smem",6} {"stack",5} {"spill st/ld",11}");
         foreach (var r in results)
         {
             var status = r.Success ? (r.FromCache ? "cached" : "ok") : "FAILED";
             if (r.Functions.Count == 0)
             {
-                output.WriteLine($"{r.FileName,-22} {r.Arch,-7} {status,-6} {r.CubinBytes,8}");
+                output.WriteLine($"{r.FileName,-22} {r.Arch,-10} {status,-6} {r.CubinBytes,8}");
                 continue;
             }
             foreach (var f in r.Functions)
-                output.WriteLine($"{r.FileName,-22} {r.Arch,-7} {status,-6} {r.CubinBytes,8}  {f.Function,-28} {f.Registers,4} {f.SharedBytes,6} {f.StackFrameBytes,5} {$"{f.SpillStoreBytes}/{f.SpillLoadBytes}",11}");
+                output.WriteLine($"{r.FileName,-22} {r.Arch,-10} {status,-6} {r.CubinBytes,8}  {f.Function,-28} {f.Registers,4} {f.SharedBytes,6} {f.StackFrameBytes,5} {$"{f.SpillStoreBytes}/{f.SpillLoadBytes}",11}");
         }
         output.WriteLine($"{results.Count(r => r.Success)}/{results.Count} compiled, {compiler.CompilationCount} by NVRTC, {results.Count(r => r.FromCache)} from cache");
     }

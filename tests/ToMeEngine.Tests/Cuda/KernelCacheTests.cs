@@ -22,7 +22,7 @@ public class KernelCacheTests
         var cached = second.Compile(source, options);
         Assert.True(cached.FromCache);
         Assert.Equal(0, second.CompilationCount);
-        Assert.Equal(compiled.Cubin, cached.Cubin);
+        Assert.Equal(compiled.Image, cached.Image);
         Assert.Equal(compiled.Functions, cached.Functions);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
 
@@ -74,5 +74,28 @@ public class KernelCacheTests
         }
         if (!OperatingSystem.IsWindows() && saved is null)
             Assert.EndsWith(Path.Combine("tome", "kernels"), KernelCache.DefaultDirectory());
+    }
+}
+
+public class VirtualArchTests
+{
+    [Fact]
+    public void DeviceNewerThanNvrtcGetsPtxForTheNewestSupportedArch()
+    {
+        NvrtcRequirement.Require();
+        var supported = KernelCompiler.SupportedArchsOrNull();
+        Assert.NotNull(supported);
+        var newest = supported.Max();
+        Assert.Equal($"compute_{newest}", KernelCompiler.ArchFor(15, 9));
+
+        using var dir = new TempDirectory();
+        var compiler = new KernelCompiler(new KernelCache(dir.Path));
+        var options = new KernelCompileOptions($"compute_{newest}");
+        Assert.DoesNotContain("--ptxas-options=-v", options.NvrtcOptions());
+        var ptx = compiler.Compile(KernelSources.Get("layer_norm.cu"), options);
+        Assert.Empty(ptx.Functions);
+        Assert.Equal(0, ptx.Image[^1]); // cuModuleLoadData needs NUL-terminated PTX
+        Assert.Contains(".entry layer_norm_f32", System.Text.Encoding.UTF8.GetString(ptx.Image));
+        Assert.True(new KernelCompiler(new KernelCache(dir.Path)).Compile(KernelSources.Get("layer_norm.cu"), options).FromCache);
     }
 }

@@ -13,6 +13,7 @@ public partial class KernelCompileTests
     public void EveryKernelCompilesToCubin(string arch)
     {
         NvrtcRequirement.Require();
+        NvrtcRequirement.RequireArch(arch);
         var compiler = new KernelCompiler(cache: null);
         var results = KernelBuildReport.CompileAll(compiler, [arch]);
 
@@ -137,6 +138,7 @@ public class CommonHeaderTests
     public void EveryHelperCompiles(string arch)
     {
         NvrtcRequirement.Require();
+        NvrtcRequirement.RequireArch(arch);
         var compiled = new KernelCompiler(cache: null).Compile(Probe, new KernelCompileOptions(arch));
         Assert.Equal("common_probe", Assert.Single(compiled.Functions).Function);
     }
@@ -147,6 +149,7 @@ public class CommonHeaderTests
         NvrtcRequirement.Require();
         var compiler = new KernelCompiler(cache: null);
         Assert.Contains("cvt.rn.bf16.f32", compiler.CompilePtx(Probe, "compute_80"));
+        NvrtcRequirement.RequireArch("sm_70");
         var sm70 = compiler.CompilePtx(Probe, "compute_70");
         Assert.DoesNotContain("cvt.rn.bf16.f32", sm70);
         Assert.Contains("cvt.rn.f16.f32", sm70);

@@ -109,3 +109,19 @@ public class NativeInteropTests
         Assert.Equal(64, System.Runtime.CompilerServices.Unsafe.SizeOf<CublasLtMatmulAlgo>());
     }
 }
+
+public class NvrtcBindingTests
+{
+    [Fact]
+    public void VersionAndSupportedArchitectures()
+    {
+        NvrtcRequirement.Require();
+        var (major, _) = Nvrtc.Version();
+        Assert.InRange(major, 11, 13);
+        var archs = Nvrtc.SupportedArchs();
+        if (major < 13)
+            Assert.Contains(70, archs);
+        Assert.Contains(86, archs);
+        Assert.Contains(90, archs);
+    }
+}

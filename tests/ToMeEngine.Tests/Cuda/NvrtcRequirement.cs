@@ -17,6 +17,13 @@ internal static class NvrtcRequirement
             Assert.Skip(reason);
         Assert.Fail(reason + "\n(install libnvrtc, point TOME_CUDA_LIB_DIR at it, or set TOME_ALLOW_NO_NVRTC=1)");
     }
+
+    /// <summary>Skips where the loaded NVRTC cannot target <paramref name="arch"/> (NVRTC 13 dropped sm_70 and sm_72).</summary>
+    public static void RequireArch(string arch)
+    {
+        if (!ToMe.Backends.Cuda.Kernels.KernelBuildReport.IsSupported(arch))
+            Assert.Skip($"NVRTC {Nvrtc.Version()} cannot target {arch}");
+    }
 }
 
 /// <summary>A fresh directory under the temp folder, deleted at Dispose.</summary>

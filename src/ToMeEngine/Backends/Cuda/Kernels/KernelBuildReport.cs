@@ -21,12 +21,19 @@ public static class KernelBuildReport
         var results = new List<KernelBuildResult>();
         foreach (var arch in archs)
         {
+            if (!IsSupported(arch))
+            {
+                var (major, minor) = KernelCompiler.NvrtcVersion();
+                var error = $"NVRTC {major}.{minor} cannot target {arch}; it supports {string.Join(", ", Nvrtc.SupportedArchs().Select(a => $"sm_{a}"))}";
+                results.AddRange(KernelSources.Kernels.Select(k => new KernelBuildResult(k.FileName, arch, false, 0, false, [], error, "")));
+                continue;
+            }
             foreach (var source in KernelSources.Kernels)
             {
                 try
                 {
                     var compiled = compiler.Compile(source, new KernelCompileOptions(arch, lineInfo));
-                    results.Add(new KernelBuildResult(source.FileName, arch, true, compiled.Cubin.Length, compiled.FromCache, compiled.Functions, null, compiled.Log));
+                    results.Add(new KernelBuildResult(source.FileName, arch, true, compiled.Image.Length, compiled.FromCache, compiled.Functions, null, compiled.Log));
                 }
                 catch (KernelCompileException e)
                 {
@@ -35,5 +42,17 @@ public static class KernelBuildReport
             }
         }
         return results;
+    }
+
+    /// <summary>
+    /// False when this NVRTC cannot compile for <paramref name="arch"/> (e.g. NVRTC 13 dropped sm_70);
+    /// true for names it cannot judge, which NVRTC itself then rejects with its own message.
+    /// </summary>
+    public static bool IsSupported(string arch)
+    {
+        var digits = new string(arch.SkipWhile(c => !char.IsDigit(c)).TakeWhile(char.IsDigit).ToArray());
+        if (!arch.StartsWith("sm_", StringComparison.Ordinal) || !int.TryParse(digits, out var number))
+            return true;
+        return KernelCompiler.SupportedArchsOrNull()?.Contains(number) ?? true;
     }
 }

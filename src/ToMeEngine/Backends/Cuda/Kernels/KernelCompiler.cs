@@ -4,24 +4,32 @@ using ToMe.Backends.Cuda.Native;
 
 namespace ToMe.Backends.Cuda.Kernels;
 
-/// <summary>How a kernel file is compiled: the exact architecture (<c>sm_86</c>, <c>sm_90a</c>) and debug switches.</summary>
+/// <summary>
+/// How a kernel file is compiled: the exact architecture (<c>sm_86</c>, <c>sm_90a</c>) for a CUBIN, or
+/// a virtual one (<c>compute_90</c>) for PTX that the driver compiles at load, and debug switches.
+/// </summary>
 public sealed record KernelCompileOptions(string Arch, bool LineInfo = false)
 {
+    /// <summary>True for <c>compute_XY</c>: the output is PTX, and ptxas (hence its resource report) does not run.</summary>
+    public bool IsVirtual => Arch.StartsWith("compute_", StringComparison.Ordinal);
+
     /// <summary>The NVRTC command line; part of the cache key.</summary>
     public IReadOnlyList<string> NvrtcOptions()
     {
-        var options = new List<string> { $"--gpu-architecture={Arch}", "-std=c++17", "--ptxas-options=-v" };
+        var options = new List<string> { $"--gpu-architecture={Arch}", "-std=c++17" };
+        if (!IsVirtual)
+            options.Add("--ptxas-options=-v");
         if (LineInfo)
             options.Add("-lineinfo");
         return options;
     }
 }
 
-/// <summary>The result of compiling one kernel file for one architecture.</summary>
+/// <summary>The result of compiling one kernel file for one architecture; <see cref="Image"/> is what <c>cuModuleLoadData</c> takes.</summary>
 public sealed record CompiledKernel(
     string FileName,
     string Arch,
-    byte[] Cubin,
+    byte[] Image,
     string Log,
     IReadOnlyList<KernelResourceUsage> Functions,
     bool FromCache);
@@ -50,13 +58,37 @@ public sealed class KernelCompiler
     /// <summary>
     /// The architecture to compile for on a device with compute capability major.minor: the exact
     /// <c>sm_XY</c>, or <c>sm_90a</c> on 9.0 when <paramref name="archSpecific"/> and NVRTC is 12 or newer.
+    /// A device newer than this NVRTC knows gets PTX for the newest architecture NVRTC supports
+    /// (<c>compute_XY</c>), which the driver compiles when loading.
     /// </summary>
     public static string ArchFor(int major, int minor, bool archSpecific = false)
     {
-        var arch = $"sm_{major}{minor}";
-        if (archSpecific && major == 9 && minor == 0 && NvrtcVersion().Major >= 12)
+        var number = major * 10 + minor;
+        var supported = SupportedArchsOrNull();
+        if (supported is not null && !supported.Contains(number))
+        {
+            var older = supported.Where(a => a <= number).DefaultIfEmpty(0).Max();
+            if (older == 0)
+                throw new NotSupportedException($"NVRTC {NvrtcVersion()} supports no architecture at or below sm_{number}");
+            return $"compute_{older}";
+        }
+        var arch = $"sm_{number}";
+        if (archSpecific && number == 90 && NvrtcVersion().Major >= 12)
             arch += "a";
         return arch;
+    }
+
+    /// <summary>The sm_XY numbers this NVRTC can target, or null where it cannot say (before 11.2).</summary>
+    public static int[]? SupportedArchsOrNull()
+    {
+        try
+        {
+            return Nvrtc.SupportedArchs();
+        }
+        catch (EntryPointNotFoundException)
+        {
+            return null;
+        }
     }
 
     public CompiledKernel Compile(KernelSource source, KernelCompileOptions options) =>
@@ -70,9 +102,9 @@ public sealed class KernelCompiler
         if (Cache is not null && Cache.TryRead(source.FileName, options.Arch, key, out var cached, out var cachedLog))
             return new CompiledKernel(source.FileName, options.Arch, cached, cachedLog, PtxasInfo.Parse(cachedLog), FromCache: true);
 
-        var (cubin, log) = RunNvrtc(source, headers, options.Arch, nvrtcOptions, produceCubin: true);
-        Cache?.TryWrite(source.FileName, options.Arch, key, cubin, log);
-        return new CompiledKernel(source.FileName, options.Arch, cubin, log, PtxasInfo.Parse(log), FromCache: false);
+        var (image, log) = RunNvrtc(source, headers, options.Arch, nvrtcOptions, produceCubin: !options.IsVirtual);
+        Cache?.TryWrite(source.FileName, options.Arch, key, image, log);
+        return new CompiledKernel(source.FileName, options.Arch, image, log, PtxasInfo.Parse(log), FromCache: false);
     }
 
     /// <summary>PTX for a virtual architecture (<c>compute_XY</c>), for reading the generated code; never cached.</summary>

@@ -28,7 +28,7 @@ public sealed class KernelLibrary : IDisposable
             if (modules.TryGetValue(source.FileName, out var module))
                 return module;
             var compiled = Compiler.Compile(source, Options);
-            module = new CudaModule(context, compiled.Cubin, source.FileName);
+            module = new CudaModule(context, compiled.Image, source.FileName);
             modules[source.FileName] = module;
             return module;
         }
