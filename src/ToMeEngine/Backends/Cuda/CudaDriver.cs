@@ -65,7 +65,8 @@ public static class CudaDriver
     /// <summary>The driver's CUDA version as (major, minor), e.g. (12, 4).</summary>
     public static (int Major, int Minor) Version()
     {
-        Initialize();
+        // Needs no cuInit, so it answers even where initialization fails (no device, driver too old).
+        CudaLibraries.Require(CudaLibrary.Driver);
         Cu.Check(CuDriver.cuDriverGetVersion(out var version));
         return (version / 1000, version % 1000 / 10);
     }

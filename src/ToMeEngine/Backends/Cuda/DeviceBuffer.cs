@@ -59,6 +59,8 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     public void CopyFrom(ReadOnlySpan<T> source)
     {
         CheckLength(source.Length);
+        if (Length == 0)
+            return;
         Context.MakeCurrent();
         fixed (T* p = source)
             Cu.Check(CuDriver.cuMemcpyHtoD_v2(Pointer, p, (nuint)(source.Length * sizeof(T))));
@@ -67,6 +69,8 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     public void CopyTo(Span<T> destination)
     {
         CheckLength(destination.Length);
+        if (Length == 0)
+            return;
         Context.MakeCurrent();
         fixed (T* p = destination)
             Cu.Check(CuDriver.cuMemcpyDtoH_v2(p, Pointer, (nuint)(destination.Length * sizeof(T))));
@@ -83,6 +87,8 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     public void CopyFromAsync(PinnedBuffer<T> source, CudaStream stream)
     {
         CheckLength(source.Length);
+        if (Length == 0)
+            return;
         Context.MakeCurrent();
         Cu.Check(CuDriver.cuMemcpyHtoDAsync_v2(Pointer, (void*)source.Pointer, (nuint)SizeInBytes, stream.Handle));
     }
@@ -91,6 +97,8 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     public void CopyToAsync(PinnedBuffer<T> destination, CudaStream stream)
     {
         CheckLength(destination.Length);
+        if (Length == 0)
+            return;
         Context.MakeCurrent();
         Cu.Check(CuDriver.cuMemcpyDtoHAsync_v2((void*)destination.Pointer, Pointer, (nuint)SizeInBytes, stream.Handle));
     }
@@ -100,6 +108,8 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     {
         if (destination.Length != Length)
             throw new ArgumentException($"destination holds {destination.Length} elements, source {Length}");
+        if (Length == 0)
+            return;
         Context.MakeCurrent();
         if (stream is null)
             Cu.Check(CuDriver.cuMemcpyDtoD_v2(destination.Pointer, Pointer, (nuint)SizeInBytes));
