@@ -1,0 +1,196 @@
+using ToMe.Backends.Cuda.Native;
+
+namespace ToMe.Backends.Cuda;
+
+/// <summary>
+/// Device memory holding <see cref="Length"/> elements of <typeparamref name="T"/>. Allocated either
+/// synchronously (<c>cuMemAlloc</c>) or stream-ordered from the device's default pool
+/// (<c>cuMemAllocAsync</c>), in which case it is freed on the same stream.
+/// </summary>
+public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
+{
+    private readonly CudaStream? orderedOn;
+
+    private DeviceBuffer(CudaContext context, ulong pointer, long length, CudaStream? orderedOn) : base(context)
+    {
+        Pointer = pointer;
+        Length = length;
+        this.orderedOn = orderedOn;
+    }
+
+    /// <summary>Allocates <paramref name="length"/> elements with <c>cuMemAlloc</c>; contents are undefined.</summary>
+    public static DeviceBuffer<T> Allocate(CudaContext context, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        context.MakeCurrent();
+        ulong pointer = 0;
+        if (length > 0)
+            Cu.Check(CuDriver.cuMemAlloc_v2(out pointer, (nuint)(length * sizeof(T))));
+        return new DeviceBuffer<T>(context, pointer, length, null);
+    }
+
+    /// <summary>Allocates stream-ordered from the default memory pool; freed on <paramref name="stream"/> at Dispose.</summary>
+    public static DeviceBuffer<T> AllocateAsync(CudaStream stream, long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        stream.Context.MakeCurrent();
+        ulong pointer = 0;
+        if (length > 0)
+            Cu.Check(CuDriver.cuMemAllocAsync(out pointer, (nuint)(length * sizeof(T)), stream.Handle));
+        return new DeviceBuffer<T>(stream.Context, pointer, length, stream);
+    }
+
+    /// <summary>Allocates and uploads <paramref name="source"/> synchronously.</summary>
+    public static DeviceBuffer<T> FromHost(CudaContext context, ReadOnlySpan<T> source)
+    {
+        var buffer = Allocate(context, source.Length);
+        buffer.CopyFrom(source);
+        return buffer;
+    }
+
+    /// <summary>The device address (CUdeviceptr); 0 for an empty buffer.</summary>
+    public ulong Pointer { get; }
+    public long Length { get; }
+    public long SizeInBytes => Length * sizeof(T);
+
+    /// <summary>The address of element <paramref name="index"/>.</summary>
+    public ulong ElementPointer(long index) => Pointer + (ulong)(index * sizeof(T));
+
+    public void CopyFrom(ReadOnlySpan<T> source)
+    {
+        CheckLength(source.Length);
+        if (Length == 0)
+            return;
+        Context.MakeCurrent();
+        fixed (T* p = source)
+            Cu.Check(CuDriver.cuMemcpyHtoD_v2(Pointer, p, (nuint)(source.Length * sizeof(T))));
+    }
+
+    public void CopyTo(Span<T> destination)
+    {
+        CheckLength(destination.Length);
+        if (Length == 0)
+            return;
+        Context.MakeCurrent();
+        fixed (T* p = destination)
+            Cu.Check(CuDriver.cuMemcpyDtoH_v2(p, Pointer, (nuint)(destination.Length * sizeof(T))));
+    }
+
+    public T[] ToArray()
+    {
+        var result = new T[Length];
+        CopyTo(result);
+        return result;
+    }
+
+    /// <summary>Copies from pinned host memory on <paramref name="stream"/>; the host buffer must stay alive until the stream reaches this point.</summary>
+    public void CopyFromAsync(PinnedBuffer<T> source, CudaStream stream)
+    {
+        CheckLength(source.Length);
+        if (Length == 0)
+            return;
+        Context.MakeCurrent();
+        Cu.Check(CuDriver.cuMemcpyHtoDAsync_v2(Pointer, (void*)source.Pointer, (nuint)SizeInBytes, stream.Handle));
+    }
+
+    /// <summary>Copies into pinned host memory on <paramref name="stream"/>; read it after the stream is synchronized.</summary>
+    public void CopyToAsync(PinnedBuffer<T> destination, CudaStream stream)
+    {
+        CheckLength(destination.Length);
+        if (Length == 0)
+            return;
+        Context.MakeCurrent();
+        Cu.Check(CuDriver.cuMemcpyDtoHAsync_v2((void*)destination.Pointer, Pointer, (nuint)SizeInBytes, stream.Handle));
+    }
+
+    /// <summary>Device-to-device copy of the whole buffer; synchronous when <paramref name="stream"/> is null.</summary>
+    public void CopyTo(DeviceBuffer<T> destination, CudaStream? stream = null)
+    {
+        if (destination.Length != Length)
+            throw new ArgumentException($"destination holds {destination.Length} elements, source {Length}");
+        if (Length == 0)
+            return;
+        Context.MakeCurrent();
+        if (stream is null)
+            Cu.Check(CuDriver.cuMemcpyDtoD_v2(destination.Pointer, Pointer, (nuint)SizeInBytes));
+        else
+            Cu.Check(CuDriver.cuMemcpyDtoDAsync_v2(destination.Pointer, Pointer, (nuint)SizeInBytes, stream.Handle));
+    }
+
+    /// <summary>Sets every byte to <paramref name="value"/>; on <paramref name="stream"/> when given.</summary>
+    public void FillBytes(byte value, CudaStream? stream = null)
+    {
+        Context.MakeCurrent();
+        if (SizeInBytes == 0)
+            return;
+        if (stream is null)
+            Cu.Check(CuDriver.cuMemsetD8_v2(Pointer, value, (nuint)SizeInBytes));
+        else
+            Cu.Check(CuDriver.cuMemsetD8Async(Pointer, value, (nuint)SizeInBytes, stream.Handle));
+    }
+
+    /// <summary>Sets every 32-bit word to <paramref name="bits"/> (e.g. a float's bits); the buffer size must be a multiple of 4 bytes.</summary>
+    public void Fill32(uint bits, CudaStream? stream = null)
+    {
+        if (SizeInBytes % 4 != 0)
+            throw new InvalidOperationException($"buffer of {SizeInBytes} bytes is not a whole number of 32-bit words");
+        Context.MakeCurrent();
+        if (SizeInBytes == 0)
+            return;
+        if (stream is null)
+            Cu.Check(CuDriver.cuMemsetD32_v2(Pointer, bits, (nuint)(SizeInBytes / 4)));
+        else
+            Cu.Check(CuDriver.cuMemsetD32Async(Pointer, bits, (nuint)(SizeInBytes / 4), stream.Handle));
+    }
+
+    private void CheckLength(int hostLength)
+    {
+        ThrowIfDisposed();
+        if (hostLength != Length)
+            throw new ArgumentException($"host span holds {hostLength} elements, device buffer {Length}");
+    }
+
+    protected override void Release()
+    {
+        if (Pointer == 0)
+            return;
+        if (orderedOn is { IsDisposed: false })
+            CuDriver.cuMemFreeAsync(Pointer, orderedOn.Handle);
+        else
+            CuDriver.cuMemFree_v2(Pointer);
+    }
+}
+
+/// <summary>Page-locked host memory (<c>cuMemHostAlloc</c>) for asynchronous copies.</summary>
+public sealed unsafe class PinnedBuffer<T> : CudaResource where T : unmanaged
+{
+    private PinnedBuffer(CudaContext context, nint pointer, int length) : base(context)
+    {
+        Pointer = pointer;
+        Length = length;
+    }
+
+    /// <summary>Allocates <paramref name="length"/> elements; <paramref name="writeCombined"/> suits buffers the host only writes.</summary>
+    public static PinnedBuffer<T> Allocate(CudaContext context, int length, bool writeCombined = false)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        context.MakeCurrent();
+        var flags = CuFlags.MemHostAllocPortable | (writeCombined ? CuFlags.MemHostAllocWriteCombined : 0);
+        Cu.Check(CuDriver.cuMemHostAlloc(out var pointer, (nuint)Math.Max(1L, (long)length * sizeof(T)), flags));
+        return new PinnedBuffer<T>(context, pointer, length);
+    }
+
+    public nint Pointer { get; }
+    public int Length { get; }
+
+    public Span<T> Span
+    {
+        get
+        {
+            ThrowIfDisposed();
+            return new Span<T>((void*)Pointer, Length);
+        }
+    }
+
+    protected override void Release() => CuDriver.cuMemFreeHost(Pointer);
+}

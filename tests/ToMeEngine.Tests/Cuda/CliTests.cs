@@ -1,0 +1,81 @@
+using System.CommandLine;
+using System.Text.Json;
+using ToMe.Backends.Cuda;
+using ToMe.Backends.Cuda.Native;
+using ToMe.Cli;
+
+namespace ToMe.Tests.Cuda;
+
+public class CliTests
+{
+    private static (int ExitCode, string Output, string Error) Run(params string[] args)
+    {
+        var root = new RootCommand("tome");
+        foreach (var command in CommandTable.All())
+            root.Subcommands.Add(command);
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var exitCode = root.Parse(args).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (exitCode, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void DevicesWithoutDriverExitsNonZeroAndSaysWhatWasTried()
+    {
+        if (CudaLibraries.TryLoad(CudaLibrary.Driver, out var path, out _))
+            Assert.Skip($"a CUDA driver is present ({path})");
+        var (exitCode, _, error) = Run("devices");
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("no CUDA driver found (tried: ", error);
+        Assert.Contains(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1", error);
+
+        var (jsonExit, json, _) = Run("devices", "--json");
+        Assert.NotEqual(0, jsonExit);
+        using var document = JsonDocument.Parse(json);
+        Assert.False(document.RootElement.GetProperty("hasDevice").GetBoolean());
+        Assert.False(document.RootElement.GetProperty("driver").GetProperty("found").GetBoolean());
+        Assert.NotEqual(0, document.RootElement.GetProperty("driver").GetProperty("tried").GetArrayLength());
+    }
+
+    [Fact]
+    public void DevicesListsEachGpu()
+    {
+        if (!CudaDriver.TryInitialize(out var reason))
+            Support.GpuRequirement.SkipOrFail(reason);
+        var (exitCode, output, _) = Run("devices", "--json");
+        Assert.Equal(0, exitCode);
+        using var document = JsonDocument.Parse(output);
+        var first = document.RootElement.GetProperty("devices")[0];
+        Assert.StartsWith("sm_", first.GetProperty("arch").GetString());
+        Assert.True(first.GetProperty("multiprocessors").GetInt32() > 0);
+    }
+
+    [Fact]
+    public void KernelsCompileReportsEveryKernelAsJson()
+    {
+        NvrtcRequirement.Require();
+        var (exitCode, output, error) = Run("kernels", "compile", "--arch", "sm_86", "--json", "--no-cache");
+        Assert.True(exitCode == 0, error);
+        using var document = JsonDocument.Parse(output);
+        Assert.True(document.RootElement.GetProperty("success").GetBoolean());
+        var kernels = document.RootElement.GetProperty("kernels");
+        Assert.Equal(KernelSourcesCount(), kernels.GetArrayLength());
+        foreach (var kernel in kernels.EnumerateArray())
+        {
+            Assert.Equal("sm_86", kernel.GetProperty("arch").GetString());
+            Assert.True(kernel.GetProperty("cubinBytes").GetInt32() > 0);
+            Assert.True(kernel.GetProperty("functions")[0].GetProperty("registers").GetInt32() > 0);
+        }
+    }
+
+    [Fact]
+    public void KernelsCompileFailsWithFileNameForBadArch()
+    {
+        NvrtcRequirement.Require();
+        var (exitCode, _, error) = Run("kernels", "compile", "--arch", "sm_1", "--no-cache");
+        Assert.NotEqual(0, exitCode);
+        Assert.Contains("layer_norm.cu (sm_1) failed", error);
+    }
+
+    private static int KernelSourcesCount() => ToMe.Backends.Cuda.Kernels.KernelSources.Kernels.Count;
+}
