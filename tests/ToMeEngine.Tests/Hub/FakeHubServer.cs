@@ -9,7 +9,7 @@ namespace ToMe.Tests.Hub;
 /// <summary>
 /// A minimal HTTP/1.1 server on 127.0.0.1 that answers like the Hugging Face hub for one repository: resolve URLs
 /// with X-Repo-Commit / ETag / X-Linked-* headers, optional CDN-style redirects, Range requests, and injectable
-/// faults (a dropped connection, corrupt content). Records every request; stops by itself after 60 s.
+/// faults (a dropped or stalled connection, corrupt content). Records every request; stops by itself after 60 s.
 /// </summary>
 internal sealed class FakeHubServer : IAsyncDisposable
 {
@@ -51,6 +51,9 @@ internal sealed class FakeHubServer : IAsyncDisposable
 
     /// <summary>The first GET of an LFS file's body from byte 0 sends this many bytes, then the connection is cut.</summary>
     public int DropAfterBytes { get; init; } = -1;
+
+    /// <summary>With <see cref="DropAfterBytes"/>: the connection is kept open but silent instead of being cut.</summary>
+    public bool StallInsteadOfDrop { get; init; }
 
     /// <summary>LFS bodies are served with one byte flipped, while the ETag stays the hash of the real content.</summary>
     public bool CorruptLfsBody { get; init; }
@@ -206,6 +209,8 @@ internal sealed class FakeHubServer : IAsyncDisposable
         {
             // Promise the whole body, send part of it, and cut the connection.
             await WriteAsync(stream, status, headers, body[..DropAfterBytes], body.Length);
+            if (StallInsteadOfDrop)
+                await Task.Delay(Timeout.Infinite, stop.Token);
             return;
         }
         await WriteAsync(stream, status, headers, body);

@@ -48,6 +48,17 @@ public sealed class HubClientTests
     }
 
     [Fact(Timeout = 20000)]
+    public async Task ConcurrentResolvesDownloadEachFileOnce()
+    {
+        await using var repo = new HubTestRepo();
+        var folders = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => Task.Run(() => repo.ResolveAsync(repo.Options()))));
+        Assert.All(folders, f => Assert.Equal(repo.SnapshotFolder, f));
+        // The blob lock makes the others wait and then find the finished blob.
+        Assert.Equal(2, repo.Server.Count("GET"));
+        Assert.Equal(repo.Weights, File.ReadAllBytes(Path.Combine(repo.SnapshotFolder, "model.safetensors")));
+    }
+
+    [Fact(Timeout = 20000)]
     public async Task RedirectToCdnKeepsTheFirstResponsesMetadata()
     {
         await using var repo = new HubTestRepo(redirectToCdn: true);
@@ -70,6 +81,16 @@ public sealed class HubClientTests
         Assert.Contains(repo.Server.Requests, r => r.Method == "GET" && r.Range == $"bytes={cut}-");
         Assert.Equal(repo.Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
         Assert.DoesNotContain(repo.CachedFiles(), f => f.EndsWith(".incomplete", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 20000)]
+    public async Task StalledTransferIsResumedAfterTheReadTimeout()
+    {
+        const int cut = 500_000;
+        await using var repo = new HubTestRepo(dropAfterBytes: cut, stall: true);
+        var folder = await repo.ResolveAsync(repo.Options() with { ReadTimeout = TimeSpan.FromMilliseconds(500) });
+        Assert.Contains(repo.Server.Requests, r => r.Method == "GET" && r.Range == $"bytes={cut}-");
+        Assert.Equal(repo.Weights, File.ReadAllBytes(Path.Combine(folder, "model.safetensors")));
     }
 
     [Fact(Timeout = 20000)]

@@ -31,7 +31,7 @@ internal sealed class HubTestRepo : IAsyncDisposable
     public FakeHubServer Server { get; }
     public byte[] Weights { get; }
 
-    public HubTestRepo(bool redirectToCdn = false, int dropAfterBytes = -1, bool corrupt = false)
+    public HubTestRepo(bool redirectToCdn = false, int dropAfterBytes = -1, bool corrupt = false, bool stall = false)
     {
         Weights = File.ReadAllBytes(Fixtures.ModelPath("vit_p14_d3"));
         Server = new FakeHubServer($"timm/{Name}", Commit, new Dictionary<string, byte[]>
@@ -42,6 +42,7 @@ internal sealed class HubTestRepo : IAsyncDisposable
         {
             RedirectLfsToCdn = redirectToCdn,
             DropAfterBytes = dropAfterBytes,
+            StallInsteadOfDrop = stall,
             CorruptLfsBody = corrupt,
         };
     }
