@@ -30,7 +30,7 @@ internal static class ForwardCommand
                 Schedule = ModelOptions.ParseSchedule(parse.GetValue(schedule)!),
                 ProportionalAttention = !parse.GetValue(noPropAttn),
             };
-            var weights = ModelLoader.Load(parse.GetValue(model)!);
+            var weights = ModelLoader.Load(ModelOptions.ResolveModel(parse.GetValue(model)!));
             var config = weights.Config;
             float[] images;
             int batch;

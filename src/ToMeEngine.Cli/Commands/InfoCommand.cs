@@ -25,7 +25,7 @@ internal static class InfoCommand
                 return 0;
             }
             var path = parse.GetValue(model) ?? throw new ArgumentException("--model is required (or --list)");
-            var config = ModelLoader.ReadConfig(path);
+            var config = ModelLoader.ReadConfig(ModelOptions.ResolveModel(path));
             var sched = ModelOptions.ParseSchedule(parse.GetValue(schedule)!);
             var (tokens, rs, final) = sched.Plan(config.Depth, config.Tokens, config.PrefixTokens);
             var inv = CultureInfo.InvariantCulture;

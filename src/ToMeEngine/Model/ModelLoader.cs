@@ -1,10 +1,13 @@
 using ToMe.Weights;
+using ToMe.Weights.Hub;
 
 namespace ToMe.Model;
 
 /// <summary>
 /// Finds and loads a model: a folder in timm's hub layout (<c>config.json</c> + <c>model.safetensors</c>), or one
 /// <c>.safetensors</c> file whose <c>__metadata__.config</c> holds the configuration (or with a <c>config.json</c> beside it).
+/// A name that is not an existing path but a hub name (<c>timm/NAME</c>, a bare timm name) is fetched into the
+/// Hugging Face cache first (<see cref="ModelSource"/>).
 /// </summary>
 public static class ModelLoader
 {
@@ -26,6 +29,7 @@ public static class ModelLoader
 
     private static (SafeTensorsFile, ModelConfig) Open(string path)
     {
+        path = ModelSource.Resolve(path);
         string weightsPath;
         string? hubConfigPath = null;
         if (Directory.Exists(path))

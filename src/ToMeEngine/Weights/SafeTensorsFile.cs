@@ -48,7 +48,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         var full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new FileNotFoundException($"{path}: no such safetensors file", full);
-        long length = new FileInfo(full).Length;
+        // FileInfo.Length of a symlink is the link's own size; Hugging Face cache snapshots are links to blobs.
+        long length = new FileInfo(File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full).Length;
         var name = System.IO.Path.GetFileName(full);
         if (length < 8)
             throw new WeightsFormatException($"{name}: truncated safetensors file ({length} bytes; the 8-byte header length alone needs 8)");
