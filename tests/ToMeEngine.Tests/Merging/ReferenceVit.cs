@@ -173,14 +173,19 @@ internal sealed class ReferenceVit(ModelWeights weights)
         return x.Select((v, i) => (v - mean) * inv * gamma[i] + beta[i]).ToArray();
     }
 
-    private static double[] Linear(double[] x, float[] w, float[] b)
+    // Weights widened to double once per tensor: the conversion would otherwise dominate the reference's run time.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<float[], double[]> widened = new();
+
+    private static double[] Linear(double[] x, float[] weight, float[] b)
     {
+        var w = widened.GetValue(weight, f => Array.ConvertAll(f, v => (double)v));
         var y = new double[b.Length];
         for (int o = 0; o < y.Length; o++)
         {
+            var row = w.AsSpan(o * x.Length, x.Length);
             double acc = b[o];
-            for (int i = 0; i < x.Length; i++)
-                acc += w[o * x.Length + i] * x[i];
+            for (int i = 0; i < row.Length; i++)
+                acc += row[i] * x[i];
             y[o] = acc;
         }
         return y;
