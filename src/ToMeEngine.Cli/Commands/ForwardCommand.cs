@@ -12,8 +12,9 @@ internal static class ForwardCommand
     {
         var model = ModelOptions.Model();
         var input = new Option<string>("--input", "-i") { Description = "safetensors with tensor 'input' F32 [B,3,H,W] (preprocessed)", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "safetensors to write: logits, tokens_per_layer, size, group", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "safetensors to write: logits, tokens_per_layer, size, group (-1: dropped)", Required = true };
         var schedule = ModelOptions.Schedule();
+        var strategy = new StrategyOptions();
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var backend = new Option<string>("--backend") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
@@ -21,6 +22,8 @@ internal static class ForwardCommand
         {
             model, input, output, schedule, noPropAttn, backend, threads,
         };
+        foreach (var option in strategy.All)
+            command.Options.Add(option);
         command.SetAction(parse => CliErrors.Run(() =>
         {
             if (parse.GetValue(backend) is not "cpu")
@@ -28,6 +31,7 @@ internal static class ForwardCommand
             var options = new ForwardOptions
             {
                 Schedule = ModelOptions.ParseSchedule(parse.GetValue(schedule)!),
+                Strategy = strategy.Parse(parse),
                 ProportionalAttention = !parse.GetValue(noPropAttn),
             };
             var weights = ModelLoader.Load(ModelOptions.ResolveModel(parse.GetValue(model)!));
@@ -48,6 +52,7 @@ internal static class ForwardCommand
             using var pass = new ForwardPass(cpu, weights);
             var result = pass.Run(images, batch, options);
             new SafeTensorsWriter()
+                .AddMetadata("merge", options.Strategy.ToString())
                 .AddMetadata("schedule", options.Schedule.ToString())
                 .AddMetadata("prop_attn", options.ProportionalAttention ? "true" : "false")
                 .Add("logits", [batch, config.NumClasses], result.Logits)
@@ -55,7 +60,10 @@ internal static class ForwardCommand
                 .Add("size", [batch, result.FinalTokens], result.Size)
                 .Add("group", [batch, config.Tokens], result.Groups)
                 .Save(parse.GetValue(output)!);
-            Console.WriteLine($"{config.Architecture}: batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}; wrote {parse.GetValue(output)}");
+            // ToMato pads images to the batch's largest count; the real counts are the slots with a size.
+            var perImage = Enumerable.Range(0, batch).Select(b => result.Size.AsSpan(b * result.FinalTokens, result.FinalTokens).ToArray().Count(x => x > 0)).ToArray();
+            var padded = perImage.Any(n => n != result.FinalTokens) ? $" (per image {string.Join(" ", perImage)})" : "";
+            Console.WriteLine($"{config.Architecture}: merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
             return 0;
         }));
         return command;

@@ -11,11 +11,14 @@ internal static class InfoCommand
     {
         var model = ModelOptions.Model(required: false);
         var schedule = ModelOptions.Schedule();
+        var strategy = new StrategyOptions();
         var list = new Option<bool>("--list") { Description = "list the timm architecture names the engine knows" };
         var command = new Command("info", "print a model's architecture, parameter count, tokens per layer and GFLOPs per image")
         {
             model, schedule, list,
         };
+        foreach (var option in strategy.All)
+            command.Options.Add(option);
         command.SetAction(parse => CliErrors.Run(() =>
         {
             if (parse.GetValue(list))
@@ -27,7 +30,8 @@ internal static class InfoCommand
             var path = parse.GetValue(model) ?? throw new ArgumentException("--model is required (or --list)");
             var config = ModelLoader.ReadConfig(ModelOptions.ResolveModel(path));
             var sched = ModelOptions.ParseSchedule(parse.GetValue(schedule)!);
-            var (tokens, rs, final) = sched.Plan(config.Depth, config.Tokens, config.PrefixTokens);
+            var merge = strategy.Parse(parse);
+            var plan = merge.Plan(sched, config.Depth, config.Tokens, config.PrefixTokens);
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"architecture     {config.Architecture}");
             Console.WriteLine($"input            {config.ImageSize}x{config.ImageSize}, patch {config.PatchSize}, {config.NumPatches} patches + {config.PrefixTokens} prefix token(s)");
@@ -35,10 +39,18 @@ internal static class InfoCommand
             Console.WriteLine($"head             {config.NumClasses} classes, pool {config.GlobalPool.ToString().ToLowerInvariant()}{(config.Distilled ? ", distilled (two heads averaged)" : "")}");
             Console.WriteLine(string.Create(inv, $"parameters       {config.ParameterCount:N0} ({config.ParameterCount / 1e6:F2} M)"));
             Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ResizeShorterSide} ({config.Preprocess.Interpolation}), crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
-            Console.WriteLine($"schedule         r = {sched}: per layer [{string.Join(", ", rs)}]");
-            Console.WriteLine($"tokens per layer {string.Join(" ", tokens)} -> {final}");
-            double gflops = FlopCounter.MultiplyAdds(config, sched) / 1e9;
             double baseline = FlopCounter.MultiplyAdds(config, Merging.MergeSchedule.None) / 1e9;
+            if (plan is not var (tokens, merged, final))
+            {
+                Console.WriteLine($"merge            {merge}: once, after block 0's attention; the token count depends on the image");
+                Console.WriteLine(string.Create(inv, $"GFLOPs per image at most {baseline:F3} (multiply-adds, as fvcore counts; r = 0)"));
+                return 0;
+            }
+            Console.WriteLine($"merge            {merge}");
+            var schedText = merge.UsesSchedule ? $"r = {sched}: " : "";
+            Console.WriteLine($"schedule         {schedText}merged per layer [{string.Join(", ", merged)}]");
+            Console.WriteLine($"tokens per layer {string.Join(" ", tokens)} -> {final}");
+            double gflops = FlopCounter.MultiplyAdds(config, tokens, merged) / 1e9;
             Console.WriteLine(string.Create(inv, $"GFLOPs per image {gflops:F3} (multiply-adds, as fvcore counts; r = 0: {baseline:F3}, {baseline / gflops:F2}x fewer)"));
             return 0;
         }));

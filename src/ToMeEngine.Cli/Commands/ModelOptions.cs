@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using ToMe.Merging;
 using ToMe.Weights.Hub;
 
@@ -28,4 +29,42 @@ internal static class ModelOptions
         ModelSource.Resolve(model, progress: Console.IsErrorRedirected ? null : new ConsoleDownloadProgress());
 
     public static MergeSchedule ParseSchedule(string text) => MergeSchedule.Parse(text);
+}
+
+/// <summary>The merge strategy options: <c>--merge</c> and the parameters its variants take.</summary>
+internal sealed class StrategyOptions
+{
+    public Option<string> Merge { get; } = new("--merge")
+    {
+        Description = "merging algorithm: tome (schedule --r), kth (--k), random (--r, --seed), tomato (--threshold), cis (--r), none",
+        DefaultValueFactory = _ => "tome",
+    };
+
+    // Read as text and parsed here, so a malformed number is a one-line error like every other bad argument.
+    public Option<string?> K { get; } = new("--k") { Description = "kth: group size k >= 2 (the last token of every k merges in the others)" };
+
+    public Option<string?> Seed { get; } = new("--seed") { Description = "random: seed of the per-image random choice of sources (an integer)" };
+
+    public Option<string?> Threshold { get; } = new("--threshold") { Description = "tomato: join neighbour patches whose cosine similarity exceeds this" };
+
+    public IEnumerable<Option> All => [Merge, K, Seed, Threshold];
+
+    public MergeStrategy Parse(ParseResult parse) => MergeStrategy.Parse(parse.GetValue(Merge)!,
+        Number(parse.GetValue(K), "--k", s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)),
+        Number(parse.GetValue(Seed), "--seed", s => long.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)),
+        Number(parse.GetValue(Threshold), "--threshold", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)));
+
+    private static T? Number<T>(string? text, string option, Func<string, T> parse) where T : struct
+    {
+        if (text is null)
+            return null;
+        try
+        {
+            return parse(text.Trim());
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            throw new FormatException($"{option} '{text}' is not a valid {(typeof(T) == typeof(double) ? "number" : "integer")}");
+        }
+    }
 }

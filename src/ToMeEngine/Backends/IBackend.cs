@@ -73,11 +73,40 @@ internal interface IBackend : IDisposable
     // the first r are the sources, the rest (re-sorted ascending when keepUnmergedInOrder) the kept tokens.
     void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order);
 
-    // x: [B, T, C], size: [B, T], groups: [B, T0] (current index of each original token), order/bestIndex from above
-    // -> xOut: [B, T−r, C] size-weighted averages, sizeOut: [B, T−r], groupsOut: [B, T0]; the new token order is
-    //    [kept A..., all B] or, with a distillation token, [kept A₀, B₀, kept A₁..., B₁...] (SPEC-merging §2)
-    void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex,
+    // x: [B, T, C], size: [B, T], groups: [B, T0] (current index of each original token), order/bestIndex from above;
+    // weight: [B, T] or null (null: the sizes; ToMeCIS passes its scores)
+    // -> xOut: [B, T−r, C] = Σ w·x / Σ w over each group, sizeOut: [B, T−r] = Σ size, groupsOut: [B, T0]; the new token
+    //    order is [kept A..., all B] or, with a distillation token, [kept A₀, B₀, kept A₁..., B₁...] (SPEC-merging §2).
+    //    A group whose weights sum to 0 falls back to the size weights.
+    void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
         int batch, int tokens, int channels, int originalTokens, int r, bool distillToken,
+        DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut);
+
+    // qkv: [B, T, 3, H, D], classAttention: [B, T] (from Attention)
+    // -> score: [B, T] = classAttention · ‖mean over heads of v‖₂ (ToMeCIS's class-importance score)
+    void ClassImportance(DeviceBuffer qkv, DeviceBuffer classAttention, int batch, int tokens, int heads, int headDim, DeviceBuffer score);
+
+    // metric: [B, T, D], role: [B, T] (≥ 0: kept as output token `role`; −1: source; −2: dropped)
+    // -> dest: [B, T] output token of every token: kept tokens their role, dropped ones −1, a source the role of the
+    //    kept token with the highest cosine similarity among those with role ≥ protectedOutputs (lowest token index on
+    //    ties; −1 if there is none). Zero-norm metrics have similarity 0. Serves kth and random bipartite matching.
+    void AssignToMostSimilar(DeviceBuffer metric, DeviceBuffer role, int batch, int tokens, int dim, int protectedOutputs,
+        DeviceBuffer dest);
+
+    // metric: [B, T, D] with T = prefix + gridHeight·gridWidth (patches in row-major order)
+    // -> dest: [B, T] ToMato's connected components: 4-neighbour patches are joined when the cosine similarity of
+    //    their metrics is > threshold; prefix token i keeps index i; the components follow, numbered in order of their
+    //    smallest patch index. counts: [B] tokens each image keeps (prefix + components). Order-independent by
+    //    construction (a label-propagation kernel converging to each component's smallest index gives the same answer).
+    void GridComponents(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, int gridHeight, int gridWidth,
+        float threshold, DeviceBuffer dest, DeviceBuffer counts);
+
+    // x: [B, T, C], size: [B, T], groups: [B, T0], dest: [B, T] (output token of each token, −1: dropped)
+    // -> xOut: [B, T', C] = Σ size·x / Σ size over the tokens sent to each output token, summed in ascending token
+    //    order; sizeOut: [B, T'] = Σ size; an output token nothing is sent to (padding) gets zeros and size 0;
+    //    groupsOut: [B, T0] = dest[groups] (−1 stays −1: an original token whose holder was dropped)
+    void MergeAssigned(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer dest,
+        int batch, int tokens, int channels, int originalTokens, int newTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut);
 
     // x: [B, T, C] -> pooled: [B, count·C], the first `count` tokens of each image side by side

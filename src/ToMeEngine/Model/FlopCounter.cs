@@ -10,7 +10,13 @@ public static class FlopCounter
 {
     public static double MultiplyAdds(ModelConfig c, MergeSchedule schedule)
     {
-        var (tokens, rs, final) = schedule.Plan(c.Depth, c.Tokens, c.PrefixTokens);
+        var (tokens, rs, _) = schedule.Plan(c.Depth, c.Tokens, c.PrefixTokens);
+        return MultiplyAdds(c, tokens, rs);
+    }
+
+    /// <summary>The cost of a forward pass whose block l is entered by tokens[l] tokens and merges merged[l] of them away.</summary>
+    public static double MultiplyAdds(ModelConfig c, IReadOnlyList<int> tokens, IReadOnlyList<int> rs)
+    {
         double dim = c.EmbedDim, hidden = c.MlpHidden;
         double total = (double)c.NumPatches * 3 * c.PatchSize * c.PatchSize * dim;
         for (int l = 0; l < c.Depth; l++)

@@ -8,8 +8,17 @@ public sealed record ForwardOptions
 {
     public MergeSchedule Schedule { get; init; } = MergeSchedule.None;
 
-    /// <summary>Proportional attention: add log(size) to the attention logits (ToMe's default for off-the-shelf models).</summary>
+    /// <summary>The merging algorithm; ToMe, random and CIS take their r from <see cref="Schedule"/>.</summary>
+    public MergeStrategy Strategy { get; init; } = MergeStrategy.ToMe;
+
+    /// <summary>
+    /// Proportional attention: add log(size) to the attention logits (ToMe's default for off-the-shelf models).
+    /// ToMato always uses it: its padding slots (size 0) must get no attention.
+    /// </summary>
     public bool ProportionalAttention { get; init; } = true;
+
+    /// <summary>Also return the final tokens (<see cref="ForwardResult.Tokens"/>), e.g. for <see cref="Unmerge"/>.</summary>
+    public bool ReturnTokens { get; init; }
 }
 
 /// <summary>The outputs of one forward pass over a batch.</summary>
@@ -18,8 +27,9 @@ public sealed record ForwardResult(
     float[] Logits,          // [B, classes]
     int[] TokensPerLayer,    // tokens entering each block
     int FinalTokens,
-    float[] Size,            // [B, FinalTokens] original tokens held by each final token
-    int[] Groups);           // [B, T0] the final token holding each original token
+    float[] Size,            // [B, FinalTokens] original tokens held by each final token (0: a ToMato padding slot)
+    int[] Groups,            // [B, T0] the final token holding each original token (−1: dropped by kth's tail)
+    float[]? Tokens = null); // [B, FinalTokens, C] the last block's output after the final norm, when asked for
 
 /// <summary>Observes a forward pass (tests and debugging); every callback copies data to the host.</summary>
 internal sealed class ForwardTrace
@@ -32,6 +42,9 @@ internal sealed class ForwardTrace
 
     /// <summary>Layer l's decision: sources [B, r] (set-A indices, ascending) and their destinations [B, r] (set-B indices).</summary>
     public Action<int, int[], int[]>? OnMerge { get; init; }
+
+    /// <summary>Layer l's decision in kth, random and ToMato merges: the new index of every token, [B, T] (−1: dropped).</summary>
+    public Action<int, int[]>? OnAssign { get; init; }
 }
 
 /// <summary>
@@ -140,7 +153,20 @@ internal sealed class ForwardPass : IDisposable
         if (images.Length != batch * 3 * s * s)
             throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {batch * 3 * s * s}", nameof(images));
         var ws = workspace is { Batch: var wb } && wb == batch ? workspace : (workspace = Replace(workspace, batch));
-        var (tokensPerLayer, rPerLayer, finalTokens) = options.Schedule.Plan(config.Depth, t0, p);
+        var strategy = options.Strategy;
+        if (strategy is CisMerge && !config.ClassToken)
+            throw new ArgumentException($"--merge cis weighs tokens by the class token's attention, and {config.Architecture} has no class token");
+        // ToMato's token counts depend on the image: it has no plan, and merges once, in block 0.
+        var merged = strategy.Plan(options.Schedule, config.Depth, t0, p)?.MergedPerLayer ?? new int[config.Depth];
+        bool propAttn = options.ProportionalAttention || strategy is ToMatoMerge;
+        ulong[]? imageKeys = null;
+        if (strategy is RandomMerge { Seed: var seed })
+        {
+            imageKeys = new ulong[batch];
+            for (int b = 0; b < batch; b++)
+                imageKeys[b] = TokenRoles.ImageKey(seed, images.Slice(b * 3 * s * s, 3 * s * s));
+        }
+        var tokensPerLayer = new int[config.Depth];
 
         backend.Upload(images, ws.Images);
         backend.PatchEmbed(ws.Images, prefix, pos, patch, batch, s, config.PatchSize, p, ws.X);
@@ -153,24 +179,19 @@ internal sealed class ForwardPass : IDisposable
         for (int l = 0; l < config.Depth; l++)
         {
             var block = blocks[l];
+            tokensPerLayer[l] = t;
             int rows = batch * t;
+            bool cis = strategy is CisMerge && merged[l] > 0;
             backend.LayerNorm(ws.X, block.Norm1Weight, block.Norm1Bias, rows, c, config.NormEps, ws.Hidden);
             backend.Linear(ws.Hidden, block.Qkv, rows, LinearEpilogue.Bias, ws.Qkv);
-            backend.Attention(ws.Qkv, options.ProportionalAttention ? ws.Size : null, batch, t, config.NumHeads, config.HeadDim,
-                ws.Hidden, ws.Metric, null);
+            backend.Attention(ws.Qkv, propAttn ? ws.Size : null, batch, t, config.NumHeads, config.HeadDim,
+                ws.Hidden, ws.Metric, cis ? ws.ClassAttention : null);
             backend.Linear(ws.Hidden, block.Proj, rows, LinearEpilogue.BiasAccumulate, ws.X);
 
-            int r = rPerLayer[l];
-            if (r > 0)
+            if (MergeTokens(strategy, l, merged[l], t, batch, imageKeys, ws, trace) is int next)
             {
-                backend.BipartiteMatch(ws.Metric, batch, t, config.HeadDim, config.ClassToken, config.Distilled, ws.Best, ws.BestIndex);
-                backend.SelectTopR(ws.Best, batch, (t + 1) / 2, r, config.ClassToken, ws.Order);
-                if (trace?.OnMerge is { } onMerge)
-                    ReportMerge(onMerge, l, ws, batch, (t + 1) / 2, r);
-                backend.Merge(ws.X, ws.Size, ws.Groups, ws.Order, ws.BestIndex, batch, t, c, t0, r, config.Distilled,
-                    ws.XNext, ws.SizeNext, ws.GroupsNext);
                 ws.SwapMerged();
-                t -= r;
+                t = next;
                 rows = batch * t;
             }
 
@@ -181,6 +202,14 @@ internal sealed class ForwardPass : IDisposable
                 onBlock(l, Download(ws.X, rows * c));
         }
 
+        float[]? tokens = null;
+        if (options.ReturnTokens)
+        {
+            // timm's forward_features: every token through the final norm (the head path below normalizes only what it reads).
+            if (normWeight is not null)
+                backend.LayerNorm(ws.X, normWeight, normBias!, batch * t, c, config.NormEps, ws.Hidden);
+            tokens = Download(normWeight is not null ? ws.Hidden : ws.X, batch * t * c);
+        }
         if (config.GlobalPool == GlobalPool.Token)
         {
             // Only the prefix tokens reach the head, and LayerNorm is per token: normalize just those.
@@ -201,7 +230,72 @@ internal sealed class ForwardPass : IDisposable
         var size = Download(ws.Size, batch * t);
         var groups = new int[batch * t0];
         backend.Download(ws.Groups, groups);
-        return new ForwardResult(batch, logits, tokensPerLayer, finalTokens, size, groups);
+        return new ForwardResult(batch, logits, tokensPerLayer, t, size, groups, tokens);
+    }
+
+    /// <summary>
+    /// Layer l's merge, after the attention's residual add: writes the merged tokens to the workspace's Next buffers and
+    /// returns the token count after it, or null when this layer does not merge.
+    /// </summary>
+    private int? MergeTokens(MergeStrategy strategy, int l, int r, int t, int batch, ulong[]? imageKeys, Workspace ws, ForwardTrace? trace)
+    {
+        int c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens, d = config.HeadDim;
+        switch (strategy)
+        {
+            case ToMeMerge or CisMerge when r > 0:
+                backend.BipartiteMatch(ws.Metric, batch, t, d, config.ClassToken, config.Distilled, ws.Best, ws.BestIndex);
+                backend.SelectTopR(ws.Best, batch, (t + 1) / 2, r, config.ClassToken, ws.Order);
+                if (trace?.OnMerge is { } onMerge)
+                    ReportMerge(onMerge, l, ws, batch, (t + 1) / 2, r);
+                DeviceBuffer? weight = null;
+                if (strategy is CisMerge)
+                {
+                    backend.ClassImportance(ws.Qkv, ws.ClassAttention, batch, t, config.NumHeads, d, ws.Score);
+                    weight = ws.Score;
+                }
+                backend.Merge(ws.X, ws.Size, ws.Groups, ws.Order, ws.BestIndex, weight, batch, t, c, t0, r, config.Distilled,
+                    ws.XNext, ws.SizeNext, ws.GroupsNext);
+                return t - r;
+
+            case KthMerge { K: var k } when r > 0:
+                for (int b = 0; b < batch; b++)
+                    TokenRoles.Kth(t, k, ws.HostRole.AsSpan(b * t, t));
+                return Assign(0, t / k);
+
+            case RandomMerge when r > 0:
+                for (int b = 0; b < batch; b++)
+                    TokenRoles.Random(imageKeys![b], l, t, p, r, ws.HostRole.AsSpan(b * t, t));
+                return Assign(p, t - r);
+
+            case ToMatoMerge { Threshold: var threshold } when l == 0:
+                backend.GridComponents(ws.Metric, batch, t, d, p, config.GridSize, config.GridSize, threshold, ws.Dest, ws.Counts);
+                var counts = new int[batch];
+                backend.Download(ws.Counts, counts);
+                // Every image is padded to the batch's largest count with size-0 slots, which attention and pooling ignore.
+                return Scatter(counts.Max());
+
+            default:
+                return null;
+        }
+
+        int Assign(int protectedOutputs, int newTokens)
+        {
+            backend.Upload(ws.HostRole.AsSpan(0, batch * t), ws.Role);
+            backend.AssignToMostSimilar(ws.Metric, ws.Role, batch, t, d, protectedOutputs, ws.Dest);
+            return Scatter(newTokens);
+        }
+
+        int Scatter(int newTokens)
+        {
+            if (trace?.OnAssign is { } onAssign)
+            {
+                var dest = new int[batch * t];
+                backend.Download(ws.Dest, dest);
+                onAssign(l, dest);
+            }
+            backend.MergeAssigned(ws.X, ws.Size, ws.Groups, ws.Dest, batch, t, c, t0, newTokens, ws.XNext, ws.SizeNext, ws.GroupsNext);
+            return newTokens;
+        }
     }
 
     private void ReportMerge(Action<int, int[], int[]> onMerge, int layer, Workspace ws, int batch, int setA, int r)
@@ -259,8 +353,9 @@ internal sealed class ForwardPass : IDisposable
         public int Batch { get; }
         public DeviceBuffer Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order;
         public DeviceBuffer Size, SizeNext, Groups, GroupsNext, Pooled, Logits;
+        public DeviceBuffer ClassAttention, Score, Role, Dest, Counts;
         public float[] InitialSize;
-        public int[] InitialGroups;
+        public int[] InitialGroups, HostRole;
 
         public Workspace(IBackend backend, ModelConfig config, int batch)
         {
@@ -282,6 +377,12 @@ internal sealed class ForwardPass : IDisposable
             GroupsNext = backend.AllocateInt(batch * t0);
             Pooled = backend.AllocateFloat(batch * Math.Max(1, config.PrefixTokens) * c);
             Logits = backend.AllocateFloat(batch * config.NumClasses);
+            ClassAttention = backend.AllocateFloat(batch * t0);
+            Score = backend.AllocateFloat(batch * t0);
+            Role = backend.AllocateInt(batch * t0);
+            Dest = backend.AllocateInt(batch * t0);
+            Counts = backend.AllocateInt(batch);
+            HostRole = new int[batch * t0];
             InitialSize = Enumerable.Repeat(1f, batch * t0).ToArray();
             InitialGroups = new int[batch * t0];
             for (int i = 0; i < InitialGroups.Length; i++)
@@ -297,7 +398,8 @@ internal sealed class ForwardPass : IDisposable
 
         public void Dispose()
         {
-            foreach (var b in new[] { Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order, Size, SizeNext, Groups, GroupsNext, Pooled, Logits })
+            foreach (var b in new[] { Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order, Size, SizeNext, Groups, GroupsNext, Pooled, Logits,
+                ClassAttention, Score, Role, Dest, Counts })
                 b.Dispose();
         }
     }

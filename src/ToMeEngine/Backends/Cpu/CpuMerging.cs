@@ -68,12 +68,13 @@ internal sealed partial class CpuBackend
         }
     }
 
-    public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex,
+    public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
         int batch, int tokens, int channels, int originalTokens, int r, bool distillToken,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
     {
         var xs = F(x);
         var sizes = F(size);
+        var weights = weight is null ? null : F(weight);
         var group = I(groups);
         var ord = I(order);
         var dstOf = I(bestIndex);
@@ -85,6 +86,7 @@ internal sealed partial class CpuBackend
         {
             var newIndexOfA = new int[ta];
             var sources = new int[r];
+            var weightSum = weights is null ? null : new float[newTokens];
             for (int b = start; b < end; b++)
             {
                 var o = ord.AsSpan(b * ta, ta);
@@ -93,38 +95,65 @@ internal sealed partial class CpuBackend
                     newIndexOfA[o[r + k]] = distillToken && k > 0 ? k + 1 : k;
                 for (int k = 0; k < r; k++)
                     newIndexOfA[o[k]] = NewIndexOfB(dstOf[b * ta + o[k]]);
-
-                int inBase = b * tokens, outBase = b * newTokens;
-                // ToMe's merge_wavg: sum size·x into each destination, add sizes, divide. Sources are added in ascending
-                // set-A order so the result never depends on how the ranking was computed.
-                for (int k = 0; k < kept; k++)
-                    Weighted(inBase + 2 * o[r + k], outBase + newIndexOfA[o[r + k]]);
-                for (int j = 0; j < tb; j++)
-                    Weighted(inBase + 2 * j + 1, outBase + NewIndexOfB(j));
                 o[..r].CopyTo(sources);
                 Array.Sort(sources);
-                foreach (int i in sources)
+
+                int inBase = b * tokens, outBase = b * newTokens;
+                Accumulate(weights, weightSum);
+                if (weightSum is not null)
                 {
-                    int dst = outBase + newIndexOfA[i];
-                    float s = sizes[inBase + 2 * i];
-                    TensorPrimitives.MultiplyAdd(xs.AsSpan((inBase + 2 * i) * channels, channels), s, xo.AsSpan(dst * channels, channels), xo.AsSpan(dst * channels, channels));
-                    so[dst] += s;
+                    // ToMeCIS: a group whose scores sum to 0 has no preferred member; average it by size instead.
+                    bool anyZero = false;
+                    for (int t = 0; t < newTokens; t++)
+                        anyZero |= !(weightSum[t] > 0);
+                    if (anyZero)
+                    {
+                        var rows = xo.AsSpan(outBase * channels, newTokens * channels).ToArray();
+                        Accumulate(null, null);
+                        for (int t = 0; t < newTokens; t++)
+                            if (weightSum[t] > 0)
+                                rows.AsSpan(t * channels, channels).CopyTo(xo.AsSpan((outBase + t) * channels, channels));
+                    }
                 }
-                for (int t = 0; t < newTokens; t++)
-                    TensorPrimitives.Divide(xo.AsSpan((outBase + t) * channels, channels), so[outBase + t], xo.AsSpan((outBase + t) * channels, channels));
 
                 for (int g = 0; g < originalTokens; g++)
                 {
                     int current = group[b * originalTokens + g];
                     go[b * originalTokens + g] = (current & 1) == 0 ? newIndexOfA[current / 2] : NewIndexOfB(current / 2);
                 }
-            }
 
-            void Weighted(int from, int to)
-            {
-                float s = sizes[from];
-                TensorPrimitives.Multiply(xs.AsSpan(from * channels, channels), s, xo.AsSpan(to * channels, channels));
-                so[to] = s;
+                // ToMe's merge_wavg: sum w·x into each destination, add sizes, divide (w = size unless weights are given).
+                // Sources are added in ascending set-A order so the result never depends on how the ranking was computed.
+                void Accumulate(float[]? w, float[]? wSum)
+                {
+                    for (int k = 0; k < kept; k++)
+                    {
+                        int a = ord[b * ta + r + k];
+                        Weighted(inBase + 2 * a, outBase + newIndexOfA[a], w, wSum);
+                    }
+                    for (int j = 0; j < tb; j++)
+                        Weighted(inBase + 2 * j + 1, outBase + NewIndexOfB(j), w, wSum);
+                    foreach (int i in sources)
+                    {
+                        int from = inBase + 2 * i, dst = outBase + newIndexOfA[i];
+                        float s = sizes[from], ws = w is null ? s : w[from];
+                        TensorPrimitives.MultiplyAdd(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(dst * channels, channels), xo.AsSpan(dst * channels, channels));
+                        so[dst] += s;
+                        if (wSum is not null)
+                            wSum[dst - outBase] += ws;
+                    }
+                    for (int t = 0; t < newTokens; t++)
+                        TensorPrimitives.Divide(xo.AsSpan((outBase + t) * channels, channels), wSum is null ? so[outBase + t] : wSum[t], xo.AsSpan((outBase + t) * channels, channels));
+                }
+
+                void Weighted(int from, int to, float[]? w, float[]? wSum)
+                {
+                    float s = sizes[from], ws = w is null ? s : w[from];
+                    TensorPrimitives.Multiply(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(to * channels, channels));
+                    so[to] = s;
+                    if (wSum is not null)
+                        wSum[to - outBase] = ws;
+                }
             }
         });
     }
