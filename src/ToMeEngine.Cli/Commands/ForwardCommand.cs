@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ToMe.Backends.Cpu;
+using ToMe.Backends;
 using ToMe.Model;
 using ToMe.Weights;
 
@@ -15,7 +15,7 @@ internal static class ForwardCommand
         var output = new Option<string>("--output", "-o") { Description = "safetensors to write: logits, tokens_per_layer, size, group", Required = true };
         var schedule = ModelOptions.Schedule();
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
-        var backend = new Option<string>("--backend") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+        var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
         var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
         {
@@ -23,8 +23,9 @@ internal static class ForwardCommand
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
-            if (parse.GetValue(backend) is not "cpu")
-                throw new ArgumentException($"--backend '{parse.GetValue(backend)}' is not available in this build (expected cpu)");
+            var backendName = parse.GetValue(backend)!;
+            if (!BackendFactory.Names.Contains(backendName))
+                throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
             var options = new ForwardOptions
             {
                 Schedule = ModelOptions.ParseSchedule(parse.GetValue(schedule)!),
@@ -44,8 +45,8 @@ internal static class ForwardCommand
                 batch = info.Shape[0];
                 images = file.ReadFloat32("input");
             }
-            using var cpu = new CpuBackend(parse.GetValue(threads));
-            using var pass = new ForwardPass(cpu, weights);
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            using var pass = new ForwardPass(engine, weights);
             var result = pass.Run(images, batch, options);
             new SafeTensorsWriter()
                 .AddMetadata("schedule", options.Schedule.ToString())
@@ -55,7 +56,7 @@ internal static class ForwardCommand
                 .Add("size", [batch, result.FinalTokens], result.Size)
                 .Add("group", [batch, config.Tokens], result.Groups)
                 .Save(parse.GetValue(output)!);
-            Console.WriteLine($"{config.Architecture}: batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}; wrote {parse.GetValue(output)}");
+            Console.WriteLine($"{config.Architecture} ({engine.Name}): batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}; wrote {parse.GetValue(output)}");
             return 0;
         }));
         return command;
