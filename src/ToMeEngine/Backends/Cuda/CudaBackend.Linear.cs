@@ -55,9 +55,9 @@ internal sealed partial class CudaBackend
     /// <summary>Row-major out[rows, N] = in[rows, K] · W[N, K]ᵀ, no bias: column-major outᵀ[N, rows] = W[K, N]ᵀ · inᵀ[K, rows].</summary>
     private void Gemm(ulong input, CudaLinearWeights w, int rows, ulong output) =>
         blas.GemmStridedBatched(CublasOperation.T, CublasOperation.N, w.OutFeatures, rows, w.InFeatures, 1f,
-            w.Weight.Pointer, CudaDataType.R32F, w.InFeatures, 0,
-            input, CudaDataType.R32F, w.InFeatures, 0, 0f,
-            output, CudaDataType.R32F, w.OutFeatures, 0, 1, CublasComputeType.Compute32F);
+            w.Weight.Pointer, CudaDataType.R32F, w.InFeatures, (long)w.OutFeatures * w.InFeatures,
+            input, CudaDataType.R32F, w.InFeatures, (long)rows * w.InFeatures, 0f,
+            output, CudaDataType.R32F, w.OutFeatures, (long)rows * w.OutFeatures, 1, CublasComputeType.Compute32F);
 
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
