@@ -28,9 +28,15 @@ internal static class BackendFactory
         }
     }
 
+    /// <summary>The first line of a reason; a list of paths tried that follows it is left to <c>tome devices</c>.</summary>
     private static string FirstLine(string text)
     {
         int newline = text.IndexOf('\n');
-        return (newline < 0 ? text : text[..newline]).TrimEnd();
+        if (newline < 0)
+            return text.TrimEnd();
+        var line = text[..newline].TrimEnd();
+        if (line.EndsWith("Tried:", StringComparison.Ordinal))
+            line = line[..^"Tried:".Length].TrimEnd() + " (tome devices lists the paths tried)";
+        return line;
     }
 }
