@@ -80,6 +80,9 @@ TOME_DEVICE float warp_max(float v) {
 // Exact GELU as timm's nn.GELU(): x * Φ(x) with the error function, not the tanh approximation.
 TOME_DEVICE float gelu_erf(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f)); }
 
+// -inf without math.h (INFINITY is a toolkit macro): masked attention logits, protected matches.
+TOME_DEVICE float neg_infinity() { return __int_as_float(0xff800000); }
+
 TOME_DEVICE i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 
 TOME_DEVICE bool is_aligned16(const void* p) { return (((u64)p) & 15u) == 0; }

@@ -1,7 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using ToMe.Backends;
 using ToMe.Backends.Cpu;
+using ToMe.Backends.Cuda;
 using ToMe.Benchmarking;
 using ToMe.Merging;
 using ToMe.Model;
@@ -19,7 +21,7 @@ internal static class BenchCommand
             Required = true,
         };
         var random = new Option<bool>("--random-weights") { Description = "seeded random weights for the named architecture" };
-        var backend = new Option<string>("--backend") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+        var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
         var batch = new Option<int>("--batch", "-b") { Description = "images per forward", DefaultValueFactory = _ => 16 };
         var schedules = new Option<string[]>("--r")
         {
@@ -37,8 +39,9 @@ internal static class BenchCommand
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
-            if (parse.GetValue(backend) is not "cpu")
-                throw new ArgumentException($"--backend '{parse.GetValue(backend)}' is not available in this build (expected cpu)");
+            var backendName = parse.GetValue(backend)!;
+            if (!BackendFactory.Names.Contains(backendName))
+                throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
             int b = parse.GetValue(batch), n = parse.GetValue(runs), w = parse.GetValue(warmup);
             if (b < 1 || n < 1 || w < 0)
                 throw new ArgumentException("--batch and --runs must be >= 1, --warmup >= 0");
@@ -47,18 +50,21 @@ internal static class BenchCommand
                 ? ModelWeights.Random(ModelConfigReader.FromArchitectureName(name), seed: 0)
                 : ModelLoader.Load(name);
             var list = ParseSchedules(parse.GetValue(schedules)!);
-            using var cpu = new CpuBackend(parse.GetValue(threads));
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
             bool asJson = parse.GetValue(json);
-            var timings = ForwardBenchmark.Run(cpu, weights, b, list, w, n, log: asJson ? null : Console.Error.WriteLine);
-            var machine = $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+            var timings = ForwardBenchmark.Run(engine, weights, b, list, w, n, log: asJson ? null : Console.Error.WriteLine);
+            var machine = engine is CudaBackend gpu
+                ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
+                : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+            int threadCount = engine is CpuBackend cpu ? cpu.MaxThreads : 0;
             if (asJson)
             {
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     model = weights.Config.Architecture,
-                    backend = "cpu",
+                    backend = engine.Name,
                     precision = "fp32",
-                    threads = cpu.MaxThreads,
+                    threads = threadCount,
                     batch = b,
                     machine,
                     results = timings,
@@ -66,7 +72,9 @@ internal static class BenchCommand
                 return 0;
             }
             var inv = CultureInfo.InvariantCulture;
-            Console.WriteLine($"{weights.Config.Architecture}, cpu fp32, {cpu.MaxThreads} threads, batch {b} ({machine})");
+            Console.WriteLine(engine is CpuBackend
+                ? $"{weights.Config.Architecture}, cpu fp32, {threadCount} threads, batch {b} ({machine})"
+                : $"{weights.Config.Architecture}, {engine.Name} fp32, batch {b} ({machine})");
             Console.WriteLine("| r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
             Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
             foreach (var t in timings)

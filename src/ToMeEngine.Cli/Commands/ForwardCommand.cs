@@ -1,5 +1,5 @@
 using System.CommandLine;
-using ToMe.Backends.Cpu;
+using ToMe.Backends;
 using ToMe.Model;
 using ToMe.Weights;
 
@@ -16,7 +16,7 @@ internal static class ForwardCommand
         var schedule = ModelOptions.Schedule();
         var strategy = new StrategyOptions();
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
-        var backend = new Option<string>("--backend") { Description = "cpu", DefaultValueFactory = _ => "cpu" };
+        var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
         var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
         {
@@ -26,8 +26,9 @@ internal static class ForwardCommand
             command.Options.Add(option);
         command.SetAction(parse => CliErrors.Run(() =>
         {
-            if (parse.GetValue(backend) is not "cpu")
-                throw new ArgumentException($"--backend '{parse.GetValue(backend)}' is not available in this build (expected cpu)");
+            var backendName = parse.GetValue(backend)!;
+            if (!BackendFactory.Names.Contains(backendName))
+                throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
             var options = new ForwardOptions
             {
                 Schedule = ModelOptions.ParseSchedule(parse.GetValue(schedule)!),
@@ -48,8 +49,8 @@ internal static class ForwardCommand
                 batch = info.Shape[0];
                 images = file.ReadFloat32("input");
             }
-            using var cpu = new CpuBackend(parse.GetValue(threads));
-            using var pass = new ForwardPass(cpu, weights);
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            using var pass = new ForwardPass(engine, weights);
             var result = pass.Run(images, batch, options);
             new SafeTensorsWriter()
                 .AddMetadata("merge", options.Strategy.ToString())
@@ -63,7 +64,7 @@ internal static class ForwardCommand
             // ToMato pads images to the batch's largest count; the real counts are the slots with a size.
             var perImage = Enumerable.Range(0, batch).Select(b => result.Size.AsSpan(b * result.FinalTokens, result.FinalTokens).ToArray().Count(x => x > 0)).ToArray();
             var padded = perImage.Any(n => n != result.FinalTokens) ? $" (per image {string.Join(" ", perImage)})" : "";
-            Console.WriteLine($"{config.Architecture}: merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
+            Console.WriteLine($"{config.Architecture} ({engine.Name}): merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
             return 0;
         }));
         return command;

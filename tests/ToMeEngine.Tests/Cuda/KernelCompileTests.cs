@@ -124,7 +124,7 @@ public class CommonHeaderTests
             half_t hh = from_float<half_t>(x);
             bf16_t bb = from_float<bf16_t>(x);
             float y = to_float(h[i]) + to_float(b[i]) + half_to_float(hh) + bf16_to_float(bb) + to_float(from_float<float>(x));
-            y += warp_sum(x) + warp_max(x) + gelu_erf(x) + (float)ceil_div(n, 32) + (is_aligned16(in) ? 1.0f : 0.0f);
+            y += warp_sum(x) + warp_max(x) + gelu_erf(x) + (float)ceil_div(n, 32) + (is_aligned16(in) ? 1.0f : 0.0f) + fmaxf(neg_infinity(), x);
             out[i] = as_float(as_bits(y));
         }
         """);

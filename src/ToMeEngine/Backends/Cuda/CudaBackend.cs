@@ -1,0 +1,163 @@
+using ToMe.Backends.Cuda.Kernels;
+using ToMe.Backends.Cuda.Native;
+
+namespace ToMe.Backends.Cuda;
+
+/// <summary>
+/// The forward pass on one NVIDIA GPU, fp32 (the exact mode): kernels/*.cu through NVRTC, GEMMs through cuBLAS with TF32
+/// off. Owns a context (made current at every entry point), one stream, the kernel library and a cuBLAS handle. All ops
+/// are queued on the stream without host synchronization; Upload and Download return when the copy is complete.
+/// Not thread-safe (one forward at a time), like <see cref="Model.ForwardPass"/>.
+/// </summary>
+internal sealed partial class CudaBackend : IBackend
+{
+    private const int Block = 256;
+
+    private readonly CudaContext context;
+    private readonly CudaStream stream;
+    private readonly KernelLibrary kernels;
+    private readonly CublasHandle blas;
+    private readonly ScratchBuffer<float> unfoldedPatches, gemmOutput, normalizedMetric, classStats;
+    private readonly ScratchBuffer<int> mergeOwner, mergeDestination;
+    private bool disposed;
+
+    /// <param name="ordinal">The device.</param>
+    /// <param name="compiler">The kernel compiler (default: NVRTC with the disk cache).</param>
+    public CudaBackend(int ordinal = 0, KernelCompiler? compiler = null)
+    {
+        CudaLibraries.Require(CudaLibrary.Nvrtc);
+        context = CudaContext.Create(ordinal);
+        var owned = new List<IDisposable>();
+        try
+        {
+            stream = new CudaStream(context);
+            owned.Add(stream);
+            kernels = new KernelLibrary(context, compiler);
+            owned.Add(kernels);
+            blas = new CublasHandle(context, stream);
+            owned.Add(blas);
+            // CUBLAS_COMPUTE_32F without the TF32 math mode: full fp32 products, as the CPU backend.
+            blas.SetMathMode(CublasMath.Default);
+        }
+        catch
+        {
+            for (int i = owned.Count - 1; i >= 0; i--)
+                owned[i].Dispose();
+            context.Dispose();
+            throw;
+        }
+        unfoldedPatches = new(context, stream);
+        gemmOutput = new(context, stream);
+        normalizedMetric = new(context, stream);
+        classStats = new(context, stream);
+        mergeOwner = new(context, stream);
+        mergeDestination = new(context, stream);
+    }
+
+    /// <summary>Creates a backend on device <paramref name="ordinal"/>, or says why there is none (no driver, no device, no NVRTC or cuBLAS).</summary>
+    public static bool TryCreate(out CudaBackend? backend, out string reason, int ordinal = 0)
+    {
+        backend = null;
+        if (!CudaDriver.TryInitialize(out reason))
+            return false;
+        try
+        {
+            backend = new CudaBackend(ordinal);
+            reason = "";
+            return true;
+        }
+        catch (Exception e) when (e is CudaException or CudaLibraryNotFoundException or NotSupportedException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            reason = e.Message;
+            return false;
+        }
+    }
+
+    public string Name => "cuda";
+
+    public CudaDeviceInfo Device => context.Info;
+
+    internal CudaStream Stream => stream;
+
+    public DeviceBuffer AllocateFloat(int length) => new CudaBuffer<float>(this, DeviceBuffer<float>.Allocate(Current(), length));
+
+    public DeviceBuffer AllocateInt(int length) => new CudaBuffer<int>(this, DeviceBuffer<int>.Allocate(Current(), length));
+
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => StreamCopy.Upload(stream, source, Fits(F(destination), source.Length, nameof(destination)));
+
+    public void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => StreamCopy.Upload(stream, source, Fits(I(destination), source.Length, nameof(destination)));
+
+    public void Download(DeviceBuffer source, Span<float> destination) => StreamCopy.Download(stream, Fits(F(source), destination.Length, nameof(source)), destination);
+
+    public void Download(DeviceBuffer source, Span<int> destination) => StreamCopy.Download(stream, Fits(I(source), destination.Length, nameof(source)), destination);
+
+    /// <summary>Waits for every queued op and reports an asynchronous error.</summary>
+    public void Synchronize()
+    {
+        Current();
+        stream.Synchronize();
+    }
+
+    /// <summary>For release paths: waits for the stream, never throws.</summary>
+    internal void SynchronizeQuietly()
+    {
+        if (disposed || !context.TryMakeCurrent())
+            return;
+        CuDriver.cuStreamSynchronize(stream.Handle);
+    }
+
+    private CudaContext Current()
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        context.MakeCurrent();
+        return context;
+    }
+
+    private static CudaBuffer<float> F(DeviceBuffer buffer) => buffer as CudaBuffer<float>
+        ?? throw new ArgumentException($"expected a float buffer of the CUDA backend, got {buffer.GetType().Name}");
+
+    private static CudaBuffer<int> I(DeviceBuffer buffer) => buffer as CudaBuffer<int>
+        ?? throw new ArgumentException($"expected an int buffer of the CUDA backend, got {buffer.GetType().Name}");
+
+    /// <summary>The buffer's address after checking it holds at least <paramref name="count"/> elements (kernels do not bound-check).</summary>
+    private static ulong Fits<T>(CudaBuffer<T> buffer, long count, string name) where T : unmanaged
+    {
+        if (count > buffer.Length)
+            throw new ArgumentException($"{name} holds {buffer.Length} elements, the op needs {count}");
+        return buffer.Pointer;
+    }
+
+    private static ulong Float(DeviceBuffer buffer, long count, string name) => Fits(F(buffer), count, name);
+
+    private static ulong OptionalFloat(DeviceBuffer? buffer, long count, string name) => buffer is null ? 0UL : Float(buffer, count, name);
+
+    private static ulong Int(DeviceBuffer buffer, long count, string name) => Fits(I(buffer), count, name);
+
+    private CudaFunction Kernel(string file, string entryPoint) => kernels.Function(file, entryPoint);
+
+    /// <summary>Blocks for a grid-stride kernel over <paramref name="elements"/> (capped; the kernels loop).</summary>
+    private static uint GridStride(long elements, int block = Block) => (uint)Math.Clamp((elements + block - 1) / block, 1, 65535);
+
+    private static uint Blocks(long items, int perBlock) => checked((uint)Math.Max(1, (items + perBlock - 1) / perBlock));
+
+    private void Launch(string file, string entryPoint, Dim3 grid, Dim3 block, uint sharedBytes, KernelArgs args) =>
+        Kernel(file, entryPoint).Launch(stream, grid, block, sharedBytes, args);
+
+    public void Dispose()
+    {
+        if (disposed)
+            return;
+        SynchronizeQuietly();
+        disposed = true;
+        unfoldedPatches.Dispose();
+        gemmOutput.Dispose();
+        normalizedMetric.Dispose();
+        classStats.Dispose();
+        mergeOwner.Dispose();
+        mergeDestination.Dispose();
+        blas.Dispose();
+        kernels.Dispose();
+        stream.Dispose();
+        context.Dispose();
+    }
+}

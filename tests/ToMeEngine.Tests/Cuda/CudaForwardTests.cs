@@ -1,0 +1,217 @@
+using ToMe.Backends;
+using ToMe.Backends.Cpu;
+using ToMe.Backends.Cuda;
+using ToMe.Merging;
+using ToMe.Model;
+using ToMe.Tests.Support;
+using ToMe.Weights;
+
+namespace ToMe.Tests.Cuda;
+
+/// <summary>The whole forward pass on the CUDA backend: every golden fixture case, determinism, batch independence.</summary>
+public class CudaForwardTests
+{
+    public static TheoryData<string, string> Cases() => Fixtures.AllCases();
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void CudaMatchesTimmAndOfficialToMe(string model, string caseKey)
+    {
+        if (caseKey == "(absent)")
+            Fixtures.Folder(model); // skips, naming what is missing
+        using var gpu = BackendPair.CreateGpu();
+        var weights = Fixtures.Model(model);
+        using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
+        var fixture = Fixtures.Cases(golden).Single(c => c.Key == caseKey);
+        var input = golden.ReadFloat32("input");
+        int batch = golden.Get("input").Shape[0];
+        var config = weights.Config;
+
+        var decisions = new Dictionary<int, (int[] Src, int[] Dst)>();
+        var hidden = new Dictionary<int, float[]>();
+        float[]? embed = null;
+        var trace = new ForwardTrace
+        {
+            OnEmbed = e => embed = e,
+            OnBlock = (l, h) => hidden[l] = h,
+            OnMerge = (l, s, d) => decisions[l] = (s, d),
+        };
+        using var pass = new ForwardPass(gpu, weights);
+        var result = pass.Run(input, batch, new ForwardOptions { Schedule = fixture.Schedule, ProportionalAttention = fixture.PropAttn }, trace);
+
+        Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
+        Assert.Equal(fixture.FinalTokens, result.FinalTokens);
+        for (int l = 0; l < config.Depth; l++)
+        {
+            var srcName = $"{caseKey}.layer{l}.src_idx";
+            if (!golden.Contains(srcName))
+            {
+                Assert.False(decisions.ContainsKey(l), $"layer {l} merged but the reference did not");
+                continue;
+            }
+            Assert.True(decisions.ContainsKey(l), $"layer {l}: the reference merged, the CUDA backend did not");
+            Assert.Equal(golden.ReadInt32(srcName), decisions[l].Src);
+            Assert.Equal(golden.ReadInt32($"{caseKey}.layer{l}.dst_idx"), decisions[l].Dst);
+        }
+        if (golden.Contains($"{caseKey}.group"))
+        {
+            Assert.Equal(golden.ReadInt32($"{caseKey}.group"), result.Groups);
+            Assert.Equal(golden.ReadFloat32($"{caseKey}.size"), result.Size);
+        }
+        Close.AssertAll(golden.ReadFloat64($"{caseKey}.logits_f64"), result.Logits, atol: 1e-3, rtol: 0, what: $"{model} {caseKey} logits (cuda)");
+
+        if (fixture.RPerLayer.All(r => r == 0) && fixture.PropAttn && golden.Contains("r0.embed"))
+        {
+            Close.AssertAll(golden.ReadFloat64("r0.embed"), embed!, 1e-4, 0, $"{model} embedding (cuda)");
+            for (int l = 0; l < config.Depth; l++)
+                Close.AssertAll(golden.ReadFloat64($"r0.block{l}"), hidden[l], 1e-3, 1e-4, $"{model} block {l} (cuda)");
+        }
+    }
+
+    [Theory]
+    [InlineData("vit_p14_d3")]
+    [InlineData("deit_t4_distilled")]
+    public void TwoRunsAreBitIdentical(string model)
+    {
+        using var gpu = BackendPair.CreateGpu();
+        var (input, batch) = GoldenInput(model);
+        using var pass = new ForwardPass(gpu, Fixtures.Model(model));
+        var options = new ForwardOptions { Schedule = MergeSchedule.Constant(13) };
+        var first = pass.Run(input, batch, options);
+        var second = pass.Run(input, batch, options);
+        Assert.Equal(first.Logits, second.Logits);
+        Assert.Equal(first.Size, second.Size);
+        Assert.Equal(first.Groups, second.Groups);
+    }
+
+    /// <summary>
+    /// Image 0 alone and in a batch of three gets the same merges, groups and sizes. Every kernel of the engine computes
+    /// a token from its own image only, in a fixed order; cuBLAS may pick another GEMM algorithm for another row count,
+    /// so logits are held to 1e-5 rather than to the bit.
+    /// </summary>
+    [Theory]
+    [InlineData("vit_p14_d3")]
+    [InlineData("deit_t4_distilled")]
+    public void ImageAloneMatchesImageInBatchOfThree(string model)
+    {
+        using var gpu = BackendPair.CreateGpu();
+        var weights = Fixtures.Model(model);
+        var (input, batch) = GoldenInput(model);
+        int image = input.Length / batch, classes = weights.Config.NumClasses, t0 = weights.Config.Tokens;
+        var third = Gpu.Random(image, seed: 20);
+        float[] three = [.. input.AsSpan(0, image), .. input.AsSpan(image, image), .. third];
+        var options = new ForwardOptions { Schedule = MergeSchedule.Ramp(16, -0.5) };
+        using var pass = new ForwardPass(gpu, weights);
+
+        var aloneMerges = new Dictionary<int, int[]>();
+        var alone = pass.Run(input.AsSpan(0, image), 1, options, new ForwardTrace { OnMerge = (l, s, d) => aloneMerges[l] = [.. s, .. d] });
+        var batchedMerges = new Dictionary<int, (int[] Src, int[] Dst)>();
+        var batched = pass.Run(three, 3, options, new ForwardTrace { OnMerge = (l, s, d) => batchedMerges[l] = (s, d) });
+
+        Assert.Equal(aloneMerges.Keys.Order(), batchedMerges.Keys.Order());
+        foreach (var (layer, merges) in aloneMerges)
+        {
+            int r = merges.Length / 2;
+            int[] batchedImage0 = [.. batchedMerges[layer].Src.AsSpan(0, r), .. batchedMerges[layer].Dst.AsSpan(0, r)];
+            Assert.Equal(merges, batchedImage0);
+        }
+        Assert.Equal(alone.Groups, batched.Groups.AsSpan(0, t0).ToArray());
+        Assert.Equal(alone.Size, batched.Size.AsSpan(0, alone.FinalTokens).ToArray());
+        Close.AssertAll(alone.Logits, batched.Logits.AsSpan(0, classes), 1e-5, 1e-5, $"{model}: image 0 alone vs in a batch of 3");
+    }
+
+    [Fact]
+    public void CudaFollowsCpuBlockByBlock()
+    {
+        using var gpu = BackendPair.CreateGpu();
+        using var cpu = new CpuBackend();
+        const string model = "deit_t4_distilled";
+        var (input, batch) = GoldenInput(model);
+        var weights = Fixtures.Model(model);
+        var options = new ForwardOptions { Schedule = MergeSchedule.Constant(20) };
+        var expected = Trace(cpu, weights, input, batch, options);
+        var actual = Trace(gpu, weights, input, batch, options);
+        Close.AssertAll(expected[-1], actual[-1], 1e-5, 1e-5, "embedding");
+        for (int l = 0; l < weights.Config.Depth; l++)
+            Close.AssertAll(expected[l], actual[l], 1e-4, 1e-4, $"block {l}");
+    }
+
+    private static Dictionary<int, float[]> Trace(IBackend backend, ModelWeights weights, float[] input, int batch, ForwardOptions options)
+    {
+        var states = new Dictionary<int, float[]>();
+        using var pass = new ForwardPass(backend, weights);
+        pass.Run(input, batch, options, new ForwardTrace { OnEmbed = e => states[-1] = e, OnBlock = (l, h) => states[l] = h });
+        return states;
+    }
+
+    private static (float[] Input, int Batch) GoldenInput(string model)
+    {
+        using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
+        return (golden.ReadFloat32("input"), golden.Get("input").Shape[0]);
+    }
+}
+
+/// <summary>Backend selection by name, and what happens without a device.</summary>
+public class BackendFactoryTests
+{
+    [Fact]
+    public void CpuAndUnknownNames()
+    {
+        using (var cpu = BackendFactory.Create("cpu", 2))
+            Assert.Equal("cpu", cpu.Name);
+        var error = Assert.Throws<ArgumentException>(() => BackendFactory.Create("tpu"));
+        Assert.Contains("'tpu'", error.Message);
+    }
+
+    [Fact]
+    public void WithoutDeviceCudaIsOneLineErrorAndAutoFallsBackToCpu()
+    {
+        if (CudaDriver.TryInitialize(out _))
+            Assert.Skip("a CUDA device is present");
+        var error = Assert.Throws<NotSupportedException>(() => BackendFactory.Create("cuda"));
+        Assert.StartsWith("no CUDA device: ", error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        using var auto = BackendFactory.Create("auto");
+        Assert.Equal("cpu", auto.Name);
+    }
+
+    [Fact]
+    public void WithDeviceAutoPicksCuda()
+    {
+        BackendPair.CreateGpu().Dispose(); // skips (or fails with TOME_REQUIRE_GPU=1) where CUDA is not usable
+        using var auto = BackendFactory.Create("auto");
+        Assert.Equal("cuda", auto.Name);
+    }
+
+    [Fact]
+    public void TomeForwardOnCudaWithoutDeviceSaysSoInOneLine()
+    {
+        if (CudaDriver.TryInitialize(out _))
+            Assert.Skip("a CUDA device is present");
+        using var dir = new TempDirectory();
+        var (code, _, stderr) = TomeProcess.Run("forward", "--model", Fixtures.ModelPath("vit_p14_d3"), "--input", Fixtures.GoldenPath("vit_p14_d3"),
+            "--backend", "cuda", "--output", Path.Combine(dir.Path, "out.safetensors"));
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: no CUDA device: ", stderr);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
+    public void TomeForwardOnCudaMatchesCpu()
+    {
+        BackendPair.CreateGpu().Dispose();
+        using var dir = new TempDirectory();
+        var model = Fixtures.ModelPath("vit_p14_d3");
+        var input = Fixtures.GoldenPath("vit_p14_d3");
+        var cpuOut = Path.Combine(dir.Path, "cpu.safetensors");
+        var gpuOut = Path.Combine(dir.Path, "gpu.safetensors");
+        var cpuRun = TomeProcess.Run("forward", "--model", model, "--input", input, "--r", "13", "--output", cpuOut);
+        Assert.True(cpuRun.ExitCode == 0, cpuRun.Stderr);
+        var gpuRun = TomeProcess.Run("forward", "--model", model, "--input", input, "--r", "13", "--backend", "cuda", "--output", gpuOut);
+        Assert.True(gpuRun.ExitCode == 0, gpuRun.Stderr);
+        using var cpuFile = SafeTensorsFile.Open(cpuOut);
+        using var gpuFile = SafeTensorsFile.Open(gpuOut);
+        Close.AssertAll(cpuFile.ReadFloat32("logits"), gpuFile.ReadFloat32("logits"), 1e-3, 0, "tome forward --backend cuda vs cpu");
+        Assert.Equal(cpuFile.ReadInt32("group"), gpuFile.ReadInt32("group"));
+    }
+}
