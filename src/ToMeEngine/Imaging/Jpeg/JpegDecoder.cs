@@ -103,7 +103,10 @@ internal sealed partial class JpegDecoder
                         break;
                     }
                 default:
-                    pos += SegmentLength() - 2;
+                    {
+                        var skip = SegmentLength();
+                        pos += skip - 2;
+                    }
                     break;
             }
         }
