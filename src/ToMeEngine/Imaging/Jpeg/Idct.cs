@@ -5,7 +5,7 @@ namespace ToMe.Imaging.Jpeg;
 /// with 13-bit constants, 2 extra bits between passes). The arithmetic, including rounding and the
 /// wrap-around range-limit table, is copied so that the samples equal libjpeg-turbo's (PIL's) exactly.
 /// </summary>
-internal static class Idct
+internal static unsafe class Idct
 {
     private const int ConstBits = 13;
     private const int Pass1Bits = 2;
@@ -28,11 +28,33 @@ internal static class Idct
         return t;
     }
 
-    public static void Islow(ReadOnlySpan<short> coef, int[] quant, byte[] output, int outOffset, int stride)
+    public static void Islow(ReadOnlySpan<short> coefs, int[] quant, byte[] output, int outOffset, int stride)
     {
-        Span<int> ws = stackalloc int[64];
-        var q = quant.AsSpan(0, 64);
-        coef = coef[..64];
+        if (coefs.Length < 64 || quant.Length < 64 || outOffset < 0 || (long)outOffset + 7L * stride + 8 > output.Length)
+            throw new ArgumentOutOfRangeException(nameof(outOffset));
+        fixed (short* c = coefs)
+        fixed (int* q = quant)
+        fixed (byte* o = &output[outOffset])
+        fixed (byte* l = RangeLimit)
+            Islow(c, q, o, stride, l);
+    }
+
+    /// <summary>A block with only a DC coefficient: both passes' DC shortcuts, so the same value as the full transform.</summary>
+    public static void DcOnly(short dc, int q0, byte[] output, int outOffset, int stride)
+    {
+        var ws = dc * q0 << Pass1Bits;
+        var v = RangeLimit[((ws + (1 << (Pass1Bits + 2))) >> (Pass1Bits + 3)) & 1023];
+        var fill = v * 0x0101010101010101UL;
+        if (outOffset < 0 || (long)outOffset + 7L * stride + 8 > output.Length)
+            throw new ArgumentOutOfRangeException(nameof(outOffset));
+        fixed (byte* o = &output[outOffset])
+            for (var r = 0; r < 8; r++)
+                *(ulong*)(o + r * stride) = fill;
+    }
+
+    private static void Islow(short* coef, int* q, byte* output, int stride, byte* limit)
+    {
+        int* ws = stackalloc int[64];
 
         for (var col = 0; col < 8; col++)
         {
@@ -74,14 +96,14 @@ internal static class Idct
             ws[32 + col] = (tmp13 - tmp0 + r1) >> s1;
         }
 
-        var limit = RangeLimit;
         for (var row = 0; row < 8; row++)
         {
-            var w = ws.Slice(row * 8, 8);
-            var o = output.AsSpan(outOffset + row * stride, 8);
+            var w = ws + row * 8;
+            var o = output + row * stride;
             if (w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0 && w[6] == 0 && w[7] == 0)
             {
-                o.Fill(limit[((w[0] + (1 << (Pass1Bits + 2))) >> (Pass1Bits + 3)) & 1023]);
+                var v = limit[((w[0] + (1 << (Pass1Bits + 2))) >> (Pass1Bits + 3)) & 1023];
+                *(ulong*)o = v * 0x0101010101010101UL;
                 continue;
             }
 

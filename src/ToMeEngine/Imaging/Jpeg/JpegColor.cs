@@ -24,6 +24,10 @@ internal sealed partial class JpegDecoder
         }
     }
 
+    // range_limit as a table: sums of a sample and a chroma term lie well inside [-384, 640).
+    private const int ClampOffset = 384;
+    private static readonly byte[] ClampTable = Enumerable.Range(-ClampOffset, 1024).Select(v => (byte)Math.Clamp(v, 0, 255)).ToArray();
+
     private static byte Clamp(int v) => (byte)(v < 0 ? 0 : v > 255 ? 255 : v);
 
     private RgbImage Finish()
@@ -77,13 +81,7 @@ internal sealed partial class JpegDecoder
                     }
                     continue;
                 }
-                for (var x = 0; x < width; x++, d += 3)
-                {
-                    int yy = p0[s + x], cb = p1[s + x], cr = p2[s + x];
-                    px[d] = Clamp(yy + CrR[cr]);
-                    px[d + 1] = Clamp(yy + ((CbG[cb] + CrG[cr]) >> ScaleBits));
-                    px[d + 2] = Clamp(yy + CbB[cb]);
-                }
+                YccRow(p0.AsSpan(s, width), p1.AsSpan(s, width), p2.AsSpan(s, width), px.AsSpan(d, width * 3));
             }
             return image;
         }
@@ -121,6 +119,24 @@ internal sealed partial class JpegDecoder
             }
         }
         return image;
+    }
+
+    private static unsafe void YccRow(ReadOnlySpan<byte> ys, ReadOnlySpan<byte> cbs, ReadOnlySpan<byte> crs, Span<byte> rgb)
+    {
+        fixed (byte* y = ys, cb = cbs, cr = crs, o = rgb, clampBase = ClampTable)
+        fixed (int* crR = CrR, cbB = CbB, crG = CrG, cbG = CbG)
+        {
+            var lim = clampBase + ClampOffset;
+            var n = ys.Length;
+            for (var x = 0; x < n; x++)
+            {
+                int yy = y[x], b = cb[x], r = cr[x];
+                var d = o + 3 * x;
+                d[0] = lim[yy + crR[r]];
+                d[1] = lim[yy + ((cbG[b] + crG[r]) >> ScaleBits)];
+                d[2] = lim[yy + cbB[b]];
+            }
+        }
     }
 
     private static int MulDiv255(int a, int b)

@@ -211,8 +211,10 @@ internal sealed partial class JpegDecoder
         if (!progressive)
         {
             Array.Clear(block);
-            DecodeBaselineBlock(c, block);
-            Idct.Islow(block, c.Quant!, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
+            if (DecodeBaselineBlock(c, block))
+                Idct.Islow(block, c.Quant!, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
+            else
+                Idct.DcOnly(block[0], c.Quant![0], c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
             return;
         }
         var coefs = c.Coefs.AsSpan((by * c.BlocksW + bx) * 64, 64);
@@ -238,8 +240,10 @@ internal sealed partial class JpegDecoder
         }
     }
 
-    private void DecodeBaselineBlock(JpegComponent c, short[] block)
+    /// <summary>Decodes one block; false when it has no AC coefficients (the IDCT reduces to a fill).</summary>
+    private bool DecodeBaselineBlock(JpegComponent c, short[] block)
     {
+        var any = false;
         c.DcPred += ReceiveExtend(DecodeSymbol(dcTables[c.DcTable]!));
         block[0] = (short)c.DcPred;
         var ac = acTables[c.AcTable]!;
@@ -251,6 +255,7 @@ internal sealed partial class JpegDecoder
             {
                 k += r;
                 block[ZigZag[k]] = (short)ReceiveExtend(s);
+                any = true;
             }
             else if (r == 15)
             {
@@ -261,6 +266,7 @@ internal sealed partial class JpegDecoder
                 break;
             }
         }
+        return any;
     }
 
     private void DecodeAcFirst(HuffmanTable ac, Span<short> coefs, int ss, int se, int al)
