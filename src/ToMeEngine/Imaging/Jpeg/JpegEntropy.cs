@@ -136,10 +136,17 @@ internal sealed partial class JpegDecoder
         return Extend(GetBits(s), s);
     }
 
+    // libjpeg's insufficient_data: once a scan has read past a marker, its remaining MCUs (up to the
+    // next restart) are left empty instead of being decoded from zero bits. Also bounds the work a
+    // corrupt file can cause.
+    private bool insufficientData;
+
     private void CheckOverrun()
     {
-        if (hitEnd && bitCount < padBits)
+        if (bitCount >= padBits) return;
+        if (hitEnd)
             throw Error("truncated file (entropy-coded data ends early)");
+        insufficientData = true;
     }
 
     /// <summary>
@@ -167,12 +174,14 @@ internal sealed partial class JpegDecoder
             hitMarker = true;
         foreach (var c in scanComps) c.DcPred = 0;
         eobRun = 0;
+        insufficientData = false;
     }
 
     private void DecodeScan(JpegComponent[] scanComps, int ss, int se, int ah, int al)
     {
         ResetBits();
         eobRun = 0;
+        insufficientData = false;
         var single = scanComps.Length == 1;
         var c0 = scanComps[0];
         int unitsX = single ? c0.CompBlocksW : mcusX, unitsY = single ? c0.CompBlocksH : mcusY;
@@ -208,6 +217,13 @@ internal sealed partial class JpegDecoder
 
     private void DecodeUnit(JpegComponent c, int bx, int by, short[] block, int ss, int se, int ah, int al)
     {
+        if (insufficientData)
+        {
+            // An all-zero block; progressive coefficients keep what earlier scans gave them.
+            if (!progressive)
+                Idct.DcOnly(0, 0, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
+            return;
+        }
         if (!progressive)
         {
             Array.Clear(block);
