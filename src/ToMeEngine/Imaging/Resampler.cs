@@ -31,17 +31,19 @@ public static class Resampler
         return 0.0;
     }
 
-    internal static Coeffs Precompute(int inSize, int outSize, ResampleFilter f)
+    /// <summary>Coefficients of outputs <paramref name="first"/> .. first+count-1 (indexed from 0) of an inSize -> outSize pass.</summary>
+    internal static Coeffs Precompute(int inSize, int outSize, ResampleFilter f, int first, int count)
     {
         var filterSupport = f == ResampleFilter.Bilinear ? 1.0 : 2.0;
         double scale = (double)inSize / outSize, filterScale = Math.Max(scale, 1.0);
         var support = filterSupport * filterScale;
         var ksize = (int)Math.Ceiling(support) * 2 + 1;
-        var bounds = new int[outSize * 2];
-        var weights = new int[checked(outSize * ksize)];
+        var bounds = new int[count * 2];
+        var weights = new int[checked(count * ksize)];
         var k = new double[ksize];
-        for (var xx = 0; xx < outSize; xx++)
+        for (var xx = first; xx < first + count; xx++)
         {
+            var j = xx - first;
             var center = (xx + 0.5) * scale;
             var ww = 0.0;
             var ss = 1.0 / filterScale;
@@ -61,10 +63,10 @@ public static class Resampler
                 if (ww != 0.0) k[x] /= ww;
                 // normalize_coeffs_8bpc: round half away from zero.
                 var v = k[x] * (1 << PrecisionBits);
-                weights[xx * ksize + x] = k[x] < 0 ? (int)(-0.5 + v) : (int)(0.5 + v);
+                weights[j * ksize + x] = k[x] < 0 ? (int)(-0.5 + v) : (int)(0.5 + v);
             }
-            bounds[xx * 2] = xmin;
-            bounds[xx * 2 + 1] = xmax;
+            bounds[j * 2] = xmin;
+            bounds[j * 2 + 1] = xmax;
         }
         return new Coeffs(ksize, bounds, weights);
     }
@@ -99,20 +101,20 @@ public static class Resampler
         Coeffs cv = default;
         if (needV)
         {
-            cv = Precompute(src.Height, outHeight, filter);
+            cv = Precompute(src.Height, outHeight, filter, y0, h);
             rowFirst = int.MaxValue;
             rowEnd = 0;
-            for (var yy = y0; yy < y0 + h; yy++)
+            for (var j = 0; j < h; j++)
             {
-                rowFirst = Math.Min(rowFirst, cv.Bounds[yy * 2]);
-                rowEnd = Math.Max(rowEnd, cv.Bounds[yy * 2] + cv.Bounds[yy * 2 + 1]);
+                rowFirst = Math.Min(rowFirst, cv.Bounds[j * 2]);
+                rowEnd = Math.Max(rowEnd, cv.Bounds[j * 2] + cv.Bounds[j * 2 + 1]);
             }
         }
         var rows = rowEnd - rowFirst;
         var tempStride = w * 3;
         var temp = new byte[checked(rows * tempStride)];
         if (needH)
-            Horizontal(src, Precompute(src.Width, outWidth, filter), x0, w, rowFirst, rows, temp);
+            Horizontal(src, Precompute(src.Width, outWidth, filter, x0, w), w, rowFirst, rows, temp);
         else
             for (var r = 0; r < rows; r++)
                 src.Pixels.AsSpan((rowFirst + r) * src.Stride + x0 * 3, tempStride).CopyTo(temp.AsSpan(r * tempStride));
@@ -120,58 +122,66 @@ public static class Resampler
             return new RgbImage(w, h, temp);
 
         var output = new byte[h * tempStride];
-        Vertical(temp, tempStride, rowFirst, cv, y0, h, output);
+        Vertical(temp, tempStride, rowFirst, cv, h, output);
         return new RgbImage(w, h, output);
     }
 
-    private static void Horizontal(RgbImage src, Coeffs c, int x0, int w, int rowFirst, int rows, byte[] temp)
+    private static unsafe void Horizontal(RgbImage src, Coeffs c, int w, int rowFirst, int rows, byte[] temp)
     {
-        var px = src.Pixels;
         var stride = src.Stride;
         var tempStride = w * 3;
-        for (var r = 0; r < rows; r++)
+        // Bounds were clamped to the source width by Precompute, so every tap is inside the row.
+        fixed (byte* px = src.Pixels, tp = temp)
+        fixed (int* bounds = c.Bounds, weights = c.Weights)
         {
-            var line = px.AsSpan((rowFirst + r) * stride, stride);
-            var o = temp.AsSpan(r * tempStride, tempStride);
-            for (var xx = 0; xx < w; xx++)
+            for (var r = 0; r < rows; r++)
             {
-                int xmin = c.Bounds[(x0 + xx) * 2], xmax = c.Bounds[(x0 + xx) * 2 + 1];
-                var k = c.Weights.AsSpan((x0 + xx) * c.KSize, xmax);
-                var s = line.Slice(xmin * 3, xmax * 3);
-                int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
-                for (var x = 0; x < k.Length; x++)
+                var line = px + (long)(rowFirst + r) * stride;
+                var o = tp + (long)r * tempStride;
+                for (var xx = 0; xx < w; xx++)
                 {
-                    var kx = k[x];
-                    s0 += s[3 * x] * kx;
-                    s1 += s[3 * x + 1] * kx;
-                    s2 += s[3 * x + 2] * kx;
+                    int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
+                    var k = weights + xx * c.KSize;
+                    var sp = line + xmin * 3;
+                    int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
+                    for (var x = 0; x < xmax; x++, sp += 3)
+                    {
+                        var kx = k[x];
+                        s0 += sp[0] * kx;
+                        s1 += sp[1] * kx;
+                        s2 += sp[2] * kx;
+                    }
+                    o[3 * xx] = Clip8(s0);
+                    o[3 * xx + 1] = Clip8(s1);
+                    o[3 * xx + 2] = Clip8(s2);
                 }
-                o[3 * xx] = Clip8(s0);
-                o[3 * xx + 1] = Clip8(s1);
-                o[3 * xx + 2] = Clip8(s2);
             }
         }
     }
 
-    private static void Vertical(byte[] temp, int stride, int rowFirst, Coeffs c, int y0, int h, byte[] output)
+    private static unsafe void Vertical(byte[] temp, int stride, int rowFirst, Coeffs c, int h, byte[] output)
     {
         var acc = new int[stride];
-        for (var yy = 0; yy < h; yy++)
+        fixed (byte* tp = temp, op = output)
+        fixed (int* a = acc, bounds = c.Bounds, weights = c.Weights)
         {
-            int ymin = c.Bounds[(y0 + yy) * 2] - rowFirst, ymax = c.Bounds[(y0 + yy) * 2 + 1];
-            var k = c.Weights.AsSpan((y0 + yy) * c.KSize, ymax);
-            acc.AsSpan().Fill(1 << (PrecisionBits - 1));
-            // Row-major accumulation: same integer sums as Pillow's per-pixel loop, cache friendly.
-            for (var y = 0; y < k.Length; y++)
+            for (var yy = 0; yy < h; yy++)
             {
-                var ky = k[y];
-                var line = temp.AsSpan((ymin + y) * stride, stride);
-                for (var i = 0; i < line.Length; i++)
-                    acc[i] += line[i] * ky;
+                int ymin = bounds[yy * 2] - rowFirst, ymax = bounds[yy * 2 + 1];
+                var k = weights + yy * c.KSize;
+                new Span<int>(a, stride).Fill(1 << (PrecisionBits - 1));
+                // Row-major accumulation: the same integer sums as Pillow's per-pixel loop, cache friendly.
+                for (var y = 0; y < ymax; y++)
+                {
+                    var ky = k[y];
+                    var line = tp + (long)(ymin + y) * stride;
+                    for (var i = 0; i < stride; i++)
+                        a[i] += line[i] * ky;
+                }
+                var o = op + (long)yy * stride;
+                for (var i = 0; i < stride; i++)
+                    o[i] = Clip8(a[i]);
             }
-            var o = output.AsSpan(yy * stride, stride);
-            for (var i = 0; i < o.Length; i++)
-                o[i] = Clip8(acc[i]);
         }
     }
 }
