@@ -28,7 +28,7 @@ internal static unsafe class Idct
         return t;
     }
 
-    public static void Islow(ReadOnlySpan<short> coefs, int[] quant, byte[] output, int outOffset, int stride)
+    public static void Islow(ReadOnlySpan<short> coefs, int[] quant, byte[] output, int outOffset, int stride, bool allowSimd = true)
     {
         if (coefs.Length < 64 || quant.Length < 64 || outOffset < 0 || (long)outOffset + 7L * stride + 8 > output.Length)
             throw new ArgumentOutOfRangeException(nameof(outOffset));
@@ -36,7 +36,12 @@ internal static unsafe class Idct
         fixed (int* q = quant)
         fixed (byte* o = &output[outOffset])
         fixed (byte* l = RangeLimit)
-            Islow(c, q, o, stride, l);
+        {
+            if (allowSimd && IdctAvx2.IsSupported)
+                IdctAvx2.Islow(c, q, o, stride);
+            else
+                Islow(c, q, o, stride, l);
+        }
     }
 
     /// <summary>A block with only a DC coefficient: both passes' DC shortcuts, so the same value as the full transform.</summary>
