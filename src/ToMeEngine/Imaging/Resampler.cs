@@ -1,3 +1,6 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
 namespace ToMe.Imaging;
 
 /// <summary>Resampling filters with PIL's definitions (both antialiased: the kernel widens when shrinking).</summary>
@@ -134,6 +137,7 @@ public static class Resampler
         fixed (byte* px = src.Pixels, tp = temp)
         fixed (int* bounds = c.Bounds, weights = c.Weights)
         {
+            var end = px + src.Pixels.Length;
             for (var r = 0; r < rows; r++)
             {
                 var line = px + (long)(rowFirst + r) * stride;
@@ -143,6 +147,19 @@ public static class Resampler
                     int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
                     var k = weights + xx * c.KSize;
                     var sp = line + xmin * 3;
+                    // One 4-lane vector per tap (R, G, B and a discarded byte), unless that extra byte
+                    // would be read past the end of the picture.
+                    if (Sse41.IsSupported && sp + xmax * 3 < end)
+                    {
+                        var acc = Vector128.Create(1 << (PrecisionBits - 1));
+                        for (var x = 0; x < xmax; x++, sp += 3)
+                            acc += Sse41.ConvertToVector128Int32(sp) * k[x];
+                        var v = Vector128.Min(Vector128.Max(acc >> PrecisionBits, Vector128<int>.Zero), Vector128.Create(255));
+                        o[3 * xx] = (byte)v.GetElement(0);
+                        o[3 * xx + 1] = (byte)v.GetElement(1);
+                        o[3 * xx + 2] = (byte)v.GetElement(2);
+                        continue;
+                    }
                     int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
                     for (var x = 0; x < xmax; x++, sp += 3)
                     {
@@ -159,6 +176,27 @@ public static class Resampler
         }
     }
 
+    /// <summary>
+    /// The vertical pass for 8 samples at a time: the same 32-bit sums, the taps accumulated in a
+    /// register; Clip8 is clamp(sum >> 22, 0, 255). Returns how many samples of the row it wrote.
+    /// </summary>
+    private static unsafe int VerticalAvx2(byte* first, int stride, int* k, int taps, byte* o)
+    {
+        var i = 0;
+        var round = Vector256.Create(1 << (PrecisionBits - 1));
+        for (; i + 8 <= stride; i += 8)
+        {
+            var acc = round;
+            var p = first + i;
+            for (var y = 0; y < taps; y++, p += stride)
+                acc += Avx2.ConvertToVector256Int32(p) * k[y];
+            var v = Vector256.Min(Vector256.Max(acc >> PrecisionBits, Vector256<int>.Zero), Vector256.Create(255));
+            var packed = Vector256.Narrow(Vector256.Narrow(v, v), Vector256<short>.Zero);
+            *(ulong*)(o + i) = packed.AsUInt64().GetElement(0);
+        }
+        return i;
+    }
+
     private static unsafe void Vertical(byte[] temp, int stride, int rowFirst, Coeffs c, int h, byte[] output)
     {
         var acc = new int[stride];
@@ -169,17 +207,20 @@ public static class Resampler
             {
                 int ymin = bounds[yy * 2] - rowFirst, ymax = bounds[yy * 2 + 1];
                 var k = weights + yy * c.KSize;
+                var o = op + (long)yy * stride;
+                var first = tp + (long)ymin * stride;
+                var done = Avx2.IsSupported ? VerticalAvx2(first, stride, k, ymax, o) : 0;
+                if (done == stride) continue;
                 new Span<int>(a, stride).Fill(1 << (PrecisionBits - 1));
                 // Row-major accumulation: the same integer sums as Pillow's per-pixel loop, cache friendly.
                 for (var y = 0; y < ymax; y++)
                 {
                     var ky = k[y];
                     var line = tp + (long)(ymin + y) * stride;
-                    for (var i = 0; i < stride; i++)
+                    for (var i = done; i < stride; i++)
                         a[i] += line[i] * ky;
                 }
-                var o = op + (long)yy * stride;
-                for (var i = 0; i < stride; i++)
+                for (var i = done; i < stride; i++)
                     o[i] = Clip8(a[i]);
             }
         }
