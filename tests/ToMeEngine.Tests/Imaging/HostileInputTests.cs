@@ -95,6 +95,22 @@ public class HostileInputTests
     public void DegenerateHeaders(byte[] data) => Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data));
 
     [Fact]
+    public void FloodOfScansIsRefused()
+    {
+        byte[] v = [10, 20, 30, 40];
+        var one = FlatJpegWriter.Encode([v, v, v], null);
+        var sos = JpegDecoderTests.FindMarker(one, 0xDA);
+        var scan = one.AsSpan(sos, one.Length - 2 - sos);
+        var ms = new MemoryStream();
+        ms.Write(one.AsSpan(0, one.Length - 2));
+        for (var i = 0; i < 300; i++) ms.Write(scan);
+        ms.Write([0xFF, 0xD9]);
+        var sw = Stopwatch.StartNew();
+        Assert.Contains("scans", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(ms.ToArray())).Message);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
     public void RandomGarbageAfterMagic()
     {
         var rng = new Random(99);

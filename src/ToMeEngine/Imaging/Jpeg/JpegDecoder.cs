@@ -24,6 +24,7 @@ internal sealed partial class JpegDecoder
     private readonly byte[] data;
     private readonly DecodeOptions options;
     private int pos;
+    private const int MaxScans = 256;
 
     private bool frameSeen, progressive;
     private int width, height, maxH, maxV, mcusX, mcusY;
@@ -77,8 +78,10 @@ internal sealed partial class JpegDecoder
                     }
                 case 0xDA:
                     if (!frameSeen) throw Error("SOS before SOF");
+                    // Every scan walks the whole frame, so a flood of tiny scans could cost minutes;
+                    // real files have at most a few dozen (libjpeg-turbo's fuzzing limit is 500).
+                    if (++scans > MaxScans) throw Error($"more than {MaxScans} scans");
                     ReadScan();
-                    scans++;
                     break;
                 case 0xD8: throw Error("unexpected second SOI");
                 case 0xDC: throw Error("DNL marker (height defined after the scan) is not supported");

@@ -212,6 +212,9 @@ internal sealed partial class JpegDecoder
                             DecodeUnit(c, ux * c.H + h, uy * c.V + v, block, ss, se, ah, al);
             }
             CheckOverrun();
+            // Nothing left to read before the next restart: progressive blocks would stay as they are.
+            if (insufficientData && progressive && restartInterval == 0)
+                break;
         }
     }
 
