@@ -260,20 +260,29 @@ internal sealed partial class JpegDecoder
     }
 
     /// <summary>Decodes one block; false when it has no AC coefficients (the IDCT reduces to a fill).</summary>
+    /// <remarks>
+    /// Hot path: one refill per coefficient guarantees 32 bits, enough for a code (at most 16 bits)
+    /// and its value (at most 16 bits), so the symbol and value reads need no further checks.
+    /// </remarks>
     private bool DecodeBaselineBlock(JpegComponent c, short[] block)
     {
-        var any = false;
-        c.DcPred += ReceiveExtend(DecodeSymbol(dcTables[c.DcTable]!));
-        block[0] = (short)c.DcPred;
+        var dc = dcTables[c.DcTable]!;
         var ac = acTables[c.AcTable]!;
+        if (bitCount < 32) Fill();
+        var t = DecodeFilled(dc);
+        if (t > 16) throw Error("corrupt entropy-coded data (coefficient size > 16 bits)");
+        if (t != 0) c.DcPred += Extend(TakeBits(t), t);
+        block[0] = (short)c.DcPred;
+        var any = false;
         for (var k = 1; k < 64; k++)
         {
-            var rs = DecodeSymbol(ac);
+            if (bitCount < 32) Fill();
+            var rs = DecodeFilled(ac);
             int r = rs >> 4, s = rs & 15;
             if (s != 0)
             {
                 k += r;
-                block[ZigZag[k]] = (short)ReceiveExtend(s);
+                block[ZigZag[k]] = (short)Extend(TakeBits(s), s);
                 any = true;
             }
             else if (r == 15)
@@ -286,6 +295,29 @@ internal sealed partial class JpegDecoder
             }
         }
         return any;
+    }
+
+    /// <summary>Reads n (1..16) bits; the caller has made sure they are buffered.</summary>
+    private int TakeBits(int n)
+    {
+        var v = (int)(bitBuf >> (64 - n));
+        bitBuf <<= n;
+        bitCount -= n;
+        return v;
+    }
+
+    /// <summary>Decodes a symbol with at least 16 bits buffered.</summary>
+    private int DecodeFilled(HuffmanTable t)
+    {
+        int e = t.Lookup[(int)(bitBuf >> (64 - HuffmanTable.LookBits))];
+        if (e != 0)
+        {
+            var len = e >> 8;
+            bitBuf <<= len;
+            bitCount -= len;
+            return e & 0xFF;
+        }
+        return DecodeSymbol(t);
     }
 
     private void DecodeAcFirst(HuffmanTable ac, Span<short> coefs, int ss, int se, int al)
