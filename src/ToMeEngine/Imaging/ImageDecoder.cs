@@ -21,7 +21,7 @@ public static class ImageDecoder
             return ImageFormat.Png;
         if (data.Length >= 2 && data[0] == (byte)'B' && data[1] == (byte)'M')
             return ImageFormat.Bmp;
-        if (data.Length >= 2 && data[0] == (byte)'P' && data[1] is (byte)'5' or (byte)'6')
+        if (data.Length >= 3 && data[0] == (byte)'P' && data[1] is >= (byte)'1' and <= (byte)'7' && data[2] is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r')
             return ImageFormat.Pnm;
         return ImageFormat.Unknown;
     }

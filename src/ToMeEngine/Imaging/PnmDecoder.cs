@@ -10,6 +10,8 @@ internal static class PnmDecoder
 
     public static RgbImage Decode(byte[] data, DecodeOptions options)
     {
+        if (data[1] is not ((byte)'5' or (byte)'6'))
+            throw Error($"P{(char)data[1]} (plain-text, bitmap or PAM) is not supported; binary P5/P6 only");
         var color = data[1] == (byte)'6';
         var pos = 2;
         var width = ReadNumber(data, ref pos);

@@ -164,6 +164,13 @@ public class BmpPnmDecoderTests
     }
 
     [Fact]
+    public void PlainPnmIsRefusedClearly()
+    {
+        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("P3\n1 1\n255\n0 0 0\n"u8));
+        Assert.Contains("P3", e.Message);
+    }
+
+    [Fact]
     public void TruncatedPixmapIsReported()
     {
         var data = Pnm("P6", 255, 3, new ushort[W * H * 3]);

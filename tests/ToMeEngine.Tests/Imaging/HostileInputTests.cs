@@ -114,7 +114,7 @@ public class HostileInputTests
     public void RandomGarbageAfterMagic()
     {
         var rng = new Random(99);
-        byte[][] magics = [[0xFF, 0xD8, 0xFF], [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "BM"u8.ToArray(), "P6"u8.ToArray(), "P5"u8.ToArray()];
+        byte[][] magics = [[0xFF, 0xD8, 0xFF], [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "BM"u8.ToArray(), "P6\n"u8.ToArray(), "P5 "u8.ToArray(), "P6\n12 9\n"u8.ToArray()];
         for (var i = 0; i < 300; i++)
         {
             var data = new byte[rng.Next(4, 3000)];
