@@ -1,0 +1,27 @@
+namespace ToMe.Imaging;
+
+/// <summary>Limits and switches for <see cref="ImageDecoder"/>.</summary>
+public sealed record DecodeOptions
+{
+    public static DecodeOptions Default { get; } = new();
+
+    /// <summary>
+    /// Pictures declaring more pixels than this are refused before any pixel buffer is allocated, so a
+    /// 40-byte header claiming 100000x100000 cannot exhaust memory.
+    /// </summary>
+    public long MaxPixels { get; init; } = 100_000_000;
+
+    /// <summary>Verify PNG chunk CRCs (PIL does too; a mismatch is reported as corruption).</summary>
+    public bool CheckPngCrc { get; init; } = true;
+
+    /// <summary>Files larger than this are refused when reading a path or stream.</summary>
+    public long MaxFileBytes { get; init; } = 1L << 30;
+
+    internal void CheckSize(string format, long width, long height)
+    {
+        if (width <= 0 || height <= 0)
+            throw new ImageDecodeException($"{format}: invalid dimensions {width}x{height}");
+        if (width * height > MaxPixels)
+            throw new ImageDecodeException($"{format}: {width}x{height} = {width * height} pixels exceeds the limit of {MaxPixels} (DecodeOptions.MaxPixels)");
+    }
+}

@@ -1,0 +1,30 @@
+namespace ToMe.Imaging;
+
+/// <summary>An 8-bit RGB picture, rows top to bottom, pixels interleaved R,G,B with no row padding.</summary>
+public sealed class RgbImage
+{
+    public RgbImage(int width, int height, byte[] pixels)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentNullException.ThrowIfNull(pixels);
+        if (pixels.LongLength != (long)width * height * 3)
+            throw new ArgumentException($"expected {(long)width * height * 3} bytes for {width}x{height} RGB, got {pixels.LongLength}", nameof(pixels));
+        Width = width;
+        Height = height;
+        Pixels = pixels;
+    }
+
+    /// <summary>Allocates a black picture.</summary>
+    public RgbImage(int width, int height) : this(width, height, new byte[checked(width * height * 3)]) { }
+
+    public int Width { get; }
+    public int Height { get; }
+
+    /// <summary>Interleaved RGB8, <c>Width * 3</c> bytes per row.</summary>
+    public byte[] Pixels { get; }
+
+    public int Stride => Width * 3;
+
+    public override string ToString() => $"RgbImage {Width}x{Height}";
+}
