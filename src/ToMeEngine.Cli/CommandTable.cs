@@ -11,6 +11,7 @@ internal static class CommandTable
         yield return ForwardCommand.Create();
         yield return InfoCommand.Create();
         yield return BenchCommand.Create();
+        yield return ClassifyCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
     }

@@ -38,7 +38,7 @@ internal static class InfoCommand
             Console.WriteLine($"width            {config.EmbedDim} channels, {config.NumHeads} heads of {config.HeadDim}, MLP {config.MlpHidden}, {config.Depth} blocks");
             Console.WriteLine($"head             {config.NumClasses} classes, pool {config.GlobalPool.ToString().ToLowerInvariant()}{(config.Distilled ? ", distilled (two heads averaged)" : "")}");
             Console.WriteLine(string.Create(inv, $"parameters       {config.ParameterCount:N0} ({config.ParameterCount / 1e6:F2} M)"));
-            Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ResizeShorterSide} ({config.Preprocess.Interpolation}), crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
+            Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ScaleSize} ({config.Preprocess.Interpolation.ToString().ToLowerInvariant()}), crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
             double baseline = FlopCounter.MultiplyAdds(config, Merging.MergeSchedule.None) / 1e9;
             if (plan is not var (tokens, merged, final))
             {

@@ -1,3 +1,5 @@
+using ToMe.Imaging;
+
 namespace ToMe.Model;
 
 /// <summary>How the transformer's output becomes the head's input.</summary>
@@ -8,18 +10,6 @@ public enum GlobalPool
 
     /// <summary>Size-weighted mean of the non-prefix tokens, then <c>fc_norm</c> (timm <c>global_pool = "avg"</c>).</summary>
     Avg,
-}
-
-/// <summary>timm's eval transform for a model (its <c>pretrained_cfg</c>).</summary>
-public sealed record PreprocessConfig(
-    int ImageSize,
-    double CropPct,
-    string Interpolation,
-    float[] Mean,
-    float[] Std)
-{
-    /// <summary>The shorter side before the center crop: floor(size / crop_pct).</summary>
-    public int ResizeShorterSide => (int)Math.Floor(ImageSize / CropPct);
 }
 
 /// <summary>
@@ -83,8 +73,9 @@ public sealed record ModelConfig
         Require(!(Distilled && !ClassToken), "a distilled model needs a class token");
         Require(GlobalPool == GlobalPool.Avg || ClassToken, "global_pool 'token' needs a class token");
         Require(Preprocess.Mean.Length == 3 && Preprocess.Std.Length == 3, "mean and std must have 3 entries");
-        Require(Preprocess.Std.All(s => s > 0), "std entries must be positive");
+        Require(Preprocess.Std.All(s => s > 0 && float.IsFinite(s)), "std entries must be positive");
         Require(Preprocess.CropPct is > 0 and <= 1.0 + 1e-9, $"crop_pct {Preprocess.CropPct} must be in (0, 1]");
+        Require(Preprocess.ImgSize == ImageSize, $"pretrained_cfg input size {Preprocess.ImgSize} differs from img_size {ImageSize}");
         Require(LabelNames is null || LabelNames.Count == NumClasses, $"label_names has {LabelNames?.Count} entries, expected num_classes = {NumClasses}");
     }
 }

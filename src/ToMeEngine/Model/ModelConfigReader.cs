@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ToMe.Imaging;
 using ToMe.Weights;
 
 namespace ToMe.Model;
@@ -115,12 +116,20 @@ public static class ModelConfigReader
     private static PreprocessConfig ReadPreprocess(JsonElement cfg, int imageSize, string family, string source)
     {
         bool deit = family == "deit";
-        return new PreprocessConfig(
-            imageSize,
-            GetDouble(cfg, "crop_pct", source) ?? (deit ? 0.875 : 0.9),
-            GetString(cfg, "interpolation", source) ?? "bicubic",
-            GetFloats(cfg, "mean", source) ?? (deit ? ImageNetMean : Half3),
-            GetFloats(cfg, "std", source) ?? (deit ? ImageNetStd : Half3));
+        var interpolation = GetString(cfg, "interpolation", source) ?? "bicubic";
+        return new PreprocessConfig
+        {
+            ImgSize = imageSize,
+            CropPct = GetDouble(cfg, "crop_pct", source) ?? (deit ? 0.875 : 0.9),
+            Interpolation = interpolation switch
+            {
+                "bicubic" => ResampleFilter.Bicubic,
+                "bilinear" => ResampleFilter.Bilinear,
+                _ => throw new WeightsFormatException($"{source}: interpolation '{interpolation}' is not supported (expected bicubic or bilinear)"),
+            },
+            Mean = GetFloats(cfg, "mean", source) ?? (deit ? ImageNetMean : Half3),
+            Std = GetFloats(cfg, "std", source) ?? (deit ? ImageNetStd : Half3),
+        };
     }
 
     private static int? InputSize(JsonElement pre, string source)

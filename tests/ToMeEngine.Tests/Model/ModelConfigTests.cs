@@ -59,7 +59,7 @@ public class ModelConfigTests
         Assert.True(c.Distilled);
         Assert.Equal(2, c.PrefixTokens);
         Assert.Equal(24 * 24 + 2, c.Tokens);
-        Assert.Equal(384, c.Preprocess.ResizeShorterSide);
+        Assert.Equal(384, c.Preprocess.ScaleSize);
         Assert.Equal(["a", "b", "c"], c.LabelNames);
     }
 

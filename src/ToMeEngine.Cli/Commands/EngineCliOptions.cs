@@ -1,0 +1,82 @@
+using System.CommandLine;
+using ToMe.Model;
+
+namespace ToMe.Cli.Commands;
+
+/// <summary>The options that build a <see cref="ToMeEngine"/> from the command line, shared by classify, eval and visualize.</summary>
+internal sealed class EngineCliOptions
+{
+    public Option<string?> Model { get; } = new("--model", "-m")
+    {
+        Description = "model folder (config.json + model.safetensors), .safetensors file or hub name; default: the first model under " +
+                      "models/ at the repository root or under $TOME_MODELS",
+    };
+
+    public Option<string> Schedule { get; } = ModelOptions.Schedule();
+    public StrategyOptions Strategy { get; } = new();
+    public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
+    public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };
+    public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0 = all cores)" };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { Model, Schedule, NoPropAttn, Backend, Threads }.Concat(Strategy.All))
+            command.Options.Add(option);
+    }
+
+    public ToMeEngine Load(ParseResult parse, int maxBatch = 32)
+    {
+        var backend = parse.GetValue(Backend) switch
+        {
+            "cpu" => BackendKind.Cpu,
+            "cuda" => BackendKind.Cuda,
+            "auto" => BackendKind.Auto,
+            var other => throw new ArgumentException($"--backend '{other}' is not available (expected cpu, cuda or auto)"),
+        };
+        var options = new EngineOptions
+        {
+            Backend = backend,
+            Schedule = ModelOptions.ParseSchedule(parse.GetValue(Schedule)!),
+            Merge = Strategy.Parse(parse),
+            ProportionalAttention = !parse.GetValue(NoPropAttn),
+            Threads = parse.GetValue(Threads),
+            MaxBatchSize = maxBatch,
+        };
+        var model = parse.GetValue(Model) ?? DefaultModel.Find();
+        return ToMeEngine.Load(ModelOptions.ResolveModel(model), options);
+    }
+}
+
+/// <summary>Where <c>tome classify</c> looks for a model when none is named.</summary>
+internal static class DefaultModel
+{
+    public static string Find()
+    {
+        var places = new List<string>();
+        if (Environment.GetEnvironmentVariable("TOME_MODELS") is { Length: > 0 } env)
+            places.Add(env);
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+                if (File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
+                {
+                    places.Add(Path.Combine(dir.FullName, "models"));
+                    break;
+                }
+        foreach (var place in places.Distinct())
+        {
+            if (!Directory.Exists(place))
+                continue;
+            if (IsModel(place))
+                return place;
+            var found = Directory.GetDirectories(place).Order(StringComparer.Ordinal).FirstOrDefault(IsModel);
+            if (found is not null)
+                return found;
+        }
+        throw new FileNotFoundException(
+            $"no --model given and no model found in {(places.Count == 0 ? "models/ or $TOME_MODELS" : string.Join(" or ", places.Distinct()))}: " +
+            "put a timm model in the hub layout (config.json + model.safetensors, e.g. from huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k) " +
+            "into models/NAME/, or pass --model timm/NAME to fetch it");
+    }
+
+    private static bool IsModel(string dir) => File.Exists(Path.Combine(dir, "config.json")) && File.Exists(Path.Combine(dir, "model.safetensors"));
+}

@@ -1,0 +1,60 @@
+using ToMe.Imaging;
+using ToMe.Merging;
+
+namespace ToMe;
+
+/// <summary>Where the forward pass runs.</summary>
+public enum BackendKind
+{
+    /// <summary>CUDA when a device is usable, else the CPU.</summary>
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+/// <summary>Compute precision of the forward pass. The CPU backend computes in float32.</summary>
+public enum Precision
+{
+    Float32,
+    Float16,
+    BFloat16,
+}
+
+/// <summary>How a <see cref="ToMeEngine"/> runs its model. Immutable; the defaults reproduce timm + ToMe at r = 0.</summary>
+public sealed record EngineOptions
+{
+    public BackendKind Backend { get; init; } = BackendKind.Auto;
+
+    public Precision Precision { get; init; } = Precision.Float32;
+
+    /// <summary>The merging algorithm (ToMe by default).</summary>
+    public MergeStrategy Merge { get; init; } = MergeStrategy.ToMe;
+
+    /// <summary>How many tokens each block merges (ToMe, random and CIS); r = 0 by default.</summary>
+    public MergeSchedule Schedule { get; init; } = MergeSchedule.None;
+
+    /// <summary>Proportional attention (log size bias); ToMe's default.</summary>
+    public bool ProportionalAttention { get; init; } = true;
+
+    /// <summary>Images per forward pass; larger batches are split.</summary>
+    public int MaxBatchSize { get; init; } = 32;
+
+    /// <summary>CPU worker threads for one forward pass; 0 uses every core.</summary>
+    public int Threads { get; init; }
+
+    /// <summary>Limits for decoding images (maximum pixels, file size).</summary>
+    public DecodeOptions Decode { get; init; } = DecodeOptions.Default;
+
+    internal void Validate()
+    {
+        if (MaxBatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "must be at least 1");
+        if (Threads < 0)
+            throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "must be 0 (all cores) or positive");
+        if (Precision != Precision.Float32)
+            throw new NotSupportedException($"precision {Precision} is not available yet; the engine computes in Float32");
+    }
+}
+
+/// <summary>One class of a classification: its index in the head, its label and its softmax probability.</summary>
+public readonly record struct Prediction(int ClassIndex, string Label, float Probability);
