@@ -12,6 +12,7 @@ internal static class CommandTable
         yield return InfoCommand.Create();
         yield return BenchCommand.Create();
         yield return ClassifyCommand.Create();
+        yield return EvalCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
     }
