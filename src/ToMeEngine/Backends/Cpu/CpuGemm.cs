@@ -1,0 +1,362 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ToMe.Backends.Cpu;
+
+/// <summary>What the packed GEMM does with each output element after the A·Wᵀ sum.</summary>
+internal enum GemmEpilogue
+{
+    /// <summary>C = A·Wᵀ.</summary>
+    None,
+
+    /// <summary>C = A·Wᵀ + bias.</summary>
+    Bias,
+
+    /// <summary>C = GELU(A·Wᵀ + bias), exact erf GELU.</summary>
+    BiasGelu,
+
+    /// <summary>C += A·Wᵀ (+ bias when one is given): the residual add. The sum starts from the old C.</summary>
+    Accumulate,
+}
+
+/// <summary>Micro-kernel family; internal so tests can force each one.</summary>
+internal enum SimdPath
+{
+    Scalar,
+    Vector256,
+    Vector512,
+}
+
+/// <summary>
+/// Float32 SGEMM for the CPU backend: a packed, cache-blocked, multi-threaded Linear
+/// (<see cref="Linear(ReadOnlySpan{float}, int, PackedWeight, ReadOnlySpan{float}, Span{float}, GemmEpilogue, int)"/>)
+/// and a single-threaded strided product for attention (MatMul).
+/// </summary>
+/// <remarks>
+/// Determinism: every output element is one FMA chain over k = 0..K−1 in order, started from 0 (or from C when
+/// accumulating), with bias and GELU applied once at the end. K-blocks hand the running sum over through C in
+/// float32, which is exact, so the value of an element does not depend on M, on the tiling, on the thread count
+/// or on the micro-kernel width. The only path-dependent step is the exp inside GELU.
+/// </remarks>
+internal static unsafe class CpuGemm
+{
+    // Blocking: a Kc-deep slice of a weight panel (32 KiB at Kc = 256) is reused across an A block of Mc rows
+    // that stays in L2; a task covers Mc rows × NcPanels panels so A is repacked once per 256 output columns.
+    private const int Kc = 256;
+    private const int McRows = 96;
+    private const int NcPanels = 8;
+    private const int Nr = PackedWeight.PanelWidth;
+
+    // Below this many multiply-adds a parallel dispatch costs more than it saves.
+    private const long ParallelThreshold = 1L << 18;
+
+    [ThreadStatic] private static AlignedBuffer? t_packA;
+    [ThreadStatic] private static AlignedBuffer? t_packB;
+
+    /// <summary>The widest micro-kernel this machine runs natively.</summary>
+    public static SimdPath BestPath { get; } =
+        Vector512.IsHardwareAccelerated ? SimdPath.Vector512
+        : Vector256.IsHardwareAccelerated && Fma.IsSupported ? SimdPath.Vector256
+        : SimdPath.Scalar;
+
+    /// <summary>Whether <paramref name="path"/> can run here (the tests skip the ones that cannot).</summary>
+    public static bool IsSupported(SimdPath path) => path switch
+    {
+        SimdPath.Vector512 => Vector512.IsHardwareAccelerated,
+        SimdPath.Vector256 => Vector256.IsHardwareAccelerated && Fma.IsSupported,
+        _ => true,
+    };
+
+    /// <summary>
+    /// C = A·Wᵀ with the given epilogue, W a packed timm Linear weight. maxThreads: 0 for one per processor,
+    /// 1 to run on the calling thread.
+    /// </summary>
+    // a: [m, w.K] row-major; c: [m, w.N] row-major; bias: [w.N] (Bias/BiasGelu), [w.N] or empty (Accumulate), ignored (None)
+    public static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
+        GemmEpilogue epilogue, int maxThreads = 0) =>
+        Linear(a, m, w, bias, c, epilogue, maxThreads, BestPath);
+
+    internal static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
+        GemmEpilogue epilogue, int maxThreads, SimdPath path)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxThreads);
+        if (!IsSupported(path))
+        {
+            throw new PlatformNotSupportedException($"{path} kernels are not accelerated on this machine");
+        }
+        int n = w.N, k = w.K;
+        CheckLength(a.Length, (long)m * k, nameof(a));
+        CheckLength(c.Length, (long)m * n, nameof(c));
+        bool needBias = epilogue is GemmEpilogue.Bias or GemmEpilogue.BiasGelu
+            || (epilogue == GemmEpilogue.Accumulate && !bias.IsEmpty);
+        if (needBias)
+        {
+            CheckLength(bias.Length, n, nameof(bias));
+        }
+        if (m == 0)
+        {
+            return;
+        }
+
+        fixed (float* pa = a, pc = c, pbias = bias)
+        {
+            var job = new Job
+            {
+                A = pa, Lda = k, Alpha = 1f, B = w.Data, C = pc, Ldc = n, M = m, N = n, K = k,
+                Bias = needBias ? pbias : null,
+                Accumulate = epilogue == GemmEpilogue.Accumulate,
+                Gelu = epilogue == GemmEpilogue.BiasGelu,
+                Path = path,
+            };
+            Run(job, maxThreads);
+        }
+    }
+
+    /// <summary>
+    /// C = alpha·A·op(B) (or C += … when <paramref name="accumulate"/>), single-threaded: callers parallelise over
+    /// batch × heads. alpha scales A as it is packed, i.e. C = (alpha·A)·op(B) — the order timm uses for q·scale.
+    /// </summary>
+    // a: [m, k], row stride lda
+    // b: [n, k] row stride ldb when transposeB (C = A·Bᵀ), else [k, n] row stride ldb (C = A·B)
+    // c: [m, n], row stride ldc
+    public static void MatMul(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transposeB,
+        Span<float> c, int ldc, int m, int n, int k, float alpha, bool accumulate) =>
+        MatMul(a, lda, b, ldb, transposeB, c, ldc, m, n, k, alpha, accumulate, BestPath);
+
+    internal static void MatMul(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transposeB,
+        Span<float> c, int ldc, int m, int n, int k, float alpha, bool accumulate, SimdPath path)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (!IsSupported(path))
+        {
+            throw new PlatformNotSupportedException($"{path} kernels are not accelerated on this machine");
+        }
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+        CheckStride(lda, k, nameof(lda));
+        CheckStride(ldc, n, nameof(ldc));
+        CheckStride(ldb, transposeB ? k : n, nameof(ldb));
+        CheckLength(a.Length, k == 0 ? 0 : (long)(m - 1) * lda + k, nameof(a));
+        CheckLength(c.Length, (long)(m - 1) * ldc + n, nameof(c));
+        if (k > 0)
+        {
+            CheckLength(b.Length, transposeB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n, nameof(b));
+        }
+
+        int panels = (n + Nr - 1) / Nr;
+        long packed = (long)panels * Nr * k;
+        if (packed > int.MaxValue / 2)
+        {
+            throw new ArgumentException($"B of [{k}, {n}] is too large");
+        }
+        var bBuf = AlignedBuffer.Ensure(ref t_packB, Math.Max(1, (int)packed));
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            if (k > 0)
+            {
+                PackedWeight.PackPanels(pb, ldb, transposeB, n, k, bBuf.Pointer);
+            }
+            var job = new Job
+            {
+                A = pa, Lda = lda, Alpha = alpha, B = bBuf.Pointer, C = pc, Ldc = ldc, M = m, N = n, K = k,
+                Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
+            };
+            job.RunTile(0, m, 0, panels);
+        }
+    }
+
+    private static void Run(Job job, int maxThreads)
+    {
+        int panels = (job.N + Nr - 1) / Nr;
+        int threads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
+        long work = (long)job.M * job.N * Math.Max(job.K, 1);
+        if (threads <= 1 || work < ParallelThreshold)
+        {
+            job.RunTile(0, job.M, 0, panels);
+            return;
+        }
+
+        // Tiles are Mc rows × NcPanels panels; for short M, narrow the panel groups so every thread gets work.
+        int mr = MicroRows(job.Path);
+        int mc = Math.Max(mr, McRows / mr * mr);
+        int rowBlocks = (job.M + mc - 1) / mc;
+        int groupPanels = NcPanels;
+        while (groupPanels > 1 && rowBlocks * ((panels + groupPanels - 1) / groupPanels) < 4 * threads)
+        {
+            groupPanels /= 2;
+        }
+        int colBlocks = (panels + groupPanels - 1) / groupPanels;
+        int tiles = rowBlocks * colBlocks;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        Parallel.For(0, tiles, options, t =>
+        {
+            // Row-block-major order lets concurrent tiles share the same A rows in L3.
+            int rb = t / colBlocks, cb = t % colBlocks;
+            int m0 = rb * mc;
+            int p0 = cb * groupPanels;
+            job.RunTile(m0, Math.Min(job.M, m0 + mc), p0, Math.Min(panels, p0 + groupPanels));
+        });
+    }
+
+    internal static int MicroRows(SimdPath path) => path switch
+    {
+        SimdPath.Vector512 => GemmKernels.Mr512,
+        SimdPath.Vector256 => GemmKernels.Mr256,
+        _ => GemmKernels.MrScalar,
+    };
+
+    private static void CheckLength(long actual, long needed, string name)
+    {
+        if (actual < needed)
+        {
+            throw new ArgumentException($"{name} holds {actual} floats, {needed} needed", name);
+        }
+    }
+
+    private static void CheckStride(int stride, int minimum, string name)
+    {
+        if (stride < minimum)
+        {
+            throw new ArgumentOutOfRangeException(name, stride, $"row stride must be at least {minimum}");
+        }
+    }
+
+    /// <summary>One GEMM's operands; a class so the parallel body can capture it.</summary>
+    private sealed class Job
+    {
+        public float* A;
+        public int Lda;
+        public float Alpha;
+        public float* B;
+        public float* C;
+        public int Ldc;
+        public int M, N, K;
+        public float* Bias;
+        public bool Accumulate, Gelu;
+        public SimdPath Path;
+
+        // Rows [m0, m1) × panels [p0, p1) for all of K.
+        public void RunTile(int m0, int m1, int p0, int p1)
+        {
+            int mr = MicroRows(Path);
+            int rows = m1 - m0;
+            int microPanels = (rows + mr - 1) / mr;
+            int kcMax = Math.Min(Kc, K);
+            var aBuf = AlignedBuffer.Ensure(ref t_packA, Math.Max(1, microPanels * mr * kcMax));
+            float* pack = aBuf.Pointer;
+            float* edge = stackalloc float[GemmKernels.Mr512 * Nr];
+            float* edgeBias = stackalloc float[Nr];
+
+            int k0 = 0;
+            do
+            {
+                int kc = Math.Min(Kc, K - k0);
+                bool last = k0 + kc == K;
+                bool load = k0 > 0 || Accumulate;
+                float* bias = last ? Bias : null;
+                bool gelu = last && Gelu;
+                PackA(A + (long)m0 * Lda + k0, Lda, rows, kc, mr, Alpha, pack);
+
+                for (int p = p0; p < p1; p++)
+                {
+                    int j0 = p * Nr;
+                    int cols = Math.Min(Nr, N - j0);
+                    float* panel = B + (long)j0 * K + (long)k0 * Nr;
+                    float* panelBias = bias;
+                    if (bias != null)
+                    {
+                        if (cols == Nr)
+                        {
+                            panelBias = bias + j0;
+                        }
+                        else
+                        {
+                            new Span<float>(edgeBias, Nr).Clear();
+                            new ReadOnlySpan<float>(bias + j0, cols).CopyTo(new Span<float>(edgeBias, Nr));
+                            panelBias = edgeBias;
+                        }
+                    }
+                    for (int ip = 0; ip < microPanels; ip++)
+                    {
+                        int i0 = m0 + ip * mr;
+                        int rowsHere = Math.Min(mr, m1 - i0);
+                        float* a = pack + (long)ip * mr * kc;
+                        float* c = C + (long)i0 * Ldc + j0;
+                        if (rowsHere == mr && cols == Nr)
+                        {
+                            Kernel(kc, a, panel, c, Ldc, load, panelBias, gelu);
+                        }
+                        else
+                        {
+                            // Partial tile: run the full kernel on a scratch tile so no write leaves C's extent.
+                            if (load)
+                            {
+                                Copy(c, Ldc, edge, Nr, rowsHere, cols);
+                            }
+                            Kernel(kc, a, panel, edge, Nr, load, panelBias, gelu);
+                            Copy(edge, Nr, c, Ldc, rowsHere, cols);
+                        }
+                    }
+                }
+                k0 += kc;
+            }
+            while (k0 < K);
+        }
+
+        private void Kernel(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+        {
+            switch (Path)
+            {
+                case SimdPath.Vector512:
+                    GemmKernels.Kernel512(kc, a, b, c, ldc, load, bias, gelu);
+                    break;
+                case SimdPath.Vector256:
+                    GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu);
+                    break;
+                default:
+                    GemmKernels.KernelScalar(kc, a, b, c, ldc, load, bias, gelu);
+                    break;
+            }
+        }
+
+        private static void Copy(float* src, int lds, float* dst, int ldd, int rows, int cols)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                new ReadOnlySpan<float>(src + (long)r * lds, cols).CopyTo(new Span<float>(dst + (long)r * ldd, cols));
+            }
+        }
+    }
+
+    // a: [rows, kc] with row stride lda → dst: ⌈rows/mr⌉ micro-panels of [kc, mr], rows past the end zero.
+    private static void PackA(float* a, int lda, int rows, int kc, int mr, float alpha, float* dst)
+    {
+        for (int i0 = 0; i0 < rows; i0 += mr)
+        {
+            int valid = Math.Min(mr, rows - i0);
+            for (int r = 0; r < valid; r++)
+            {
+                float* src = a + (long)(i0 + r) * lda;
+                float* d = dst + r;
+                for (int p = 0; p < kc; p++)
+                {
+                    d[p * mr] = src[p] * alpha;
+                }
+            }
+            for (int r = valid; r < mr; r++)
+            {
+                for (int p = 0; p < kc; p++)
+                {
+                    dst[p * mr + r] = 0f;
+                }
+            }
+            dst += mr * kc;
+        }
+    }
+}

@@ -1,0 +1,242 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace ToMe.Backends.Cpu;
+
+// Fully unrolled micro-kernels (the JIT keeps every accumulator in a register); each one computes an MR x 32 tile of C (one packed weight panel).
+// Every output element is a single FMA chain over k in increasing order, starting from 0 or from C,
+// so all kernels (and the scalar one) produce bit-identical sums.
+internal static unsafe class GemmKernels
+{
+    public const int Mr512 = 12;
+    public const int Mr256 = 6;
+    public const int MrScalar = 4;
+    private const int Nr = PackedWeight.PanelWidth;
+
+    // a: packed micro-panel [kc, Mr512]; b: packed panel slice [kc, 32]; c: [Mr512, 32] tile with row stride ldc;
+    // bias: [32] or null (added after the sum); gelu applies after bias.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel512(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    {
+        Vector512<float> c00, c01;
+        Vector512<float> c10, c11;
+        Vector512<float> c20, c21;
+        Vector512<float> c30, c31;
+        Vector512<float> c40, c41;
+        Vector512<float> c50, c51;
+        Vector512<float> c60, c61;
+        Vector512<float> c70, c71;
+        Vector512<float> c80, c81;
+        Vector512<float> c90, c91;
+        Vector512<float> c100, c101;
+        Vector512<float> c110, c111;
+        if (load)
+        {
+            c00 = Vector512.Load(c + 0 * ldc); c01 = Vector512.Load(c + 0 * ldc + 16);
+            c10 = Vector512.Load(c + 1 * ldc); c11 = Vector512.Load(c + 1 * ldc + 16);
+            c20 = Vector512.Load(c + 2 * ldc); c21 = Vector512.Load(c + 2 * ldc + 16);
+            c30 = Vector512.Load(c + 3 * ldc); c31 = Vector512.Load(c + 3 * ldc + 16);
+            c40 = Vector512.Load(c + 4 * ldc); c41 = Vector512.Load(c + 4 * ldc + 16);
+            c50 = Vector512.Load(c + 5 * ldc); c51 = Vector512.Load(c + 5 * ldc + 16);
+            c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16);
+            c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16);
+            c80 = Vector512.Load(c + 8 * ldc); c81 = Vector512.Load(c + 8 * ldc + 16);
+            c90 = Vector512.Load(c + 9 * ldc); c91 = Vector512.Load(c + 9 * ldc + 16);
+            c100 = Vector512.Load(c + 10 * ldc); c101 = Vector512.Load(c + 10 * ldc + 16);
+            c110 = Vector512.Load(c + 11 * ldc); c111 = Vector512.Load(c + 11 * ldc + 16);
+        }
+        else
+        {
+            c00 = Vector512<float>.Zero; c01 = Vector512<float>.Zero;
+            c10 = Vector512<float>.Zero; c11 = Vector512<float>.Zero;
+            c20 = Vector512<float>.Zero; c21 = Vector512<float>.Zero;
+            c30 = Vector512<float>.Zero; c31 = Vector512<float>.Zero;
+            c40 = Vector512<float>.Zero; c41 = Vector512<float>.Zero;
+            c50 = Vector512<float>.Zero; c51 = Vector512<float>.Zero;
+            c60 = Vector512<float>.Zero; c61 = Vector512<float>.Zero;
+            c70 = Vector512<float>.Zero; c71 = Vector512<float>.Zero;
+            c80 = Vector512<float>.Zero; c81 = Vector512<float>.Zero;
+            c90 = Vector512<float>.Zero; c91 = Vector512<float>.Zero;
+            c100 = Vector512<float>.Zero; c101 = Vector512<float>.Zero;
+            c110 = Vector512<float>.Zero; c111 = Vector512<float>.Zero;
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            { var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01); }
+            { var av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11); }
+            { var av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21); }
+            { var av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
+            { var av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
+            { var av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
+            { var av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
+            { var av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
+            { var av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81); }
+            { var av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91); }
+            { var av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101); }
+            { var av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111); }
+            a += 12;
+            b += Nr;
+        }
+        if (bias != null)
+        {
+            var bb0 = Vector512.Load(bias);
+            var bb1 = Vector512.Load(bias + 16);
+            c00 += bb0; c01 += bb1;
+            c10 += bb0; c11 += bb1;
+            c20 += bb0; c21 += bb1;
+            c30 += bb0; c31 += bb1;
+            c40 += bb0; c41 += bb1;
+            c50 += bb0; c51 += bb1;
+            c60 += bb0; c61 += bb1;
+            c70 += bb0; c71 += bb1;
+            c80 += bb0; c81 += bb1;
+            c90 += bb0; c91 += bb1;
+            c100 += bb0; c101 += bb1;
+            c110 += bb0; c111 += bb1;
+        }
+        if (gelu)
+        {
+            c00 = VectorMath.Gelu(c00); c01 = VectorMath.Gelu(c01);
+            c10 = VectorMath.Gelu(c10); c11 = VectorMath.Gelu(c11);
+            c20 = VectorMath.Gelu(c20); c21 = VectorMath.Gelu(c21);
+            c30 = VectorMath.Gelu(c30); c31 = VectorMath.Gelu(c31);
+            c40 = VectorMath.Gelu(c40); c41 = VectorMath.Gelu(c41);
+            c50 = VectorMath.Gelu(c50); c51 = VectorMath.Gelu(c51);
+            c60 = VectorMath.Gelu(c60); c61 = VectorMath.Gelu(c61);
+            c70 = VectorMath.Gelu(c70); c71 = VectorMath.Gelu(c71);
+            c80 = VectorMath.Gelu(c80); c81 = VectorMath.Gelu(c81);
+            c90 = VectorMath.Gelu(c90); c91 = VectorMath.Gelu(c91);
+            c100 = VectorMath.Gelu(c100); c101 = VectorMath.Gelu(c101);
+            c110 = VectorMath.Gelu(c110); c111 = VectorMath.Gelu(c111);
+        }
+        Vector512.Store(c00, c + 0 * ldc); Vector512.Store(c01, c + 0 * ldc + 16);
+        Vector512.Store(c10, c + 1 * ldc); Vector512.Store(c11, c + 1 * ldc + 16);
+        Vector512.Store(c20, c + 2 * ldc); Vector512.Store(c21, c + 2 * ldc + 16);
+        Vector512.Store(c30, c + 3 * ldc); Vector512.Store(c31, c + 3 * ldc + 16);
+        Vector512.Store(c40, c + 4 * ldc); Vector512.Store(c41, c + 4 * ldc + 16);
+        Vector512.Store(c50, c + 5 * ldc); Vector512.Store(c51, c + 5 * ldc + 16);
+        Vector512.Store(c60, c + 6 * ldc); Vector512.Store(c61, c + 6 * ldc + 16);
+        Vector512.Store(c70, c + 7 * ldc); Vector512.Store(c71, c + 7 * ldc + 16);
+        Vector512.Store(c80, c + 8 * ldc); Vector512.Store(c81, c + 8 * ldc + 16);
+        Vector512.Store(c90, c + 9 * ldc); Vector512.Store(c91, c + 9 * ldc + 16);
+        Vector512.Store(c100, c + 10 * ldc); Vector512.Store(c101, c + 10 * ldc + 16);
+        Vector512.Store(c110, c + 11 * ldc); Vector512.Store(c111, c + 11 * ldc + 16);
+    }
+
+    // Same contract as Kernel512 with Mr256 rows; the 32-wide panel is processed as two 16-wide halves.
+    public static void Kernel256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    {
+        Half256(kc, a, b, c, ldc, load, bias, gelu);
+        Half256(kc, a, b + 16, c + 16, ldc, load, bias == null ? null : bias + 16, gelu);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Half256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    {
+        Vector256<float> c00, c01;
+        Vector256<float> c10, c11;
+        Vector256<float> c20, c21;
+        Vector256<float> c30, c31;
+        Vector256<float> c40, c41;
+        Vector256<float> c50, c51;
+        if (load)
+        {
+            c00 = Vector256.Load(c + 0 * ldc); c01 = Vector256.Load(c + 0 * ldc + 8);
+            c10 = Vector256.Load(c + 1 * ldc); c11 = Vector256.Load(c + 1 * ldc + 8);
+            c20 = Vector256.Load(c + 2 * ldc); c21 = Vector256.Load(c + 2 * ldc + 8);
+            c30 = Vector256.Load(c + 3 * ldc); c31 = Vector256.Load(c + 3 * ldc + 8);
+            c40 = Vector256.Load(c + 4 * ldc); c41 = Vector256.Load(c + 4 * ldc + 8);
+            c50 = Vector256.Load(c + 5 * ldc); c51 = Vector256.Load(c + 5 * ldc + 8);
+        }
+        else
+        {
+            c00 = Vector256<float>.Zero; c01 = Vector256<float>.Zero;
+            c10 = Vector256<float>.Zero; c11 = Vector256<float>.Zero;
+            c20 = Vector256<float>.Zero; c21 = Vector256<float>.Zero;
+            c30 = Vector256<float>.Zero; c31 = Vector256<float>.Zero;
+            c40 = Vector256<float>.Zero; c41 = Vector256<float>.Zero;
+            c50 = Vector256<float>.Zero; c51 = Vector256<float>.Zero;
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            { var av = Vector256.Create(a[0]); c00 = Vector256.FusedMultiplyAdd(av, b0, c00); c01 = Vector256.FusedMultiplyAdd(av, b1, c01); }
+            { var av = Vector256.Create(a[1]); c10 = Vector256.FusedMultiplyAdd(av, b0, c10); c11 = Vector256.FusedMultiplyAdd(av, b1, c11); }
+            { var av = Vector256.Create(a[2]); c20 = Vector256.FusedMultiplyAdd(av, b0, c20); c21 = Vector256.FusedMultiplyAdd(av, b1, c21); }
+            { var av = Vector256.Create(a[3]); c30 = Vector256.FusedMultiplyAdd(av, b0, c30); c31 = Vector256.FusedMultiplyAdd(av, b1, c31); }
+            { var av = Vector256.Create(a[4]); c40 = Vector256.FusedMultiplyAdd(av, b0, c40); c41 = Vector256.FusedMultiplyAdd(av, b1, c41); }
+            { var av = Vector256.Create(a[5]); c50 = Vector256.FusedMultiplyAdd(av, b0, c50); c51 = Vector256.FusedMultiplyAdd(av, b1, c51); }
+            a += 6;
+            b += Nr;
+        }
+        if (bias != null)
+        {
+            var bb0 = Vector256.Load(bias);
+            var bb1 = Vector256.Load(bias + 8);
+            c00 += bb0; c01 += bb1;
+            c10 += bb0; c11 += bb1;
+            c20 += bb0; c21 += bb1;
+            c30 += bb0; c31 += bb1;
+            c40 += bb0; c41 += bb1;
+            c50 += bb0; c51 += bb1;
+        }
+        if (gelu)
+        {
+            c00 = VectorMath.Gelu(c00); c01 = VectorMath.Gelu(c01);
+            c10 = VectorMath.Gelu(c10); c11 = VectorMath.Gelu(c11);
+            c20 = VectorMath.Gelu(c20); c21 = VectorMath.Gelu(c21);
+            c30 = VectorMath.Gelu(c30); c31 = VectorMath.Gelu(c31);
+            c40 = VectorMath.Gelu(c40); c41 = VectorMath.Gelu(c41);
+            c50 = VectorMath.Gelu(c50); c51 = VectorMath.Gelu(c51);
+        }
+        Vector256.Store(c00, c + 0 * ldc); Vector256.Store(c01, c + 0 * ldc + 8);
+        Vector256.Store(c10, c + 1 * ldc); Vector256.Store(c11, c + 1 * ldc + 8);
+        Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
+        Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
+        Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
+        Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+    }
+
+    // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit
+    // (up to the exp inside GELU).
+    public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    {
+        float* acc = stackalloc float[MrScalar * Nr];
+        for (int r = 0; r < MrScalar; r++)
+        {
+            for (int j = 0; j < Nr; j++)
+            {
+                acc[r * Nr + j] = load ? c[r * ldc + j] : 0f;
+            }
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            for (int r = 0; r < MrScalar; r++)
+            {
+                float av = a[r];
+                float* row = acc + r * Nr;
+                for (int j = 0; j < Nr; j++)
+                {
+                    row[j] = MathF.FusedMultiplyAdd(av, b[j], row[j]);
+                }
+            }
+            a += MrScalar;
+            b += Nr;
+        }
+        for (int r = 0; r < MrScalar; r++)
+        {
+            for (int j = 0; j < Nr; j++)
+            {
+                float v = acc[r * Nr + j];
+                if (bias != null)
+                {
+                    v += bias[j];
+                }
+                c[r * ldc + j] = gelu ? VectorMath.Gelu(v) : v;
+            }
+        }
+    }
+}
