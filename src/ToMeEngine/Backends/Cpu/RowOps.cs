@@ -11,7 +11,9 @@ internal static class RowOps
 {
     /// <summary>
     /// y = (x − mean)/√(var + eps)·weight + bias with the biased variance, as torch.nn.LayerNorm.
-    /// Two passes (mean, then Σ(x − mean)²) avoid the cancellation of E[x²] − E[x]²; y may alias x.
+    /// Two passes (mean, then Σ(x − mean)²) avoid the cancellation of E[x²] − E[x]², and the float32 mean's own
+    /// rounding (large when the row has a large common offset) is removed by re-centring on the mean of the
+    /// residuals before squaring. y may be x itself.
     /// </summary>
     // x, y: [rows, cols] row-major; weight, bias: [cols]
     public static void LayerNorm(ReadOnlySpan<float> x, Span<float> y, int rows, int cols,
@@ -31,6 +33,7 @@ internal static class RowOps
             var dst = y.Slice(r * cols, cols);
             float mean = TensorPrimitives.Sum(src) / cols;
             TensorPrimitives.Subtract(src, mean, dst);
+            TensorPrimitives.Subtract(dst, TensorPrimitives.Sum(dst) / cols, dst);
             float variance = TensorPrimitives.SumOfSquares(dst) / cols;
             float rstd = 1f / MathF.Sqrt(variance + eps);
             TensorPrimitives.Multiply(dst, rstd, dst);
