@@ -201,41 +201,44 @@ internal static unsafe class GemmKernels
     }
 
     // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit
-    // (up to the exp inside GELU).
+    // (up to the exp inside GELU). Eight register accumulators per pass over k; the loop order differs from the
+    // SIMD kernels but each element still sees the same sequence of fused multiply-adds.
     public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
     {
-        float* acc = stackalloc float[MrScalar * Nr];
         for (int r = 0; r < MrScalar; r++)
         {
-            for (int j = 0; j < Nr; j++)
+            float* cr = c + r * ldc;
+            for (int j = 0; j < Nr; j += 8)
             {
-                acc[r * Nr + j] = load ? c[r * ldc + j] : 0f;
-            }
-        }
-        for (int p = 0; p < kc; p++)
-        {
-            for (int r = 0; r < MrScalar; r++)
-            {
-                float av = a[r];
-                float* row = acc + r * Nr;
-                for (int j = 0; j < Nr; j++)
+                float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f, s4 = 0f, s5 = 0f, s6 = 0f, s7 = 0f;
+                if (load)
                 {
-                    row[j] = MathF.FusedMultiplyAdd(av, b[j], row[j]);
+                    s0 = cr[j]; s1 = cr[j + 1]; s2 = cr[j + 2]; s3 = cr[j + 3];
+                    s4 = cr[j + 4]; s5 = cr[j + 5]; s6 = cr[j + 6]; s7 = cr[j + 7];
                 }
+                float* ap = a + r;
+                float* bp = b + j;
+                for (int p = 0; p < kc; p++)
+                {
+                    float av = *ap;
+                    s0 = MathF.FusedMultiplyAdd(av, bp[0], s0); s1 = MathF.FusedMultiplyAdd(av, bp[1], s1);
+                    s2 = MathF.FusedMultiplyAdd(av, bp[2], s2); s3 = MathF.FusedMultiplyAdd(av, bp[3], s3);
+                    s4 = MathF.FusedMultiplyAdd(av, bp[4], s4); s5 = MathF.FusedMultiplyAdd(av, bp[5], s5);
+                    s6 = MathF.FusedMultiplyAdd(av, bp[6], s6); s7 = MathF.FusedMultiplyAdd(av, bp[7], s7);
+                    ap += MrScalar;
+                    bp += Nr;
+                }
+                cr[j] = s0; cr[j + 1] = s1; cr[j + 2] = s2; cr[j + 3] = s3;
+                cr[j + 4] = s4; cr[j + 5] = s5; cr[j + 6] = s6; cr[j + 7] = s7;
             }
-            a += MrScalar;
-            b += Nr;
-        }
-        for (int r = 0; r < MrScalar; r++)
-        {
             for (int j = 0; j < Nr; j++)
             {
-                float v = acc[r * Nr + j];
+                float v = cr[j];
                 if (bias != null)
                 {
                     v += bias[j];
                 }
-                c[r * ldc + j] = gelu ? VectorMath.Gelu(v) : v;
+                cr[j] = gelu ? VectorMath.Gelu(v) : v;
             }
         }
     }
