@@ -96,21 +96,6 @@ internal static unsafe class GemmKernels
             c100 += bb0; c101 += bb1;
             c110 += bb0; c111 += bb1;
         }
-        if (gelu)
-        {
-            c00 = VectorMath.Gelu(c00); c01 = VectorMath.Gelu(c01);
-            c10 = VectorMath.Gelu(c10); c11 = VectorMath.Gelu(c11);
-            c20 = VectorMath.Gelu(c20); c21 = VectorMath.Gelu(c21);
-            c30 = VectorMath.Gelu(c30); c31 = VectorMath.Gelu(c31);
-            c40 = VectorMath.Gelu(c40); c41 = VectorMath.Gelu(c41);
-            c50 = VectorMath.Gelu(c50); c51 = VectorMath.Gelu(c51);
-            c60 = VectorMath.Gelu(c60); c61 = VectorMath.Gelu(c61);
-            c70 = VectorMath.Gelu(c70); c71 = VectorMath.Gelu(c71);
-            c80 = VectorMath.Gelu(c80); c81 = VectorMath.Gelu(c81);
-            c90 = VectorMath.Gelu(c90); c91 = VectorMath.Gelu(c91);
-            c100 = VectorMath.Gelu(c100); c101 = VectorMath.Gelu(c101);
-            c110 = VectorMath.Gelu(c110); c111 = VectorMath.Gelu(c111);
-        }
         Vector512.Store(c00, c + 0 * ldc); Vector512.Store(c01, c + 0 * ldc + 16);
         Vector512.Store(c10, c + 1 * ldc); Vector512.Store(c11, c + 1 * ldc + 16);
         Vector512.Store(c20, c + 2 * ldc); Vector512.Store(c21, c + 2 * ldc + 16);
@@ -123,6 +108,23 @@ internal static unsafe class GemmKernels
         Vector512.Store(c90, c + 9 * ldc); Vector512.Store(c91, c + 9 * ldc + 16);
         Vector512.Store(c100, c + 10 * ldc); Vector512.Store(c101, c + 10 * ldc + 16);
         Vector512.Store(c110, c + 11 * ldc); Vector512.Store(c111, c + 11 * ldc + 16);
+        if (gelu)
+        {
+            GeluTile512(c, ldc, Mr512);
+        }
+    }
+
+    // GELU runs over the freshly stored tile (still in L1) rather than on the accumulators, so its many
+    // temporaries do not force the kernel's 24 accumulators out of registers and the kernel stays small.
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void GeluTile512(float* c, int ldc, int rows)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = c + r * ldc;
+            Vector512.Store(VectorMath.Gelu(Vector512.Load(row)), row);
+            Vector512.Store(VectorMath.Gelu(Vector512.Load(row + 16)), row + 16);
+        }
     }
 
     // Same contract as Kernel512 with Mr256 rows; the 32-wide panel is processed as two 16-wide halves.
@@ -183,21 +185,27 @@ internal static unsafe class GemmKernels
             c40 += bb0; c41 += bb1;
             c50 += bb0; c51 += bb1;
         }
-        if (gelu)
-        {
-            c00 = VectorMath.Gelu(c00); c01 = VectorMath.Gelu(c01);
-            c10 = VectorMath.Gelu(c10); c11 = VectorMath.Gelu(c11);
-            c20 = VectorMath.Gelu(c20); c21 = VectorMath.Gelu(c21);
-            c30 = VectorMath.Gelu(c30); c31 = VectorMath.Gelu(c31);
-            c40 = VectorMath.Gelu(c40); c41 = VectorMath.Gelu(c41);
-            c50 = VectorMath.Gelu(c50); c51 = VectorMath.Gelu(c51);
-        }
         Vector256.Store(c00, c + 0 * ldc); Vector256.Store(c01, c + 0 * ldc + 8);
         Vector256.Store(c10, c + 1 * ldc); Vector256.Store(c11, c + 1 * ldc + 8);
         Vector256.Store(c20, c + 2 * ldc); Vector256.Store(c21, c + 2 * ldc + 8);
         Vector256.Store(c30, c + 3 * ldc); Vector256.Store(c31, c + 3 * ldc + 8);
         Vector256.Store(c40, c + 4 * ldc); Vector256.Store(c41, c + 4 * ldc + 8);
         Vector256.Store(c50, c + 5 * ldc); Vector256.Store(c51, c + 5 * ldc + 8);
+        if (gelu)
+        {
+            GeluTile256(c, ldc, Mr256);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void GeluTile256(float* c, int ldc, int rows)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = c + r * ldc;
+            Vector256.Store(VectorMath.Gelu(Vector256.Load(row)), row);
+            Vector256.Store(VectorMath.Gelu(Vector256.Load(row + 8)), row + 8);
+        }
     }
 
     // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit
