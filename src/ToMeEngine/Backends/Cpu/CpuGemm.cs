@@ -169,7 +169,7 @@ internal static unsafe class CpuGemm
                 A = pa, Lda = lda, Alpha = alpha, B = bBuf.Pointer, C = pc, Ldc = ldc, M = m, N = n, K = k,
                 Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
             };
-            job.RunTile(0, m, 0, panels);
+            job.RunSequential();
         }
     }
 
@@ -180,14 +180,13 @@ internal static unsafe class CpuGemm
         long work = (long)job.M * job.N * Math.Max(job.K, 1);
         if (threads <= 1 || work < ParallelThreshold)
         {
-            job.RunTile(0, job.M, 0, panels);
+            job.RunSequential();
             return;
         }
 
         // Tiles are mc rows × groupPanels panels; split N only as far as needed to give every thread a few tiles
         // (several per thread so an uneven last tile or a busy core does not leave the other idle).
-        int mr = MicroRows(job.Path);
-        int mc = Math.Max(mr, McRows / mr * mr);
+        int mc = RowBlock(job.Path);
         int rowBlocks = (job.M + mc - 1) / mc;
         int colBlocks = 1;
         while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
@@ -206,6 +205,12 @@ internal static unsafe class CpuGemm
             int p0 = cb * groupPanels;
             job.RunTile(m0, Math.Min(job.M, m0 + mc), p0, Math.Min(panels, p0 + groupPanels));
         });
+    }
+
+    private static int RowBlock(SimdPath path)
+    {
+        int mr = MicroRows(path);
+        return Math.Max(mr, McRows / mr * mr);
     }
 
     internal static int MicroRows(SimdPath path) => path switch
@@ -244,6 +249,17 @@ internal static unsafe class CpuGemm
         public float* Bias;
         public bool Accumulate, Gelu;
         public SimdPath Path;
+
+        // All of C on the calling thread, one L2-sized row block at a time.
+        public void RunSequential()
+        {
+            int mc = RowBlock(Path);
+            int panels = (N + Nr - 1) / Nr;
+            for (int m0 = 0; m0 < M; m0 += mc)
+            {
+                RunTile(m0, Math.Min(M, m0 + mc), 0, panels);
+            }
+        }
 
         // Rows [m0, m1) × panels [p0, p1) for all of K.
         public void RunTile(int m0, int m1, int p0, int p1)
