@@ -97,6 +97,10 @@ public class RowOpsTests
         RowOps.Softmax(row, Enumerable.Repeat(float.NegativeInfinity, 5).ToArray());
         Assert.Equal(new float[5], row);
 
+        var rows = new float[] { 0, 5, 0, 9, 2, 7, 2, 9 }; // 2 rows of 3 with row stride 4; the 9s are padding
+        RowOps.SoftmaxRows(rows, 2, 3, 4, new[] { 0f, float.NegativeInfinity, 0f });
+        Assert.Equal(new[] { 0.5f, 0f, 0.5f, 9f, 0.5f, 0f, 0.5f, 9f }, rows);
+
         var plain = new float[] { 0.5f, 0.5f };
         RowOps.Softmax(plain, default);
         Assert.Equal(new[] { 0.5f, 0.5f }, plain);

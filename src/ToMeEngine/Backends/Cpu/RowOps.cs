@@ -69,6 +69,24 @@ internal static class RowOps
         TensorPrimitives.Divide(row, sum, row);
     }
 
+    /// <summary>Row-wise <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/> with one key bias shared by all rows.</summary>
+    // x: [rows, cols] with row stride ld; keyBias: [cols] or empty
+    public static void SoftmaxRows(Span<float> x, int rows, int cols, int ld, ReadOnlySpan<float> keyBias)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ld, cols);
+        if (rows == 0)
+        {
+            return;
+        }
+        CheckLength(x.Length, (long)(rows - 1) * ld + cols, nameof(x));
+        for (int r = 0; r < rows; r++)
+        {
+            Softmax(x.Slice(r * ld, cols), keyBias);
+        }
+    }
+
     /// <summary>
     /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row
     /// holds a NaN, the first NaN wins, as torch.max does. Returns −1 for an empty row.
