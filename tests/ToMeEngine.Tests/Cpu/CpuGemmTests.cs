@@ -14,7 +14,7 @@ public class CpuGemmTests
     private static readonly (int M, int N, int K)[] Shapes =
     [
         (1, 1, 1), (2, 3, 5), (7, 17, 64), (1, 1000, 192), (13, 33, 300), (197, 192, 192),
-        (198, 576, 64), (7, 768, 3072), (394, 1000, 5), (25, 100, 768),
+        (198, 576, 64), (7, 768, 3072), (394, 1000, 5), (25, 100, 768), (30, 48, 40),
     ];
 
     private static float[] Guarded(int length, float[]? init = null)

@@ -15,6 +15,7 @@ public class MatMulTests
     [InlineData("Vector256", 197, 80)]
     [InlineData("Vector256", 13, 64)]
     [InlineData("Scalar", 31, 32)]
+    [InlineData("Scalar", 9, 80)]
     public void ScoresAndWeightedValuesMatchReference(string pathName, int tokens, int d)
     {
         var path = Enum.Parse<SimdPath>(pathName);

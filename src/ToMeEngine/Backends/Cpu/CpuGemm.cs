@@ -287,6 +287,7 @@ internal static unsafe class CpuGemm
                 {
                     int j0 = p * Nr;
                     int cols = Math.Min(Nr, N - j0);
+                    bool narrow = cols <= Nr / 2;
                     float* panel = B + (long)j0 * K + (long)k0 * Nr;
                     float* panelBias = bias;
                     if (bias != null)
@@ -308,9 +309,9 @@ internal static unsafe class CpuGemm
                         int rowsHere = Math.Min(mr, m1 - i0);
                         float* a = pack + (long)ip * mr * kc;
                         float* c = C + (long)i0 * Ldc + j0;
-                        if (rowsHere == mr && cols == Nr)
+                        if (rowsHere == mr && (cols == Nr || cols == Nr / 2))
                         {
-                            Kernel(kc, a, panel, c, Ldc, load, panelBias, gelu);
+                            Kernel(kc, a, panel, c, Ldc, load, panelBias, gelu, narrow);
                         }
                         else
                         {
@@ -319,7 +320,7 @@ internal static unsafe class CpuGemm
                             {
                                 Copy(c, Ldc, edge, Nr, rowsHere, cols);
                             }
-                            Kernel(kc, a, panel, edge, Nr, load, panelBias, gelu);
+                            Kernel(kc, a, panel, edge, Nr, load, panelBias, gelu, narrow);
                             Copy(edge, Nr, c, Ldc, rowsHere, cols);
                         }
                     }
@@ -329,18 +330,22 @@ internal static unsafe class CpuGemm
             while (k0 < K);
         }
 
-        private void Kernel(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+        // narrow: at most the left 16 columns of the panel are live, the rest is padding not worth computing.
+        private void Kernel(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
         {
             switch (Path)
             {
+                case SimdPath.Vector512 when narrow:
+                    GemmKernels.Kernel512Narrow(kc, a, b, c, ldc, load, bias, gelu);
+                    break;
                 case SimdPath.Vector512:
                     GemmKernels.Kernel512(kc, a, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector256:
-                    GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);
                     break;
                 default:
-                    GemmKernels.KernelScalar(kc, a, b, c, ldc, load, bias, gelu);
+                    GemmKernels.KernelScalar(kc, a, b, c, ldc, load, bias, gelu, narrow);
                     break;
             }
         }

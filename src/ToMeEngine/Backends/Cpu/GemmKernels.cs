@@ -127,11 +127,117 @@ internal static unsafe class GemmKernels
         }
     }
 
+    // Kernel512 for a panel with at most 16 live columns (the last panel of N = 197, the 16-wide tail of D = 80):
+    // only the left half of the panel is computed, which halves the wasted work there.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel512Narrow(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    {
+        Vector512<float> c0;
+        Vector512<float> c1;
+        Vector512<float> c2;
+        Vector512<float> c3;
+        Vector512<float> c4;
+        Vector512<float> c5;
+        Vector512<float> c6;
+        Vector512<float> c7;
+        Vector512<float> c8;
+        Vector512<float> c9;
+        Vector512<float> c10;
+        Vector512<float> c11;
+        if (load)
+        {
+            c0 = Vector512.Load(c + 0 * ldc);
+            c1 = Vector512.Load(c + 1 * ldc);
+            c2 = Vector512.Load(c + 2 * ldc);
+            c3 = Vector512.Load(c + 3 * ldc);
+            c4 = Vector512.Load(c + 4 * ldc);
+            c5 = Vector512.Load(c + 5 * ldc);
+            c6 = Vector512.Load(c + 6 * ldc);
+            c7 = Vector512.Load(c + 7 * ldc);
+            c8 = Vector512.Load(c + 8 * ldc);
+            c9 = Vector512.Load(c + 9 * ldc);
+            c10 = Vector512.Load(c + 10 * ldc);
+            c11 = Vector512.Load(c + 11 * ldc);
+        }
+        else
+        {
+            c0 = Vector512<float>.Zero;
+            c1 = Vector512<float>.Zero;
+            c2 = Vector512<float>.Zero;
+            c3 = Vector512<float>.Zero;
+            c4 = Vector512<float>.Zero;
+            c5 = Vector512<float>.Zero;
+            c6 = Vector512<float>.Zero;
+            c7 = Vector512<float>.Zero;
+            c8 = Vector512<float>.Zero;
+            c9 = Vector512<float>.Zero;
+            c10 = Vector512<float>.Zero;
+            c11 = Vector512<float>.Zero;
+        }
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
+            c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a[8]), b0, c8);
+            c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a[9]), b0, c9);
+            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b0, c11);
+            a += 12;
+            b += Nr;
+        }
+        if (bias != null)
+        {
+            var bb0 = Vector512.Load(bias);
+            c0 += bb0;
+            c1 += bb0;
+            c2 += bb0;
+            c3 += bb0;
+            c4 += bb0;
+            c5 += bb0;
+            c6 += bb0;
+            c7 += bb0;
+            c8 += bb0;
+            c9 += bb0;
+            c10 += bb0;
+            c11 += bb0;
+        }
+        Vector512.Store(c0, c + 0 * ldc);
+        Vector512.Store(c1, c + 1 * ldc);
+        Vector512.Store(c2, c + 2 * ldc);
+        Vector512.Store(c3, c + 3 * ldc);
+        Vector512.Store(c4, c + 4 * ldc);
+        Vector512.Store(c5, c + 5 * ldc);
+        Vector512.Store(c6, c + 6 * ldc);
+        Vector512.Store(c7, c + 7 * ldc);
+        Vector512.Store(c8, c + 8 * ldc);
+        Vector512.Store(c9, c + 9 * ldc);
+        Vector512.Store(c10, c + 10 * ldc);
+        Vector512.Store(c11, c + 11 * ldc);
+        if (gelu)
+        {
+            for (int r = 0; r < Mr512; r++)
+            {
+                Vector512.Store(VectorMath.Gelu(Vector512.Load(c + r * ldc)), c + r * ldc);
+            }
+        }
+    }
+
     // Same contract as Kernel512 with Mr256 rows; the 32-wide panel is processed as two 16-wide halves.
-    public static void Kernel256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    // narrow: only the left 16 columns are live (see Kernel512Narrow).
+    public static void Kernel256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
         Half256(kc, a, b, c, ldc, load, bias, gelu);
-        Half256(kc, a, b + 16, c + 16, ldc, load, bias == null ? null : bias + 16, gelu);
+        if (!narrow)
+        {
+            Half256(kc, a, b + 16, c + 16, ldc, load, bias == null ? null : bias + 16, gelu);
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -211,12 +317,13 @@ internal static unsafe class GemmKernels
     // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit
     // (up to the exp inside GELU). Eight register accumulators per pass over k; the loop order differs from the
     // SIMD kernels but each element still sees the same sequence of fused multiply-adds.
-    public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
+        int width = narrow ? Nr / 2 : Nr;
         for (int r = 0; r < MrScalar; r++)
         {
             float* cr = c + r * ldc;
-            for (int j = 0; j < Nr; j += 8)
+            for (int j = 0; j < width; j += 8)
             {
                 float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f, s4 = 0f, s5 = 0f, s6 = 0f, s7 = 0f;
                 if (load)
@@ -239,7 +346,7 @@ internal static unsafe class GemmKernels
                 cr[j] = s0; cr[j + 1] = s1; cr[j + 2] = s2; cr[j + 3] = s3;
                 cr[j + 4] = s4; cr[j + 5] = s5; cr[j + 6] = s6; cr[j + 7] = s7;
             }
-            for (int j = 0; j < Nr; j++)
+            for (int j = 0; j < width; j++)
             {
                 float v = cr[j];
                 if (bias != null)
