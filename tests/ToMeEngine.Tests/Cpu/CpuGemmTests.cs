@@ -106,6 +106,32 @@ public class CpuGemmTests
     }
 
     [Fact]
+    public void StridedRowsReadAndWriteOnlyTheirColumns()
+    {
+        // Class-token rows: 3 images of 5 tokens × 40 channels → head of 70 outputs into rows of stride 75.
+        int images = 3, tokens = 5, k = 40, n = 70, ldc = 75;
+        var x = Reference.Random(images * tokens * k, 41);
+        var w = Reference.Random(n * k, 42);
+        var bias = Reference.Random(n, 43);
+        var cls = new float[images * k];
+        for (int i = 0; i < images; i++)
+        {
+            x.AsSpan(i * tokens * k, k).CopyTo(cls.AsSpan(i * k));
+        }
+        var (expected, magnitude) = Reference.Linear(cls, w, bias, images, n, k);
+        var c = new float[images * ldc];
+        c.AsSpan().Fill(Sentinel);
+        CpuGemm.Linear(x, tokens * k, images, PackedWeight.Pack(w, n, k), bias, c, ldc, GemmEpilogue.Bias);
+        var packed = new float[images * n];
+        for (int i = 0; i < images; i++)
+        {
+            c.AsSpan(i * ldc, n).CopyTo(packed.AsSpan(i * n));
+            Reference.AssertUntouched(c.AsSpan(i * ldc + n, ldc - n), Sentinel, $"row {i} padding");
+        }
+        Reference.AssertClose(packed, expected, magnitude, k, "strided");
+    }
+
+    [Fact]
     public void EmptyInnerDimensionGivesTheBias()
     {
         var bias = Reference.Random(37, 5);

@@ -110,6 +110,29 @@ public class MatMulTests
     }
 
     [Fact]
+    public void ConcurrentCallsFromCallerThreadsMatchSequentialOnes()
+    {
+        // The engine runs one MatMul per (image, head) from its own parallel loop; packing buffers are per thread.
+        int heads = 8, tokens = 97, d = 64, ld = 3 * heads * d;
+        var qkv = Reference.Random(tokens * ld, 31);
+        float[] Head(int h)
+        {
+            var s = new float[tokens * tokens];
+            CpuGemm.MatMul(qkv.AsSpan(h * d), ld, qkv.AsSpan((heads + h) * d), ld, true, s, tokens, tokens, tokens, d, 0.125f, false);
+            var o = new float[tokens * d];
+            CpuGemm.MatMul(s, tokens, qkv.AsSpan((2 * heads + h) * d), ld, false, o, d, tokens, d, tokens, 1f, false);
+            return o;
+        }
+        var sequential = Enumerable.Range(0, heads).Select(Head).ToArray();
+        var concurrent = new float[heads][];
+        Parallel.For(0, 4 * heads, new ParallelOptions { MaxDegreeOfParallelism = 4 }, i => concurrent[i % heads] = Head(i % heads));
+        for (int h = 0; h < heads; h++)
+        {
+            Assert.True(sequential[h].AsSpan().SequenceEqual(concurrent[h]), $"head {h} differs when run concurrently");
+        }
+    }
+
+    [Fact]
     public void EmptyInnerDimensionClearsOrKeepsC()
     {
         var c = new float[] { 1, 2, 3, 4 };

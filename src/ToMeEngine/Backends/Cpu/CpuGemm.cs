@@ -41,9 +41,10 @@ internal enum SimdPath
 internal static unsafe class CpuGemm
 {
     // Blocking: an A block of McRows × Kc (288 KiB) stays in L2 while every weight panel's Kc-deep slice
-    // (48 KiB) streams past it, each slice reused by McRows/MR micro-kernel calls. Measured on Zen 4, Kc from
-    // 256 to 512 and McRows from 96 to 288 are within noise of each other; Kc = 384 splits ViT's K = 768 evenly. A task owns a row block across
-    // all of N where there are enough row blocks, so A is packed exactly once; only short M splits N as well.
+    // (48 KiB) streams past it, each slice reused by McRows/MR micro-kernel calls. On Zen 4, Kc from 256 to 512
+    // and McRows from 96 to 288 measured within noise of each other; Kc = 384 splits ViT's K = 768 evenly.
+    // A task owns a row block across all of N where there are enough row blocks, so A is packed exactly once;
+    // only short M splits N as well.
     private const int Kc = 384;
     private const int McRows = 192;
     private const int TasksPerThread = 3;
@@ -71,15 +72,28 @@ internal static unsafe class CpuGemm
 
     /// <summary>
     /// C = A·Wᵀ with the given epilogue, W a packed timm Linear weight. maxThreads: 0 for one per processor,
-    /// 1 to run on the calling thread.
+    /// 1 to run on the calling thread. c must not overlap a.
     /// </summary>
     // a: [m, w.K] row-major; c: [m, w.N] row-major; bias: [w.N] (Bias/BiasGelu), [w.N] or empty (Accumulate), ignored (None)
     public static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
         GemmEpilogue epilogue, int maxThreads = 0) =>
         Linear(a, m, w, bias, c, epilogue, maxThreads, BestPath);
 
+    /// <summary>Strided form, e.g. for the class-token rows of a [batch, tokens, C] activation.</summary>
+    // a: [m, w.K] with row stride lda; c: [m, w.N] with row stride ldc; bias as above
+    public static void Linear(ReadOnlySpan<float> a, int lda, int m, PackedWeight w, ReadOnlySpan<float> bias,
+        Span<float> c, int ldc, GemmEpilogue epilogue, int maxThreads = 0) =>
+        Linear(a, lda, m, w, bias, c, ldc, epilogue, maxThreads, BestPath);
+
     internal static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
         GemmEpilogue epilogue, int maxThreads, SimdPath path)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        Linear(a, w.K, m, w, bias, c, w.N, epilogue, maxThreads, path);
+    }
+
+    internal static void Linear(ReadOnlySpan<float> a, int lda, int m, PackedWeight w, ReadOnlySpan<float> bias,
+        Span<float> c, int ldc, GemmEpilogue epilogue, int maxThreads, SimdPath path)
     {
         ArgumentNullException.ThrowIfNull(w);
         ArgumentOutOfRangeException.ThrowIfNegative(m);
@@ -89,8 +103,13 @@ internal static unsafe class CpuGemm
             throw new PlatformNotSupportedException($"{path} kernels are not accelerated on this machine");
         }
         int n = w.N, k = w.K;
-        CheckLength(a.Length, (long)m * k, nameof(a));
-        CheckLength(c.Length, (long)m * n, nameof(c));
+        CheckStride(lda, k, nameof(lda));
+        CheckStride(ldc, n, nameof(ldc));
+        if (m > 0)
+        {
+            CheckLength(a.Length, (long)(m - 1) * lda + k, nameof(a));
+            CheckLength(c.Length, (long)(m - 1) * ldc + n, nameof(c));
+        }
         bool needBias = epilogue is GemmEpilogue.Bias or GemmEpilogue.BiasGelu
             || (epilogue == GemmEpilogue.Accumulate && !bias.IsEmpty);
         if (needBias)
@@ -106,7 +125,7 @@ internal static unsafe class CpuGemm
         {
             var job = new Job
             {
-                A = pa, Lda = k, Alpha = 1f, B = w.Data, C = pc, Ldc = n, M = m, N = n, K = k,
+                A = pa, Lda = lda, Alpha = 1f, B = w.Data, C = pc, Ldc = ldc, M = m, N = n, K = k,
                 Bias = needBias ? pbias : null,
                 Accumulate = epilogue == GemmEpilogue.Accumulate,
                 Gelu = epilogue == GemmEpilogue.BiasGelu,
@@ -119,6 +138,7 @@ internal static unsafe class CpuGemm
     /// <summary>
     /// C = alpha·A·op(B) (or C += … when <paramref name="accumulate"/>), single-threaded: callers parallelise over
     /// batch × heads. alpha scales A as it is packed, i.e. C = (alpha·A)·op(B) — the order timm uses for q·scale.
+    /// c must not overlap a or b.
     /// </summary>
     // a: [m, k], row stride lda
     // b: [n, k] row stride ldb when transposeB (C = A·Bᵀ), else [k, n] row stride ldb (C = A·B)
