@@ -182,7 +182,7 @@ internal static unsafe class CpuGemm
         {
             if (k > 0)
             {
-                PackedWeight.PackPanels(pb, ldb, transposeB, n, k, bBuf.Pointer);
+                Packing.PackPanels(pb, ldb, transposeB, n, k, bBuf.Pointer);
             }
             var job = new Job
             {
@@ -301,7 +301,7 @@ internal static unsafe class CpuGemm
                 bool load = k0 > 0 || Accumulate;
                 float* bias = last ? Bias : null;
                 bool gelu = last && Gelu;
-                PackA(A + (long)m0 * Lda + k0, Lda, rows, kc, mr, Alpha, pack);
+                Packing.PackA(A + (long)m0 * Lda + k0, Lda, rows, kc, mr, Alpha, pack);
 
                 for (int p = p0; p < p1; p++)
                 {
@@ -377,65 +377,5 @@ internal static unsafe class CpuGemm
                 new ReadOnlySpan<float>(src + (long)r * lds, cols).CopyTo(new Span<float>(dst + (long)r * ldd, cols));
             }
         }
-    }
-
-    // a: [rows, kc] with row stride lda → dst: ⌈rows/mr⌉ micro-panels of [kc, mr], rows past the end zero.
-    private static void PackA(float* a, int lda, int rows, int kc, int mr, float alpha, float* dst)
-    {
-        for (int i0 = 0; i0 < rows; i0 += mr)
-        {
-            int valid = Math.Min(mr, rows - i0);
-            int p = 0;
-            if (valid == mr && mr % 4 == 0 && Sse.IsSupported)
-            {
-                p = PackFull4x4(a + (long)i0 * lda, lda, kc, mr, alpha, dst);
-            }
-            for (int r = 0; r < valid; r++)
-            {
-                float* src = a + (long)(i0 + r) * lda;
-                float* d = dst + r;
-                for (int q = p; q < kc; q++)
-                {
-                    d[q * mr] = src[q] * alpha;
-                }
-            }
-            for (int r = valid; r < mr; r++)
-            {
-                for (int q = p; q < kc; q++)
-                {
-                    dst[q * mr + r] = 0f;
-                }
-            }
-            dst += mr * kc;
-        }
-    }
-
-    // Packs whole 4×4 blocks with SSE transposes (the scalar gather would cost a noticeable share of the
-    // GEMM time at N = 192); returns how many columns of k it covered.
-    private static int PackFull4x4(float* a, int lda, int kc, int mr, float alpha, float* dst)
-    {
-        var scale = Vector128.Create(alpha);
-        int p = 0;
-        for (; p + 4 <= kc; p += 4)
-        {
-            for (int g = 0; g < mr; g += 4)
-            {
-                float* src = a + (long)g * lda + p;
-                var r0 = Sse.LoadVector128(src) * scale;
-                var r1 = Sse.LoadVector128(src + lda) * scale;
-                var r2 = Sse.LoadVector128(src + 2 * lda) * scale;
-                var r3 = Sse.LoadVector128(src + 3 * lda) * scale;
-                var t0 = Sse.UnpackLow(r0, r1);
-                var t1 = Sse.UnpackLow(r2, r3);
-                var t2 = Sse.UnpackHigh(r0, r1);
-                var t3 = Sse.UnpackHigh(r2, r3);
-                float* d = dst + p * mr + g;
-                Sse.Store(d, Sse.MoveLowToHigh(t0, t1));
-                Sse.Store(d + mr, Sse.MoveHighToLow(t1, t0));
-                Sse.Store(d + 2 * mr, Sse.MoveLowToHigh(t2, t3));
-                Sse.Store(d + 3 * mr, Sse.MoveHighToLow(t3, t2));
-            }
-        }
-        return p;
     }
 }

@@ -49,51 +49,8 @@ internal sealed unsafe class PackedWeight
         var buffer = new AlignedBuffer(Math.Max(1, (int)total));
         fixed (float* src = w)
         {
-            PackPanels(src, k, transposed: true, n, k, buffer.Pointer);
+            Packing.PackPanels(src, k, transposed: true, n, k, buffer.Pointer);
         }
         return new PackedWeight(n, k, buffer);
-    }
-
-    /// <summary>
-    /// Packs a K×N right-hand operand into 32-wide panels. <paramref name="transposed"/>: the source is stored
-    /// [n, k] (element (k, j) at src[j·ld + k]); otherwise [k, n] (element (k, j) at src[k·ld + j]).
-    /// The destination must be zeroed past n or is overwritten with zeros there.
-    /// </summary>
-    internal static void PackPanels(float* src, int ld, bool transposed, int n, int k, float* dst)
-    {
-        for (int j0 = 0; j0 < n; j0 += PanelWidth)
-        {
-            int cols = Math.Min(PanelWidth, n - j0);
-            float* panel = dst + (long)j0 * k;
-            if (transposed)
-            {
-                // Walk each source row once (sequential reads) and scatter with stride 32 into the panel.
-                for (int c = 0; c < cols; c++)
-                {
-                    float* row = src + (long)(j0 + c) * ld;
-                    for (int p = 0; p < k; p++)
-                    {
-                        panel[p * PanelWidth + c] = row[p];
-                    }
-                }
-                for (int c = cols; c < PanelWidth; c++)
-                {
-                    for (int p = 0; p < k; p++)
-                    {
-                        panel[p * PanelWidth + c] = 0f;
-                    }
-                }
-            }
-            else
-            {
-                for (int p = 0; p < k; p++)
-                {
-                    var from = new ReadOnlySpan<float>(src + (long)p * ld + j0, cols);
-                    var to = new Span<float>(panel + p * PanelWidth, PanelWidth);
-                    from.CopyTo(to);
-                    to[cols..].Clear();
-                }
-            }
-        }
     }
 }
