@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -282,6 +283,7 @@ internal static unsafe class CpuGemm
         }
 
         // Rows [m0, m1) × panels [p0, p1) for all of K.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public void RunTile(int m0, int m1, int p0, int p1)
         {
             int mr = MicroRows(Path);

@@ -231,6 +231,7 @@ internal static unsafe class GemmKernels
 
     // Same contract as Kernel512 with Mr256 rows; the 32-wide panel is processed as two 16-wide halves.
     // narrow: only the left 16 columns are live (see Kernel512Narrow).
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
         Half256(kc, a, b, c, ldc, load, bias, gelu);
@@ -317,6 +318,7 @@ internal static unsafe class GemmKernels
     // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit
     // (up to the exp inside GELU). Eight register accumulators per pass over k; the loop order differs from the
     // SIMD kernels but each element still sees the same sequence of fused multiply-adds.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
         int width = narrow ? Nr / 2 : Nr;
