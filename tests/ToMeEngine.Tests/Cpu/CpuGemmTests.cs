@@ -8,7 +8,7 @@ public class CpuGemmTests
     private const float Sentinel = -12345.5f;
 
     // Theory data by name: SimdPath is internal and cannot appear in a public test signature.
-    public static TheoryData<string> Paths() => new(nameof(SimdPath.Scalar), nameof(SimdPath.Vector256), nameof(SimdPath.Vector512));
+    public static TheoryData<string> Paths() => new(nameof(SimdPath.Scalar), nameof(SimdPath.Vector128), nameof(SimdPath.Vector256), nameof(SimdPath.Vector512));
 
     // (m, n, k): edge shapes plus ViT-like ones; the large ones stay under ~1e8 multiply-adds for the reference.
     private static readonly (int M, int N, int K)[] Shapes =
@@ -189,7 +189,7 @@ public class CpuGemmTests
         var bias = Reference.Random(n, 13);
         var scalar = new float[m * n];
         CpuGemm.Linear(a, m, w, bias, scalar, GemmEpilogue.Bias, 1, SimdPath.Scalar);
-        foreach (var path in new[] { SimdPath.Vector256, SimdPath.Vector512 })
+        foreach (var path in new[] { SimdPath.Vector128, SimdPath.Vector256, SimdPath.Vector512 })
         {
             if (!CpuGemm.IsSupported(path))
             {

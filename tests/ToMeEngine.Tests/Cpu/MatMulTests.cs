@@ -14,6 +14,7 @@ public class MatMulTests
     [InlineData("Vector512", 1025, 128)]
     [InlineData("Vector256", 197, 80)]
     [InlineData("Vector256", 13, 64)]
+    [InlineData("Vector128", 45, 80)]
     [InlineData("Scalar", 31, 32)]
     [InlineData("Scalar", 9, 80)]
     public void ScoresAndWeightedValuesMatchReference(string pathName, int tokens, int d)
@@ -94,7 +95,7 @@ public class MatMulTests
         var b = Reference.Random(k * n, 22);
         var reference = new float[m * n];
         CpuGemm.MatMul(a, k, b, n, false, reference, n, m, n, k, 0.3f, false, SimdPath.Scalar);
-        foreach (var path in new[] { SimdPath.Vector256, SimdPath.Vector512 })
+        foreach (var path in new[] { SimdPath.Vector128, SimdPath.Vector256, SimdPath.Vector512 })
         {
             if (!CpuGemm.IsSupported(path))
             {

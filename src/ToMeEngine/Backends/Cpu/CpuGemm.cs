@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 
 namespace ToMe.Backends.Cpu;
@@ -24,6 +25,7 @@ internal enum GemmEpilogue
 internal enum SimdPath
 {
     Scalar,
+    Vector128,
     Vector256,
     Vector512,
 }
@@ -61,6 +63,7 @@ internal static unsafe class CpuGemm
     public static SimdPath BestPath { get; } =
         Vector512.IsHardwareAccelerated ? SimdPath.Vector512
         : Vector256.IsHardwareAccelerated && Fma.IsSupported ? SimdPath.Vector256
+        : IsSupported(SimdPath.Vector128) ? SimdPath.Vector128
         : SimdPath.Scalar;
 
     /// <summary>Whether <paramref name="path"/> can run here (the tests skip the ones that cannot).</summary>
@@ -68,6 +71,8 @@ internal static unsafe class CpuGemm
     {
         SimdPath.Vector512 => Vector512.IsHardwareAccelerated,
         SimdPath.Vector256 => Vector256.IsHardwareAccelerated && Fma.IsSupported,
+        // Without hardware FMA, Vector128.FusedMultiplyAdd is emulated and slower than the scalar path.
+        SimdPath.Vector128 => Vector128.IsHardwareAccelerated && (Fma.IsSupported || AdvSimd.IsSupported),
         _ => true,
     };
 
@@ -238,6 +243,7 @@ internal static unsafe class CpuGemm
     {
         SimdPath.Vector512 => GemmKernels.Mr512,
         SimdPath.Vector256 => GemmKernels.Mr256,
+        SimdPath.Vector128 => GemmKernels.Mr128,
         _ => GemmKernels.MrScalar,
     };
 
@@ -365,6 +371,9 @@ internal static unsafe class CpuGemm
                     break;
                 case SimdPath.Vector256:
                     GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);
+                    break;
+                case SimdPath.Vector128:
+                    GemmKernels.Kernel128(kc, a, b, c, ldc, load, bias, gelu, narrow);
                     break;
                 default:
                     GemmKernels.KernelScalar(kc, a, b, c, ldc, load, bias, gelu, narrow);
