@@ -1,0 +1,392 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace ToMe.Backends.Cpu;
+
+/// <summary>What the packed GEMM does with each output element after the A·Wᵀ sum.</summary>
+internal enum GemmEpilogue
+{
+    /// <summary>C = A·Wᵀ.</summary>
+    None,
+
+    /// <summary>C = A·Wᵀ + bias.</summary>
+    Bias,
+
+    /// <summary>C = GELU(A·Wᵀ + bias), exact erf GELU.</summary>
+    BiasGelu,
+
+    /// <summary>C += A·Wᵀ (+ bias when one is given): the residual add. The sum starts from the old C.</summary>
+    Accumulate,
+}
+
+/// <summary>Micro-kernel family; internal so tests can force each one.</summary>
+internal enum SimdPath
+{
+    Scalar,
+    Vector128,
+    Vector256,
+    Vector512,
+}
+
+/// <summary>
+/// Float32 SGEMM for the CPU backend: a packed, cache-blocked, multi-threaded Linear
+/// (<see cref="Linear(ReadOnlySpan{float}, int, PackedWeight, ReadOnlySpan{float}, Span{float}, GemmEpilogue, int)"/>)
+/// and a single-threaded strided product for attention (MatMul).
+/// </summary>
+/// <remarks>
+/// Determinism: every output element is one FMA chain over k = 0..K−1 in order, started from 0 (or from C when
+/// accumulating), with bias and GELU applied once at the end. K-blocks hand the running sum over through C in
+/// float32, which is exact, so the value of an element does not depend on M, on the tiling, on the thread count
+/// or on the micro-kernel width. The only path-dependent step is the exp inside GELU.
+/// </remarks>
+internal static unsafe class CpuGemm
+{
+    // Blocking: an A block of McRows × Kc (288 KiB) stays in L2 while every weight panel's Kc-deep slice
+    // (48 KiB) streams past it, each slice reused by McRows/MR micro-kernel calls. On Zen 4, Kc from 256 to 512
+    // and McRows from 96 to 288 measured within noise of each other; Kc = 384 splits ViT's K = 768 evenly.
+    // A task owns a row block across all of N where there are enough row blocks, so A is packed exactly once;
+    // only short M splits N as well.
+    private const int Kc = 384;
+    private const int McRows = 192;
+    private const int TasksPerThread = 3;
+    private const int Nr = PackedWeight.PanelWidth;
+
+    // Below this many multiply-adds a parallel dispatch costs more than it saves.
+    private const long ParallelThreshold = 1L << 18;
+
+    [ThreadStatic] private static AlignedBuffer? t_packA;
+    [ThreadStatic] private static AlignedBuffer? t_packB;
+
+    /// <summary>The widest micro-kernel this machine runs natively.</summary>
+    public static SimdPath BestPath { get; } =
+        Vector512.IsHardwareAccelerated ? SimdPath.Vector512
+        : Vector256.IsHardwareAccelerated && Fma.IsSupported ? SimdPath.Vector256
+        : IsSupported(SimdPath.Vector128) ? SimdPath.Vector128
+        : SimdPath.Scalar;
+
+    /// <summary>Whether <paramref name="path"/> can run here (the tests skip the ones that cannot).</summary>
+    public static bool IsSupported(SimdPath path) => path switch
+    {
+        SimdPath.Vector512 => Vector512.IsHardwareAccelerated,
+        SimdPath.Vector256 => Vector256.IsHardwareAccelerated && Fma.IsSupported,
+        // Without hardware FMA, Vector128.FusedMultiplyAdd is emulated and slower than the scalar path.
+        SimdPath.Vector128 => Vector128.IsHardwareAccelerated && (Fma.IsSupported || AdvSimd.IsSupported),
+        _ => true,
+    };
+
+    /// <summary>
+    /// C = A·Wᵀ with the given epilogue, W a packed timm Linear weight. maxThreads: 0 for one per processor,
+    /// 1 to run on the calling thread. c must not overlap a.
+    /// </summary>
+    // a: [m, w.K] row-major; c: [m, w.N] row-major; bias: [w.N] (Bias/BiasGelu), [w.N] or empty (Accumulate), ignored (None)
+    public static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
+        GemmEpilogue epilogue, int maxThreads = 0) =>
+        Linear(a, m, w, bias, c, epilogue, maxThreads, BestPath);
+
+    /// <summary>Strided form, e.g. for the class-token rows of a [batch, tokens, C] activation.</summary>
+    // a: [m, w.K] with row stride lda; c: [m, w.N] with row stride ldc; bias as above
+    public static void Linear(ReadOnlySpan<float> a, int lda, int m, PackedWeight w, ReadOnlySpan<float> bias,
+        Span<float> c, int ldc, GemmEpilogue epilogue, int maxThreads = 0) =>
+        Linear(a, lda, m, w, bias, c, ldc, epilogue, maxThreads, BestPath);
+
+    internal static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
+        GemmEpilogue epilogue, int maxThreads, SimdPath path)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        Linear(a, w.K, m, w, bias, c, w.N, epilogue, maxThreads, path);
+    }
+
+    internal static void Linear(ReadOnlySpan<float> a, int lda, int m, PackedWeight w, ReadOnlySpan<float> bias,
+        Span<float> c, int ldc, GemmEpilogue epilogue, int maxThreads, SimdPath path)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxThreads);
+        if (!IsSupported(path))
+        {
+            throw new PlatformNotSupportedException($"{path} kernels are not accelerated on this machine");
+        }
+        int n = w.N, k = w.K;
+        CheckStride(lda, k, nameof(lda));
+        CheckStride(ldc, n, nameof(ldc));
+        if (m > 0)
+        {
+            CheckLength(a.Length, (long)(m - 1) * lda + k, nameof(a));
+            CheckLength(c.Length, (long)(m - 1) * ldc + n, nameof(c));
+        }
+        bool needBias = epilogue is GemmEpilogue.Bias or GemmEpilogue.BiasGelu
+            || (epilogue == GemmEpilogue.Accumulate && !bias.IsEmpty);
+        if (needBias)
+        {
+            CheckLength(bias.Length, n, nameof(bias));
+        }
+        if (m == 0)
+        {
+            return;
+        }
+
+        fixed (float* pa = a, pc = c, pbias = bias)
+        {
+            var job = new Job
+            {
+                A = pa, Lda = lda, Alpha = 1f, B = w.Data, C = pc, Ldc = ldc, M = m, N = n, K = k,
+                Bias = needBias ? pbias : null,
+                Accumulate = epilogue == GemmEpilogue.Accumulate,
+                Gelu = epilogue == GemmEpilogue.BiasGelu,
+                Path = path,
+            };
+            Run(job, maxThreads);
+        }
+    }
+
+    /// <summary>
+    /// C = alpha·A·op(B) (or C += … when <paramref name="accumulate"/>), single-threaded: callers parallelise over
+    /// batch × heads. alpha scales A as it is packed, i.e. C = (alpha·A)·op(B) — the order timm uses for q·scale.
+    /// c must not overlap a or b.
+    /// </summary>
+    // a: [m, k], row stride lda
+    // b: [n, k] row stride ldb when transposeB (C = A·Bᵀ), else [k, n] row stride ldb (C = A·B)
+    // c: [m, n], row stride ldc
+    public static void MatMul(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transposeB,
+        Span<float> c, int ldc, int m, int n, int k, float alpha, bool accumulate) =>
+        MatMul(a, lda, b, ldb, transposeB, c, ldc, m, n, k, alpha, accumulate, BestPath);
+
+    internal static void MatMul(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transposeB,
+        Span<float> c, int ldc, int m, int n, int k, float alpha, bool accumulate, SimdPath path)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(n);
+        ArgumentOutOfRangeException.ThrowIfNegative(k);
+        if (!IsSupported(path))
+        {
+            throw new PlatformNotSupportedException($"{path} kernels are not accelerated on this machine");
+        }
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+        CheckStride(lda, k, nameof(lda));
+        CheckStride(ldc, n, nameof(ldc));
+        CheckStride(ldb, transposeB ? k : n, nameof(ldb));
+        CheckLength(a.Length, k == 0 ? 0 : (long)(m - 1) * lda + k, nameof(a));
+        CheckLength(c.Length, (long)(m - 1) * ldc + n, nameof(c));
+        if (k > 0)
+        {
+            CheckLength(b.Length, transposeB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n, nameof(b));
+        }
+
+        int panels = (n + Nr - 1) / Nr;
+        long packed = (long)panels * Nr * k;
+        if (packed > int.MaxValue / 2)
+        {
+            throw new ArgumentException($"B of [{k}, {n}] is too large");
+        }
+        var bBuf = AlignedBuffer.Ensure(ref t_packB, Math.Max(1, (int)packed));
+        fixed (float* pa = a, pb = b, pc = c)
+        {
+            if (k > 0)
+            {
+                Packing.PackPanels(pb, ldb, transposeB, n, k, bBuf.Pointer);
+            }
+            var job = new Job
+            {
+                A = pa, Lda = lda, Alpha = alpha, B = bBuf.Pointer, C = pc, Ldc = ldc, M = m, N = n, K = k,
+                Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
+            };
+            job.RunSequential();
+        }
+    }
+
+    private static void Run(Job job, int maxThreads)
+    {
+        int panels = (job.N + Nr - 1) / Nr;
+        int threads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
+        long work = (long)job.M * job.N * Math.Max(job.K, 1);
+        if (threads <= 1 || work < ParallelThreshold)
+        {
+            job.RunSequential();
+            return;
+        }
+
+        // Tiles are mc rows × groupPanels panels; split N only as far as needed to give every thread a few tiles
+        // (several per thread so an uneven last tile or a busy core does not leave the other idle).
+        int mc = RowBlock(job.Path);
+        int rowBlocks = (job.M + mc - 1) / mc;
+        int colBlocks = 1;
+        while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
+        {
+            colBlocks = Math.Min(panels, colBlocks * 2);
+        }
+        int groupPanels = (panels + colBlocks - 1) / colBlocks;
+        colBlocks = (panels + groupPanels - 1) / groupPanels;
+        int tiles = rowBlocks * colBlocks;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
+        Parallel.For(0, tiles, options, t =>
+        {
+            // Row-block-major order lets concurrent tiles share the same A rows in L3.
+            int rb = t / colBlocks, cb = t % colBlocks;
+            int m0 = rb * mc;
+            int p0 = cb * groupPanels;
+            job.RunTile(m0, Math.Min(job.M, m0 + mc), p0, Math.Min(panels, p0 + groupPanels));
+        });
+    }
+
+    private static int RowBlock(SimdPath path)
+    {
+        int mr = MicroRows(path);
+        return Math.Max(mr, McRows / mr * mr);
+    }
+
+    internal static int MicroRows(SimdPath path) => path switch
+    {
+        SimdPath.Vector512 => GemmKernels.Mr512,
+        SimdPath.Vector256 => GemmKernels.Mr256,
+        SimdPath.Vector128 => GemmKernels.Mr128,
+        _ => GemmKernels.MrScalar,
+    };
+
+    private static void CheckLength(long actual, long needed, string name)
+    {
+        if (actual < needed)
+        {
+            throw new ArgumentException($"{name} holds {actual} floats, {needed} needed", name);
+        }
+    }
+
+    private static void CheckStride(int stride, int minimum, string name)
+    {
+        if (stride < minimum)
+        {
+            throw new ArgumentOutOfRangeException(name, stride, $"row stride must be at least {minimum}");
+        }
+    }
+
+    /// <summary>One GEMM's operands; a class so the parallel body can capture it.</summary>
+    private sealed class Job
+    {
+        public float* A;
+        public int Lda;
+        public float Alpha;
+        public float* B;
+        public float* C;
+        public int Ldc;
+        public int M, N, K;
+        public float* Bias;
+        public bool Accumulate, Gelu;
+        public SimdPath Path;
+
+        // All of C on the calling thread, one L2-sized row block at a time.
+        public void RunSequential()
+        {
+            int mc = RowBlock(Path);
+            int panels = (N + Nr - 1) / Nr;
+            for (int m0 = 0; m0 < M; m0 += mc)
+            {
+                RunTile(m0, Math.Min(M, m0 + mc), 0, panels);
+            }
+        }
+
+        // Rows [m0, m1) × panels [p0, p1) for all of K.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void RunTile(int m0, int m1, int p0, int p1)
+        {
+            int mr = MicroRows(Path);
+            int rows = m1 - m0;
+            int microPanels = (rows + mr - 1) / mr;
+            int kcMax = Math.Min(Kc, K);
+            var aBuf = AlignedBuffer.Ensure(ref t_packA, Math.Max(1, microPanels * mr * kcMax));
+            float* pack = aBuf.Pointer;
+            float* edge = stackalloc float[GemmKernels.Mr512 * Nr];
+            float* edgeBias = stackalloc float[Nr];
+
+            int k0 = 0;
+            do
+            {
+                int kc = Math.Min(Kc, K - k0);
+                bool last = k0 + kc == K;
+                bool load = k0 > 0 || Accumulate;
+                float* bias = last ? Bias : null;
+                bool gelu = last && Gelu;
+                Packing.PackA(A + (long)m0 * Lda + k0, Lda, rows, kc, mr, Alpha, pack);
+
+                for (int p = p0; p < p1; p++)
+                {
+                    int j0 = p * Nr;
+                    int cols = Math.Min(Nr, N - j0);
+                    bool narrow = cols <= Nr / 2;
+                    float* panel = B + (long)j0 * K + (long)k0 * Nr;
+                    float* panelBias = bias;
+                    if (bias != null)
+                    {
+                        if (cols == Nr)
+                        {
+                            panelBias = bias + j0;
+                        }
+                        else
+                        {
+                            new Span<float>(edgeBias, Nr).Clear();
+                            new ReadOnlySpan<float>(bias + j0, cols).CopyTo(new Span<float>(edgeBias, Nr));
+                            panelBias = edgeBias;
+                        }
+                    }
+                    for (int ip = 0; ip < microPanels; ip++)
+                    {
+                        int i0 = m0 + ip * mr;
+                        int rowsHere = Math.Min(mr, m1 - i0);
+                        float* a = pack + (long)ip * mr * kc;
+                        float* c = C + (long)i0 * Ldc + j0;
+                        if (rowsHere == mr && (cols == Nr || cols == Nr / 2))
+                        {
+                            Kernel(kc, a, panel, c, Ldc, load, panelBias, gelu, narrow);
+                        }
+                        else
+                        {
+                            // Partial tile: run the full kernel on a scratch tile so no write leaves C's extent.
+                            if (load)
+                            {
+                                Copy(c, Ldc, edge, Nr, rowsHere, cols);
+                            }
+                            Kernel(kc, a, panel, edge, Nr, load, panelBias, gelu, narrow);
+                            Copy(edge, Nr, c, Ldc, rowsHere, cols);
+                        }
+                    }
+                }
+                k0 += kc;
+            }
+            while (k0 < K);
+        }
+
+        // narrow: at most the left 16 columns of the panel are live, the rest is padding not worth computing.
+        private void Kernel(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
+        {
+            switch (Path)
+            {
+                case SimdPath.Vector512 when narrow:
+                    GemmKernels.Kernel512Narrow(kc, a, b, c, ldc, load, bias, gelu);
+                    break;
+                case SimdPath.Vector512:
+                    GemmKernels.Kernel512(kc, a, b, c, ldc, load, bias, gelu);
+                    break;
+                case SimdPath.Vector256:
+                    GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);
+                    break;
+                case SimdPath.Vector128:
+                    GemmKernels.Kernel128(kc, a, b, c, ldc, load, bias, gelu, narrow);
+                    break;
+                default:
+                    GemmKernels.KernelScalar(kc, a, b, c, ldc, load, bias, gelu, narrow);
+                    break;
+            }
+        }
+
+        private static void Copy(float* src, int lds, float* dst, int ldd, int rows, int cols)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                new ReadOnlySpan<float>(src + (long)r * lds, cols).CopyTo(new Span<float>(dst + (long)r * ldd, cols));
+            }
+        }
+    }
+}

@@ -1,0 +1,213 @@
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+
+namespace ToMe.Backends.Cpu;
+
+/// <summary>
+/// Per-row float32 helpers of the forward pass. Reductions go through TensorPrimitives, whose vectorised
+/// summation order is fixed for a given length and machine, so results are deterministic.
+/// </summary>
+internal static class RowOps
+{
+    /// <summary>
+    /// y = (x − mean)/√(var + eps)·weight + bias with the biased variance, as torch.nn.LayerNorm.
+    /// Two passes (mean, then Σ(x − mean)²) avoid the cancellation of E[x²] − E[x]², and the float32 mean's own
+    /// rounding (large when the row has a large common offset) is removed by re-centring on the mean of the
+    /// residuals before squaring. y may be x itself.
+    /// </summary>
+    // x, y: [rows, cols] row-major; weight, bias: [cols]
+    public static void LayerNorm(ReadOnlySpan<float> x, Span<float> y, int rows, int cols,
+        ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        CheckLength(x.Length, (long)rows * cols, nameof(x));
+        CheckLength(y.Length, (long)rows * cols, nameof(y));
+        CheckLength(weight.Length, cols, nameof(weight));
+        CheckLength(bias.Length, cols, nameof(bias));
+        weight = weight[..cols];
+        bias = bias[..cols];
+        for (int r = 0; r < rows; r++)
+        {
+            var src = x.Slice(r * cols, cols);
+            var dst = y.Slice(r * cols, cols);
+            float mean = TensorPrimitives.Sum(src) / cols;
+            TensorPrimitives.Subtract(src, mean, dst);
+            TensorPrimitives.Subtract(dst, TensorPrimitives.Sum(dst) / cols, dst);
+            float variance = TensorPrimitives.SumOfSquares(dst) / cols;
+            float rstd = 1f / MathF.Sqrt(variance + eps);
+            TensorPrimitives.Multiply(dst, rstd, dst);
+            TensorPrimitives.FusedMultiplyAdd(dst, weight, bias, dst);
+        }
+    }
+
+    /// <summary>
+    /// In place: row = softmax(row + keyBias). keyBias (ToMe's log token size) may be empty; a −∞ entry gives
+    /// exactly zero weight. A row whose every logit is −∞ (no admissible key) becomes all zeros rather than NaN.
+    /// </summary>
+    // row: [n]; keyBias: [n] or empty
+    public static void Softmax(Span<float> row, ReadOnlySpan<float> keyBias)
+    {
+        if (row.IsEmpty)
+        {
+            return;
+        }
+        if (!keyBias.IsEmpty)
+        {
+            CheckLength(keyBias.Length, row.Length, nameof(keyBias));
+            TensorPrimitives.Add(row, keyBias[..row.Length], row);
+        }
+        float max = TensorPrimitives.Max(row);
+        if (float.IsNegativeInfinity(max))
+        {
+            row.Clear();
+            return;
+        }
+        TensorPrimitives.Subtract(row, max, row);
+        TensorPrimitives.Exp(row, row);
+        float sum = TensorPrimitives.Sum(row);
+        TensorPrimitives.Divide(row, sum, row);
+    }
+
+    /// <summary>Row-wise <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/> with one key bias shared by all rows.</summary>
+    // x: [rows, cols] with row stride ld; keyBias: [cols] or empty
+    public static void SoftmaxRows(Span<float> x, int rows, int cols, int ld, ReadOnlySpan<float> keyBias)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegative(cols);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ld, cols);
+        if (rows == 0)
+        {
+            return;
+        }
+        CheckLength(x.Length, (long)(rows - 1) * ld + cols, nameof(x));
+        for (int r = 0; r < rows; r++)
+        {
+            Softmax(x.Slice(r * ld, cols), keyBias);
+        }
+    }
+
+    /// <summary>
+    /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row
+    /// holds a NaN, the first NaN wins, as torch.max does. Returns −1 for an empty row.
+    /// </summary>
+    public static int ArgMax(ReadOnlySpan<float> row, out float max)
+    {
+        if (row.IsEmpty)
+        {
+            max = float.NaN;
+            return -1;
+        }
+        // Max propagates NaN, so a NaN row finds its first NaN; otherwise the first element equal to the maximum.
+        max = TensorPrimitives.Max(row);
+        if (float.IsNaN(max))
+        {
+            for (int i = 0; i < row.Length; i++)
+            {
+                if (float.IsNaN(row[i]))
+                {
+                    return i;
+                }
+            }
+        }
+        int index = IndexOfEqual(row, max);
+        max = row[index];
+        return index;
+    }
+
+    /// <summary>Row-wise <see cref="ArgMax(ReadOnlySpan{float}, out float)"/>.</summary>
+    // x: [rows, cols]; max, index: [rows]
+    public static void ArgMaxRows(ReadOnlySpan<float> x, int rows, int cols, Span<float> max, Span<int> index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        CheckLength(x.Length, (long)rows * cols, nameof(x));
+        CheckLength(max.Length, rows, nameof(max));
+        CheckLength(index.Length, rows, nameof(index));
+        for (int r = 0; r < rows; r++)
+        {
+            index[r] = ArgMax(x.Slice(r * cols, cols), out max[r]);
+        }
+    }
+
+    /// <summary>In place: row /= ‖row‖₂, as ToMe's metric normalisation. A zero row stays zero (no NaN).</summary>
+    public static void L2Normalize(Span<float> row)
+    {
+        float norm = MathF.Sqrt(TensorPrimitives.SumOfSquares(row));
+        if (norm == 0f)
+        {
+            return;
+        }
+        TensorPrimitives.Divide(row, norm, row);
+    }
+
+    /// <summary>Row-wise <see cref="L2Normalize(Span{float})"/>.</summary>
+    // x: [rows, cols]
+    public static void L2NormalizeRows(Span<float> x, int rows, int cols)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(cols);
+        CheckLength(x.Length, (long)rows * cols, nameof(x));
+        for (int r = 0; r < rows; r++)
+        {
+            L2Normalize(x.Slice(r * cols, cols));
+        }
+    }
+
+    /// <summary>In place exact-erf GELU, the same function as the GEMM epilogue.</summary>
+    public static void Gelu(Span<float> x)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; i + Vector512<float>.Count <= x.Length; i += Vector512<float>.Count)
+            {
+                VectorMath.Gelu(Vector512.Create(x.Slice(i, Vector512<float>.Count))).CopyTo(x[i..]);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + Vector256<float>.Count <= x.Length; i += Vector256<float>.Count)
+            {
+                VectorMath.Gelu(Vector256.Create(x.Slice(i, Vector256<float>.Count))).CopyTo(x[i..]);
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            x[i] = VectorMath.Gelu(x[i]);
+        }
+    }
+
+    private static int IndexOfEqual(ReadOnlySpan<float> row, float value)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var target = Vector512.Create(value);
+            for (; i + Vector512<float>.Count <= row.Length; i += Vector512<float>.Count)
+            {
+                var hits = Vector512.Equals(Vector512.Create(row.Slice(i, Vector512<float>.Count)), target);
+                if (hits != Vector512<float>.Zero)
+                {
+                    return i + (int)ulong.TrailingZeroCount(hits.ExtractMostSignificantBits());
+                }
+            }
+        }
+        for (; i < row.Length; i++)
+        {
+            if (row[i] == value)
+            {
+                return i;
+            }
+        }
+        return row.Length - 1;
+    }
+
+    private static void CheckLength(long actual, long needed, string name)
+    {
+        if (actual < needed)
+        {
+            throw new ArgumentException($"{name} holds {actual} floats, {needed} needed", name);
+        }
+    }
+}

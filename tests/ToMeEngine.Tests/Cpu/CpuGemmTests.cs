@@ -1,0 +1,213 @@
+using ToMe.Backends.Cpu;
+
+namespace ToMe.Tests.Cpu;
+
+public class CpuGemmTests
+{
+    private const int Guard = 40;
+    private const float Sentinel = -12345.5f;
+
+    // Theory data by name: SimdPath is internal and cannot appear in a public test signature.
+    public static TheoryData<string> Paths() => new(nameof(SimdPath.Scalar), nameof(SimdPath.Vector128), nameof(SimdPath.Vector256), nameof(SimdPath.Vector512));
+
+    // (m, n, k): edge shapes plus ViT-like ones; the large ones stay under ~1e8 multiply-adds for the reference.
+    private static readonly (int M, int N, int K)[] Shapes =
+    [
+        (1, 1, 1), (2, 3, 5), (7, 17, 64), (1, 1000, 192), (13, 33, 300), (197, 192, 192),
+        (198, 576, 64), (7, 768, 3072), (394, 1000, 5), (25, 100, 768), (30, 48, 40),
+    ];
+
+    private static float[] Guarded(int length, float[]? init = null)
+    {
+        var buffer = new float[length + 2 * Guard];
+        buffer.AsSpan().Fill(Sentinel);
+        init?.CopyTo(buffer, Guard);
+        return buffer;
+    }
+
+    private static void Check(SimdPath path, int m, int n, int k, GemmEpilogue epilogue, int threads, int seed)
+    {
+        var a = Reference.Random(m * k, seed);
+        var w = Reference.Random(n * k, seed + 1);
+        var bias = Reference.Random(n, seed + 2, 0.5f);
+        var c0 = Reference.Random(m * n, seed + 3, 2f);
+        bool hasBias = epilogue != GemmEpilogue.None;
+        var (expected, magnitude) = Reference.Linear(a, w, hasBias ? bias : null, m, n, k);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            if (epilogue == GemmEpilogue.Accumulate)
+            {
+                expected[i] += c0[i];
+                magnitude[i] += Math.Abs(c0[i]);
+            }
+            else if (epilogue == GemmEpilogue.BiasGelu)
+            {
+                // GELU is 1.13-Lipschitz, so the sum's bound carries over with a little slack.
+                expected[i] = Reference.Gelu(expected[i]);
+                magnitude[i] *= 1.2;
+            }
+        }
+
+        var packed = PackedWeight.Pack(w, n, k);
+        var c = Guarded(m * n, epilogue == GemmEpilogue.Accumulate ? c0 : null);
+        CpuGemm.Linear(a, m, packed, bias, c.AsSpan(Guard, m * n), epilogue, threads, path);
+
+        string what = $"{path} {epilogue} m={m} n={n} k={k} threads={threads}";
+        Reference.AssertClose(c.AsSpan(Guard, m * n), expected, magnitude, k, what);
+        Reference.AssertUntouched(c.AsSpan(0, Guard), Sentinel, what);
+        Reference.AssertUntouched(c.AsSpan(Guard + m * n), Sentinel, what);
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void LinearMatchesReferenceOnAwkwardShapes(string pathName)
+    {
+        var path = Enum.Parse<SimdPath>(pathName);
+        Assert.SkipUnless(CpuGemm.IsSupported(path), $"{path} is not accelerated here");
+        int seed = 100;
+        foreach (var (m, n, k) in Shapes)
+        {
+            Check(path, m, n, k, GemmEpilogue.Bias, threads: 0, seed++);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void EveryEpilogueMatchesReference(string pathName)
+    {
+        var path = Enum.Parse<SimdPath>(pathName);
+        Assert.SkipUnless(CpuGemm.IsSupported(path), $"{path} is not accelerated here");
+        int seed = 200;
+        foreach (var epilogue in Enum.GetValues<GemmEpilogue>())
+        {
+            foreach (var (m, n, k) in new[] { (1, 3, 5), (29, 70, 520), (197, 192, 64) })
+            {
+                Check(path, m, n, k, epilogue, threads: 2, seed++);
+            }
+        }
+    }
+
+    [Fact]
+    public void AccumulateWithoutBiasAddsOnlyTheProduct()
+    {
+        int m = 9, n = 40, k = 33;
+        var a = Reference.Random(m * k, 1);
+        var w = Reference.Random(n * k, 2);
+        var c0 = Reference.Random(m * n, 3);
+        var (expected, magnitude) = Reference.Linear(a, w, null, m, n, k);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            expected[i] += c0[i];
+            magnitude[i] += Math.Abs(c0[i]);
+        }
+        var c = c0.ToArray();
+        CpuGemm.Linear(a, m, PackedWeight.Pack(w, n, k), default, c, GemmEpilogue.Accumulate);
+        Reference.AssertClose(c, expected, magnitude, k, "accumulate, no bias");
+    }
+
+    [Fact]
+    public void StridedRowsReadAndWriteOnlyTheirColumns()
+    {
+        // Class-token rows: 3 images of 5 tokens × 40 channels → head of 70 outputs into rows of stride 75.
+        int images = 3, tokens = 5, k = 40, n = 70, ldc = 75;
+        var x = Reference.Random(images * tokens * k, 41);
+        var w = Reference.Random(n * k, 42);
+        var bias = Reference.Random(n, 43);
+        var cls = new float[images * k];
+        for (int i = 0; i < images; i++)
+        {
+            x.AsSpan(i * tokens * k, k).CopyTo(cls.AsSpan(i * k));
+        }
+        var (expected, magnitude) = Reference.Linear(cls, w, bias, images, n, k);
+        var c = new float[images * ldc];
+        c.AsSpan().Fill(Sentinel);
+        CpuGemm.Linear(x, tokens * k, images, PackedWeight.Pack(w, n, k), bias, c, ldc, GemmEpilogue.Bias);
+        var packed = new float[images * n];
+        for (int i = 0; i < images; i++)
+        {
+            c.AsSpan(i * ldc, n).CopyTo(packed.AsSpan(i * n));
+            Reference.AssertUntouched(c.AsSpan(i * ldc + n, ldc - n), Sentinel, $"row {i} padding");
+        }
+        Reference.AssertClose(packed, expected, magnitude, k, "strided");
+    }
+
+    [Fact]
+    public void EmptyInnerDimensionGivesTheBias()
+    {
+        var bias = Reference.Random(37, 5);
+        var c = Reference.Random(3 * 37, 6);
+        CpuGemm.Linear(ReadOnlySpan<float>.Empty, 3, PackedWeight.Pack(ReadOnlySpan<float>.Empty, 37, 0), bias, c,
+            GemmEpilogue.Bias);
+        for (int i = 0; i < c.Length; i++)
+        {
+            Assert.Equal(bias[i % 37], c[i]);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void RowsDoNotDependOnBatchTilingOrThreads(string pathName)
+    {
+        var path = Enum.Parse<SimdPath>(pathName);
+        Assert.SkipUnless(CpuGemm.IsSupported(path), $"{path} is not accelerated here");
+        int n = 200, k = 700;
+        var w = PackedWeight.Pack(Reference.Random(n * k, 7), n, k);
+        var bias = Reference.Random(n, 8);
+        int bigM = 394;
+        var a = Reference.Random(bigM * k, 9);
+        foreach (var epilogue in new[] { GemmEpilogue.Bias, GemmEpilogue.BiasGelu })
+        {
+            var full = new float[bigM * n];
+            CpuGemm.Linear(a, bigM, w, bias, full, epilogue, 2, path);
+            foreach (int threads in new[] { 1, 3 })
+            {
+                var again = new float[bigM * n];
+                CpuGemm.Linear(a, bigM, w, bias, again, epilogue, threads, path);
+                Assert.True(full.AsSpan().SequenceEqual(again), $"{path} {epilogue}: threads={threads} differs");
+            }
+            foreach (int row in new[] { 0, 11, 100, 393 })
+            {
+                var alone = new float[n];
+                CpuGemm.Linear(a.AsSpan(row * k, k), 1, w, bias, alone, epilogue, 1, path);
+                Assert.True(alone.AsSpan().SequenceEqual(full.AsSpan(row * n, n)), $"{path} {epilogue}: row {row} alone differs");
+            }
+            for (int m = 1; m <= 14; m++)
+            {
+                var part = new float[m * n];
+                CpuGemm.Linear(a.AsSpan(50 * k, m * k), m, w, bias, part, epilogue, 2, path);
+                Assert.True(part.AsSpan().SequenceEqual(full.AsSpan(50 * n, m * n)), $"{path} {epilogue}: m={m} differs");
+            }
+        }
+    }
+
+    [Fact]
+    public void AllKernelsAgreeBitForBitWithoutGelu()
+    {
+        int m = 53, n = 99, k = 600;
+        var a = Reference.Random(m * k, 11);
+        var w = PackedWeight.Pack(Reference.Random(n * k, 12), n, k);
+        var bias = Reference.Random(n, 13);
+        var scalar = new float[m * n];
+        CpuGemm.Linear(a, m, w, bias, scalar, GemmEpilogue.Bias, 1, SimdPath.Scalar);
+        foreach (var path in new[] { SimdPath.Vector128, SimdPath.Vector256, SimdPath.Vector512 })
+        {
+            if (!CpuGemm.IsSupported(path))
+            {
+                continue;
+            }
+            var c = new float[m * n];
+            CpuGemm.Linear(a, m, w, bias, c, GemmEpilogue.Bias, 2, path);
+            Assert.True(scalar.AsSpan().SequenceEqual(c), $"{path} differs from the scalar kernel");
+        }
+    }
+
+    [Fact]
+    public void RejectsShortBuffers()
+    {
+        var w = PackedWeight.Pack(new float[6], 2, 3);
+        Assert.Throws<ArgumentException>(() => CpuGemm.Linear(new float[5], 2, w, new float[2], new float[4], GemmEpilogue.Bias));
+        Assert.Throws<ArgumentException>(() => CpuGemm.Linear(new float[6], 2, w, new float[2], new float[3], GemmEpilogue.Bias));
+        Assert.Throws<ArgumentException>(() => CpuGemm.Linear(new float[6], 2, w, new float[1], new float[4], GemmEpilogue.BiasGelu));
+        Assert.Throws<ArgumentException>(() => PackedWeight.Pack(new float[5], 2, 3));
+    }
+}

@@ -1,0 +1,169 @@
+using ToMe.Backends.Cpu;
+
+namespace ToMe.Tests.Cpu;
+
+public class RowOpsTests
+{
+    [Theory]
+    [InlineData(1, 192, 0f)]
+    [InlineData(3, 768, 0f)]
+    [InlineData(5, 17, 0f)]
+    [InlineData(4, 384, 300f)] // large common offset: a one-pass E[x²] − E[x]² would lose the variance
+    public void LayerNormMatchesFloat64(int rows, int cols, float offset)
+    {
+        var x = Reference.Random(rows * cols, cols, 2f, offset);
+        var weight = Reference.Random(cols, 2, 1f, 1f);
+        var bias = Reference.Random(cols, 3);
+        const float eps = 1e-6f;
+        var y = new float[rows * cols];
+        RowOps.LayerNorm(x, y, rows, cols, weight, bias, eps);
+        for (int r = 0; r < rows; r++)
+        {
+            double mean = 0, variance = 0;
+            for (int j = 0; j < cols; j++)
+            {
+                mean += x[r * cols + j];
+            }
+            mean /= cols;
+            for (int j = 0; j < cols; j++)
+            {
+                variance += (x[r * cols + j] - mean) * (x[r * cols + j] - mean);
+            }
+            variance /= cols;
+            double rstd = 1 / Math.Sqrt(variance + eps);
+            for (int j = 0; j < cols; j++)
+            {
+                double normalized = (x[r * cols + j] - mean) * rstd;
+                double expected = normalized * weight[j] + bias[j];
+                // Relative to the terms being added, so a result that cancels to ~0 is judged fairly.
+                double scale = Math.Abs(normalized * weight[j]) + Math.Abs(bias[j]);
+                Assert.True(Math.Abs(y[r * cols + j] - expected) <= 1e-5 * scale + 1e-7,
+                    $"row {r} col {j}: {y[r * cols + j]:R} vs {expected:R}");
+            }
+        }
+
+        // In place gives the same bits.
+        RowOps.LayerNorm(x, x, rows, cols, weight, bias, eps);
+        Assert.Equal(y, x);
+    }
+
+    [Fact]
+    public void SoftmaxWithSizeBiasMatchesFloat64()
+    {
+        int n = 199;
+        var logits = Reference.Random(n, 4, 8f);
+        var sizes = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            sizes[i] = i % 7 == 3 ? 0f : 1 + i % 5;
+        }
+        var keyBias = sizes.Select(s => MathF.Log(s)).ToArray(); // log 0 = −∞: that key must get exactly zero weight
+        var row = logits.ToArray();
+        RowOps.Softmax(row, keyBias);
+
+        double max = double.NegativeInfinity;
+        for (int i = 0; i < n; i++)
+        {
+            if (sizes[i] > 0)
+            {
+                max = Math.Max(max, logits[i] + Math.Log(sizes[i]));
+            }
+        }
+        double sum = 0;
+        var expected = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            expected[i] = sizes[i] > 0 ? Math.Exp(logits[i] + (double)keyBias[i] - max) : 0;
+            sum += expected[i];
+        }
+        for (int i = 0; i < n; i++)
+        {
+            expected[i] /= sum;
+            if (sizes[i] == 0)
+            {
+                Assert.Equal(0f, row[i]);
+            }
+            else
+            {
+                Assert.True(Math.Abs(row[i] - expected[i]) <= 2e-6 * expected[i] + 1e-12, $"{i}: {row[i]:R} vs {expected[i]:R}");
+            }
+        }
+    }
+
+    [Fact]
+    public void SoftmaxOfAnAllMaskedRowIsZeroNotNaN()
+    {
+        var row = new float[] { 1, 2, 3, 4, 5 };
+        RowOps.Softmax(row, Enumerable.Repeat(float.NegativeInfinity, 5).ToArray());
+        Assert.Equal(new float[5], row);
+
+        var rows = new float[] { 0, 5, 0, 9, 2, 7, 2, 9 }; // 2 rows of 3 with row stride 4; the 9s are padding
+        RowOps.SoftmaxRows(rows, 2, 3, 4, new[] { 0f, float.NegativeInfinity, 0f });
+        Assert.Equal(new[] { 0.5f, 0f, 0.5f, 9f, 0.5f, 0f, 0.5f, 9f }, rows);
+
+        var plain = new float[] { 0.5f, 0.5f };
+        RowOps.Softmax(plain, default);
+        Assert.Equal(new[] { 0.5f, 0.5f }, plain);
+    }
+
+    [Fact]
+    public void ArgMaxTakesTheLowestIndexOnTies()
+    {
+        var row = new float[100];
+        row[37] = 5f;
+        row[64] = 5f;
+        row[90] = 5f;
+        Assert.Equal(37, RowOps.ArgMax(row, out float max));
+        Assert.Equal(5f, max);
+
+        Assert.Equal(0, RowOps.ArgMax(new float[40], out _));
+        Assert.Equal(2, RowOps.ArgMax(new[] { -3f, -2f, -0f, 0f, -1f }, out _));
+        Assert.Equal(3, RowOps.ArgMax(new[] { 1f, 9f, 2f, float.NaN, 9f, float.NaN }, out max));
+        Assert.True(float.IsNaN(max));
+        Assert.Equal(-1, RowOps.ArgMax(ReadOnlySpan<float>.Empty, out _));
+
+        var x = Reference.Random(7 * 33, 5);
+        var maxes = new float[7];
+        var indices = new int[7];
+        RowOps.ArgMaxRows(x, 7, 33, maxes, indices);
+        for (int r = 0; r < 7; r++)
+        {
+            var slice = x.AsSpan(r * 33, 33);
+            int expected = 0;
+            for (int j = 1; j < 33; j++)
+            {
+                if (slice[j] > slice[expected])
+                {
+                    expected = j;
+                }
+            }
+            Assert.Equal(expected, indices[r]);
+            Assert.Equal(slice[expected], maxes[r]);
+        }
+    }
+
+    [Fact]
+    public void L2NormalizeGivesUnitRowsAndLeavesZeroRowsZero()
+    {
+        int rows = 4, cols = 65;
+        var x = Reference.Random(rows * cols, 6, 3f);
+        x.AsSpan(2 * cols, cols).Clear();
+        var original = x.ToArray();
+        RowOps.L2NormalizeRows(x, rows, cols);
+        for (int r = 0; r < rows; r++)
+        {
+            double norm = 0;
+            for (int j = 0; j < cols; j++)
+            {
+                norm += (double)original[r * cols + j] * original[r * cols + j];
+            }
+            norm = Math.Sqrt(norm);
+            for (int j = 0; j < cols; j++)
+            {
+                double expected = norm == 0 ? 0 : original[r * cols + j] / norm;
+                Assert.True(Math.Abs(x[r * cols + j] - expected) <= 1e-6 * Math.Abs(expected) + 1e-9, $"[{r}, {j}]");
+            }
+        }
+        Assert.All(x.AsSpan(2 * cols, cols).ToArray(), v => Assert.Equal(0f, v));
+    }
+}

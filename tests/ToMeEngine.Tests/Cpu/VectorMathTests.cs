@@ -1,0 +1,86 @@
+using System.Runtime.Intrinsics;
+using ToMe.Backends.Cpu;
+
+namespace ToMe.Tests.Cpu;
+
+public class VectorMathTests
+{
+    // Relative GELU tolerance: 1e-6, widened in the far negative tail where the float32 rounding of the exp
+    // argument −u² dominates: rounding u = x/√2 and the FMA give up to ~3ε·u² absolute, i.e. relative in erfc.
+    private static double GeluTolerance(float x, double reference) => (1e-6 + 3 * 6e-8 * x * x) * Math.Abs(reference) + 1e-38;
+
+    private static IEnumerable<float> Grid()
+    {
+        for (int i = -80000; i <= 80000; i++)
+        {
+            yield return i * 1e-4f;
+        }
+        foreach (float x in new[] { 0f, -0f, 1e-30f, -1e-30f, 1e-8f, 0.7499999f, 0.75f, -0.75f, 1.0606601f, 9f, -9f, 30f, -30f })
+        {
+            yield return x;
+        }
+    }
+
+    [Fact]
+    public void ErfIsWithinOneMillionthEverywhere()
+    {
+        double worst = 0;
+        foreach (float x in Grid())
+        {
+            double err = Math.Abs(VectorMath.Erf(x) - Reference.Erf(x));
+            worst = Math.Max(worst, err);
+        }
+        Assert.True(worst <= 1e-6, $"max |erf error| {worst:G3}");
+    }
+
+    [Fact]
+    public void ScalarGeluHasSmallRelativeError()
+    {
+        foreach (float x in Grid())
+        {
+            double r = Reference.Gelu(x);
+            double g = VectorMath.Gelu(x);
+            Assert.True(Math.Abs(g - r) <= GeluTolerance(x, r), $"GELU({x:R}) = {g:R}, expected {r:R}");
+        }
+    }
+
+    [Fact]
+    public void VectorGeluMatchesReference()
+    {
+        var xs = Grid().ToArray();
+        var v = xs.ToArray();
+        RowOps.Gelu(v);
+        var lanes = new float[16];
+        for (int i = 0; i < xs.Length; i++)
+        {
+            double r = Reference.Gelu(xs[i]);
+            Assert.True(Math.Abs(v[i] - r) <= GeluTolerance(xs[i], r), $"GELU({xs[i]:R}) = {v[i]:R}, expected {r:R}");
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (int i = 0; i + 8 <= xs.Length; i += 8)
+            {
+                VectorMath.Gelu(Vector256.Create(xs.AsSpan(i, 8))).CopyTo(lanes);
+                for (int j = 0; j < 8; j++)
+                {
+                    double r = Reference.Gelu(xs[i + j]);
+                    Assert.True(Math.Abs(lanes[j] - r) <= GeluTolerance(xs[i + j], r), $"GELU256({xs[i + j]:R})");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void GeluOfZeroIsZeroAndLargeInputsSaturate()
+    {
+        Assert.Equal(0f, VectorMath.Gelu(0f));
+        Assert.Equal(50f, VectorMath.Gelu(50f));
+        Assert.Equal(0f, VectorMath.Gelu(-50f));
+        var v = new float[] { 0f, 50f, -50f, float.NaN, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f, 0f };
+        RowOps.Gelu(v);
+        Assert.Equal(0f, v[0]);
+        Assert.Equal(50f, v[1]);
+        Assert.Equal(0f, v[2]);
+        Assert.True(float.IsNaN(v[3]));
+    }
+}
