@@ -17,30 +17,24 @@ internal sealed partial class CpuBackend
 
         For(batch * heads, 1, (start, end) =>
         {
-            var scores = new float[tokens];
-            var logSize = new float[tokens];
-            var acc = new float[headDim];
+            var scores = new float[tokens * tokens];
+            var logSize = sizes is null ? null : new float[tokens];
             for (int bh = start; bh < end; bh++)
             {
                 int b = bh / heads, h = bh % heads;
-                if (sizes is not null)
+                if (logSize is not null)
                     for (int m = 0; m < tokens; m++)
-                        logSize[m] = MathF.Log(sizes[b * tokens + m]);
-                int baseRow = b * tokens;
-                for (int n = 0; n < tokens; n++)
-                {
-                    var q = input.AsSpan((baseRow + n) * stride + h * headDim, headDim);
-                    for (int m = 0; m < tokens; m++)
-                        scores[m] = TensorPrimitives.Dot(q, input.AsSpan((baseRow + m) * stride + c + h * headDim, headDim)) * scale;
-                    CpuRowOps.SoftmaxWithBias(scores, sizes is null ? default : logSize);
-                    if (n == 0 && classRows is not null)
-                        scores.CopyTo(classRows.AsSpan(bh * tokens, tokens));
-                    Array.Clear(acc);
-                    for (int m = 0; m < tokens; m++)
-                        if (scores[m] != 0f)
-                            TensorPrimitives.MultiplyAdd(input.AsSpan((baseRow + m) * stride + 2 * c + h * headDim, headDim), scores[m], acc, acc);
-                    acc.CopyTo(result.AsSpan((baseRow + n) * c + h * headDim, headDim));
-                }
+                        logSize[m] = MathF.Log(sizes![b * tokens + m]);
+                // q, k, v: [T, D] with row stride 3C inside qkv; scores: [T, T]; output rows: [T, D] with stride C
+                var q = input.AsSpan((b * tokens * stride) + h * headDim);
+                var k = input.AsSpan((b * tokens * stride) + c + h * headDim);
+                var v = input.AsSpan((b * tokens * stride) + 2 * c + h * headDim);
+                CpuGemm.MatMul(q, stride, k, stride, transposeB: true, scores, tokens, tokens, tokens, headDim, scale, accumulate: false);
+                RowOps.SoftmaxRows(scores, tokens, tokens, tokens, logSize);
+                if (classRows is not null)
+                    scores.AsSpan(0, tokens).CopyTo(classRows.AsSpan(bh * tokens, tokens));
+                CpuGemm.MatMul(scores, tokens, v, stride, transposeB: false, result.AsSpan(b * tokens * c + h * headDim), c,
+                    tokens, headDim, tokens, 1f, accumulate: false);
             }
         });
 

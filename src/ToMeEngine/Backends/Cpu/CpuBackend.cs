@@ -108,10 +108,8 @@ internal sealed partial class CpuBackend : IBackend
         var gamma = F(weight);
         var beta = F(bias);
         For(rows, 64, (start, end) =>
-        {
-            for (int row = start; row < end; row++)
-                CpuRowOps.LayerNormRow(input.AsSpan(row * channels, channels), gamma, beta, eps, output.AsSpan(row * channels, channels));
-        });
+            RowOps.LayerNorm(input.AsSpan(start * channels, (end - start) * channels), output.AsSpan(start * channels, (end - start) * channels),
+                end - start, channels, gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps));
     }
 
     public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)

@@ -1,14 +1,12 @@
-using System.Numerics.Tensors;
-
 namespace ToMe.Backends.Cpu;
 
-internal sealed class CpuLinearWeights(float[] weight, float[] bias, int outFeatures, int inFeatures) : ILinearWeights
+internal sealed class CpuLinearWeights(PackedWeight packed, float[] bias) : ILinearWeights
 {
-    public readonly float[] Weight = weight; // [out, in]
-    public readonly float[] Bias = bias;     // [out]
+    public readonly PackedWeight Packed = packed; // W [out, in], packed once into micro-kernel panels
+    public readonly float[] Bias = bias;          // [out]
 
-    public int OutFeatures { get; } = outFeatures;
-    public int InFeatures { get; } = inFeatures;
+    public int OutFeatures => Packed.N;
+    public int InFeatures => Packed.K;
 
     public void Dispose() { }
 }
@@ -16,7 +14,7 @@ internal sealed class CpuLinearWeights(float[] weight, float[] bias, int outFeat
 internal sealed partial class CpuBackend
 {
     public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias) =>
-        new CpuLinearWeights(weight.ToArray(), bias.ToArray(), outFeatures, inFeatures);
+        new CpuLinearWeights(PackedWeight.Pack(weight, outFeatures, inFeatures), bias.ToArray());
 
     public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
         LinearRows(F(x), weights, rows, epilogue, F(y));
@@ -24,21 +22,13 @@ internal sealed partial class CpuBackend
     internal void LinearRows(float[] x, ILinearWeights weights, int rows, LinearEpilogue epilogue, float[] y)
     {
         var w = (CpuLinearWeights)weights;
-        int n = w.OutFeatures, k = w.InFeatures;
-        For(rows, 8, (start, end) =>
+        var gemmEpilogue = epilogue switch
         {
-            for (int row = start; row < end; row++)
-            {
-                var a = x.AsSpan(row * k, k);
-                var dst = y.AsSpan(row * n, n);
-                for (int o = 0; o < n; o++)
-                {
-                    float v = TensorPrimitives.Dot(a, w.Weight.AsSpan(o * k, k)) + w.Bias[o];
-                    dst[o] = epilogue == LinearEpilogue.BiasAccumulate ? dst[o] + v : v;
-                }
-                if (epilogue == LinearEpilogue.BiasGelu)
-                    CpuRowOps.GeluInPlace(dst);
-            }
-        });
+            LinearEpilogue.Bias => GemmEpilogue.Bias,
+            LinearEpilogue.BiasGelu => GemmEpilogue.BiasGelu,
+            LinearEpilogue.BiasAccumulate => GemmEpilogue.Accumulate,
+            _ => throw new ArgumentOutOfRangeException(nameof(epilogue)),
+        };
+        CpuGemm.Linear(x.AsSpan(0, rows * w.InFeatures), rows, w.Packed, w.Bias, y.AsSpan(0, rows * w.OutFeatures), gemmEpilogue, MaxThreads);
     }
 }
