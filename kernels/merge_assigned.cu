@@ -17,7 +17,7 @@
 //           -> x_out[B][T'][C], size_out[B][T'], groups_out[B][T0].
 // Launch:   merge_assigned_gather_f32: grid = ceil(B·T' / 8), block = 256.
 //           merge_assigned_groups_i32: grid = min(ceil(B·T0 / 256), 65535), block = 256.
-// Limits:   B·T'·C, B·T·C < 2⁶³; B·T' < 2³¹·8; groups[b][g] < T.
+// Limits:   B·T' ≤ 8·(2³¹ − 1) (grid.x); any T, C; groups[b][g] < T (not checked).
 // Params:   merge_assigned_gather_f32(x, size, dest, batch, tokens, channels, newTokens, xOut, sizeOut)
 //           merge_assigned_groups_i32(groups, dest, batch, tokens, originalTokens, groupsOut)
 #include "common.cuh"
