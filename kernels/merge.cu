@@ -16,14 +16,23 @@
 //                          y = x[2i]·size[2i] + y; total = total + size[2i]
 //                        x_out[o] = y / total; size_out[o] = total
 //                      lanes stride over channels (each lane owns its channels, so x_out is the accumulator).
+//   merge_gather_weighted_f32  ToMeCIS: the same gather with the scores w as the value weights. First every
+//                      lane sums the group's weights in the gather's order (ws = w[own] + w[2i] + ...,
+//                      sources ascending; uniform across the warp), then
+//                        ws > 0:    y = Σ x·w / ws                  (the group's score-weighted mean)
+//                        otherwise: y = Σ x·size / total            (all-zero or NaN scores: the size mean)
+//                      with the products and sums of merge_gather_f32; size_out = total either way.
+//                      The CPU computes both and keeps one per group: the same values.
 //
 // Shapes:   x[B][T][C], size[B][T], groups[B][T0], order[B][ta], best_index[B][ta]
 //           -> x_out[B][T−r][C], size_out[B][T−r], groups_out[B][T0]; scratch own_of[B][T−r], src_dst[B][ta].
 // Launch:   merge_plan_i32:   grid = B, block = 256, dynamic smem = (ta + T)·4 bytes.
-//           merge_gather_f32: grid = ceil(B·(T−r) / 8), block = 256.
+//           merge_gather_f32, merge_gather_weighted_f32: grid = ceil(B·(T−r) / 8), block = 256.
 // Limits:   T ≤ 8192 (shared memory of the plan); 0 ≤ r ≤ ta − (1 with a distillation token).
 // Params:   merge_plan_i32(order, bestIndex, groups, tokens, originalTokens, r, distillToken, ownOf, srcDst, groupsOut)
 //           merge_gather_f32(x, size, ownOf, srcDst, batch, tokens, channels, r, xOut, sizeOut)
+//           merge_gather_weighted_f32(x, size, weight, ownOf, srcDst, batch, tokens, channels, r, xOut, sizeOut)
+//           weight[B][T] as size.
 #include "common.cuh"
 
 extern "C" __global__ void merge_plan_i32(
@@ -106,5 +115,64 @@ extern "C" __global__ void merge_gather_f32(
     }
 
     for (int c = lane; c < channels; c += WARP_SIZE) y[c] = __fdiv_rn(y[c], total);
+    if (lane == 0) size_out[w] = total;
+}
+
+extern "C" __global__ void merge_gather_weighted_f32(
+    const float* __restrict__ x, const float* __restrict__ size, const float* __restrict__ weight,
+    const int* __restrict__ own_of, const int* __restrict__ src_dst, int batch, int tokens, int channels, int r,
+    float* __restrict__ x_out, float* __restrict__ size_out)
+{
+    const int new_tokens = tokens - r, ta = (tokens + 1) / 2;
+    const i64 w = (i64)blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;   // = b·(T−r) + o
+    const int lane = threadIdx.x % WARP_SIZE;
+    if (w >= (i64)batch * new_tokens) return;   // whole warps only
+    const int b = (int)(w / new_tokens);
+    const float* xb = x + (i64)b * tokens * channels;
+    const float* sb = size + (i64)b * tokens;
+    const float* wb = weight + (i64)b * tokens;
+    const int* sd = src_dst + (i64)b * ta;
+    float* y = x_out + w * channels;
+
+    const int own = own_of[w];
+    // Pass 1 (scalars only): the group's weight and size totals, summed in the order pass 2 adds the rows.
+    float weight_total = wb[own], total = sb[own];
+    if (own & 1) {
+        const int j = own >> 1;
+        for (int base = 0; base < ta; base += WARP_SIZE) {
+            const int i = base + lane;
+            unsigned mask = __ballot_sync(FULL_MASK, i < ta && sd[i] == j);
+            while (mask != 0) {   // uniform: every lane holds the same mask
+                const int src = 2 * (base + __ffs(mask) - 1);
+                mask &= mask - 1;
+                weight_total = __fadd_rn(weight_total, wb[src]);
+                total = __fadd_rn(total, sb[src]);
+            }
+        }
+    }
+    // !(ws > 0) as the CPU: zero, negative or NaN score totals fall back to the sizes.
+    const bool by_score = weight_total > 0.0f;
+    const float* coef = by_score ? wb : sb;
+    const float divisor = by_score ? weight_total : total;
+
+    // Pass 2: y = x[own]·c[own] + x[2i]·c[2i] + ... (sources ascending), then y / divisor.
+    const float c_own = coef[own];
+    for (int c = lane; c < channels; c += WARP_SIZE) y[c] = __fmul_rn(xb[(i64)own * channels + c], c_own);
+    if (own & 1) {
+        const int j = own >> 1;
+        for (int base = 0; base < ta; base += WARP_SIZE) {
+            const int i = base + lane;
+            unsigned mask = __ballot_sync(FULL_MASK, i < ta && sd[i] == j);
+            while (mask != 0) {
+                const int src = 2 * (base + __ffs(mask) - 1);
+                mask &= mask - 1;
+                const float s = coef[src];
+                for (int c = lane; c < channels; c += WARP_SIZE)
+                    y[c] = __fadd_rn(__fmul_rn(xb[(i64)src * channels + c], s), y[c]);
+            }
+        }
+    }
+
+    for (int c = lane; c < channels; c += WARP_SIZE) y[c] = __fdiv_rn(y[c], divisor);
     if (lane == 0) size_out[w] = total;
 }

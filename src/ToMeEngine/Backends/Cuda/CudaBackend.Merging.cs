@@ -51,8 +51,6 @@ internal sealed partial class CudaBackend
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
     {
         Current();
-        if (weight is not null)
-            throw VariantNotOnGpu("score-weighted merging (cis)");
         if (tokens > MaxMergeTokens)
             throw new NotSupportedException($"the GPU merge supports up to {MaxMergeTokens} tokens, not {tokens}");
         int ta = (tokens + 1) / 2, newTokens = tokens - r;
@@ -66,6 +64,7 @@ internal sealed partial class CudaBackend
         ulong xOutPtr = Float(xOut, (long)batch * newTokens * channels, nameof(xOut));
         ulong sizeOutPtr = Float(sizeOut, (long)batch * newTokens, nameof(sizeOut));
         ulong groupsOutPtr = Int(groupsOut, (long)batch * originalTokens, nameof(groupsOut));
+        ulong weightPtr = OptionalFloat(weight, (long)batch * tokens, nameof(weight));
         if (batch == 0 || tokens == 0)
             return;
         ulong ownOf = mergeOwner.Get((long)batch * newTokens);
@@ -73,9 +72,14 @@ internal sealed partial class CudaBackend
         Launch("merge.cu", "merge_plan_i32", checked((uint)batch), Block, (uint)((ta + tokens) * sizeof(int)),
             new KernelArgs().Add(orderPtr).Add(indexPtr).Add(groupsPtr).Add(tokens).Add(originalTokens).Add(r).Add(distillToken ? 1 : 0)
                 .Add(ownOf).Add(srcDst).Add(groupsOutPtr));
-        // One warp per output token, 8 per block.
-        Launch("merge.cu", "merge_gather_f32", Blocks((long)batch * newTokens, Block / 32), Block, 0,
-            new KernelArgs().Add(xPtr).Add(sizePtr).Add(ownOf).Add(srcDst).Add(batch).Add(tokens).Add(channels).Add(r).Add(xOutPtr).Add(sizeOutPtr));
+        // One warp per output token, 8 per block; ToMeCIS weighs the values by its scores (sizes where a group's sum to 0).
+        if (weight is null)
+            Launch("merge.cu", "merge_gather_f32", Blocks((long)batch * newTokens, Block / 32), Block, 0,
+                new KernelArgs().Add(xPtr).Add(sizePtr).Add(ownOf).Add(srcDst).Add(batch).Add(tokens).Add(channels).Add(r).Add(xOutPtr).Add(sizeOutPtr));
+        else
+            Launch("merge.cu", "merge_gather_weighted_f32", Blocks((long)batch * newTokens, Block / 32), Block, 0,
+                new KernelArgs().Add(xPtr).Add(sizePtr).Add(weightPtr).Add(ownOf).Add(srcDst).Add(batch).Add(tokens).Add(channels).Add(r)
+                    .Add(xOutPtr).Add(sizeOutPtr));
     }
 
     public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
