@@ -11,7 +11,7 @@ internal static class CliErrors
         {
             return action();
         }
-        catch (Exception e) when (e is WeightsFormatException or FileNotFoundException or DirectoryNotFoundException
+        catch (Exception e) when (e is InvalidModelException or FileNotFoundException or DirectoryNotFoundException
                                       or FormatException or ArgumentException or InvalidDataException or IOException
                                       or UnauthorizedAccessException or NotSupportedException)
         {

@@ -31,7 +31,7 @@ internal static class ClassifyCommand
                 {
                     predictions = engine.Classify(path, k);
                 }
-                catch (Exception e) when (e is Imaging.ImageDecodeException or IOException or UnauthorizedAccessException)
+                catch (Exception e) when (e is Imaging.InvalidImageException or IOException or UnauthorizedAccessException)
                 {
                     failures++;
                     Console.Error.WriteLine($"error: {e.Message}");

@@ -57,7 +57,7 @@ internal static class EvalCommand
                 {
                     tensors[i] = engine.Preprocess(ImageDecoder.Decode(chunk[i].Path, engine.Options.Decode));
                 }
-                catch (Exception e) when (e is ImageDecodeException or IOException or UnauthorizedAccessException)
+                catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException)
                 {
                     errors[i] = e.Message;
                 }

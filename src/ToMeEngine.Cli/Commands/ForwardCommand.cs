@@ -45,7 +45,7 @@ internal static class ForwardCommand
                 var info = file.Get("input");
                 int s = config.ImageSize;
                 if (info.Shape.Count != 4 || info.Shape[0] < 1 || info.Shape[1] != 3 || info.Shape[2] != s || info.Shape[3] != s)
-                    throw new WeightsFormatException($"{inputPath}: tensor 'input' has shape {info.ShapeText}, expected [B, 3, {s}, {s}] for {config.Architecture}");
+                    throw new InvalidModelException($"{inputPath}: tensor 'input' has shape {info.ShapeText}, expected [B, 3, {s}, {s}] for {config.Architecture}");
                 batch = info.Shape[0];
                 images = file.ReadFloat32("input");
             }

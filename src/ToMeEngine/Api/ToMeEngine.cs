@@ -67,7 +67,7 @@ public sealed class ToMeEngine : IDisposable
     /// Loads a model: a folder in timm's hub layout (config.json + model.safetensors), a .safetensors file with its
     /// configuration in <c>__metadata__.config</c>, or a hub name such as <c>timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k</c>.
     /// </summary>
-    /// <exception cref="Weights.WeightsFormatException">The files do not describe a supported model; the message names what is wrong.</exception>
+    /// <exception cref="Weights.InvalidModelException">The files do not describe a supported model; the message names what is wrong.</exception>
     public static ToMeEngine Load(string model, EngineOptions? options = null)
     {
         options ??= new EngineOptions();
@@ -84,7 +84,7 @@ public sealed class ToMeEngine : IDisposable
     }
 
     /// <summary>Classifies an image file (JPEG, PNG, BMP, PPM/PGM).</summary>
-    /// <exception cref="ImageDecodeException">The file is not a supported, intact image.</exception>
+    /// <exception cref="InvalidImageException">The file is not a supported, intact image.</exception>
     public IReadOnlyList<Prediction> Classify(string path, int topK = 5) => Classify(ImageDecoder.Decode(path, Options.Decode), topK);
 
     /// <summary>Classifies an encoded image held in memory.</summary>

@@ -9,7 +9,7 @@ namespace ToMe.Imaging;
 /// </summary>
 internal static class BmpDecoder
 {
-    private static ImageDecodeException Error(string m) => new($"BMP: {m}");
+    private static InvalidImageException Error(string m) => new($"BMP: {m}");
 
     public static RgbImage Decode(byte[] data, DecodeOptions options)
     {

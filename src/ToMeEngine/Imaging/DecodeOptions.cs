@@ -20,8 +20,8 @@ public sealed record DecodeOptions
     internal void CheckSize(string format, long width, long height)
     {
         if (width <= 0 || height <= 0)
-            throw new ImageDecodeException($"{format}: invalid dimensions {width}x{height}");
+            throw new InvalidImageException($"{format}: invalid dimensions {width}x{height}");
         if (width * height > MaxPixels)
-            throw new ImageDecodeException($"{format}: {width}x{height} = {width * height} pixels exceeds the limit of {MaxPixels} (DecodeOptions.MaxPixels)");
+            throw new InvalidImageException($"{format}: {width}x{height} = {width * height} pixels exceeds the limit of {MaxPixels} (DecodeOptions.MaxPixels)");
     }
 }

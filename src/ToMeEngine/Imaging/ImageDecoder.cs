@@ -9,7 +9,7 @@ public enum ImageFormat { Unknown, Jpeg, Png, Bmp, Pnm }
 /// Decodes JPEG, PNG, BMP and binary PPM/PGM into <see cref="RgbImage"/>, with the pixels PIL produces
 /// for <c>Image.open(f).convert("RGB")</c> (JPEG through libjpeg-turbo's default arithmetic). The format is
 /// sniffed from magic bytes, never from the file name. EXIF orientation is ignored, as timm ignores it.
-/// Every failure is an <see cref="ImageDecodeException"/>.
+/// Every failure is an <see cref="InvalidImageException"/>.
 /// </summary>
 public static class ImageDecoder
 {
@@ -34,7 +34,7 @@ public static class ImageDecoder
         ArgumentNullException.ThrowIfNull(data);
         options ??= DecodeOptions.Default;
         if (data.Length == 0)
-            throw new ImageDecodeException("empty input (0 bytes)");
+            throw new InvalidImageException("empty input (0 bytes)");
         try
         {
             return Sniff(data) switch
@@ -43,11 +43,11 @@ public static class ImageDecoder
                 ImageFormat.Png => PngDecoder.Decode(data, options),
                 ImageFormat.Bmp => BmpDecoder.Decode(data, options),
                 ImageFormat.Pnm => PnmDecoder.Decode(data, options),
-                _ => throw new ImageDecodeException(
+                _ => throw new InvalidImageException(
                     $"unknown image format (first bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); supported: JPEG, PNG, BMP, PPM/PGM"),
             };
         }
-        catch (ImageDecodeException)
+        catch (InvalidImageException)
         {
             throw;
         }
@@ -55,7 +55,7 @@ public static class ImageDecoder
                                       or OverflowException or EndOfStreamException)
         {
             // Decoders validate as they go; this net turns a missed check into the documented error.
-            throw new ImageDecodeException($"corrupt image data ({e.GetType().Name}: {e.Message})", e);
+            throw new InvalidImageException($"corrupt image data ({e.GetType().Name}: {e.Message})", e);
         }
     }
 
@@ -69,7 +69,7 @@ public static class ImageDecoder
         while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
         {
             if (buffer.Length + n > options.MaxFileBytes)
-                throw new ImageDecodeException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
+                throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
             buffer.Write(chunk, 0, n);
         }
         return Decode(buffer.ToArray(), options);
@@ -81,14 +81,14 @@ public static class ImageDecoder
         options ??= DecodeOptions.Default;
         var length = new FileInfo(path).Length;
         if (length > options.MaxFileBytes)
-            throw new ImageDecodeException($"{path}: {length} bytes exceeds DecodeOptions.MaxFileBytes");
+            throw new InvalidImageException($"{path}: {length} bytes exceeds DecodeOptions.MaxFileBytes");
         try
         {
             return Decode(File.ReadAllBytes(path), options);
         }
-        catch (ImageDecodeException e)
+        catch (InvalidImageException e)
         {
-            throw new ImageDecodeException($"{path}: {e.Message}", e);
+            throw new InvalidImageException($"{path}: {e.Message}", e);
         }
     }
 }

@@ -13,7 +13,7 @@ internal static class PngDecoder
 {
     public static ReadOnlySpan<byte> Signature => [137, 80, 78, 71, 13, 10, 26, 10];
 
-    private static ImageDecodeException Error(string m) => new($"PNG: {m}");
+    private static InvalidImageException Error(string m) => new($"PNG: {m}");
 
     private static readonly uint[] CrcTable = BuildCrcTable();
 
@@ -131,7 +131,7 @@ internal static class PngDecoder
         }
         catch (InvalidDataException e)
         {
-            throw new ImageDecodeException($"PNG: corrupt compressed data ({e.Message})", e);
+            throw new InvalidImageException($"PNG: corrupt compressed data ({e.Message})", e);
         }
 
         var image = new RgbImage(width, height);

@@ -6,7 +6,7 @@ namespace ToMe.Imaging;
 /// </summary>
 internal static class PnmDecoder
 {
-    private static ImageDecodeException Error(string m) => new($"PNM: {m}");
+    private static InvalidImageException Error(string m) => new($"PNM: {m}");
 
     public static RgbImage Decode(byte[] data, DecodeOptions options)
     {

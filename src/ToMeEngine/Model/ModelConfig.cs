@@ -63,7 +63,7 @@ public sealed record ModelConfig
         void Require(bool ok, string what)
         {
             if (!ok)
-                throw new Weights.WeightsFormatException($"{source}: {what}");
+                throw new Weights.InvalidModelException($"{source}: {what}");
         }
         Require(ImageSize > 0 && PatchSize > 0 && ImageSize % PatchSize == 0, $"img_size {ImageSize} must be a positive multiple of patch_size {PatchSize}");
         Require(EmbedDim > 0 && NumHeads > 0 && EmbedDim % NumHeads == 0, $"embed_dim {EmbedDim} must be a positive multiple of num_heads {NumHeads}");

@@ -25,7 +25,7 @@ public static class ModelConfigReader
     {
         using var doc = Parse(json, source);
         var root = doc.RootElement;
-        var archName = GetString(root, "architecture", source) ?? throw new WeightsFormatException($"{source}: missing field 'architecture'");
+        var archName = GetString(root, "architecture", source) ?? throw new InvalidModelException($"{source}: missing field 'architecture'");
         var args = root.TryGetProperty("model_args", out var ma) && ma.ValueKind == JsonValueKind.Object ? ma : default;
         // model_args (timm's constructor arguments) describe the model fully; the name table fills in what they omit.
         var arch = ArchitectureTable.TryResolve(archName, out var known) ? known
@@ -73,7 +73,7 @@ public static class ModelConfigReader
         using var doc = Parse(json, source);
         var root = doc.RootElement;
         RefuseUnsupported(root, source);
-        int Required(string field) => GetInt(root, field, source) ?? throw new WeightsFormatException($"{source}: config is missing field '{field}'");
+        int Required(string field) => GetInt(root, field, source) ?? throw new InvalidModelException($"{source}: config is missing field '{field}'");
         int embedDim = Required("embed_dim");
         bool classToken = GetBool(root, "class_token", source) ?? true;
         var pool = ParsePool(GetString(root, "global_pool", source) ?? "token", source);
@@ -108,9 +108,9 @@ public static class ModelConfigReader
     private static void RefuseUnsupported(JsonElement args, string source)
     {
         if (GetInt(args, "reg_tokens", source) is > 0)
-            throw new WeightsFormatException($"{source}: register tokens (reg_tokens) are not supported by this engine yet");
+            throw new InvalidModelException($"{source}: register tokens (reg_tokens) are not supported by this engine yet");
         if (GetBool(args, "no_embed_class", source) is true)
-            throw new WeightsFormatException($"{source}: no_embed_class (position embeddings for patches only) is not supported by this engine yet");
+            throw new InvalidModelException($"{source}: no_embed_class (position embeddings for patches only) is not supported by this engine yet");
     }
 
     private static PreprocessConfig ReadPreprocess(JsonElement cfg, int imageSize, string family, string source)
@@ -125,7 +125,7 @@ public static class ModelConfigReader
             {
                 "bicubic" => ResampleFilter.Bicubic,
                 "bilinear" => ResampleFilter.Bilinear,
-                _ => throw new WeightsFormatException($"{source}: interpolation '{interpolation}' is not supported (expected bicubic or bilinear)"),
+                _ => throw new InvalidModelException($"{source}: interpolation '{interpolation}' is not supported (expected bicubic or bilinear)"),
             },
             Mean = GetFloats(cfg, "mean", source) ?? (deit ? ImageNetMean : Half3),
             Std = GetFloats(cfg, "std", source) ?? (deit ? ImageNetStd : Half3),
@@ -137,7 +137,7 @@ public static class ModelConfigReader
         if (pre.ValueKind != JsonValueKind.Object || !pre.TryGetProperty("input_size", out var s))
             return null;
         if (s.ValueKind != JsonValueKind.Array || s.GetArrayLength() != 3 || s[1].GetInt32() != s[2].GetInt32())
-            throw new WeightsFormatException($"{source}: pretrained_cfg.input_size must be [3, S, S], found {s.GetRawText()}");
+            throw new InvalidModelException($"{source}: pretrained_cfg.input_size must be [3, S, S], found {s.GetRawText()}");
         return s[1].GetInt32();
     }
 
@@ -145,7 +145,7 @@ public static class ModelConfigReader
     {
         "token" => GlobalPool.Token,
         "avg" => GlobalPool.Avg,
-        _ => throw new WeightsFormatException($"{source}: global_pool '{value}' is not supported (expected 'token' or 'avg')"),
+        _ => throw new InvalidModelException($"{source}: global_pool '{value}' is not supported (expected 'token' or 'avg')"),
     };
 
     private static JsonDocument Parse(string json, string source)
@@ -154,12 +154,12 @@ public static class ModelConfigReader
         {
             var doc = JsonDocument.Parse(json);
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new WeightsFormatException($"{source}: config must be a JSON object, found {doc.RootElement.ValueKind}");
+                throw new InvalidModelException($"{source}: config must be a JSON object, found {doc.RootElement.ValueKind}");
             return doc;
         }
         catch (JsonException e)
         {
-            throw new WeightsFormatException($"{source}: config is not valid JSON ({e.Message})", e);
+            throw new InvalidModelException($"{source}: config is not valid JSON ({e.Message})", e);
         }
     }
 
@@ -176,7 +176,7 @@ public static class ModelConfigReader
         if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 2 && v[0].ValueKind == JsonValueKind.Number && v[0].GetInt32() == v[1].GetInt32())
             return v[0].GetInt32(); // timm writes square sizes as [S, S]
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
-            throw new WeightsFormatException($"{source}: field '{field}' must be an integer, found {v.GetRawText()}");
+            throw new InvalidModelException($"{source}: field '{field}' must be an integer, found {v.GetRawText()}");
         return i;
     }
 
@@ -185,7 +185,7 @@ public static class ModelConfigReader
         if (!Has(obj, field, out var v))
             return null;
         if (v.ValueKind != JsonValueKind.Number)
-            throw new WeightsFormatException($"{source}: field '{field}' must be a number, found {v.GetRawText()}");
+            throw new InvalidModelException($"{source}: field '{field}' must be a number, found {v.GetRawText()}");
         return v.GetDouble();
     }
 
@@ -197,7 +197,7 @@ public static class ModelConfigReader
         {
             JsonValueKind.True => true,
             JsonValueKind.False => false,
-            _ => throw new WeightsFormatException($"{source}: field '{field}' must be true or false, found {v.GetRawText()}"),
+            _ => throw new InvalidModelException($"{source}: field '{field}' must be true or false, found {v.GetRawText()}"),
         };
     }
 
@@ -206,7 +206,7 @@ public static class ModelConfigReader
         if (!Has(obj, field, out var v))
             return null;
         if (v.ValueKind != JsonValueKind.String)
-            throw new WeightsFormatException($"{source}: field '{field}' must be a string, found {v.GetRawText()}");
+            throw new InvalidModelException($"{source}: field '{field}' must be a string, found {v.GetRawText()}");
         return v.GetString();
     }
 
@@ -215,7 +215,7 @@ public static class ModelConfigReader
         if (!Has(obj, field, out var v))
             return null;
         if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Number))
-            throw new WeightsFormatException($"{source}: field '{field}' must be an array of numbers, found {v.GetRawText()}");
+            throw new InvalidModelException($"{source}: field '{field}' must be an array of numbers, found {v.GetRawText()}");
         return v.EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
     }
 }

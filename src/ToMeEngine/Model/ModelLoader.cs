@@ -61,7 +61,7 @@ public static class ModelLoader
             else if (hubConfigPath is not null)
                 config = ModelConfigReader.FromHubConfig(File.ReadAllText(hubConfigPath), hubConfigPath);
             else
-                throw new WeightsFormatException($"{weightsPath}: no model configuration: expected __metadata__.config in the file or a config.json beside it");
+                throw new InvalidModelException($"{weightsPath}: no model configuration: expected __metadata__.config in the file or a config.json beside it");
             return (file, config);
         }
         catch

@@ -103,16 +103,16 @@ public sealed class ModelWeights
         foreach (var (name, shape) in expected)
         {
             if (!file.Contains(name))
-                throw new WeightsFormatException($"{fileName}: missing tensor '{name}' (expected shape {TensorInfo.FormatShape(shape)} for {config.Architecture})");
+                throw new InvalidModelException($"{fileName}: missing tensor '{name}' (expected shape {TensorInfo.FormatShape(shape)} for {config.Architecture})");
             var info = file.Get(name);
             if (!info.Shape.SequenceEqual(shape))
-                throw new WeightsFormatException($"{fileName}: tensor '{name}' has shape {info.ShapeText}, expected {TensorInfo.FormatShape(shape)} for {config.Architecture}");
+                throw new InvalidModelException($"{fileName}: tensor '{name}' has shape {info.ShapeText}, expected {TensorInfo.FormatShape(shape)} for {config.Architecture}");
             if (info.DType is not (DType.F32 or DType.F16 or DType.BF16))
-                throw new WeightsFormatException($"{fileName}: tensor '{name}' is {info.DType}, expected F32, F16 or BF16");
+                throw new InvalidModelException($"{fileName}: tensor '{name}' is {info.DType}, expected F32, F16 or BF16");
         }
         var unexpected = file.Tensors.Keys.Where(n => !expected.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
         if (unexpected.Count > 0)
-            throw new WeightsFormatException(
+            throw new InvalidModelException(
                 $"{fileName}: unexpected tensor '{unexpected[0]}'{(unexpected.Count > 1 ? $" (and {unexpected.Count - 1} more)" : "")} for {config.Architecture}: the config does not describe these weights");
 
         return expected.Keys.ToHashSet(StringComparer.Ordinal);

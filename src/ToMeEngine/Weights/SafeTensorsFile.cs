@@ -42,7 +42,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         Metadata = metadata;
     }
 
-    /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="WeightsFormatException"/> naming the problem.</summary>
+    /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="InvalidModelException"/> naming the problem.</summary>
     public static SafeTensorsFile Open(string path)
     {
         var full = System.IO.Path.GetFullPath(path);
@@ -52,7 +52,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         long length = new FileInfo(File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full).Length;
         var name = System.IO.Path.GetFileName(full);
         if (length < 8)
-            throw new WeightsFormatException($"{name}: truncated safetensors file ({length} bytes; the 8-byte header length alone needs 8)");
+            throw new InvalidModelException($"{name}: truncated safetensors file ({length} bytes; the 8-byte header length alone needs 8)");
 
         var map = MemoryMappedFile.CreateFromFile(full, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         MemoryMappedViewAccessor? view = null;
@@ -84,11 +84,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         if (BitConverter.IsLittleEndian is false)
             headerLength = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(headerLength);
         if (headerLength > (ulong)MaxHeaderBytes)
-            throw new WeightsFormatException($"{name}: header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
+            throw new InvalidModelException($"{name}: header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
         if (headerLength > (ulong)(fileLength - 8))
-            throw new WeightsFormatException($"{name}: header length {headerLength} runs past the end of the file ({fileLength} bytes)");
+            throw new InvalidModelException($"{name}: header length {headerLength} runs past the end of the file ({fileLength} bytes)");
         if (headerLength < 2)
-            throw new WeightsFormatException($"{name}: header length {headerLength} is too small to hold a JSON object");
+            throw new InvalidModelException($"{name}: header length {headerLength} is too small to hold a JSON object");
         long dataStart = 8 + (long)headerLength;
         long dataLength = fileLength - dataStart;
 
@@ -99,12 +99,12 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         }
         catch (JsonException e)
         {
-            throw new WeightsFormatException($"{name}: header is not valid JSON ({e.Message})", e);
+            throw new InvalidModelException($"{name}: header is not valid JSON ({e.Message})", e);
         }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new WeightsFormatException($"{name}: header must be a JSON object, found {doc.RootElement.ValueKind}");
+                throw new InvalidModelException($"{name}: header must be a JSON object, found {doc.RootElement.ValueKind}");
             var tensors = new Dictionary<string, TensorInfo>(StringComparer.Ordinal);
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
             bool sawMetadata = false;
@@ -113,13 +113,13 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                 if (property.Name == "__metadata__")
                 {
                     if (sawMetadata)
-                        throw new WeightsFormatException($"{name}: __metadata__ appears twice");
+                        throw new InvalidModelException($"{name}: __metadata__ appears twice");
                     sawMetadata = true;
                     ReadMetadata(name, property.Value, metadata);
                     continue;
                 }
                 if (tensors.ContainsKey(property.Name))
-                    throw new WeightsFormatException($"{name}: tensor '{property.Name}' appears twice in the header");
+                    throw new InvalidModelException($"{name}: tensor '{property.Name}' appears twice in the header");
                 tensors.Add(property.Name, ReadEntry(name, property.Name, property.Value, dataStart, dataLength));
             }
             CheckNoOverlap(name, tensors.Values);
@@ -130,11 +130,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private static void ReadMetadata(string file, JsonElement value, Dictionary<string, string> metadata)
     {
         if (value.ValueKind != JsonValueKind.Object)
-            throw new WeightsFormatException($"{file}: __metadata__ must be an object of strings, found {value.ValueKind}");
+            throw new InvalidModelException($"{file}: __metadata__ must be an object of strings, found {value.ValueKind}");
         foreach (var entry in value.EnumerateObject())
         {
             if (entry.Value.ValueKind != JsonValueKind.String)
-                throw new WeightsFormatException($"{file}: __metadata__.{entry.Name} must be a string, found {entry.Value.ValueKind}");
+                throw new InvalidModelException($"{file}: __metadata__.{entry.Name} must be a string, found {entry.Value.ValueKind}");
             metadata[entry.Name] = entry.Value.GetString()!;
         }
     }
@@ -143,35 +143,35 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         string where = $"{file}: tensor '{tensor}'";
         if (value.ValueKind != JsonValueKind.Object)
-            throw new WeightsFormatException($"{where}: entry must be an object with dtype, shape and data_offsets, found {value.ValueKind}");
+            throw new InvalidModelException($"{where}: entry must be an object with dtype, shape and data_offsets, found {value.ValueKind}");
         if (!value.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
-            throw new WeightsFormatException($"{where}: missing or non-string 'dtype'");
+            throw new InvalidModelException($"{where}: missing or non-string 'dtype'");
         var dtypeName = dtypeElement.GetString()!;
         if (!DTypes.TryParse(dtypeName, out var dtype))
-            throw new WeightsFormatException($"{where}: unsupported dtype '{dtypeName}' (expected F32, F16, BF16, F64, I32, I64 or U8)");
+            throw new InvalidModelException($"{where}: unsupported dtype '{dtypeName}' (expected F32, F16, BF16, F64, I32, I64 or U8)");
         if (!value.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-            throw new WeightsFormatException($"{where}: missing or non-array 'shape'");
+            throw new InvalidModelException($"{where}: missing or non-array 'shape'");
         var shape = new List<int>();
         long elements = 1;
         foreach (var dim in shapeElement.EnumerateArray())
         {
             if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt32(out int d) || d < 0)
-                throw new WeightsFormatException($"{where}: shape entries must be non-negative integers, found {dim.GetRawText()}");
+                throw new InvalidModelException($"{where}: shape entries must be non-negative integers, found {dim.GetRawText()}");
             shape.Add(d);
             elements = d == 0 ? 0 : (elements > long.MaxValue / d ? -1 : elements * d);
             if (elements < 0)
-                throw new WeightsFormatException($"{where}: shape {TensorInfo.FormatShape(shape)} is too large");
+                throw new InvalidModelException($"{where}: shape {TensorInfo.FormatShape(shape)} is too large");
         }
         if (shape.Count > 8)
-            throw new WeightsFormatException($"{where}: {shape.Count} dimensions (at most 8 supported)");
+            throw new InvalidModelException($"{where}: {shape.Count} dimensions (at most 8 supported)");
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
-            throw new WeightsFormatException($"{where}: 'data_offsets' must be an array [begin, end]");
+            throw new InvalidModelException($"{where}: 'data_offsets' must be an array [begin, end]");
         if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
-            throw new WeightsFormatException($"{where}: data_offsets {offsets.GetRawText()} must be integers with 0 <= begin <= end");
+            throw new InvalidModelException($"{where}: data_offsets {offsets.GetRawText()} must be integers with 0 <= begin <= end");
         if (end > dataLength)
-            throw new WeightsFormatException($"{where}: data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes; file truncated?)");
+            throw new InvalidModelException($"{where}: data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes; file truncated?)");
         if (elements > long.MaxValue / dtype.Size() || elements * dtype.Size() != end - begin)
-            throw new WeightsFormatException(
+            throw new InvalidModelException(
                 $"{where}: shape {TensorInfo.FormatShape(shape)} × {dtypeName} needs {elements * dtype.Size()} bytes but data_offsets [{begin}, {end}] hold {end - begin}");
         return new TensorInfo(tensor, dtype, shape.ToArray(), dataStart + begin, end - begin);
     }
@@ -182,7 +182,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         foreach (var t in entries.Where(t => t.ByteLength > 0).OrderBy(t => t.Offset))
         {
             if (previous is not null && t.Offset < previous.Offset + previous.ByteLength)
-                throw new WeightsFormatException($"{file}: tensors '{previous.Name}' and '{t.Name}' overlap in the data section");
+                throw new InvalidModelException($"{file}: tensors '{previous.Name}' and '{t.Name}' overlap in the data section");
             previous = t;
         }
     }
@@ -193,7 +193,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public TensorInfo Get(string tensorName)
     {
         if (!tensors.TryGetValue(tensorName, out var info))
-            throw new WeightsFormatException($"{System.IO.Path.GetFileName(FilePath)}: missing tensor '{tensorName}'");
+            throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: missing tensor '{tensorName}'");
         return info;
     }
 
@@ -242,7 +242,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                     result[i] = (float)d[i];
                 break;
             default:
-                throw new WeightsFormatException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected a floating-point dtype");
+                throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected a floating-point dtype");
         }
         return result;
     }
@@ -274,7 +274,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             case DType.U8:
                 return Array.ConvertAll(bytes.ToArray(), b => (int)b);
             default:
-                throw new WeightsFormatException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected an integer dtype");
+                throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected an integer dtype");
         }
     }
 
@@ -283,7 +283,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         var info = Get(tensorName);
         if (info.DType != DType.U8)
-            throw new WeightsFormatException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected U8");
+            throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected U8");
         return GetBytes(info).ToArray();
     }
 

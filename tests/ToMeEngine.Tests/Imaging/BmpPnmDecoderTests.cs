@@ -123,7 +123,7 @@ public class BmpPnmDecoderTests
     {
         var data = Bmp(8, false, palette: new byte[1024], index: (_, _) => 0);
         BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(30), 1);
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data));
         Assert.Contains("compression", e.Message);
     }
 
@@ -166,7 +166,7 @@ public class BmpPnmDecoderTests
     [Fact]
     public void PlainPnmIsRefusedClearly()
     {
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("P3\n1 1\n255\n0 0 0\n"u8));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode("P3\n1 1\n255\n0 0 0\n"u8));
         Assert.Contains("P3", e.Message);
     }
 
@@ -174,7 +174,7 @@ public class BmpPnmDecoderTests
     public void TruncatedPixmapIsReported()
     {
         var data = Pnm("P6", 255, 3, new ushort[W * H * 3]);
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data.AsSpan(0, data.Length - 1)));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data.AsSpan(0, data.Length - 1)));
         Assert.Contains("truncated", e.Message);
     }
 }

@@ -6,7 +6,7 @@ namespace ToMe.Tests.Imaging;
 
 /// <summary>
 /// Truncated, corrupted and nonsense input: the decoders either decode or throw
-/// <see cref="ImageDecodeException"/>, never anything else, never slowly.
+/// <see cref="InvalidImageException"/>, never anything else, never slowly.
 /// </summary>
 public class HostileInputTests
 {
@@ -34,7 +34,7 @@ public class HostileInputTests
             var image = ImageDecoder.Decode(data, Limited);
             Assert.Equal((long)image.Width * image.Height * 3, image.Pixels.LongLength);
         }
-        catch (ImageDecodeException e)
+        catch (InvalidImageException e)
         {
             Assert.False(string.IsNullOrWhiteSpace(e.Message), what);
         }
@@ -55,7 +55,7 @@ public class HostileInputTests
         foreach (var n in offsets)
         {
             var sw = Stopwatch.StartNew();
-            var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data.AsSpan(0, n)));
+            var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data.AsSpan(0, n)));
             Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1), $"truncated at {n}: took {sw.Elapsed.TotalMilliseconds:F0} ms");
             Assert.False(string.IsNullOrWhiteSpace(e.Message));
         }
@@ -82,10 +82,10 @@ public class HostileInputTests
     [Fact]
     public void EmptyAndUnknownInput()
     {
-        Assert.Contains("empty", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(Array.Empty<byte>())).Message);
-        Assert.Contains("unknown image format", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode("GIF89a......"u8)).Message);
-        Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(new byte[1000]));
-        Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(new MemoryStream()));
+        Assert.Contains("empty", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(Array.Empty<byte>())).Message);
+        Assert.Contains("unknown image format", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode("GIF89a......"u8)).Message);
+        Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(new byte[1000]));
+        Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(new MemoryStream()));
     }
 
     [Theory]
@@ -96,7 +96,7 @@ public class HostileInputTests
     [InlineData(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A })]
     [InlineData(new byte[] { (byte)'B', (byte)'M', 0, 0, 0, 0 })]
     [InlineData(new byte[] { (byte)'P', (byte)'6', (byte)'\n', (byte)'9' })]
-    public void DegenerateHeaders(byte[] data) => Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data));
+    public void DegenerateHeaders(byte[] data) => Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data));
 
     [Fact]
     public void FloodOfScansIsRefused()
@@ -110,7 +110,7 @@ public class HostileInputTests
         for (var i = 0; i < 300; i++) ms.Write(scan);
         ms.Write([0xFF, 0xD9]);
         var sw = Stopwatch.StartNew();
-        Assert.Contains("scans", Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(ms.ToArray())).Message);
+        Assert.Contains("scans", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(ms.ToArray())).Message);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1));
     }
 

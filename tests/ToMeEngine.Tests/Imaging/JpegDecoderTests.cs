@@ -27,7 +27,7 @@ public class JpegDecoderTests
     [Fact]
     public void ArithmeticCodingIsRefusedClearly()
     {
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(RepoData.Path("images/libjpeg/arith.jpg")));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(RepoData.Path("images/libjpeg/arith.jpg")));
         Assert.Contains("arithmetic", e.Message);
     }
 
@@ -37,7 +37,7 @@ public class JpegDecoderTests
         var data = File.ReadAllBytes(RepoData.Path("images/tiny_420_q90.jpg"));
         var sof = FindMarker(data, 0xC0);
         data[sof + 4] = 12;
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data));
         Assert.Contains("12-bit", e.Message);
     }
 
@@ -46,14 +46,14 @@ public class JpegDecoderTests
     {
         var data = File.ReadAllBytes(RepoData.Path("images/tiny_420_q90.jpg"));
         data[FindMarker(data, 0xC0) + 9] = 2;
-        Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data));
+        Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data));
     }
 
     [Fact]
     public void MissingEoiIsTruncation()
     {
         var data = File.ReadAllBytes(RepoData.Path("images/tiny_420_q90.jpg"));
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data.AsSpan(0, data.Length - 2)));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data.AsSpan(0, data.Length - 2)));
         Assert.Contains("truncated", e.Message);
     }
 
@@ -65,11 +65,11 @@ public class JpegDecoderTests
         // JPEG sizes are 16-bit, so 100000 x 100000 cannot be declared; 65535 x 65535 is the largest.
         data[sof + 5] = 0xFF; data[sof + 6] = 0xFF; data[sof + 7] = 0xFF; data[sof + 8] = 0xFF;
         var before = GC.GetAllocatedBytesForCurrentThread();
-        var e = Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(data));
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(data));
         Assert.Contains("MaxPixels", e.Message);
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, "allocated before refusing");
         // A lower limit refuses ordinary pictures the same way.
-        Assert.Throws<ImageDecodeException>(() => ImageDecoder.Decode(File.ReadAllBytes(RepoData.Path("images/tiny_420_q90.jpg")),
+        Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(File.ReadAllBytes(RepoData.Path("images/tiny_420_q90.jpg")),
             new DecodeOptions { MaxPixels = 1000 }));
     }
 

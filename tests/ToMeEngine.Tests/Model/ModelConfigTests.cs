@@ -24,7 +24,7 @@ public class ModelConfigTests
     [InlineData("vit_base_patch16_225")]
     public void RefusesUnknownNames(string name)
     {
-        var error = Assert.Throws<WeightsFormatException>(() => ArchitectureTable.Resolve(name));
+        var error = Assert.Throws<InvalidModelException>(() => ArchitectureTable.Resolve(name));
         Assert.Contains($"'{name}'", error.Message);
     }
 
@@ -84,7 +84,7 @@ public class ModelConfigTests
     [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"label_names\": [\"x\"]}", "label_names has 1 entries, expected num_classes = 1000")]
     public void BadHubConfigsAreNamed(string json, string fragment)
     {
-        var error = Assert.Throws<WeightsFormatException>(() => ModelConfigReader.FromHubConfig(json, "config.json"));
+        var error = Assert.Throws<InvalidModelException>(() => ModelConfigReader.FromHubConfig(json, "config.json"));
         Assert.Contains("config.json", error.Message);
         Assert.Contains(fragment, error.Message);
     }

@@ -31,7 +31,7 @@ public sealed class HostileWeightsTests : IDisposable
     private void AssertRejected(byte[] bytes, params string[] fragments)
     {
         var path = Write("bad.safetensors", bytes);
-        var error = Assert.Throws<WeightsFormatException>(() => SafeTensorsFile.Open(path).Dispose());
+        var error = Assert.Throws<InvalidModelException>(() => SafeTensorsFile.Open(path).Dispose());
         Assert.DoesNotContain('\n', error.Message);
         Assert.Contains("bad.safetensors", error.Message);
         foreach (var f in fragments)
@@ -77,7 +77,7 @@ public sealed class HostileWeightsTests : IDisposable
         foreach (var length in new[] { 4, 8, 20, 200, good.Length / 2, good.Length - 1 })
         {
             var path = Write($"cut{length}.safetensors", good[..length]);
-            var error = Assert.Throws<WeightsFormatException>(() => SafeTensorsFile.Open(path).Dispose());
+            var error = Assert.Throws<InvalidModelException>(() => SafeTensorsFile.Open(path).Dispose());
             Assert.Contains($"cut{length}.safetensors", error.Message);
         }
     }
@@ -102,7 +102,7 @@ public sealed class HostileWeightsTests : IDisposable
     public void MissingTensorIsNamed()
     {
         var path = Rewrite((_, _) => { }, keep: name => name != "blocks.1.mlp.fc2.bias");
-        var error = Assert.Throws<WeightsFormatException>(() => ModelLoader.Load(path));
+        var error = Assert.Throws<InvalidModelException>(() => ModelLoader.Load(path));
         Assert.Contains("missing tensor 'blocks.1.mlp.fc2.bias'", error.Message);
         Assert.Contains("[128]", error.Message);
     }
@@ -111,7 +111,7 @@ public sealed class HostileWeightsTests : IDisposable
     public void WrongShapeNamesFoundAndExpected()
     {
         var path = Rewrite((w, _) => w.Add("blocks.0.attn.qkv.weight", [384, 127], new float[384 * 127]));
-        var error = Assert.Throws<WeightsFormatException>(() => ModelLoader.Load(path));
+        var error = Assert.Throws<InvalidModelException>(() => ModelLoader.Load(path));
         Assert.Contains("'blocks.0.attn.qkv.weight' has shape [384, 127], expected [384, 128]", error.Message);
     }
 
@@ -119,7 +119,7 @@ public sealed class HostileWeightsTests : IDisposable
     public void WrongDTypeIsNamed()
     {
         var path = Rewrite((w, _) => w.Add("head.bias", DType.I32, [100], new byte[400]));
-        var error = Assert.Throws<WeightsFormatException>(() => ModelLoader.Load(path));
+        var error = Assert.Throws<InvalidModelException>(() => ModelLoader.Load(path));
         Assert.Contains("'head.bias' is I32, expected F32, F16 or BF16", error.Message);
     }
 
@@ -127,7 +127,7 @@ public sealed class HostileWeightsTests : IDisposable
     public void UnexpectedTensorIsNamed()
     {
         var path = Rewrite((w, _) => w.Add("blocks.0.attn.extra", [2], new float[2]));
-        var error = Assert.Throws<WeightsFormatException>(() => ModelLoader.Load(path));
+        var error = Assert.Throws<InvalidModelException>(() => ModelLoader.Load(path));
         Assert.Contains("unexpected tensor 'blocks.0.attn.extra'", error.Message);
     }
 
@@ -137,7 +137,7 @@ public sealed class HostileWeightsTests : IDisposable
         using var source = SafeTensorsFile.Open(Fixtures.ModelPath("vit_p14_d3"));
         var config = source.Metadata["config"].Replace("\"num_heads\": 2", "\"num_heads\": 3");
         var path = Rewrite((w, _) => w.AddMetadata("config", config));
-        var error = Assert.Throws<WeightsFormatException>(() => ModelLoader.Load(path));
+        var error = Assert.Throws<InvalidModelException>(() => ModelLoader.Load(path));
         Assert.Contains("embed_dim 128 must be a positive multiple of num_heads 3", error.Message);
     }
 

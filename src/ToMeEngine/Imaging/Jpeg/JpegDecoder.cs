@@ -44,7 +44,7 @@ internal sealed partial class JpegDecoder
 
     public static RgbImage Decode(byte[] data, DecodeOptions options) => new JpegDecoder(data, options).Run();
 
-    internal static ImageDecodeException Error(string message) => new($"JPEG: {message}");
+    internal static InvalidImageException Error(string message) => new($"JPEG: {message}");
 
     private RgbImage Run()
     {

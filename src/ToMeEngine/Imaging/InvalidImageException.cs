@@ -5,9 +5,9 @@ namespace ToMe.Imaging;
 /// data, declared sizes over <see cref="DecodeOptions.MaxPixels"/>, or features outside what is supported.
 /// The message names the format and the problem.
 /// </summary>
-public sealed class ImageDecodeException : FormatException
+public sealed class InvalidImageException : FormatException
 {
-    public ImageDecodeException(string message) : base(message) { }
+    public InvalidImageException(string message) : base(message) { }
 
-    public ImageDecodeException(string message, Exception inner) : base(message, inner) { }
+    public InvalidImageException(string message, Exception inner) : base(message, inner) { }
 }
