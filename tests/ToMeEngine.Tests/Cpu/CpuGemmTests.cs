@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ToMe.Backends.Cpu;
 
 namespace ToMe.Tests.Cpu;
@@ -199,6 +200,55 @@ public class CpuGemmTests
             CpuGemm.Linear(a, m, w, bias, c, GemmEpilogue.Bias, 2, path);
             Assert.True(scalar.AsSpan().SequenceEqual(c), $"{path} differs from the scalar kernel");
         }
+    }
+
+    [Fact]
+    public void TemporaryWeightSurvivesCollectionsDuringTheCall()
+    {
+        // The packed weight is a temporary that only the running GEMM refers to; full collections on another
+        // thread must not free its pinned panels under the kernels.
+        int m = 200, n = 300, k = 300;
+        var a = Reference.Random(m * k, 51);
+        var w = Reference.Random(n * k, 52);
+        var bias = Reference.Random(n, 53);
+        var expected = new float[m * n];
+        var kept = PackedWeight.Pack(w, n, k);
+        CpuGemm.Linear(a, m, kept, bias, expected, GemmEpilogue.Bias, 2);
+
+        int stop = 0;
+        var collector = new Thread(() =>
+        {
+            while (Volatile.Read(ref stop) == 0)
+            {
+                GC.Collect();
+                // Pinned garbage lands where a freed weight lived, so a dangling read shows up as NaN.
+                GC.AllocateUninitializedArray<float>(n * k + 64, pinned: true).AsSpan().Fill(float.NaN);
+            }
+        });
+        collector.Start();
+        try
+        {
+            // Enough calls for Linear to be re-jitted with optimizations, which shortens the weight's lifetime.
+            for (int i = 0; i < 200; i++)
+            {
+                var c = LinearWithTemporaryWeight(a, m, w, n, k, bias);
+                Assert.True(c.AsSpan().SequenceEqual(expected), $"iteration {i} differs");
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref stop, 1);
+            collector.Join();
+        }
+    }
+
+    // Optimized from the start so this frame does not keep the temporary alive the way tier-0 code would.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization | MethodImplOptions.NoInlining)]
+    private static float[] LinearWithTemporaryWeight(float[] a, int m, float[] w, int n, int k, float[] bias)
+    {
+        var c = new float[m * n];
+        CpuGemm.Linear(a, m, PackedWeight.Pack(w, n, k), bias, c, GemmEpilogue.Bias, 2);
+        return c;
     }
 
     [Fact]

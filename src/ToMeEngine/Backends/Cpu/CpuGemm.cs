@@ -139,6 +139,9 @@ internal static unsafe class CpuGemm
             };
             Run(job, maxThreads);
         }
+        // The job only holds raw pointers into w's pinned buffer: without this, w (often a temporary in the
+        // caller) may be collected while the kernels still read its panels.
+        GC.KeepAlive(w);
     }
 
     /// <summary>
@@ -197,6 +200,7 @@ internal static unsafe class CpuGemm
             };
             job.RunSequential();
         }
+        GC.KeepAlive(bBuf);
     }
 
     private static void Run(Job job, int maxThreads)
@@ -356,6 +360,7 @@ internal static unsafe class CpuGemm
                 k0 += kc;
             }
             while (k0 < K);
+            GC.KeepAlive(aBuf);
         }
 
         // narrow: at most the left 16 columns of the panel are live, the rest is padding not worth computing.

@@ -29,6 +29,7 @@ internal sealed unsafe class PackedWeight
 
     public int Panels => (N + PanelWidth - 1) / PanelWidth;
 
+    // Valid only while this object is reachable: callers holding the pointer must GC.KeepAlive the weight.
     internal float* Data => _buffer.Pointer;
 
     // w: [n, k] row-major (timm / PyTorch nn.Linear.weight)

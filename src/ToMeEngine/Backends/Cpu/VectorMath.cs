@@ -15,7 +15,8 @@ namespace ToMe.Backends.Cpu;
 /// <item>|u| ≥ 0.75: erfc(|u|) = t·exp(−u² + P(t)), t = 1/(1 + |u|/2) (Numerical Recipes' Chebyshev fit,
 /// relative error ≤ 1.1e-7), then Φ2 = erfc(−u) for u &lt; 0 and 2 − erfc(u) for u &gt; 0.</item>
 /// </list>
-/// Measured against a float64 reference the result is within a few ulp, far inside the 1e-6 absolute bound.
+/// Measured against a float64 reference: erf within 1.2e-7 absolute; GELU within 4e-7 relative for |x| ≤ 2,
+/// growing in the far negative tail with the float32 rounding of the exp argument (~3ε·u²).
 /// </remarks>
 internal static class VectorMath
 {
@@ -38,36 +39,49 @@ internal static class VectorMath
     private const float E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
     private const float ExpFloor = -87.33654f; // below this e^x is not a normal float
 
+    /// <summary>erf(x), float32.</summary>
+    public static float Erf(float x)
+    {
+        float ax = MathF.Abs(x);
+        return ax < SmallLimit ? x * OddSeries(x * x) : MathF.CopySign(1f - ErfcNonNegative(ax), x);
+    }
+
     /// <summary>1 + erf(u).</summary>
     public static float OnePlusErf(float u)
     {
-        float au = MathF.Abs(u);
-        if (au < SmallLimit)
+        if (MathF.Abs(u) < SmallLimit)
         {
-            float z = u * u;
-            float p = T9;
-            p = MathF.FusedMultiplyAdd(p, z, T8); p = MathF.FusedMultiplyAdd(p, z, T7);
-            p = MathF.FusedMultiplyAdd(p, z, T6); p = MathF.FusedMultiplyAdd(p, z, T5);
-            p = MathF.FusedMultiplyAdd(p, z, T4); p = MathF.FusedMultiplyAdd(p, z, T3);
-            p = MathF.FusedMultiplyAdd(p, z, T2); p = MathF.FusedMultiplyAdd(p, z, T1);
-            p = MathF.FusedMultiplyAdd(p, z, T0);
-            return MathF.FusedMultiplyAdd(u, p, 1f);
+            return MathF.FusedMultiplyAdd(u, OddSeries(u * u), 1f);
         }
-        float t = 1f / MathF.FusedMultiplyAdd(0.5f, au, 1f);
+        float erfc = ErfcNonNegative(MathF.Abs(u));
+        return u < 0f ? erfc : 2f - erfc;
+    }
+
+    public static float Gelu(float x) => 0.5f * x * OnePlusErf(x * InvSqrt2);
+
+    // erf(u)/u as a polynomial in z = u².
+    private static float OddSeries(float z)
+    {
+        float p = T9;
+        p = MathF.FusedMultiplyAdd(p, z, T8); p = MathF.FusedMultiplyAdd(p, z, T7);
+        p = MathF.FusedMultiplyAdd(p, z, T6); p = MathF.FusedMultiplyAdd(p, z, T5);
+        p = MathF.FusedMultiplyAdd(p, z, T4); p = MathF.FusedMultiplyAdd(p, z, T3);
+        p = MathF.FusedMultiplyAdd(p, z, T2); p = MathF.FusedMultiplyAdd(p, z, T1);
+        return MathF.FusedMultiplyAdd(p, z, T0);
+    }
+
+    // erfc(z) for z ≥ 0.
+    private static float ErfcNonNegative(float z)
+    {
+        float t = 1f / MathF.FusedMultiplyAdd(0.5f, z, 1f);
         float r = R9;
         r = MathF.FusedMultiplyAdd(r, t, R8); r = MathF.FusedMultiplyAdd(r, t, R7);
         r = MathF.FusedMultiplyAdd(r, t, R6); r = MathF.FusedMultiplyAdd(r, t, R5);
         r = MathF.FusedMultiplyAdd(r, t, R4); r = MathF.FusedMultiplyAdd(r, t, R3);
         r = MathF.FusedMultiplyAdd(r, t, R2); r = MathF.FusedMultiplyAdd(r, t, R1);
         r = MathF.FusedMultiplyAdd(r, t, R0);
-        float erfc = t * MathF.Exp(MathF.FusedMultiplyAdd(-au, au, r));
-        return u < 0f ? erfc : 2f - erfc;
+        return t * MathF.Exp(MathF.FusedMultiplyAdd(-z, z, r));
     }
-
-    /// <summary>erf(x), float32.</summary>
-    public static float Erf(float x) => OnePlusErf(x) - 1f;
-
-    public static float Gelu(float x) => 0.5f * x * OnePlusErf(x * InvSqrt2);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> OnePlusErf(Vector512<float> u)
