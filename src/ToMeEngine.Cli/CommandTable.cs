@@ -13,6 +13,7 @@ internal static class CommandTable
         yield return BenchCommand.Create();
         yield return ClassifyCommand.Create();
         yield return EvalCommand.Create();
+        yield return VisualizeCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
     }
