@@ -33,10 +33,16 @@ internal static class BenchCommand
         var runs = new Option<int>("--runs") { Description = "timed runs per schedule (the first quarter is discarded)", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
-        var command = new Command("bench", "measure images/s of the forward pass at several merge schedules")
+        var images = new Option<string?>("--images") { Description = "end-to-end mode: time decode + preprocess + forward + top-k over the image files in this folder" };
+        var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
+        var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
+        var strategy = new StrategyOptions();
+        var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, batch, schedules, warmup, runs, threads, json,
+            model, random, backend, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn,
         };
+        foreach (var option in strategy.All)
+            command.Options.Add(option);
         command.SetAction(parse => CliErrors.Run(() =>
         {
             var backendName = parse.GetValue(backend)!;
@@ -50,9 +56,16 @@ internal static class BenchCommand
                 ? ModelWeights.Random(ModelConfigReader.FromArchitectureName(name), seed: 0)
                 : ModelLoader.Load(name);
             var list = ParseSchedules(parse.GetValue(schedules)!);
-            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            var merge = strategy.Parse(parse);
             bool asJson = parse.GetValue(json);
-            var timings = ForwardBenchmark.Run(engine, weights, b, list, w, n, log: asJson ? null : Console.Error.WriteLine);
+            if (parse.GetValue(images) is { } folder)
+            {
+                if (backendName != "cpu")
+                    throw new NotSupportedException("the end-to-end mode (--images) runs on --backend cpu in this build");
+                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), asJson);
+            }
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn), log: asJson ? null : Console.Error.WriteLine);
             var machine = engine is CudaBackend gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
                 : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
@@ -75,14 +88,50 @@ internal static class BenchCommand
             Console.WriteLine(engine is CpuBackend
                 ? $"{weights.Config.Architecture}, cpu fp32, {threadCount} threads, batch {b} ({machine})"
                 : $"{weights.Config.Architecture}, {engine.Name} fp32, batch {b} ({machine})");
-            Console.WriteLine("| r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
-            Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|");
+            Console.WriteLine("| merge | r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
+            Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var t in timings)
                 Console.WriteLine(string.Create(inv,
-                    $"| {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(double.IsNaN(t.SpeedupOverBaseline) ? "-" : t.SpeedupOverBaseline.ToString("F2", inv) + "x")} |"));
+                    $"| {t.Merge} | {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(double.IsNaN(t.SpeedupOverBaseline) ? "-" : t.SpeedupOverBaseline.ToString("F2", inv) + "x")} |"));
             return 0;
         }));
         return command;
+    }
+
+    private static int EndToEnd(Model.ModelWeights weights, string folder, int limit, int batch, List<MergeSchedule> schedules,
+        MergeStrategy merge, bool propAttn, int threads, bool asJson)
+    {
+        if (!Directory.Exists(folder))
+            throw new DirectoryNotFoundException($"--images {folder}: no such folder");
+        string[] extensions = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm"];
+        var files = Directory.EnumerateFiles(folder).Where(f => extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+            .Order(StringComparer.Ordinal).Take(limit > 0 ? limit : int.MaxValue).ToList();
+        if (files.Count == 0)
+            throw new FileNotFoundException($"--images {folder}: no image files");
+        var inv = CultureInfo.InvariantCulture;
+        var rows = new List<object>();
+        if (!asJson)
+        {
+            Console.WriteLine($"{weights.Config.Architecture}, cpu fp32, end to end from {files.Count} files in {folder}, batch {batch}");
+            Console.WriteLine("| merge | r | images/s | decode+preprocess ms/image | forward+top-k ms/image |");
+            Console.WriteLine("|---|---|---:|---:|---:|");
+        }
+        foreach (var schedule in schedules)
+        {
+            using var engine = ToMeEngine.Create(weights, new EngineOptions
+            {
+                Backend = BackendKind.Cpu, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+            });
+            EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), batch); // warm-up
+            var t = EndToEndBenchmark.Run(engine, files, batch);
+            rows.Add(new { merge = merge.ToString(), schedule = schedule.ToString(), t.Images, t.Batch, t.Seconds, t.ImagesPerSecond, t.DecodeMilliseconds, t.ForwardMilliseconds });
+            if (!asJson)
+                Console.WriteLine(string.Create(inv, $"| {merge} | {schedule} | {t.ImagesPerSecond:F1} | {t.DecodeMilliseconds:F2} | {t.ForwardMilliseconds:F2} |"));
+        }
+        if (asJson)
+            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", mode = "end-to-end", results = rows },
+                new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+        return 0;
     }
 
     /// <summary>"0,8,13,16" is four constant schedules; a value with parentheses or brackets is one schedule.</summary>

@@ -34,6 +34,7 @@ internal static class KernelsCommand
 
         var kernels = new Command("kernels", "Build and inspect the CUDA kernels.");
         kernels.Subcommands.Add(compile);
+        kernels.Subcommands.Add(KernelsBenchCommand.Create());
         return kernels;
     }
 

@@ -8,6 +8,7 @@ namespace ToMe.Benchmarking;
 /// <summary>One schedule's measurement.</summary>
 public sealed record ForwardTiming(
     string Schedule,
+    string Merge,
     int Batch,
     int FinalTokens,
     double MillisecondsPerBatch,     // median of the kept runs
@@ -24,7 +25,7 @@ public sealed record ForwardTiming(
 internal static class ForwardBenchmark
 {
     public static IReadOnlyList<ForwardTiming> Run(IBackend backend, ModelWeights weights, int batch, IReadOnlyList<MergeSchedule> schedules,
-        int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null)
+        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null)
     {
         var config = weights.Config;
         var images = new float[batch * 3 * config.ImageSize * config.ImageSize];
@@ -36,7 +37,7 @@ internal static class ForwardBenchmark
         double? baseline = null;
         foreach (var schedule in schedules)
         {
-            var options = new ForwardOptions { Schedule = schedule, ProportionalAttention = proportionalAttention };
+            var options = new ForwardOptions { Schedule = schedule, Strategy = strategy, ProportionalAttention = proportionalAttention };
             ForwardResult last = null!;
             for (int i = 0; i < warmup; i++)
                 last = pass.Run(images, batch, options);
@@ -49,10 +50,13 @@ internal static class ForwardBenchmark
             }
             var kept = times.Skip(runs / 4).Order().ToArray();
             double median = kept[kept.Length / 2];
-            double macs = FlopCounter.MultiplyAdds(config, schedule);
+            // Costed at the tokens this run actually had, so strategies whose counts depend on the image (ToMato) count right.
+            var merged = Enumerable.Range(0, config.Depth)
+                .Select(l => last.TokensPerLayer[l] - (l + 1 < config.Depth ? last.TokensPerLayer[l + 1] : last.FinalTokens)).ToArray();
+            double macs = FlopCounter.MultiplyAdds(config, last.TokensPerLayer, merged);
             double imagesPerSecond = batch / (median / 1000);
-            baseline ??= schedule.ForLayers(config.Depth).All(r => r == 0) ? imagesPerSecond : null;
-            var timing = new ForwardTiming(schedule.ToString(), batch, last.FinalTokens, median, kept[0], imagesPerSecond,
+            baseline ??= last.TokensPerLayer.All(t => t == config.Tokens) ? imagesPerSecond : null;
+            var timing = new ForwardTiming(strategy.UsesSchedule ? schedule.ToString() : "-", strategy.ToString(), batch, last.FinalTokens, median, kept[0], imagesPerSecond,
                 macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : double.NaN);
             log?.Invoke($"r = {timing.Schedule}: {timing.MillisecondsPerBatch:F1} ms/batch, {timing.ImagesPerSecond:F1} images/s");
             results.Add(timing);
