@@ -1,0 +1,37 @@
+using System.Text.Json;
+using ToMe.Tests.Support;
+
+namespace ToMe.Tests.Cli;
+
+/// <summary>The bench command's table and its stable JSON (timings themselves are not asserted).</summary>
+public class BenchCommandTests
+{
+    [Fact]
+    public void JsonHasOneResultPerScheduleWithTokensAndCost()
+    {
+        var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
+            "--batch", "2", "--r", "0,13", "--r", "[60,0,0]", "--runs", "1", "--warmup", "0", "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var root = json.RootElement;
+        Assert.Equal("cpu", root.GetProperty("backend").GetString());
+        var results = root.GetProperty("results");
+        Assert.Equal(3, results.GetArrayLength());
+        Assert.Equal([257, 218, 197], results.EnumerateArray().Select(r => r.GetProperty("final_tokens").GetInt32()));
+        Assert.Equal(1.0, results[0].GetProperty("speedup_over_baseline").GetDouble());
+        foreach (var name in new[] { "milliseconds_per_batch", "images_per_second", "giga_multiply_adds_per_image", "achieved_giga_flops", "merge", "schedule" })
+            Assert.True(results[1].TryGetProperty(name, out _), name);
+        // Fewer tokens, fewer multiply-adds.
+        Assert.True(results[1].GetProperty("giga_multiply_adds_per_image").GetDouble() < results[0].GetProperty("giga_multiply_adds_per_image").GetDouble());
+    }
+
+    [Fact]
+    public void TableListsEveryStrategyRun()
+    {
+        var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
+            "--batch", "1", "--r", "0", "--merge", "kth", "--k", "2", "--runs", "1", "--warmup", "0");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("| merge | r | final tokens |", stdout);
+        Assert.Contains("| kth(k=2) |", stdout);
+    }
+}
