@@ -15,5 +15,6 @@ internal static class CommandTable
         yield return EvalCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
+        yield return ServeCommand.Create();
     }
 }
