@@ -23,7 +23,7 @@ public readonly record struct BatchingStatistics(long Requests, long Completed, 
 /// </summary>
 /// <remarks>
 /// Thread-safe. Back-pressure: at most <see cref="BatchingOptions.MaxQueueLength"/> requests wait; one more fails at once
-/// with <see cref="EngineOverloadedException"/>. Cancellation removes a request that has not yet been taken into a batch
+/// with <see cref="EngineOverloadedException"/>. Cancellation removes a request whose forward pass has not started
 /// (its task ends with <see cref="OperationCanceledException"/>); once its batch runs, it completes normally.
 /// <see cref="Dispose"/> lets the running batch finish and deliver, ends every waiting request with
 /// <see cref="ObjectDisposedException"/>, and refuses new ones the same way; then it disposes the engine if it owns it.
@@ -87,7 +87,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
 
     public string Description => $"{engine.Config.Architecture} on {engine.BackendName}";
 
-    /// <summary>Requests admitted and not yet taken into a batch (decoding or waiting).</summary>
+    /// <summary>Requests admitted and not yet taken into a running batch (decoding or waiting).</summary>
     public int QueueLength => Volatile.Read(ref queued);
 
     /// <summary>Requests admitted and not yet answered; what <see cref="EnginePool"/> balances on.</summary>
@@ -192,6 +192,8 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
 
     private void RunLoop()
     {
+        // Requests gathered here stay withdrawable (cancellation, disposal) until RunBatch claims them.
+        var gathered = new List<Request>(Options.MaxBatchSize);
         var batch = new List<Request>(Options.MaxBatchSize);
         float[]? input = null;
         long delayTicks = (long)(Options.MaxQueueDelay.TotalSeconds * Stopwatch.Frequency);
@@ -199,19 +201,25 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         {
             while (queue.TryTake(out var first, Timeout.Infinite, stop.Token))
             {
-                if (!Claim(first))
+                if (Volatile.Read(ref first.State) != Queued)
                     continue; // withdrawn by cancellation
-                batch.Add(first);
+                gathered.Add(first);
                 long deadline = first.Admitted + delayTicks;
-                while (batch.Count < Options.MaxBatchSize)
+                while (gathered.Count < Options.MaxBatchSize)
                 {
                     long left = deadline - Stopwatch.GetTimestamp();
                     int waitMs = left <= 0 ? 0 : (int)Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
                     if (!queue.TryTake(out var next, waitMs, stop.Token))
                         break;
-                    if (Claim(next))
-                        batch.Add(next);
+                    if (Volatile.Read(ref next.State) == Queued)
+                        gathered.Add(next);
                 }
+                foreach (var r in gathered)
+                    if (Claim(r))
+                        batch.Add(r);
+                gathered.Clear();
+                if (batch.Count == 0)
+                    continue;
                 input ??= new float[Options.MaxBatchSize * tensorLength];
                 RunBatch(batch, input);
                 batch.Clear();
@@ -220,12 +228,17 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         catch (OperationCanceledException)
         {
             // Disposal: requests gathered but not yet run end like every other waiting request.
-            foreach (var r in batch)
-            {
-                ArrayPool<float>.Shared.Return(r.Tensor);
-                r.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
-            }
+            foreach (var r in gathered)
+                EndDisposed(r);
         }
+    }
+
+    private void EndDisposed(Request request)
+    {
+        if (!Claim(request))
+            return;
+        ArrayPool<float>.Shared.Return(request.Tensor);
+        request.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
     }
 
     private void RunBatch(List<Request> batch, float[] input)
@@ -281,12 +294,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         if (Thread.CurrentThread != loop)
             loop.Join();
         while (queue.TryTake(out var r))
-        {
-            if (!Claim(r))
-                continue;
-            ArrayPool<float>.Shared.Return(r.Tensor);
-            r.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
-        }
+            EndDisposed(r);
         metrics.Untrack(this);
         if (ownsMetrics)
             metrics.Dispose();

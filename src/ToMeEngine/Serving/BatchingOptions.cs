@@ -17,7 +17,7 @@ public sealed class BatchingOptions
     public TimeSpan MaxQueueDelay { get; set; } = TimeSpan.FromMilliseconds(2);
 
     /// <summary>
-    /// Most requests admitted and not yet taken into a batch (being decoded or waiting); one more is refused with
+    /// Most requests admitted whose forward pass has not started (being decoded or waiting); one more is refused with
     /// <see cref="EngineOverloadedException"/>. Each waiting request holds its preprocessed image (3·S·S floats,
     /// 600 KB at 224 px), so this bounds memory.
     /// </summary>
