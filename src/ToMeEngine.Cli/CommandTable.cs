@@ -16,5 +16,6 @@ internal static class CommandTable
         yield return VisualizeCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
+        yield return ServeCommand.Create();
     }
 }

@@ -42,6 +42,9 @@ public sealed record EngineOptions
     /// <summary>CPU worker threads for one forward pass; 0 uses every core.</summary>
     public int Threads { get; init; }
 
+    /// <summary>The CUDA device ordinal the CUDA backend runs on (0 by default); ignored by the CPU backend.</summary>
+    public int Device { get; init; }
+
     /// <summary>Limits for decoding images (maximum pixels, file size).</summary>
     public DecodeOptions Decode { get; init; } = DecodeOptions.Default;
 
@@ -51,6 +54,8 @@ public sealed record EngineOptions
             throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "must be at least 1");
         if (Threads < 0)
             throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "must be 0 (all cores) or positive");
+        if (Device < 0)
+            throw new ArgumentOutOfRangeException(nameof(Device), Device, "must be a CUDA device ordinal (0 or more)");
         if (Precision != Precision.Float32)
             throw new NotSupportedException($"precision {Precision} is not available yet; the engine computes in Float32");
     }

@@ -51,7 +51,7 @@ public sealed class ToMeEngine : IDisposable
             BackendKind.Cpu => "cpu",
             BackendKind.Cuda => "cuda",
             _ => "auto",
-        }, options.Threads);
+        }, options.Threads, options.Device);
         try
         {
             pass = new ForwardPass(backend, weights);

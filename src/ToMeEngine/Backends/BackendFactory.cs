@@ -10,19 +10,20 @@ internal static class BackendFactory
 
     /// <param name="name">cpu, cuda or auto.</param>
     /// <param name="cpuThreads">Worker threads of the CPU backend; 0 uses every core.</param>
+    /// <param name="device">The CUDA device ordinal for cuda and auto.</param>
     /// <exception cref="NotSupportedException">cuda was asked for and no device is usable; the message is one line.</exception>
-    public static IBackend Create(string name, int cpuThreads = 0)
+    public static IBackend Create(string name, int cpuThreads = 0, int device = 0)
     {
         switch (name)
         {
             case "cpu":
                 return new CpuBackend(cpuThreads);
             case "cuda":
-                if (CudaBackend.TryCreate(out var cuda, out var reason))
+                if (CudaBackend.TryCreate(out var cuda, out var reason, device))
                     return cuda!;
                 throw new NotSupportedException($"no CUDA device: {FirstLine(reason)}");
             case "auto":
-                return CudaBackend.TryCreate(out var found, out _) ? found! : new CpuBackend(cpuThreads);
+                return CudaBackend.TryCreate(out var found, out _, device) ? found! : new CpuBackend(cpuThreads);
             default:
                 throw new ArgumentException($"backend '{name}' is not one of {string.Join(", ", Names)}");
         }

@@ -1,0 +1,55 @@
+using System.CommandLine;
+using Microsoft.Extensions.Hosting;
+using ToMe.Serving;
+using ToMe.Serving.Http;
+
+namespace ToMe.Cli.Commands;
+
+/// <summary><c>tome serve --model PATH --port N</c>: the classification web service of samples/ClassifierService.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one, printed on start)", DefaultValueFactory = _ => 8080 };
+        var host = new Option<string>("--host") { Description = "address to listen on: an IP or localhost (loopback by default)", DefaultValueFactory = _ => "127.0.0.1" };
+        var maxBatch = new Option<int>("--max-batch") { Description = "most images per forward pass", DefaultValueFactory = _ => 32 };
+        var maxDelay = new Option<double>("--max-delay-ms") { Description = "how long the oldest request waits for a batch to fill", DefaultValueFactory = _ => 2 };
+        var maxQueue = new Option<int>("--max-queue") { Description = "most requests waiting; more are answered 503", DefaultValueFactory = _ => 256 };
+        var engineOptions = new EngineCliOptions();
+        var command = new Command("serve", "serve POST /classify, GET /health and GET /metrics over HTTP") { port, host, maxBatch, maxDelay, maxQueue };
+        engineOptions.AddTo(command);
+        command.SetAction(parse => CliErrors.Run(() =>
+        {
+            var batching = new BatchingOptions
+            {
+                MaxBatchSize = parse.GetValue(maxBatch),
+                MaxQueueDelay = TimeSpan.FromMilliseconds(parse.GetValue(maxDelay)),
+                MaxQueueLength = parse.GetValue(maxQueue),
+            };
+            // Checked before the model loads, so a bad number costs no load time.
+            batching.Validate();
+            var engine = engineOptions.Load(parse, batching.MaxBatchSize);
+            Microsoft.AspNetCore.Builder.WebApplication app;
+            try
+            {
+                app = ClassifierServer.Build(new ClassifierServerOptions
+                {
+                    Host = parse.GetValue(host)!,
+                    Port = parse.GetValue(port),
+                    AddClassifier = services => services.AddToMeEngine(engine, batching),
+                });
+            }
+            catch
+            {
+                engine.Dispose();
+                throw;
+            }
+            var address = ClassifierServer.StartAsync(app).GetAwaiter().GetResult();
+            Console.WriteLine($"listening on {address} ({engine.Config.Architecture} on {engine.BackendName}); Ctrl+C stops");
+            app.WaitForShutdownAsync().GetAwaiter().GetResult();
+            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,308 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ToMe.Imaging;
+
+namespace ToMe.Serving;
+
+/// <summary>Counts of what a <see cref="BatchingClassifier"/> has done since it was built.</summary>
+public readonly record struct BatchingStatistics(long Requests, long Completed, long Rejected, long Cancelled, long Failed, long Batches, long Images)
+{
+    /// <summary>Images per forward pass, on average.</summary>
+    public double MeanBatchSize => Batches == 0 ? 0 : (double)Images / Batches;
+}
+
+/// <summary>
+/// A <see cref="ToMeEngine"/> behind a dynamic batcher: <see cref="ClassifyAsync"/> may be called from any number of threads;
+/// each request is decoded and preprocessed on the calling thread, queued, and gathered with others into one forward pass
+/// by a single dedicated thread (so preprocessing of the next batch overlaps the running one). Each caller gets the answer
+/// for its own image, identical to <see cref="ToMeEngine.Classify(RgbImage, int)"/>: the forward pass computes each row of a
+/// batch independently.
+/// </summary>
+/// <remarks>
+/// Thread-safe. Back-pressure: at most <see cref="BatchingOptions.MaxQueueLength"/> requests wait; one more fails at once
+/// with <see cref="EngineOverloadedException"/>. Cancellation removes a request whose forward pass has not started
+/// (its task ends with <see cref="OperationCanceledException"/>); once its batch runs, it completes normally.
+/// <see cref="Dispose"/> lets the running batch finish and deliver, ends every waiting request with
+/// <see cref="ObjectDisposedException"/>, and refuses new ones the same way; then it disposes the engine if it owns it.
+/// </remarks>
+public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDisposable
+{
+    private const int Queued = 0, Taken = 1, Withdrawn = 2;
+
+    private sealed class Request(float[] tensor, int topK) : TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public readonly float[] Tensor = tensor;
+        public readonly int TopK = topK;
+        public readonly long Admitted = Stopwatch.GetTimestamp();
+        public int State = Queued;
+    }
+
+    private readonly ToMeEngine engine;
+    private readonly bool ownsEngine;
+    private readonly Preprocessor preprocessor;
+    private readonly int tensorLength;
+    private readonly ServingMetrics metrics;
+    private readonly bool ownsMetrics;
+    private readonly ILogger logger;
+    // BlockingCollection: the forward thread blocks on it with a timeout (the queueing delay) and a stop token.
+    private readonly BlockingCollection<Request> queue = new(new ConcurrentQueue<Request>());
+    private readonly CancellationTokenSource stop = new();
+    private readonly Thread loop;
+    private readonly object disposeGate = new();
+    private int queued, load;
+    private long requests, completed, rejected, cancelled, failed, batches, images;
+    private volatile bool disposed;
+
+    /// <param name="engine">The engine; <paramref name="ownsEngine"/> says whether <see cref="Dispose"/> disposes it.</param>
+    /// <param name="options">Batching limits (copied); defaults when null.</param>
+    /// <param name="ownsEngine">Dispose the engine with this classifier.</param>
+    /// <param name="metrics">Where to record metrics (shared by the classifiers of one service); null creates a private meter.</param>
+    /// <param name="logger">Logs batch failures; null logs nothing.</param>
+    public BatchingClassifier(ToMeEngine engine, BatchingOptions? options = null, bool ownsEngine = true,
+                              ServingMetrics? metrics = null, ILogger? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        Options = options?.Clone() ?? new BatchingOptions();
+        Options.Validate();
+        this.engine = engine;
+        this.ownsEngine = ownsEngine;
+        preprocessor = new Preprocessor(engine.Config.Preprocess);
+        tensorLength = preprocessor.OutputLength;
+        ownsMetrics = metrics is null;
+        this.metrics = metrics ?? new ServingMetrics();
+        this.metrics.Track(this);
+        this.logger = logger ?? NullLogger.Instance;
+        loop = new Thread(RunLoop) { IsBackground = true, Name = $"tome forward ({engine.BackendName})" };
+        loop.Start();
+    }
+
+    /// <summary>The engine running the forward passes.</summary>
+    public ToMeEngine Engine => engine;
+
+    /// <summary>The batching limits in force (a copy of those given).</summary>
+    public BatchingOptions Options { get; }
+
+    public string Description => $"{engine.Config.Architecture} on {engine.BackendName}";
+
+    /// <summary>Requests admitted and not yet taken into a running batch (decoding or waiting).</summary>
+    public int QueueLength => Volatile.Read(ref queued);
+
+    /// <summary>Requests admitted and not yet answered; what <see cref="EnginePool"/> balances on.</summary>
+    public int Outstanding => Volatile.Read(ref load);
+
+    /// <summary>Counts since construction (each read separately; consistent once the classifier is idle).</summary>
+    public BatchingStatistics Statistics => new(Interlocked.Read(ref requests), Interlocked.Read(ref completed), Interlocked.Read(ref rejected),
+        Interlocked.Read(ref cancelled), Interlocked.Read(ref failed), Interlocked.Read(ref batches), Interlocked.Read(ref images));
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        ArgumentOutOfRangeException.ThrowIfLessThan(topK, 1);
+        cancellationToken.ThrowIfCancellationRequested();
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (Interlocked.Increment(ref queued) > Options.MaxQueueLength)
+        {
+            Interlocked.Decrement(ref queued);
+            Interlocked.Increment(ref rejected);
+            metrics.Rejected.Add(1);
+            throw new EngineOverloadedException($"the request queue is full ({Options.MaxQueueLength} requests waiting); retry later") { QueueLimit = Options.MaxQueueLength };
+        }
+        Interlocked.Increment(ref requests);
+        Interlocked.Increment(ref load);
+        metrics.Requests.Add(1);
+        Request? request = null;
+        float[]? tensor = null;
+        try
+        {
+            var pixels = await image.DecodeAsync(engine.Options.Decode, cancellationToken).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
+            tensor = ArrayPool<float>.Shared.Rent(tensorLength);
+            preprocessor.Run(pixels, tensor.AsSpan(0, tensorLength));
+            request = new Request(tensor, topK);
+            try
+            {
+                queue.Add(request, CancellationToken.None);
+            }
+            catch (InvalidOperationException)
+            {
+                request = null; // adding was completed by Dispose
+                throw new ObjectDisposedException(GetType().FullName, "the classifier was disposed");
+            }
+            using (cancellationToken.UnsafeRegister(static (state, token) =>
+                   {
+                       var (self, r) = ((BatchingClassifier, Request))state!;
+                       self.Withdraw(r, token);
+                   }, (this, request)))
+                return await request.Task.ConfigureAwait(false);
+        }
+        catch (Exception e) when (request is null)
+        {
+            // Failed before reaching the queue (bad image, cancelled, disposed): only this request is affected.
+            Interlocked.Decrement(ref queued);
+            if (tensor is not null)
+                ArrayPool<float>.Shared.Return(tensor);
+            Count(e);
+            throw;
+        }
+        catch (Exception e)
+        {
+            Count(e);
+            throw;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref load);
+        }
+    }
+
+    private void Count(Exception e)
+    {
+        if (e is OperationCanceledException)
+        {
+            Interlocked.Increment(ref cancelled);
+            metrics.Cancelled.Add(1);
+        }
+        else
+        {
+            Interlocked.Increment(ref failed);
+            metrics.Failed.Add(1);
+        }
+    }
+
+    private void Withdraw(Request request, CancellationToken token)
+    {
+        if (!Claim(request))
+            return; // already in a batch, or ended by disposal
+        ArrayPool<float>.Shared.Return(request.Tensor);
+        request.TrySetCanceled(token);
+    }
+
+    /// <summary>Takes a request out of the waiting state; exactly one of the forward thread, cancellation and disposal wins.</summary>
+    private bool Claim(Request request)
+    {
+        if (Interlocked.CompareExchange(ref request.State, Taken, Queued) != Queued)
+            return false;
+        Interlocked.Decrement(ref queued);
+        return true;
+    }
+
+    private void RunLoop()
+    {
+        // Requests gathered here stay withdrawable (cancellation, disposal) until RunBatch claims them.
+        var gathered = new List<Request>(Options.MaxBatchSize);
+        var batch = new List<Request>(Options.MaxBatchSize);
+        float[]? input = null;
+        long delayTicks = (long)(Options.MaxQueueDelay.TotalSeconds * Stopwatch.Frequency);
+        try
+        {
+            while (queue.TryTake(out var first, Timeout.Infinite, stop.Token))
+            {
+                if (Volatile.Read(ref first.State) != Queued)
+                    continue; // withdrawn by cancellation
+                gathered.Add(first);
+                long deadline = first.Admitted + delayTicks;
+                while (gathered.Count < Options.MaxBatchSize)
+                {
+                    long left = deadline - Stopwatch.GetTimestamp();
+                    int waitMs = left <= 0 ? 0 : (int)Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
+                    if (!queue.TryTake(out var next, waitMs, stop.Token))
+                        break;
+                    if (Volatile.Read(ref next.State) == Queued)
+                        gathered.Add(next);
+                }
+                foreach (var r in gathered)
+                    if (Claim(r))
+                        batch.Add(r);
+                gathered.Clear();
+                if (batch.Count == 0)
+                    continue;
+                input ??= new float[Options.MaxBatchSize * tensorLength];
+                RunBatch(batch, input);
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Disposal: requests gathered but not yet run end like every other waiting request.
+            foreach (var r in gathered)
+                EndDisposed(r);
+        }
+    }
+
+    private void EndDisposed(Request request)
+    {
+        if (!Claim(request))
+            return;
+        ArrayPool<float>.Shared.Return(request.Tensor);
+        request.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
+    }
+
+    private void RunBatch(List<Request> batch, float[] input)
+    {
+        int n = batch.Count;
+        long start = Stopwatch.GetTimestamp();
+        for (int b = 0; b < n; b++)
+        {
+            batch[b].Tensor.AsSpan(0, tensorLength).CopyTo(input.AsSpan(b * tensorLength, tensorLength));
+            ArrayPool<float>.Shared.Return(batch[b].Tensor);
+            metrics.QueueTime.Record(Stopwatch.GetElapsedTime(batch[b].Admitted, start).TotalMilliseconds);
+        }
+        float[] logits;
+        try
+        {
+            logits = engine.Logits(input.AsSpan(0, n * tensorLength), n);
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "forward pass of a batch of {Count} failed on {Backend}", n, engine.BackendName);
+            foreach (var r in batch)
+                r.TrySetException(e);
+            return;
+        }
+        metrics.ForwardTime.Record(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+        metrics.BatchSize.Record(n);
+        metrics.Batches.Add(1);
+        metrics.Images.Add(n);
+        Interlocked.Increment(ref batches);
+        Interlocked.Add(ref images, n);
+        int classes = engine.Config.NumClasses;
+        for (int b = 0; b < n; b++)
+        {
+            batch[b].TrySetResult(engine.TopK(logits.AsSpan(b * classes, classes), batch[b].TopK));
+            Interlocked.Increment(ref completed);
+        }
+    }
+
+    /// <summary>
+    /// Stops the forward thread after the batch it is running, ends waiting requests with <see cref="ObjectDisposedException"/>
+    /// and disposes the engine if owned. Blocks at most for one forward pass; idempotent.
+    /// </summary>
+    public void Dispose()
+    {
+        lock (disposeGate)
+        {
+            if (disposed)
+                return;
+            disposed = true;
+        }
+        queue.CompleteAdding();
+        stop.Cancel();
+        if (Thread.CurrentThread != loop)
+            loop.Join();
+        while (queue.TryTake(out var r))
+            EndDisposed(r);
+        metrics.Untrack(this);
+        if (ownsMetrics)
+            metrics.Dispose();
+        if (ownsEngine)
+            engine.Dispose();
+        // The queue and the token source stay undisposed: a caller racing with Dispose may still touch them, and they hold no native resources.
+    }
+
+    /// <summary>As <see cref="Dispose"/>, without blocking the calling thread on the running batch.</summary>
+    public ValueTask DisposeAsync() => new(Task.Run(Dispose));
+}

@@ -1,0 +1,133 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using ToMe.Backends.Cuda;
+using ToMe.Backends.Cuda.Native;
+using ToMe.Model;
+
+namespace ToMe.Serving;
+
+/// <summary>Which engines an <see cref="EnginePool"/> loads.</summary>
+public sealed class EnginePoolOptions
+{
+    /// <summary>
+    /// CUDA devices to use: one engine per device. Null (the default) uses every device the driver reports, or none when
+    /// <see cref="EngineOptions.Backend"/> is <see cref="BackendKind.Cpu"/>; an empty list uses none.
+    /// </summary>
+    public IReadOnlyList<int>? CudaDevices { get; set; }
+
+    /// <summary>CPU engines besides the GPU ones; each gets an equal share of the cores unless <see cref="EngineOptions.Threads"/> is set.</summary>
+    public int CpuEngines { get; set; }
+}
+
+/// <summary>
+/// Several <see cref="BatchingClassifier"/>s serving one model (typically one per GPU, plus optional CPU engines), each with
+/// its own queue and forward thread. Each request goes to the member with the fewest requests outstanding, so a faster
+/// member naturally takes more. Thread-safe; disposing the pool disposes its members (see <see cref="BatchingClassifier.Dispose"/>).
+/// </summary>
+public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
+{
+    private readonly BatchingClassifier[] members;
+    private readonly bool ownsMembers;
+    private int next;
+
+    /// <param name="members">At least one classifier; they should serve the same model.</param>
+    /// <param name="ownsMembers">Dispose the members with the pool.</param>
+    public EnginePool(IEnumerable<BatchingClassifier> members, bool ownsMembers = true)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        this.members = members.ToArray();
+        if (this.members.Length == 0)
+            throw new ArgumentException("an engine pool needs at least one member", nameof(members));
+        this.ownsMembers = ownsMembers;
+    }
+
+    /// <summary>
+    /// Loads <paramref name="model"/> once and builds one engine per selected CUDA device plus
+    /// <see cref="EnginePoolOptions.CpuEngines"/> CPU engines. With no GPU and no CPU engines asked for, the pool has one
+    /// member built from <paramref name="engine"/> as given (auto picks CUDA device <see cref="EngineOptions.Device"/> or the CPU).
+    /// </summary>
+    public static EnginePool Load(string model, EngineOptions? engine = null, BatchingOptions? batching = null, EnginePoolOptions? pool = null,
+                                  ServingMetrics? metrics = null, ILoggerFactory? loggers = null)
+    {
+        engine ??= new EngineOptions();
+        pool ??= new EnginePoolOptions();
+        if (pool.CpuEngines < 0)
+            throw new ArgumentOutOfRangeException(nameof(pool), pool.CpuEngines, "CpuEngines must be 0 or more");
+        loggers ??= NullLoggerFactory.Instance;
+        var log = loggers.CreateLogger<EnginePool>();
+        var weights = ModelLoader.Load(model);
+        var devices = pool.CudaDevices ?? (engine.Backend == BackendKind.Cpu ? [] : CudaDevices());
+        var built = new List<BatchingClassifier>();
+        try
+        {
+            foreach (var device in devices)
+                built.Add(Member(weights, engine with { Backend = BackendKind.Cuda, Device = device }));
+            int cpuThreads = engine.Threads > 0 ? engine.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, pool.CpuEngines));
+            for (int i = 0; i < pool.CpuEngines; i++)
+                built.Add(Member(weights, engine with { Backend = BackendKind.Cpu, Threads = cpuThreads }));
+            if (built.Count == 0)
+                built.Add(Member(weights, engine));
+        }
+        catch
+        {
+            foreach (var m in built)
+                m.Dispose();
+            throw;
+        }
+        return new EnginePool(built);
+
+        BatchingClassifier Member(ModelWeights w, EngineOptions o)
+        {
+            var e = ToMeEngine.Create(w, o);
+            log.LogInformation("engine {Index}: {Model} on {Backend}", built.Count, e.Config.Architecture, e.BackendName);
+            return new BatchingClassifier(e, batching, ownsEngine: true, metrics, loggers.CreateLogger<BatchingClassifier>());
+        }
+    }
+
+    private static int[] CudaDevices()
+    {
+        if (!CudaDriver.TryInitialize(out _))
+            return [];
+        try
+        {
+            return Enumerable.Range(0, CudaDriver.DeviceCount()).ToArray();
+        }
+        catch (Exception e) when (e is CudaException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>The classifiers requests are spread over.</summary>
+    public IReadOnlyList<BatchingClassifier> Members => members;
+
+    public string Description => string.Join(", ", members.Select(m => m.Description));
+
+    /// <summary>Requests outstanding over all members.</summary>
+    public int Outstanding => members.Sum(m => m.Outstanding);
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        // Scan from a rotating start so that ties (e.g. an idle pool) spread over the members instead of piling on the first.
+        int start = (int)((uint)Interlocked.Increment(ref next) % (uint)members.Length);
+        var best = members[start];
+        for (int i = 1; i < members.Length; i++)
+        {
+            var m = members[(start + i) % members.Length];
+            if (m.Outstanding < best.Outstanding)
+                best = m;
+        }
+        return best.ClassifyAsync(image, topK, cancellationToken);
+    }
+
+    public void Dispose()
+    {
+        if (!ownsMembers)
+            return;
+        foreach (var m in members)
+            m.Dispose();
+    }
+
+    public ValueTask DisposeAsync() => new(Task.Run(Dispose));
+}

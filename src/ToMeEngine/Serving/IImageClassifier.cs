@@ -1,0 +1,18 @@
+namespace ToMe.Serving;
+
+/// <summary>
+/// Classifies images asynchronously; implementations are thread-safe (call from any number of threads at once).
+/// The seam services depend on, so that tests can substitute a fake.
+/// </summary>
+public interface IImageClassifier
+{
+    /// <summary>A one-line description for health checks and logs, e.g. the model and backend.</summary>
+    string Description { get; }
+
+    /// <summary>The <paramref name="topK"/> most probable classes of <paramref name="image"/>, most probable first.</summary>
+    /// <exception cref="Imaging.InvalidImageException">The image cannot be decoded (only this request fails).</exception>
+    /// <exception cref="EngineOverloadedException">The request queue is full; retry later or elsewhere.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the request ran.</exception>
+    /// <exception cref="ObjectDisposedException">The classifier was disposed before the request ran.</exception>
+    Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default);
+}

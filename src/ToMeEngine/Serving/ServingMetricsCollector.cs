@@ -1,0 +1,81 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+
+namespace ToMe.Serving;
+
+/// <summary>Count, sum, minimum and maximum of a histogram's recordings since the collector started.</summary>
+public sealed record HistogramSummary(long Count, double Sum, double Min, double Max)
+{
+    public double Mean => Count == 0 ? 0 : Sum / Count;
+}
+
+/// <summary>The values of <see cref="ServingMetrics"/> at one moment.</summary>
+public sealed record MetricsSnapshot(
+    double UptimeSeconds,
+    IReadOnlyDictionary<string, long> Counters,
+    IReadOnlyDictionary<string, HistogramSummary> Histograms,
+    IReadOnlyDictionary<string, double> Gauges)
+{
+    /// <summary>Images forwarded per second since the collector started.</summary>
+    public double ImagesPerSecond => UptimeSeconds > 0 && Counters.TryGetValue("tome.images", out var n) ? n / UptimeSeconds : 0;
+}
+
+/// <summary>
+/// Aggregates the measurements of one <see cref="ServingMetrics"/> meter in process, for a simple <c>/metrics</c> endpoint
+/// without an exporter. Listens only to that meter instance, so several services in one process stay apart. Thread-safe.
+/// </summary>
+public sealed class ServingMetricsCollector : IDisposable
+{
+    private readonly MeterListener listener = new();
+    private readonly Dictionary<string, long> counters = new();
+    private readonly Dictionary<string, HistogramSummary> histograms = new();
+    private readonly Dictionary<string, double> gauges = new();
+    private readonly long started = Stopwatch.GetTimestamp();
+    private readonly object gate = new();
+
+    public ServingMetricsCollector(ServingMetrics metrics)
+    {
+        ArgumentNullException.ThrowIfNull(metrics);
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, metrics.Meter))
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((i, v, _, _) => Record(i, v));
+        listener.SetMeasurementEventCallback<int>((i, v, _, _) => Record(i, v));
+        listener.SetMeasurementEventCallback<double>((i, v, _, _) => Record(i, v));
+        listener.Start();
+    }
+
+    private void Record(Instrument instrument, double value)
+    {
+        lock (gate)
+        {
+            switch (instrument)
+            {
+                case Counter<long>:
+                    counters[instrument.Name] = counters.GetValueOrDefault(instrument.Name) + (long)value;
+                    break;
+                case Histogram<int> or Histogram<double>:
+                    histograms[instrument.Name] = histograms.TryGetValue(instrument.Name, out var h)
+                        ? new HistogramSummary(h.Count + 1, h.Sum + value, Math.Min(h.Min, value), Math.Max(h.Max, value))
+                        : new HistogramSummary(1, value, value, value);
+                    break;
+                default:
+                    gauges[instrument.Name] = value;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>The current values; observable gauges are read now.</summary>
+    public MetricsSnapshot Snapshot()
+    {
+        listener.RecordObservableInstruments();
+        lock (gate)
+            return new MetricsSnapshot(Stopwatch.GetElapsedTime(started).TotalSeconds,
+                new Dictionary<string, long>(counters), new Dictionary<string, HistogramSummary>(histograms), new Dictionary<string, double>(gauges));
+    }
+
+    public void Dispose() => listener.Dispose();
+}
