@@ -227,9 +227,11 @@ internal sealed class ForwardPass : IDisposable
         }
         if (config.GlobalPool == GlobalPool.Token)
         {
-            // Only the prefix tokens reach the head, and LayerNorm is per token: normalize just those.
-            backend.GatherPrefix(ws.X, batch, t, c, p, ws.Pooled);
-            backend.LayerNorm(ws.Pooled, normWeight!, normBias!, batch * p, c, config.NormEps, ws.Pooled);
+            // Only the class (and distillation) token reaches the head, never the registers, and LayerNorm is per token:
+            // normalize just those.
+            int headTokens = config.Distilled ? 2 : 1;
+            backend.GatherPrefix(ws.X, batch, t, c, headTokens, ws.Pooled);
+            backend.LayerNorm(ws.Pooled, normWeight!, normBias!, batch * headTokens, c, config.NormEps, ws.Pooled);
         }
         else
         {
@@ -391,7 +393,7 @@ internal sealed class ForwardPass : IDisposable
             SizeNext = backend.AllocateFloat(batch * t0);
             Groups = backend.AllocateInt(batch * t0);
             GroupsNext = backend.AllocateInt(batch * t0);
-            Pooled = backend.AllocateFloat(batch * Math.Max(1, config.PrefixTokens) * c);
+            Pooled = backend.AllocateFloat(batch * (config.Distilled ? 2 : 1) * c);
             Logits = backend.AllocateFloat(batch * config.NumClasses);
             ClassAttention = backend.AllocateFloat(batch * t0);
             Score = backend.AllocateFloat(batch * t0);
