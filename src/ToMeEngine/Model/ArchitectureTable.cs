@@ -78,8 +78,9 @@ public static partial class ArchitectureTable
         bool dinov2 = match.Groups["dinov2"].Success;
         var family = dinov2 ? "dinov2" : match.Groups["family"].Value;
         bool distilled = match.Groups["dist"].Success;
-        // deit's distilled variants are the only distilled ones; medium exists only in DeiT III.
-        if (distilled && family != "deit" || match.Groups["size"].Value == "medium" && family != "deit3")
+        // deit's distilled variants are the only distilled ones; DeiT stops at base; medium exists only in DeiT III.
+        var size = match.Groups["size"].Value;
+        if (distilled && family != "deit" || family == "deit" && size is "large" or "huge" || size == "medium" && family != "deit3")
             return false;
         int image;
         if (match.Groups["img"].Success)

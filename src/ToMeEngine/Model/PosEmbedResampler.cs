@@ -33,9 +33,9 @@ public static class PosEmbedResampler
 
     /// <summary>
     /// torch's bicubic upsampling (a = −0.75, align_corners=False, no antialias) of a channels-last image:
-    /// source: [inH, inW, C] -> destination: [outH, outW, C]. Coordinates and weights in float32 as torch computes them
-    /// (<c>area_pixel_compute_source_index</c>, <c>get_cubic_upsample_coefficients</c>), taps clamped at the border;
-    /// the sums in double, so results agree with torch to float32 rounding.
+    /// source: [inH, inW, C] -> destination: [outH, outW, C], torch's <c>area_pixel_compute_source_index</c> and
+    /// <c>get_cubic_upsample_coefficients</c> with taps clamped at the border. Computed in double: torch's float32 kernel
+    /// loses a few 1e-6 to cancellation in the negative lobes, so this equals torch in float64 to the output's rounding.
     /// </summary>
     public static void Bicubic(ReadOnlySpan<float> source, int inH, int inW, int outH, int outW, int channels, Span<float> destination)
     {
@@ -70,23 +70,23 @@ public static class PosEmbedResampler
     }
 
     /// <summary>The 4 source indices (clamped) and weights of every output position along one axis.</summary>
-    private static (int[] Index, float[] Weight) Taps(int inSize, int outSize)
+    private static (int[] Index, double[] Weight) Taps(int inSize, int outSize)
     {
-        const float a = -0.75f;
+        const double a = -0.75;
         var index = new int[outSize * 4];
-        var weight = new float[outSize * 4];
-        float scale = (float)inSize / outSize;
+        var weight = new double[outSize * 4];
+        double scale = (double)inSize / outSize;
         for (int o = 0; o < outSize; o++)
         {
             // Cubic interpolation does not clamp the source coordinate at 0 (unlike linear); only the taps are clamped.
-            float real = scale * (o + 0.5f) - 0.5f;
-            int start = (int)MathF.Floor(real);
-            float t = real - start;
-            float x1 = t, x2 = 1f - t;
-            weight[o * 4 + 0] = ((a * (x1 + 1f) - 5f * a) * (x1 + 1f) + 8f * a) * (x1 + 1f) - 4f * a;
-            weight[o * 4 + 1] = ((a + 2f) * x1 - (a + 3f)) * x1 * x1 + 1f;
-            weight[o * 4 + 2] = ((a + 2f) * x2 - (a + 3f)) * x2 * x2 + 1f;
-            weight[o * 4 + 3] = ((a * (x2 + 1f) - 5f * a) * (x2 + 1f) + 8f * a) * (x2 + 1f) - 4f * a;
+            double real = scale * (o + 0.5) - 0.5;
+            int start = (int)Math.Floor(real);
+            double t = real - start;
+            double x1 = t, x2 = 1 - t;
+            weight[o * 4 + 0] = ((a * (x1 + 1) - 5 * a) * (x1 + 1) + 8 * a) * (x1 + 1) - 4 * a;
+            weight[o * 4 + 1] = ((a + 2) * x1 - (a + 3)) * x1 * x1 + 1;
+            weight[o * 4 + 2] = ((a + 2) * x2 - (a + 3)) * x2 * x2 + 1;
+            weight[o * 4 + 3] = ((a * (x2 + 1) - 5 * a) * (x2 + 1) + 8 * a) * (x2 + 1) - 4 * a;
             for (int k = 0; k < 4; k++)
                 index[o * 4 + k] = Math.Clamp(start + k - 1, 0, inSize - 1);
         }

@@ -1,9 +1,10 @@
 """Test helper for the engine's architecture-zoo tests, run by the C# tests with /usr/bin/python3.
 
     zoo_helper.py state_dict FAMILY OUT.pth SEED   seeded random timm state_dict of a tiny model (torch.save)
-    zoo_helper.py interpolate IN.f32 OUT.f32 IN_H IN_W OUT_H OUT_W C
+    zoo_helper.py interpolate IN.f32 OUT.f64 IN_H IN_W OUT_H OUT_W C f32|f64
                                                    torch's F.interpolate(bicubic, align_corners=False) of a
-                                                   raw float32 [IN_H, IN_W, C] grid
+                                                   raw float32 [IN_H, IN_W, C] grid, computed in float32 (what
+                                                   timm and the converter get) or float64, written as float64
     zoo_helper.py npz MODEL_DIR OUT.npz            a timm ViT re-expressed in the AugReg .npz layout
     zoo_helper.py strip IN.safetensors OUT.safetensors   the same tensors without __metadata__.config
                                                    (the form timm's hub files have: config.json decides)
@@ -85,10 +86,11 @@ def state_dict(family, seed):
     return sd
 
 
-def interpolate(src, dst, in_h, in_w, out_h, out_w, c):
+def interpolate(src, dst, in_h, in_w, out_h, out_w, c, dtype):
     grid = torch.from_numpy(np.fromfile(src, dtype="<f4").reshape(1, in_h, in_w, c)).permute(0, 3, 1, 2)
+    grid = grid.double() if dtype == "f64" else grid
     out = F.interpolate(grid, size=(out_h, out_w), mode="bicubic", align_corners=False)
-    out.permute(0, 2, 3, 1).contiguous().numpy().astype("<f4").tofile(dst)
+    out.permute(0, 2, 3, 1).contiguous().double().numpy().astype("<f8").tofile(dst)
 
 
 def main(argv):
@@ -96,7 +98,7 @@ def main(argv):
     if cmd == "state_dict":
         torch.save(state_dict(argv[2], int(argv[4])), argv[3])
     elif cmd == "interpolate":
-        interpolate(argv[2], argv[3], *map(int, argv[4:9]))
+        interpolate(argv[2], argv[3], *map(int, argv[4:9]), argv[9])
     elif cmd == "npz":
         from tomeconv import safetensors_io as st
         sys.path.insert(0, os.path.join(ROOT, "weights-converter", "tests"))
