@@ -59,6 +59,32 @@ public class ZooRoundTripTests
         }
     }
 
+    /// <summary>
+    /// Every merge strategy runs on a model with registers; those that protect prefix tokens (ToMe, CIS, random, ToMato)
+    /// leave the class token and the 4 registers alone and in place.
+    /// </summary>
+    [Theory]
+    [InlineData("tome", true)]
+    [InlineData("cis", true)]
+    [InlineData("random", true)]
+    [InlineData("tomato", true)]
+    [InlineData("kth", false)]
+    public void EveryStrategyRunsWithRegisters(string strategy, bool protects)
+    {
+        var folder = ZooPython.ConvertedFamily("registers");
+        var merge = MergeStrategy.Parse(strategy, k: strategy == "kth" ? 2 : null, seed: strategy == "random" ? 3 : null,
+            threshold: strategy == "tomato" ? 0.2 : null);
+        using var engine = ToMeEngine.Load(folder, new EngineOptions { Backend = BackendKind.Cpu, Merge = merge, Schedule = MergeSchedule.Constant(4) });
+        const int batch = 2;
+        var result = engine.Forward(Images(batch, engine.Config.ImageSize, seed: 7), batch);
+        int t0 = engine.Config.Tokens;
+        Assert.True(result.FinalTokens < t0, $"{strategy} merged nothing");
+        Assert.All(result.Logits, v => Assert.True(float.IsFinite(v)));
+        if (protects)
+            for (int b = 0; b < batch; b++)
+                Assert.Equal(Enumerable.Range(0, 5), result.Groups[(b * t0)..(b * t0 + 5)]);
+    }
+
     /// <summary>The converter's config.json (timm's model_args) and its embedded config describe the same model.</summary>
     [Theory]
     [InlineData("vit")]
