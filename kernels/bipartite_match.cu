@@ -10,16 +10,19 @@
 //                           shared memory, B tokens stream through it 32 at a time; lane l scores B
 //                           token j0 + l for each of its warp's 4 A rows and keeps a running (best,
 //                           lowest j) (strict >, so ties keep the earlier j), then the warp reduces the
-//                           32 candidates (larger value, then lower index). Protection: class token
-//                           (i = 0) -> (−inf, 0); distillation token (j = 0) is never a candidate. A row
-//                           with no candidate gets (−inf, 0), as the CPU.
+//                           32 candidates (larger value, then lower index). Protection of the prefix
+//                           tokens where their parity puts them: rows i < protected_a (class token,
+//                           even-placed registers) -> (−inf, 0); columns j < protected_b (distillation
+//                           token, odd-placed registers) are never candidates. A row with no candidate
+//                           gets (−inf, 0), as the CPU.
 //
 // Shapes:   in/normed[B][T][D] -> best[B][ta] (fp32), best_index[B][ta] (int32); ta = ⌈T/2⌉, tb = ⌊T/2⌋.
 // Launch:   l2_normalize_rows_f32: grid = ceil(B·T / 8), block = 256.
 //           bipartite_best_f32:    grid = (ceil(ta / 32), B), block = 256, dynamic smem = (64·D + 32)·4 bytes.
 // Limits:   D ≤ 191 ((64·D + 32)·4 bytes within the default 48 KiB); any T ≥ 1; B ≤ 65535.
 // Params:   l2_normalize_rows_f32(in, rows, dim, out)
-//           bipartite_best_f32(normed, tokens, dim, classToken, distillToken, best, bestIndex)
+//           bipartite_best_f32(normed, tokens, dim, protectedA, protectedB, best, bestIndex)
+//           with p prefix tokens: protectedA = ⌈p/2⌉, protectedB = ⌊p/2⌋
 #include "common.cuh"
 
 #define BM_WARPS 8
@@ -42,7 +45,7 @@ extern "C" __global__ void l2_normalize_rows_f32(const float* __restrict__ in, i
 }
 
 extern "C" __global__ void __launch_bounds__(BM_WARPS * WARP_SIZE) bipartite_best_f32(
-    const float* __restrict__ normed, int tokens, int dim, int class_token, int distill_token,
+    const float* __restrict__ normed, int tokens, int dim, int protected_a, int protected_b,
     float* __restrict__ best, int* __restrict__ best_index)
 {
     extern __shared__ float smem[];
@@ -77,7 +80,7 @@ extern "C" __global__ void __launch_bounds__(BM_WARPS * WARP_SIZE) bipartite_bes
         }
         __syncthreads();
         const int j = j0 + lane;
-        const bool candidate = j < tb && !(distill_token && j == 0);
+        const bool candidate = j < tb && j >= protected_b;
 #pragma unroll
         for (int r = 0; r < BM_ROWS_PER_WARP; ++r) {
             const float* a = as + (warp * BM_ROWS_PER_WARP + r) * dim;
@@ -105,7 +108,7 @@ extern "C" __global__ void __launch_bounds__(BM_WARPS * WARP_SIZE) bipartite_bes
         }
         const int i = a0 + warp * BM_ROWS_PER_WARP + r;
         if (lane == 0 && i < ta) {
-            if (j == BM_NO_INDEX || (class_token && i == 0)) {
+            if (j == BM_NO_INDEX || i < protected_a) {
                 v = neg_infinity();
                 j = 0;
             }

@@ -5,9 +5,10 @@
 //
 // Variants:
 //   merge_plan_i32     One block per image. From order (ranked set-A indices) and best_index:
-//                      new_index[t] of every old token t (kept A: its rank among the kept, shifted past
-//                      B₀ with a distillation token; source A: its destination's; B_j: kept + j, or 1
-//                      for B₀ with a distillation token), then own_of[o] (the old token that output o
+//                      new_index[t] of every old token t (kept A of rank k: 2k for k < protected_a, the
+//                      prefix tokens in A, else k + protected_b; source A: its destination's; B_j: 2j + 1
+//                      for j < protected_b, the prefix tokens in B, else kept + j; with p prefix tokens
+//                      protected_a = ⌈p/2⌉, protected_b = ⌊p/2⌋), then own_of[o] (the old token that output o
 //                      continues), src_dst[i] (the destination j of source A_i, −1 when A_i is kept)
 //                      and groups_out[g] = new_index[groups[g]].
 //   merge_gather_f32   One warp per output token o (own = own_of[o]):
@@ -28,8 +29,8 @@
 //           -> x_out[B][T−r][C], size_out[B][T−r], groups_out[B][T0]; scratch own_of[B][T−r], src_dst[B][ta].
 // Launch:   merge_plan_i32:   grid = B, block = 256, dynamic smem = (ta + T)·4 bytes.
 //           merge_gather_f32, merge_gather_weighted_f32: grid = ceil(B·(T−r) / 8), block = 256.
-// Limits:   T ≤ 8192 (shared memory of the plan); 0 ≤ r ≤ ta − (1 with a distillation token).
-// Params:   merge_plan_i32(order, bestIndex, groups, tokens, originalTokens, r, distillToken, ownOf, srcDst, groupsOut)
+// Limits:   T ≤ 8192 (shared memory of the plan); 0 ≤ r ≤ ta − protected_a.
+// Params:   merge_plan_i32(order, bestIndex, groups, tokens, originalTokens, r, protectedA, protectedB, ownOf, srcDst, groupsOut)
 //           merge_gather_f32(x, size, ownOf, srcDst, batch, tokens, channels, r, xOut, sizeOut)
 //           merge_gather_weighted_f32(x, size, weight, ownOf, srcDst, batch, tokens, channels, r, xOut, sizeOut)
 //           weight[B][T] as size.
@@ -37,7 +38,7 @@
 
 extern "C" __global__ void merge_plan_i32(
     const int* __restrict__ order, const int* __restrict__ best_index, const int* __restrict__ groups,
-    int tokens, int original_tokens, int r, int distill_token,
+    int tokens, int original_tokens, int r, int protected_a, int protected_b,
     int* __restrict__ own_of, int* __restrict__ src_dst, int* __restrict__ groups_out)
 {
     extern __shared__ int plan[];
@@ -60,7 +61,7 @@ extern "C" __global__ void merge_plan_i32(
             const int p = pos_of[half];
             if (p >= r) {
                 const int k = p - r;
-                ni = distill_token && k > 0 ? k + 1 : k;
+                ni = k < protected_a ? 2 * k : k + protected_b;
                 src_dst[(i64)b * ta + half] = -1;
             } else {
                 j = dst[half];
@@ -68,7 +69,7 @@ extern "C" __global__ void merge_plan_i32(
                 src_dst[(i64)b * ta + half] = j;
             }
         }
-        if (lands_in_b) ni = distill_token ? (j == 0 ? 1 : kept + j) : kept + j;
+        if (lands_in_b) ni = j < protected_b ? 2 * j + 1 : kept + j;
         new_index[t] = ni;
         const bool is_source = (t & 1) == 0 && pos_of[half] < r;
         if (!is_source) own_of[(i64)b * new_tokens + ni] = t;

@@ -34,9 +34,11 @@ internal static class InfoCommand
             var plan = merge.Plan(sched, config.Depth, config.Tokens, config.PrefixTokens);
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"architecture     {config.Architecture}");
-            Console.WriteLine($"input            {config.ImageSize}x{config.ImageSize}, patch {config.PatchSize}, {config.NumPatches} patches + {config.PrefixTokens} prefix token(s)");
-            Console.WriteLine($"width            {config.EmbedDim} channels, {config.NumHeads} heads of {config.HeadDim}, MLP {config.MlpHidden}, {config.Depth} blocks");
-            Console.WriteLine($"head             {config.NumClasses} classes, pool {config.GlobalPool.ToString().ToLowerInvariant()}{(config.Distilled ? ", distilled (two heads averaged)" : "")}");
+            Console.WriteLine($"input            {config.ImageSize}x{config.ImageSize}, patch {config.PatchSize}, {config.NumPatches} patches + {config.PrefixTokens} prefix token(s)"
+                + (config.RegTokens > 0 ? $" ({config.RegTokens} registers)" : "") + (config.NoEmbedClass ? ", positions for the patches only" : ""));
+            Console.WriteLine($"width            {config.EmbedDim} channels, {config.NumHeads} heads of {config.HeadDim}, MLP {config.MlpHidden}, {config.Depth} blocks"
+                + (config.LayerScale ? ", LayerScale" : ""));
+            Console.WriteLine($"head             {config.NumClasses} classes, pool {config.GlobalPool.ToString().ToLowerInvariant()}{(config.FcNorm ? " + fc_norm" : "")}{(config.Distilled ? ", distilled (two heads averaged)" : "")}");
             Console.WriteLine(string.Create(inv, $"parameters       {config.ParameterCount:N0} ({config.ParameterCount / 1e6:F2} M)"));
             Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ScaleSize} ({config.Preprocess.Interpolation.ToString().ToLowerInvariant()}), crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
             double baseline = FlopCounter.MultiplyAdds(config, Merging.MergeSchedule.None) / 1e9;

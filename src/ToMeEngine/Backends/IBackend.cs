@@ -65,8 +65,11 @@ internal interface IBackend : IDisposable
         DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention);
 
     // metric: [B, T, D] -> best: [B, ⌈T/2⌉] cosine similarity of each even token to its most similar odd token,
-    // bestIndex: [B, ⌈T/2⌉] that odd token's index in set B (lowest on ties). Protected rows/columns get -inf.
-    void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, bool classToken, bool distillToken,
+    // bestIndex: [B, ⌈T/2⌉] that odd token's index in set B (lowest on ties).
+    // The first p = prefixTokens tokens are protected where their parity puts them, ToMe's rule for the class token (A₀)
+    // and the distillation token (B₀) generalized to registers: A rows i < ⌈p/2⌉ are never sources (best −inf, index 0),
+    // B columns j < ⌊p/2⌋ are never destinations.
+    void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens,
         DeviceBuffer best, DeviceBuffer bestIndex);
 
     // best: [B, ta] -> order: [B, ta] set-A indices by best descending, lower index first on ties;
@@ -76,10 +79,12 @@ internal interface IBackend : IDisposable
     // x: [B, T, C], size: [B, T], groups: [B, T0] (current index of each original token), order/bestIndex from above;
     // weight: [B, T] or null (null: the sizes; ToMeCIS passes its scores)
     // -> xOut: [B, T−r, C] = Σ w·x / Σ w over each group, sizeOut: [B, T−r] = Σ size, groupsOut: [B, T0]; the new token
-    //    order is [kept A..., all B] or, with a distillation token, [kept A₀, B₀, kept A₁..., B₁...] (SPEC-merging §2).
+    //    order is [the p prefix tokens in their original order, the other kept A..., the other B...]: kept-A rank k < ⌈p/2⌉
+    //    goes to 2k, B_j with j < ⌊p/2⌋ to 2j + 1 (order must rank the kept A ascending when p > 0). For p ≤ 1 that is
+    //    ToMe's [kept A..., all B], for p = 2 its distilled [kept A₀, B₀, kept A₁..., B₁...] (SPEC-merging §2).
     //    A group whose weights sum to 0 falls back to the size weights.
     void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
-        int batch, int tokens, int channels, int originalTokens, int r, bool distillToken,
+        int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut);
 
     // qkv: [B, T, 3, H, D], classAttention: [B, T] (from Attention)

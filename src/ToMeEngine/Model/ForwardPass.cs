@@ -76,9 +76,10 @@ internal sealed class ForwardPass : IDisposable
         config = weights.Config;
         int c = config.EmbedDim;
         patch = backend.PrepareLinear(weights.PatchWeight, c, 3 * config.PatchSize * config.PatchSize, weights.PatchBias);
+        // timm's order: [cls, dist, patches] or [cls, reg..., patches] (a distilled model has no registers).
         if (config.PrefixTokens > 0)
-            prefix = Vector([.. weights.ClassToken ?? [], .. weights.DistToken ?? []]);
-        pos = Vector(weights.PosEmbed);
+            prefix = Vector([.. weights.ClassToken ?? [], .. weights.DistToken ?? [], .. weights.RegTokens ?? []]);
+        pos = Vector(FullPositionEmbedding(weights));
         blocks = weights.Blocks.Select(b => new PreparedBlock(
             Vector(b.Norm1Weight), Vector(b.Norm1Bias),
             backend.PrepareLinear(b.QkvWeight, 3 * c, c, b.QkvBias),
@@ -97,6 +98,20 @@ internal sealed class ForwardPass : IDisposable
             fcNormBias = Vector(weights.FcNormBias!);
         }
         head = PrepareHead(weights);
+    }
+
+    /// <summary>
+    /// pos_embed over every token. With no_embed_class the prefix rows are zeros: the backends add the same [T, C] table,
+    /// and prefix + 0 is the prefix exactly, which is timm's "position for the patches only".
+    /// </summary>
+    private static float[] FullPositionEmbedding(ModelWeights weights)
+    {
+        var c = weights.Config;
+        if (!c.NoEmbedClass)
+            return weights.PosEmbed;
+        var full = new float[c.Tokens * c.EmbedDim];
+        weights.PosEmbed.CopyTo(full, c.PrefixTokens * c.EmbedDim);
+        return full;
     }
 
     private DeviceBuffer Vector(float[] values)
@@ -212,9 +227,11 @@ internal sealed class ForwardPass : IDisposable
         }
         if (config.GlobalPool == GlobalPool.Token)
         {
-            // Only the prefix tokens reach the head, and LayerNorm is per token: normalize just those.
-            backend.GatherPrefix(ws.X, batch, t, c, p, ws.Pooled);
-            backend.LayerNorm(ws.Pooled, normWeight!, normBias!, batch * p, c, config.NormEps, ws.Pooled);
+            // Only the class (and distillation) token reaches the head, never the registers, and LayerNorm is per token:
+            // normalize just those.
+            int headTokens = config.Distilled ? 2 : 1;
+            backend.GatherPrefix(ws.X, batch, t, c, headTokens, ws.Pooled);
+            backend.LayerNorm(ws.Pooled, normWeight!, normBias!, batch * headTokens, c, config.NormEps, ws.Pooled);
         }
         else
         {
@@ -243,8 +260,9 @@ internal sealed class ForwardPass : IDisposable
         switch (strategy)
         {
             case ToMeMerge or CisMerge when r > 0:
-                backend.BipartiteMatch(ws.Metric, batch, t, d, config.ClassToken, config.Distilled, ws.Best, ws.BestIndex);
-                backend.SelectTopR(ws.Best, batch, (t + 1) / 2, r, config.ClassToken, ws.Order);
+                // Prefix tokens (class, distillation, registers) keep their even/odd slots and are protected there; see IBackend.
+                backend.BipartiteMatch(ws.Metric, batch, t, d, p, ws.Best, ws.BestIndex);
+                backend.SelectTopR(ws.Best, batch, (t + 1) / 2, r, p > 0, ws.Order);
                 if (trace?.OnMerge is { } onMerge)
                     ReportMerge(onMerge, l, ws, batch, (t + 1) / 2, r);
                 DeviceBuffer? weight = null;
@@ -253,7 +271,7 @@ internal sealed class ForwardPass : IDisposable
                     backend.ClassImportance(ws.Qkv, ws.ClassAttention, batch, t, config.NumHeads, d, ws.Score);
                     weight = ws.Score;
                 }
-                backend.Merge(ws.X, ws.Size, ws.Groups, ws.Order, ws.BestIndex, weight, batch, t, c, t0, r, config.Distilled,
+                backend.Merge(ws.X, ws.Size, ws.Groups, ws.Order, ws.BestIndex, weight, batch, t, c, t0, r, p,
                     ws.XNext, ws.SizeNext, ws.GroupsNext);
                 return t - r;
 
@@ -375,7 +393,7 @@ internal sealed class ForwardPass : IDisposable
             SizeNext = backend.AllocateFloat(batch * t0);
             Groups = backend.AllocateInt(batch * t0);
             GroupsNext = backend.AllocateInt(batch * t0);
-            Pooled = backend.AllocateFloat(batch * Math.Max(1, config.PrefixTokens) * c);
+            Pooled = backend.AllocateFloat(batch * (config.Distilled ? 2 : 1) * c);
             Logits = backend.AllocateFloat(batch * config.NumClasses);
             ClassAttention = backend.AllocateFloat(batch * t0);
             Score = backend.AllocateFloat(batch * t0);

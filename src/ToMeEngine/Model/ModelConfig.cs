@@ -32,6 +32,12 @@ public sealed record ModelConfig
     public bool FcNorm { get; init; }
     public bool QkvBias { get; init; } = true;
     public bool LayerScale { get; init; }
+
+    /// <summary>timm's <c>reg_tokens</c>: learned register tokens after the class token, [cls, reg..., patches].</summary>
+    public int RegTokens { get; init; }
+
+    /// <summary>timm's <c>no_embed_class</c>: the position embedding covers the patches only (DeiT III, DINOv2 with registers).</summary>
+    public bool NoEmbedClass { get; init; }
     public float NormEps { get; init; } = 1e-6f;
     public required PreprocessConfig Preprocess { get; init; }
     public IReadOnlyList<string>? LabelNames { get; init; }
@@ -39,8 +45,11 @@ public sealed record ModelConfig
     public int GridSize => ImageSize / PatchSize;
     public int NumPatches => GridSize * GridSize;
 
-    /// <summary>Class and distillation tokens: kept first and never merged away.</summary>
-    public int PrefixTokens => (ClassToken ? 1 : 0) + (Distilled ? 1 : 0);
+    /// <summary>Class, distillation and register tokens: kept first and never merged away.</summary>
+    public int PrefixTokens => (ClassToken ? 1 : 0) + (Distilled ? 1 : 0) + RegTokens;
+
+    /// <summary>Rows of <c>pos_embed</c>: every token, or the patches only with <see cref="NoEmbedClass"/>.</summary>
+    public int PosEmbedTokens => NoEmbedClass ? NumPatches : Tokens;
 
     public int Tokens => NumPatches + PrefixTokens;
     public int HeadDim => EmbedDim / NumHeads;
@@ -52,7 +61,7 @@ public sealed record ModelConfig
         {
             long c = EmbedDim, h = MlpHidden;
             long perBlock = 4 * c + (3 * c * c + (QkvBias ? 3 * c : 0)) + (c * c + c) + (c * h + h) + (h * c + c) + (LayerScale ? 2 * c : 0);
-            long embed = 3L * PatchSize * PatchSize * c + c + (long)Tokens * c + PrefixTokens * c;
+            long embed = 3L * PatchSize * PatchSize * c + c + (long)PosEmbedTokens * c + PrefixTokens * c;
             long heads = (Distilled ? 2 : 1) * (c * NumClasses + NumClasses);
             return embed + Depth * perBlock + 2 * c + heads;
         }
@@ -71,6 +80,9 @@ public sealed record ModelConfig
         Require(MlpHidden > 0, $"mlp hidden size {MlpHidden} must be positive");
         Require(NumClasses > 0, $"num_classes {NumClasses} must be positive (models without a head are not supported)");
         Require(!(Distilled && !ClassToken), "a distilled model needs a class token");
+        Require(RegTokens is >= 0 and <= 256, $"reg_tokens {RegTokens} must be in 0..256");
+        // timm's distilled ViT places [cls, dist, patches] and has no slot for registers.
+        Require(!(Distilled && RegTokens > 0), "a distilled model with register tokens is not a timm layout");
         Require(GlobalPool == GlobalPool.Avg || ClassToken, "global_pool 'token' needs a class token");
         Require(Preprocess.Mean.Length == 3 && Preprocess.Std.Length == 3, "mean and std must have 3 entries");
         Require(Preprocess.Std.All(s => s > 0 && float.IsFinite(s)), "std entries must be positive");

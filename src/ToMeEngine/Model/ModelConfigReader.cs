@@ -31,7 +31,7 @@ public static class ModelConfigReader
         var arch = ArchitectureTable.TryResolve(archName, out var known) ? known
             : GetInt(args, "embed_dim", source) is int dim && GetInt(args, "depth", source) is int depth && GetInt(args, "num_heads", source) is int heads
               && GetInt(args, "patch_size", source) is int patch && GetInt(args, "img_size", source) is int img
-                ? new ArchitectureTable.Architecture(archName.Split('.', 2)[0], archName.StartsWith("deit", StringComparison.Ordinal) ? "deit" : "vit",
+                ? new ArchitectureTable.Architecture(archName.Split('.', 2)[0], FamilyOf(archName),
                     dim, depth, heads, patch, img, archName.Contains("distilled", StringComparison.Ordinal))
                 : ArchitectureTable.Resolve(archName);
         RefuseUnsupported(args, source);
@@ -40,7 +40,8 @@ public static class ModelConfigReader
         int embedDim = GetInt(args, "embed_dim", source) ?? arch.EmbedDim;
         int imageSize = GetInt(args, "img_size", source) ?? InputSize(pre, source) ?? arch.ImageSize;
         bool classToken = GetBool(args, "class_token", source) ?? true;
-        var pool = ParsePool(GetString(args, "global_pool", source) ?? GetString(root, "global_pool", source) ?? (classToken ? "token" : "avg"), source);
+        var pool = (GetString(args, "global_pool", source) ?? GetString(root, "global_pool", source)) is { } poolName ? ParsePool(poolName, source)
+            : classToken ? arch.GlobalPool : GlobalPool.Avg;
         var labels = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
             ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
             : null;
@@ -59,7 +60,9 @@ public static class ModelConfigReader
             GlobalPool = pool,
             FcNorm = GetBool(args, "fc_norm", source) ?? pool == GlobalPool.Avg,
             QkvBias = GetBool(args, "qkv_bias", source) ?? true,
-            LayerScale = GetDouble(args, "init_values", source) is not null,
+            LayerScale = GetDouble(args, "init_values", source) is not null || arch.LayerScale,
+            RegTokens = GetInt(args, "reg_tokens", source) ?? arch.RegTokens,
+            NoEmbedClass = GetBool(args, "no_embed_class", source) ?? arch.NoEmbedClass,
             Preprocess = ReadPreprocess(pre, imageSize, arch.Family, source),
             LabelNames = labels,
         };
@@ -95,6 +98,8 @@ public static class ModelConfigReader
             FcNorm = GetBool(root, "fc_norm", source) ?? pool == GlobalPool.Avg,
             QkvBias = GetBool(root, "qkv_bias", source) ?? true,
             LayerScale = GetBool(root, "layer_scale", source) ?? GetDouble(root, "init_values", source) is not null,
+            RegTokens = GetInt(root, "reg_tokens", source) ?? 0,
+            NoEmbedClass = GetBool(root, "no_embed_class", source) ?? false,
             Preprocess = ReadPreprocess(root, imageSize, distilled ? "deit" : "vit", source),
             LabelNames = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
                 ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
@@ -107,15 +112,22 @@ public static class ModelConfigReader
     /// <summary>timm options the forward pass does not implement: refused by name rather than run wrongly.</summary>
     private static void RefuseUnsupported(JsonElement args, string source)
     {
-        if (GetInt(args, "reg_tokens", source) is > 0)
-            throw new InvalidModelException($"{source}: register tokens (reg_tokens) are not supported by this engine yet");
-        if (GetBool(args, "no_embed_class", source) is true)
-            throw new InvalidModelException($"{source}: no_embed_class (position embeddings for patches only) is not supported by this engine yet");
+        foreach (var option in (string[])["qk_norm", "pre_norm", "dynamic_img_size"])
+            if (GetBool(args, option, source) is true)
+                throw new InvalidModelException($"{source}: {option} is not supported by this engine");
     }
+
+    /// <summary>The preprocessing family of a name the table does not know, from its prefix.</summary>
+    private static string FamilyOf(string name) =>
+        name.StartsWith("deit3", StringComparison.Ordinal) ? "deit3"
+        : name.StartsWith("deit", StringComparison.Ordinal) ? "deit"
+        : name.Split('.', 2)[0].EndsWith("dinov2", StringComparison.Ordinal) ? "dinov2"
+        : "vit";
 
     private static PreprocessConfig ReadPreprocess(JsonElement cfg, int imageSize, string family, string source)
     {
-        bool deit = family == "deit";
+        // Only Google's ViTs (AugReg) normalize with 0.5; DeiT, DeiT III, DINOv2 and MAE use ImageNet statistics.
+        bool deit = family != "vit";
         var interpolation = GetString(cfg, "interpolation", source) ?? "bicubic";
         return new PreprocessConfig
         {

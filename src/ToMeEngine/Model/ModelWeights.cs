@@ -25,7 +25,8 @@ public sealed class ModelWeights
     public required float[] PatchBias { get; init; }       // [C]
     public float[]? ClassToken { get; init; }              // [C]
     public float[]? DistToken { get; init; }               // [C]
-    public required float[] PosEmbed { get; init; }        // [T, C]
+    public float[]? RegTokens { get; init; }               // [R, C] register tokens
+    public required float[] PosEmbed { get; init; }        // [PosEmbedTokens, C]: every token, or the patches only (NoEmbedClass)
     public required BlockWeights[] Blocks { get; init; }
     public float[]? NormWeight { get; init; }              // [C] final norm (token pooling)
     public float[]? NormBias { get; init; }
@@ -46,7 +47,9 @@ public sealed class ModelWeights
             yield return ("cls_token", [1, 1, dim]);
         if (c.Distilled)
             yield return ("dist_token", [1, 1, dim]);
-        yield return ("pos_embed", [1, c.Tokens, dim]);
+        if (c.RegTokens > 0)
+            yield return ("reg_token", [1, c.RegTokens, dim]);
+        yield return ("pos_embed", [1, c.PosEmbedTokens, dim]);
         for (int i = 0; i < c.Depth; i++)
         {
             var b = $"blocks.{i}.";
@@ -92,7 +95,10 @@ public sealed class ModelWeights
     public static ModelWeights Load(SafeTensorsFile file, ModelConfig config)
     {
         var expected = Check(file, config);
-        return Build(config, name => expected.Contains(name) ? file.ReadFloat32(name) : null);
+        var pos = file.Get("pos_embed").Shape;
+        return Build(config, name => !expected.Contains(name) ? null
+            : name == "pos_embed" && PosEmbedResampler.StoredGrid(pos, config) is int grid ? PosEmbedResampler.Resample(file.ReadFloat32(name), config, grid)
+            : file.ReadFloat32(name));
     }
 
     /// <summary>Checks names, shapes and dtypes against the configuration; returns the expected names.</summary>
@@ -105,7 +111,9 @@ public sealed class ModelWeights
             if (!file.Contains(name))
                 throw new InvalidModelException($"{fileName}: missing tensor '{name}' (expected shape {TensorInfo.FormatShape(shape)} for {config.Architecture})");
             var info = file.Get(name);
-            if (!info.Shape.SequenceEqual(shape))
+            // A position embedding for another square grid is resampled to the config's at load.
+            bool otherGrid = name == "pos_embed" && PosEmbedResampler.StoredGrid(info.Shape, config) is not null;
+            if (!otherGrid && !info.Shape.SequenceEqual(shape))
                 throw new InvalidModelException($"{fileName}: tensor '{name}' has shape {info.ShapeText}, expected {TensorInfo.FormatShape(shape)} for {config.Architecture}");
             if (info.DType is not (DType.F32 or DType.F16 or DType.BF16))
                 throw new InvalidModelException($"{fileName}: tensor '{name}' is {info.DType}, expected F32, F16 or BF16");
@@ -152,6 +160,7 @@ public sealed class ModelWeights
             PatchBias = Read("patch_embed.proj.bias"),
             ClassToken = Maybe("cls_token"),
             DistToken = Maybe("dist_token"),
+            RegTokens = Maybe("reg_token"),
             PosEmbed = Read("pos_embed"),
             Blocks = blocks,
             NormWeight = Maybe("norm.weight"),

@@ -4,20 +4,22 @@ namespace ToMe.Tests.Cuda;
 public class CudaMergingOpTests
 {
     [Theory]
-    [InlineData(1, 1, 64, true, false)]
-    [InlineData(1, 2, 64, true, false)]
-    [InlineData(3, 3, 64, false, false)]
-    [InlineData(3, 197, 64, true, false)]
-    [InlineData(1, 198, 64, true, true)]
-    [InlineData(2, 577, 64, true, false)]
-    [InlineData(3, 1025, 64, false, false)]
-    [InlineData(1, 197, 80, true, false)]
-    [InlineData(1, 33, 191, false, true)]
-    public void BipartiteMatchMatchesCpu(int batch, int tokens, int dim, bool classToken, bool distillToken)
+    [InlineData(1, 1, 64, 1)]
+    [InlineData(1, 2, 64, 1)]
+    [InlineData(3, 3, 64, 0)]
+    [InlineData(3, 197, 64, 1)]
+    [InlineData(1, 198, 64, 2)]
+    [InlineData(2, 577, 64, 1)]
+    [InlineData(3, 1025, 64, 0)]
+    [InlineData(1, 197, 80, 1)]
+    [InlineData(1, 33, 191, 2)]
+    [InlineData(2, 261, 64, 5)]   // class token + 4 registers
+    [InlineData(1, 260, 64, 4)]   // 4 registers, no class token
+    public void BipartiteMatchMatchesCpu(int batch, int tokens, int dim, int prefixTokens)
     {
         var metric = Gpu.Random(batch * tokens * dim, seed: tokens * 7 + dim);
-        var (expectedBest, expectedIndex, best, index) = Match(metric, batch, tokens, dim, classToken, distillToken);
-        string what = $"match B={batch} T={tokens} D={dim} cls={classToken} dist={distillToken}";
+        var (expectedBest, expectedIndex, best, index) = Match(metric, batch, tokens, dim, prefixTokens);
+        string what = $"match B={batch} T={tokens} D={dim} prefix={prefixTokens}";
         Gpu.AssertClose(expectedBest, best, 1e-5f, 1e-5f, what + " best");
         // Random metrics have no exact ties, but two candidates may lie within rounding of each other: then either is right,
         // as long as the chosen one scores the best value (on the CPU's normalization).
@@ -53,22 +55,22 @@ public class CudaMergingOpTests
             image.Slice(21 * dim, dim).Clear();   // B 10: zero norm
             image.Slice(7 * dim, dim).CopyTo(image.Slice(40 * dim, dim)); // A 20 equals B 3 (and its twins)
         }
-        var (expectedBest, expectedIndex, best, index) = Match(metric, batch, tokens, dim, classToken: true, distillToken);
+        var (expectedBest, expectedIndex, best, index) = Match(metric, batch, tokens, dim, distillToken ? 2 : 1);
         Gpu.AssertClose(expectedBest, best, 1e-5f, 1e-5f, "tied match best");
         Assert.Equal(expectedIndex, index);
         Assert.Equal(distillToken ? 1 : 0, index[5]);
     }
 
     private static (float[] ExpectedBest, int[] ExpectedIndex, float[] Best, int[] Index) Match(
-        float[] values, int batch, int tokens, int dim, bool classToken, bool distillToken)
+        float[] values, int batch, int tokens, int dim, int prefixTokens)
     {
         using var pair = BackendPair.Create();
         int ta = (tokens + 1) / 2;
         var metric = pair.Floats(values);
         var best = pair.FloatOutput(batch * ta);
         var index = pair.IntOutput(batch * ta);
-        pair.Cpu.BipartiteMatch(metric.Cpu, batch, tokens, dim, classToken, distillToken, best.Cpu, index.Cpu);
-        pair.Gpu.BipartiteMatch(metric.Gpu, batch, tokens, dim, classToken, distillToken, best.Gpu, index.Gpu);
+        pair.Cpu.BipartiteMatch(metric.Cpu, batch, tokens, dim, prefixTokens, best.Cpu, index.Cpu);
+        pair.Gpu.BipartiteMatch(metric.Gpu, batch, tokens, dim, prefixTokens, best.Gpu, index.Gpu);
         return (pair.ReadCpu(best.Cpu, batch * ta), pair.ReadCpuInts(index.Cpu, batch * ta),
             pair.ReadGpu(best.Gpu, batch * ta, "best"), pair.ReadGpuInts(index.Gpu, batch * ta, "best index"));
     }
@@ -164,9 +166,9 @@ public class CudaMergingOpTests
         var sizeOut = pair.FloatOutput(batch * newTokens);
         var groupsOut = pair.IntOutput(batch * originalTokens);
 
-        pair.Cpu.Merge(x.Cpu, size.Cpu, groups.Cpu, order.Cpu, bestIndex.Cpu, null, batch, tokens, channels, originalTokens, r, distillToken,
+        pair.Cpu.Merge(x.Cpu, size.Cpu, groups.Cpu, order.Cpu, bestIndex.Cpu, null, batch, tokens, channels, originalTokens, r, distillToken ? 2 : 0,
             xOut.Cpu, sizeOut.Cpu, groupsOut.Cpu);
-        pair.Gpu.Merge(x.Gpu, size.Gpu, groups.Gpu, order.Gpu, bestIndex.Gpu, null, batch, tokens, channels, originalTokens, r, distillToken,
+        pair.Gpu.Merge(x.Gpu, size.Gpu, groups.Gpu, order.Gpu, bestIndex.Gpu, null, batch, tokens, channels, originalTokens, r, distillToken ? 2 : 0,
             xOut.Gpu, sizeOut.Gpu, groupsOut.Gpu);
 
         string what = $"merge B={batch} T={tokens} C={channels} r={r} dist={distillToken} allIntoOne={allIntoOne}";

@@ -82,9 +82,9 @@ public class CudaVariantOpTests
         var sizeOut = pair.FloatOutput(batch * newTokens);
         var groupsOut = pair.IntOutput(batch * originalTokens);
 
-        pair.Cpu.Merge(x.Cpu, size.Cpu, groups.Cpu, order.Cpu, bestIndex.Cpu, weight.Cpu, batch, tokens, channels, originalTokens, r, distillToken,
+        pair.Cpu.Merge(x.Cpu, size.Cpu, groups.Cpu, order.Cpu, bestIndex.Cpu, weight.Cpu, batch, tokens, channels, originalTokens, r, distillToken ? 2 : 0,
             xOut.Cpu, sizeOut.Cpu, groupsOut.Cpu);
-        pair.Gpu.Merge(x.Gpu, size.Gpu, groups.Gpu, order.Gpu, bestIndex.Gpu, weight.Gpu, batch, tokens, channels, originalTokens, r, distillToken,
+        pair.Gpu.Merge(x.Gpu, size.Gpu, groups.Gpu, order.Gpu, bestIndex.Gpu, weight.Gpu, batch, tokens, channels, originalTokens, r, distillToken ? 2 : 0,
             xOut.Gpu, sizeOut.Gpu, groupsOut.Gpu);
 
         string what = $"weighted merge B={batch} T={tokens} C={channels} r={r} dist={distillToken} scores={scores}";

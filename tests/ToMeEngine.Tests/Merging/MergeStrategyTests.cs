@@ -129,7 +129,7 @@ public class MergeStrategyTests
             var groupsOut = cpu.AllocateInt(tokens);
             var w = weight is null ? null : Buffer(cpu, weight);
             cpu.Merge(Buffer(cpu, x), Buffer(cpu, sizes), IntBuffer(cpu, Enumerable.Range(0, tokens).ToArray()), IntBuffer(cpu, order),
-                IntBuffer(cpu, bestIndex), w, 1, tokens, channels, tokens, r, false, xOut, sizeOut, groupsOut);
+                IntBuffer(cpu, bestIndex), w, 1, tokens, channels, tokens, r, 1, xOut, sizeOut, groupsOut);
             Assert.Equal(new float[] { 1, 2, 6, 5, 4 }, CpuBackend.F(sizeOut)); // sizes still add up
             return CpuBackend.F(xOut);
         }

@@ -22,7 +22,10 @@ internal sealed class ReferenceVit(ModelWeights weights)
         int s = config.ImageSize, ps = config.PatchSize, g = config.GridSize, c = config.EmbedDim, p = config.PrefixTokens;
         int t0 = config.Tokens;
         var x = new List<double[]>();
-        var prefix = new[] { weights.ClassToken, weights.DistToken }.Where(v => v is not null).ToArray();
+        // timm's token order: [cls, dist, patches] or [cls, reg..., patches].
+        var prefix = new[] { weights.ClassToken, weights.DistToken }.Where(v => v is not null).ToList();
+        for (int r = 0; r < config.RegTokens; r++)
+            prefix.Add(weights.RegTokens![(r * c)..((r + 1) * c)]);
         foreach (var v in prefix)
             x.Add(v!.Select(f => (double)f).ToArray());
         int offset = image * 3 * s * s;
@@ -43,9 +46,11 @@ internal sealed class ReferenceVit(ModelWeights weights)
                 x.Add(e);
             }
         }
-        for (int t = 0; t < t0; t++)
+        // no_embed_class: the position embedding has rows for the patches only, and the prefix tokens get none.
+        int positioned = config.NoEmbedClass ? prefix.Count : 0;
+        for (int t = positioned; t < t0; t++)
             for (int i = 0; i < c; i++)
-                x[t][i] += weights.PosEmbed[t * c + i];
+                x[t][i] += weights.PosEmbed[(t - positioned) * c + i];
 
         var size = Enumerable.Repeat(1.0, t0).ToArray();
         var groups = Enumerable.Range(0, t0).ToArray();

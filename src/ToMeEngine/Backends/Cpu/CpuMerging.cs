@@ -4,9 +4,10 @@ namespace ToMe.Backends.Cpu;
 
 internal sealed partial class CpuBackend
 {
-    public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, bool classToken, bool distillToken,
+    public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens,
         DeviceBuffer best, DeviceBuffer bestIndex)
     {
+        int protectedA = (prefixTokens + 1) / 2, protectedB = prefixTokens / 2;
         var m = F(metric);
         var bestValue = F(best);
         var bestIdx = I(bestIndex);
@@ -31,10 +32,10 @@ internal sealed partial class CpuBackend
                 {
                     float max = float.NegativeInfinity;
                     int arg = 0;
-                    if (!(classToken && i == 0))
+                    if (i >= protectedA)
                     {
                         var a = normalized.AsSpan(2 * i * dim, dim);
-                        for (int j = distillToken ? 1 : 0; j < tb; j++)
+                        for (int j = protectedB; j < tb; j++)
                         {
                             float s = TensorPrimitives.Dot(a, normalized.AsSpan((2 * j + 1) * dim, dim));
                             if (s > max)
@@ -69,9 +70,10 @@ internal sealed partial class CpuBackend
     }
 
     public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
-        int batch, int tokens, int channels, int originalTokens, int r, bool distillToken,
+        int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
     {
+        int protectedA = (prefixTokens + 1) / 2, protectedB = prefixTokens / 2;
         var xs = F(x);
         var sizes = F(size);
         var weights = weight is null ? null : F(weight);
@@ -90,9 +92,10 @@ internal sealed partial class CpuBackend
             for (int b = start; b < end; b++)
             {
                 var o = ord.AsSpan(b * ta, ta);
-                int NewIndexOfB(int j) => distillToken ? (j == 0 ? 1 : kept + j) : kept + j;
+                // Prefix tokens return to their original positions 2k (A) and 2j + 1 (B); the rest follow in ToMe's order.
+                int NewIndexOfB(int j) => j < protectedB ? 2 * j + 1 : kept + j;
                 for (int k = 0; k < kept; k++)
-                    newIndexOfA[o[r + k]] = distillToken && k > 0 ? k + 1 : k;
+                    newIndexOfA[o[r + k]] = k < protectedA ? 2 * k : k + protectedB;
                 for (int k = 0; k < r; k++)
                     newIndexOfA[o[k]] = NewIndexOfB(dstOf[b * ta + o[k]]);
                 o[..r].CopyTo(sources);

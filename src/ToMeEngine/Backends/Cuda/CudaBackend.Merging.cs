@@ -11,10 +11,11 @@ internal sealed partial class CudaBackend
     /// <summary>Largest token count of merge_plan_i32 ((⌈T/2⌉ + T) ints of shared memory within 48 KiB).</summary>
     public const int MaxMergeTokens = 8192;
 
-    public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, bool classToken, bool distillToken,
+    public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens,
         DeviceBuffer best, DeviceBuffer bestIndex)
     {
         Current();
+        ArgumentOutOfRangeException.ThrowIfNegative(prefixTokens);
         if (dim > MaxMatchDim)
             throw new NotSupportedException($"bipartite matching on the GPU supports metric dims up to {MaxMatchDim}, not {dim}");
         int ta = (tokens + 1) / 2;
@@ -28,7 +29,7 @@ internal sealed partial class CudaBackend
         Launch("bipartite_match.cu", "l2_normalize_rows_f32", Blocks(rows, Block / 32), Block, 0,
             new KernelArgs().Add(metricPtr).Add(checked((int)rows)).Add(dim).Add(normalized));
         Launch("bipartite_match.cu", "bipartite_best_f32", new Dim3(Blocks(ta, 32), checked((uint)batch)), Block, (uint)((64 * dim + 32) * sizeof(float)),
-            new KernelArgs().Add(normalized).Add(tokens).Add(dim).Add(classToken ? 1 : 0).Add(distillToken ? 1 : 0).Add(bestPtr).Add(indexPtr));
+            new KernelArgs().Add(normalized).Add(tokens).Add(dim).Add((prefixTokens + 1) / 2).Add(prefixTokens / 2).Add(bestPtr).Add(indexPtr));
     }
 
     public void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order)
@@ -47,7 +48,7 @@ internal sealed partial class CudaBackend
     }
 
     public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
-        int batch, int tokens, int channels, int originalTokens, int r, bool distillToken,
+        int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
     {
         Current();
@@ -55,7 +56,8 @@ internal sealed partial class CudaBackend
             throw new NotSupportedException($"the GPU merge supports up to {MaxMergeTokens} tokens, not {tokens}");
         int ta = (tokens + 1) / 2, newTokens = tokens - r;
         ArgumentOutOfRangeException.ThrowIfNegative(r);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(r, ta - (distillToken ? 1 : 0));
+        ArgumentOutOfRangeException.ThrowIfNegative(prefixTokens);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(r, ta - (prefixTokens + 1) / 2);
         ulong xPtr = Float(x, (long)batch * tokens * channels, nameof(x));
         ulong sizePtr = Float(size, (long)batch * tokens, nameof(size));
         ulong groupsPtr = Int(groups, (long)batch * originalTokens, nameof(groups));
@@ -70,7 +72,7 @@ internal sealed partial class CudaBackend
         ulong ownOf = mergeOwner.Get((long)batch * newTokens);
         ulong srcDst = mergeDestination.Get((long)batch * ta);
         Launch("merge.cu", "merge_plan_i32", checked((uint)batch), Block, (uint)((ta + tokens) * sizeof(int)),
-            new KernelArgs().Add(orderPtr).Add(indexPtr).Add(groupsPtr).Add(tokens).Add(originalTokens).Add(r).Add(distillToken ? 1 : 0)
+            new KernelArgs().Add(orderPtr).Add(indexPtr).Add(groupsPtr).Add(tokens).Add(originalTokens).Add(r).Add((prefixTokens + 1) / 2).Add(prefixTokens / 2)
                 .Add(ownOf).Add(srcDst).Add(groupsOutPtr));
         // One warp per output token, 8 per block; ToMeCIS weighs the values by its scores (sizes where a group's sum to 0).
         if (weight is null)
