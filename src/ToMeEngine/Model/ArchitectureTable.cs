@@ -56,6 +56,8 @@ public static partial class ArchitectureTable
     }
 
     public static Architecture Resolve(string name) =>
-        TryResolve(name, out var a) ? a : throw new Weights.InvalidModelException(
-            $"unknown architecture '{name}' (expected a timm ViT/DeiT name such as {string.Join(", ", KnownNames.Take(4))}, ...; see `tome info --list`)");
+        TryResolve(name, out var a) ? a : throw new Weights.InvalidModelException(UnknownMessage(name));
+
+    internal static string UnknownMessage(string name) =>
+        $"unknown architecture '{name}' (expected a timm ViT/DeiT name such as {string.Join(", ", KnownNames.Take(4))}, ...; see `tome info --list`)";
 }
