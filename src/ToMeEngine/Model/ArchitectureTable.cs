@@ -18,7 +18,7 @@ public static partial class ArchitectureTable
     /// <summary>One resolved architecture name.</summary>
     public sealed record Architecture(string Name, string Family, int EmbedDim, int Depth, int NumHeads, int PatchSize, int ImageSize, bool Distilled);
 
-    [GeneratedRegex(@"^(?<family>vit|deit)_(?<size>tiny|small|base|large|huge)(?<dist>_distilled)?_patch(?<patch>\d+)_(?<img>\d+)$")]
+    [GeneratedRegex(@"^(?<family>vit|deit)_(?<size>tiny|small|base|large|huge)(?<dist>_distilled)?_patch(?<patch>\d{1,4})_(?<img>\d{1,5})$")]
     private static partial Regex NamePattern();
 
     /// <summary>Names as timm registers them, for listings; <see cref="TryResolve"/> accepts these and their tagged forms.</summary>
