@@ -163,6 +163,7 @@ internal static partial class HostileCorpus
         int sofLength = (good[sof + 2] << 8) | good[sof + 3];
         yield return Image("jpg_truncated.jpg", "JPEG", good[..(good.Length / 2)]);
         yield return Image("jpg_max_size.jpg", "exceeds the limit", Patch(good, sof + 5, 0xFF, 0xFF, 0xFF, 0xFF));
+        yield return Image("jpg_forged_size_tiny_data.jpg", "forged header", Patch(good, sof + 5, 10000 >> 8, 10000 & 255, 10000 >> 8, 10000 & 255));
         yield return Image("jpg_sos_before_sof.jpg", "SOS before SOF", [.. good[..sof], .. good[(sof + 2 + sofLength)..]]);
         yield return Image("jpg_segment_length_one.jpg", "invalid segment length 1", Patch(good, dqt + 2, 0, 1));
         yield return Image("jpg_segment_past_end.jpg", "truncated marker segment", Patch(good, dqt + 2, 0xFF, 0xFF));
