@@ -48,10 +48,24 @@ public sealed record EngineOptions
     /// <summary>Limits for decoding images (maximum pixels, file size).</summary>
     public DecodeOptions Decode { get; init; } = DecodeOptions.Default;
 
+    /// <summary>Limits for reading model files (header size, tensor count, config size and JSON depth).</summary>
+    public Weights.ModelLimits ModelLimits { get; init; } = Weights.ModelLimits.Default;
+
+    /// <summary>
+    /// GPU memory the engine may plan for, in bytes; 0 means no limit. On the CUDA backend, loading refuses a model
+    /// whose estimated need at <see cref="MaxBatchSize"/> exceeds it (see <see cref="GpuMemoryBudget"/>); the CPU backend ignores it.
+    /// </summary>
+    public long GpuMemoryBudgetBytes { get; init; }
+
     internal void Validate()
     {
         if (MaxBatchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "must be at least 1");
+        if (GpuMemoryBudgetBytes < 0)
+            throw new ArgumentOutOfRangeException(nameof(GpuMemoryBudgetBytes), GpuMemoryBudgetBytes, "must be 0 (no limit) or positive");
+        ArgumentNullException.ThrowIfNull(Decode);
+        ArgumentNullException.ThrowIfNull(ModelLimits);
+        ModelLimits.Validate();
         if (Threads < 0)
             throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "must be 0 (all cores) or positive");
         if (Device < 0)

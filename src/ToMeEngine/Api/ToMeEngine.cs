@@ -54,6 +54,7 @@ public sealed class ToMeEngine : IDisposable
         }, options.Threads, options.Device);
         try
         {
+            GpuMemoryBudget.Check(Config, options, backend.Name);
             pass = new ForwardPass(backend, weights);
         }
         catch
@@ -72,7 +73,7 @@ public sealed class ToMeEngine : IDisposable
     {
         options ??= new EngineOptions();
         options.Validate();
-        return new ToMeEngine(ModelLoader.Load(model), options);
+        return new ToMeEngine(ModelLoader.Load(model, options.ModelLimits), options);
     }
 
     /// <summary>Builds an engine from weights already in memory (e.g. <see cref="ModelWeights.Random"/>).</summary>
@@ -124,6 +125,9 @@ public sealed class ToMeEngine : IDisposable
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
     public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false)
     {
+        // Activations scale with the batch; the limit is what GpuMemoryBudgetBytes was checked against.
+        if (batch > Options.MaxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(batch), batch, $"exceeds EngineOptions.MaxBatchSize ({Options.MaxBatchSize}); split the input or use ClassifyBatch");
         var options = returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions;
         lock (gate)
         {

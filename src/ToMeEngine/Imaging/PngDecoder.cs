@@ -116,6 +116,10 @@ internal static class PngDecoder
             if (pw > 0 && ph > 0) expected += ph * (1 + (pw * bitsPerPixel + 7) / 8);
         }
         if (expected > int.MaxValue) throw Error("decompressed size too large");
+        // Deflate expands at most 1032:1, so a tiny IDAT declaring a huge picture is refused here,
+        // before the buffers for the declared size are allocated.
+        if (expected > idat.Length * 1032L + 1024)
+            throw Error($"{idat.Length} bytes of compressed data cannot hold the {expected} bytes {width}x{height} needs (truncated or forged header)");
         var raw = new byte[expected];
         idat.Position = 0;
         try

@@ -33,7 +33,7 @@ public static partial class ArchitectureTable
 
     // vit_{size}_patch{p}_{img} (timm; the MAE repository's fine-tuned models drop the _{img}: avg pool + fc_norm),
     // deit_{size}[_distilled]_patch{p}_{img}, deit3_{size}_patch{p}_{img}, vit_{size}_patch14[_reg4]_dinov2.
-    [GeneratedRegex(@"^(?:(?<family>vit|deit|deit3)_(?<size>[a-z]+)(?<dist>_distilled)?_patch(?<patch>\d+)(?:_(?<img>\d+))?|vit_(?<size>[a-z]+)_patch(?<patch>\d+)(?<reg>_reg(?<regs>\d+))?_(?<dinov2>dinov2))$")]
+    [GeneratedRegex(@"^(?:(?<family>vit|deit|deit3)_(?<size>[a-z]+)(?<dist>_distilled)?_patch(?<patch>\d{1,4})(?:_(?<img>\d{1,5}))?|vit_(?<size>[a-z]+)_patch(?<patch>\d{1,4})(?<reg>_reg(?<regs>\d{1,3}))?_(?<dinov2>dinov2))$")]
     private static partial Regex NamePattern();
 
     private static readonly string[] Sizes = ["tiny", "small", "base", "large", "huge"];
@@ -117,6 +117,8 @@ public static partial class ArchitectureTable
     }
 
     public static Architecture Resolve(string name) =>
-        TryResolve(name, out var a) ? a : throw new Weights.InvalidModelException(
-            $"unknown architecture '{name}' (expected a timm ViT/DeiT name such as {string.Join(", ", KnownNames.Take(4))}, ...; see `tome info --list`)");
+        TryResolve(name, out var a) ? a : throw new Weights.InvalidModelException(UnknownMessage(name));
+
+    internal static string UnknownMessage(string name) =>
+        $"unknown architecture '{name}' (expected a timm ViT/DeiT name such as {string.Join(", ", KnownNames.Take(4))}, ...; see `tome info --list`)";
 }

@@ -89,5 +89,6 @@ public sealed record ModelConfig
         Require(Preprocess.CropPct is > 0 and <= 1.0 + 1e-9, $"crop_pct {Preprocess.CropPct} must be in (0, 1]");
         Require(Preprocess.ImgSize == ImageSize, $"pretrained_cfg input size {Preprocess.ImgSize} differs from img_size {ImageSize}");
         Require(LabelNames is null || LabelNames.Count == NumClasses, $"label_names has {LabelNames?.Count} entries, expected num_classes = {NumClasses}");
+        ConfigLimits.Check(this, source);
     }
 }

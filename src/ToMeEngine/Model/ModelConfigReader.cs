@@ -21,9 +21,9 @@ public static class ModelConfigReader
         FromHubConfig($$"""{"architecture": "{{name.Replace("\"", "")}}", "num_classes": {{numClasses}}}""", $"architecture '{name}'");
 
     /// <summary>Reads timm's hub <c>config.json</c>.</summary>
-    public static ModelConfig FromHubConfig(string json, string source)
+    public static ModelConfig FromHubConfig(string json, string source, ModelLimits? limits = null)
     {
-        using var doc = Parse(json, source);
+        using var doc = Parse(json, source, limits);
         var root = doc.RootElement;
         var archName = GetString(root, "architecture", source) ?? throw new InvalidModelException($"{source}: missing field 'architecture'");
         var args = root.TryGetProperty("model_args", out var ma) && ma.ValueKind == JsonValueKind.Object ? ma : default;
@@ -33,7 +33,8 @@ public static class ModelConfigReader
               && GetInt(args, "patch_size", source) is int patch && GetInt(args, "img_size", source) is int img
                 ? new ArchitectureTable.Architecture(archName.Split('.', 2)[0], FamilyOf(archName),
                     dim, depth, heads, patch, img, archName.Contains("distilled", StringComparison.Ordinal))
-                : ArchitectureTable.Resolve(archName);
+                : ArchitectureTable.TryResolve(archName, out var named) ? named
+                : throw new InvalidModelException($"{source}: {ArchitectureTable.UnknownMessage(archName)}");
         RefuseUnsupported(args, source);
         var pre = root.TryGetProperty("pretrained_cfg", out var pc) && pc.ValueKind == JsonValueKind.Object ? pc : default;
 
@@ -43,7 +44,7 @@ public static class ModelConfigReader
         var pool = (GetString(args, "global_pool", source) ?? GetString(root, "global_pool", source)) is { } poolName ? ParsePool(poolName, source)
             : classToken ? arch.GlobalPool : GlobalPool.Avg;
         var labels = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
-            ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
+            ? Labels(ln, source)
             : null;
         var config = new ModelConfig
         {
@@ -71,9 +72,9 @@ public static class ModelConfigReader
     }
 
     /// <summary>Reads the engine's single-file config JSON (the fixtures' <c>__metadata__.config</c>).</summary>
-    public static ModelConfig FromEmbeddedConfig(string json, string source)
+    public static ModelConfig FromEmbeddedConfig(string json, string source, ModelLimits? limits = null)
     {
-        using var doc = Parse(json, source);
+        using var doc = Parse(json, source, limits);
         var root = doc.RootElement;
         RefuseUnsupported(root, source);
         int Required(string field) => GetInt(root, field, source) ?? throw new InvalidModelException($"{source}: config is missing field '{field}'");
@@ -102,7 +103,7 @@ public static class ModelConfigReader
             NoEmbedClass = GetBool(root, "no_embed_class", source) ?? false,
             Preprocess = ReadPreprocess(root, imageSize, distilled ? "deit" : "vit", source),
             LabelNames = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
-                ? ln.EnumerateArray().Select(e => e.GetString() ?? "").ToArray()
+                ? Labels(ln, source)
                 : null,
         };
         config.Validate(source);
@@ -148,9 +149,9 @@ public static class ModelConfigReader
     {
         if (pre.ValueKind != JsonValueKind.Object || !pre.TryGetProperty("input_size", out var s))
             return null;
-        if (s.ValueKind != JsonValueKind.Array || s.GetArrayLength() != 3 || s[1].GetInt32() != s[2].GetInt32())
-            throw new InvalidModelException($"{source}: pretrained_cfg.input_size must be [3, S, S], found {s.GetRawText()}");
-        return s[1].GetInt32();
+        if (s.ValueKind != JsonValueKind.Array || s.GetArrayLength() != 3 || !s[1].TryGetInt32Safe(out int side) || !s[2].TryGetInt32Safe(out int other) || side != other)
+            throw new InvalidModelException($"{source}: pretrained_cfg.input_size must be [3, S, S], found {Clip(s.GetRawText())}");
+        return side;
     }
 
     private static GlobalPool ParsePool(string value, string source) => value switch
@@ -160,11 +161,11 @@ public static class ModelConfigReader
         _ => throw new InvalidModelException($"{source}: global_pool '{value}' is not supported (expected 'token' or 'avg')"),
     };
 
-    private static JsonDocument Parse(string json, string source)
+    private static JsonDocument Parse(string json, string source, ModelLimits? limits)
     {
         try
         {
-            var doc = JsonDocument.Parse(json);
+            var doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = (limits ?? ModelLimits.Default).MaxJsonDepth });
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new InvalidModelException($"{source}: config must be a JSON object, found {doc.RootElement.ValueKind}");
             return doc;
@@ -185,10 +186,10 @@ public static class ModelConfigReader
     {
         if (!Has(obj, field, out var v))
             return null;
-        if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 2 && v[0].ValueKind == JsonValueKind.Number && v[0].GetInt32() == v[1].GetInt32())
-            return v[0].GetInt32(); // timm writes square sizes as [S, S]
+        if (v.ValueKind == JsonValueKind.Array && v.GetArrayLength() == 2 && v[0].TryGetInt32Safe(out int a) && v[1].TryGetInt32Safe(out int b) && a == b)
+            return a; // timm writes square sizes as [S, S]
         if (v.ValueKind != JsonValueKind.Number || !v.TryGetInt32(out int i))
-            throw new InvalidModelException($"{source}: field '{field}' must be an integer, found {v.GetRawText()}");
+            throw new InvalidModelException($"{source}: field '{field}' must be an integer, found {Clip(v.GetRawText())}");
         return i;
     }
 
@@ -196,9 +197,10 @@ public static class ModelConfigReader
     {
         if (!Has(obj, field, out var v))
             return null;
-        if (v.ValueKind != JsonValueKind.Number)
-            throw new InvalidModelException($"{source}: field '{field}' must be a number, found {v.GetRawText()}");
-        return v.GetDouble();
+        // 1e400 is valid JSON and reads as infinity.
+        if (v.ValueKind != JsonValueKind.Number || !v.TryGetDouble(out double d) || !double.IsFinite(d))
+            throw new InvalidModelException($"{source}: field '{field}' must be a finite number, found {Clip(v.GetRawText())}");
+        return d;
     }
 
     private static bool? GetBool(JsonElement obj, string field, string source)
@@ -209,7 +211,7 @@ public static class ModelConfigReader
         {
             JsonValueKind.True => true,
             JsonValueKind.False => false,
-            _ => throw new InvalidModelException($"{source}: field '{field}' must be true or false, found {v.GetRawText()}"),
+            _ => throw new InvalidModelException($"{source}: field '{field}' must be true or false, found {Clip(v.GetRawText())}"),
         };
     }
 
@@ -218,16 +220,38 @@ public static class ModelConfigReader
         if (!Has(obj, field, out var v))
             return null;
         if (v.ValueKind != JsonValueKind.String)
-            throw new InvalidModelException($"{source}: field '{field}' must be a string, found {v.GetRawText()}");
+            throw new InvalidModelException($"{source}: field '{field}' must be a string, found {Clip(v.GetRawText())}");
         return v.GetString();
+    }
+
+    private static string[] Labels(JsonElement names, string source)
+    {
+        var labels = new string[names.GetArrayLength()];
+        int i = 0;
+        foreach (var e in names.EnumerateArray())
+        {
+            if (e.ValueKind != JsonValueKind.String)
+                throw new InvalidModelException($"{source}: label_names[{i}] must be a string, found {Clip(e.GetRawText())}");
+            labels[i++] = e.GetString()!;
+        }
+        return labels;
+    }
+
+    /// <summary>Hostile values can be megabytes long; messages quote only their start.</summary>
+    private static string Clip(string raw) => raw.Length <= 80 ? raw : raw[..80] + "...";
+
+    private static bool TryGetInt32Safe(this JsonElement e, out int value)
+    {
+        value = 0;
+        return e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out value);
     }
 
     private static float[]? GetFloats(JsonElement obj, string field, string source)
     {
         if (!Has(obj, field, out var v))
             return null;
-        if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Number))
-            throw new InvalidModelException($"{source}: field '{field}' must be an array of numbers, found {v.GetRawText()}");
+        if (v.ValueKind != JsonValueKind.Array || v.EnumerateArray().Any(e => e.ValueKind != JsonValueKind.Number || !e.TryGetDouble(out var x) || !double.IsFinite(x)))
+            throw new InvalidModelException($"{source}: field '{field}' must be an array of finite numbers, found {Clip(v.GetRawText())}");
         return v.EnumerateArray().Select(e => (float)e.GetDouble()).ToArray();
     }
 }

@@ -12,23 +12,24 @@ namespace ToMe.Model;
 public static class ModelLoader
 {
     /// <summary>Reads the configuration and checks every tensor's name, shape and dtype, without converting the data.</summary>
-    public static ModelConfig ReadConfig(string path)
+    public static ModelConfig ReadConfig(string path, ModelLimits? limits = null)
     {
-        var (file, config) = Open(path);
+        var (file, config) = Open(path, limits);
         using (file)
             ModelWeights.Check(file, config);
         return config;
     }
 
-    public static ModelWeights Load(string path)
+    public static ModelWeights Load(string path, ModelLimits? limits = null)
     {
-        var (file, config) = Open(path);
+        var (file, config) = Open(path, limits);
         using (file)
             return ModelWeights.Load(file, config);
     }
 
-    private static (SafeTensorsFile, ModelConfig) Open(string path)
+    private static (SafeTensorsFile, ModelConfig) Open(string path, ModelLimits? limits)
     {
+        limits ??= ModelLimits.Default;
         path = ModelSource.Resolve(path);
         string weightsPath;
         string? hubConfigPath = null;
@@ -52,22 +53,38 @@ public static class ModelLoader
             throw new FileNotFoundException($"{path}: no such model folder or .safetensors file", path);
         }
 
-        var file = SafeTensorsFile.Open(weightsPath);
+        var file = SafeTensorsFile.Open(weightsPath, limits);
         try
         {
             ModelConfig config;
             if (file.Metadata.TryGetValue("config", out var embedded))
-                config = ModelConfigReader.FromEmbeddedConfig(embedded, $"{Path.GetFileName(weightsPath)} (__metadata__.config)");
+                config = ModelConfigReader.FromEmbeddedConfig(embedded, $"{Path.GetFileName(weightsPath)} (__metadata__.config)", limits);
             else if (hubConfigPath is not null)
-                config = ModelConfigReader.FromHubConfig(File.ReadAllText(hubConfigPath), hubConfigPath);
+                config = ModelConfigReader.FromHubConfig(ReadConfigText(hubConfigPath, limits), hubConfigPath, limits);
             else
                 throw new InvalidModelException($"{weightsPath}: no model configuration: expected __metadata__.config in the file or a config.json beside it");
             return (file, config);
+        }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or IndexOutOfRangeException
+                                      or OverflowException or (FormatException and not InvalidModelException))
+        {
+            // The readers check as they go; this net turns a missed check into the documented error.
+            file.Dispose();
+            throw new InvalidModelException($"{weightsPath}: malformed model configuration ({e.GetType().Name}: {e.Message})", e);
         }
         catch
         {
             file.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Reads config.json after checking its size, so a multi-gigabyte file is refused, not loaded.</summary>
+    private static string ReadConfigText(string path, ModelLimits limits)
+    {
+        var length = new FileInfo(File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? path).Length;
+        if (length > limits.MaxConfigBytes)
+            throw new InvalidModelException($"{path}: {length} bytes exceeds the {limits.MaxConfigBytes}-byte limit for a configuration (ModelLimits.MaxConfigBytes)");
+        return File.ReadAllText(path);
     }
 }

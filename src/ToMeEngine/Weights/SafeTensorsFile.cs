@@ -43,7 +43,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     }
 
     /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="InvalidModelException"/> naming the problem.</summary>
-    public static SafeTensorsFile Open(string path)
+    public static SafeTensorsFile Open(string path, ModelLimits? limits = null)
     {
         var full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
@@ -64,7 +64,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             acquired = true;
             p += view.PointerOffset;
-            var (tensors, metadata) = ParseHeader(name, new ReadOnlySpan<byte>(p, checked((int)Math.Min(length, int.MaxValue))), length);
+            var (tensors, metadata) = ParseHeader(name, new ReadOnlySpan<byte>(p, checked((int)Math.Min(length, int.MaxValue))), length, limits);
             return new SafeTensorsFile(full, map, view, p, length, tensors, metadata);
         }
         catch
@@ -78,13 +78,16 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     }
 
     /// <summary>Parses and validates a header; <paramref name="prefix"/> holds at least the first min(file, 2 GiB) bytes.</summary>
-    internal static (Dictionary<string, TensorInfo>, Dictionary<string, string>) ParseHeader(string name, ReadOnlySpan<byte> prefix, long fileLength)
+    internal static (Dictionary<string, TensorInfo>, Dictionary<string, string>) ParseHeader(string name, ReadOnlySpan<byte> prefix, long fileLength,
+        ModelLimits? limits = null)
     {
+        limits ??= ModelLimits.Default;
+        long maxHeader = Math.Min(limits.MaxHeaderBytes, int.MaxValue - 8);
         ulong headerLength = BitConverter.ToUInt64(prefix[..8]);
         if (BitConverter.IsLittleEndian is false)
             headerLength = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(headerLength);
-        if (headerLength > (ulong)MaxHeaderBytes)
-            throw new InvalidModelException($"{name}: header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
+        if (headerLength > (ulong)maxHeader)
+            throw new InvalidModelException($"{name}: header length {headerLength} exceeds the {maxHeader}-byte limit (ModelLimits.MaxHeaderBytes)");
         if (headerLength > (ulong)(fileLength - 8))
             throw new InvalidModelException($"{name}: header length {headerLength} runs past the end of the file ({fileLength} bytes)");
         if (headerLength < 2)
@@ -102,6 +105,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new InvalidModelException($"{name}: header is not valid JSON ({e.Message})", e);
         }
         using (doc)
+        try
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
                 throw new InvalidModelException($"{name}: header must be a JSON object, found {doc.RootElement.ValueKind}");
@@ -118,12 +122,21 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                     ReadMetadata(name, property.Value, metadata);
                     continue;
                 }
+                // Counted before the entry is parsed: a 100 MiB header could otherwise list millions.
+                if (tensors.Count >= limits.MaxTensors)
+                    throw new InvalidModelException($"{name}: more than {limits.MaxTensors} tensors in the header (ModelLimits.MaxTensors)");
                 if (tensors.ContainsKey(property.Name))
                     throw new InvalidModelException($"{name}: tensor '{property.Name}' appears twice in the header");
                 tensors.Add(property.Name, ReadEntry(name, property.Name, property.Value, dataStart, dataLength));
             }
             CheckNoOverlap(name, tensors.Values);
             return (tensors, metadata);
+        }
+        catch (InvalidOperationException e)
+        {
+            // The checks above cover each value's kind; this net turns a missed one, or an escaped lone
+            // surrogate ("\ud800") that JsonElement will not turn into a string, into the documented error.
+            throw new InvalidModelException($"{name}: malformed header ({e.Message})", e);
         }
     }
 
@@ -166,13 +179,17 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             throw new InvalidModelException($"{where}: {shape.Count} dimensions (at most 8 supported)");
         if (!value.TryGetProperty("data_offsets", out var offsets) || offsets.ValueKind != JsonValueKind.Array || offsets.GetArrayLength() != 2)
             throw new InvalidModelException($"{where}: 'data_offsets' must be an array [begin, end]");
-        if (!offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
+        if (offsets[0].ValueKind != JsonValueKind.Number || offsets[1].ValueKind != JsonValueKind.Number
+            || !offsets[0].TryGetInt64(out long begin) || !offsets[1].TryGetInt64(out long end) || begin < 0 || end < begin)
             throw new InvalidModelException($"{where}: data_offsets {offsets.GetRawText()} must be integers with 0 <= begin <= end");
         if (end > dataLength)
             throw new InvalidModelException($"{where}: data_offsets [{begin}, {end}] run past the end of the data ({dataLength} bytes; file truncated?)");
         if (elements > long.MaxValue / dtype.Size() || elements * dtype.Size() != end - begin)
             throw new InvalidModelException(
-                $"{where}: shape {TensorInfo.FormatShape(shape)} × {dtypeName} needs {elements * dtype.Size()} bytes but data_offsets [{begin}, {end}] hold {end - begin}");
+                $"{where}: shape {TensorInfo.FormatShape(shape)} × {dtypeName} needs {(elements > long.MaxValue / dtype.Size() ? "more than 2^63" : (elements * dtype.Size()).ToString())} bytes but data_offsets [{begin}, {end}] hold {end - begin}");
+        // Tensors are handed out as spans and float arrays, both indexed by int.
+        if (end - begin > int.MaxValue)
+            throw new InvalidModelException($"{where}: {end - begin} bytes; tensors over 2 GiB are not supported");
         return new TensorInfo(tensor, dtype, shape.ToArray(), dataStart + begin, end - begin);
     }
 

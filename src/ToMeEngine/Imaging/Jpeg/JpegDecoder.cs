@@ -216,6 +216,7 @@ internal sealed partial class JpegDecoder
         maxV = comps.Max(c => c.V);
         mcusX = (width + 8 * maxH - 1) / (8 * maxH);
         mcusY = (height + 8 * maxV - 1) / (8 * maxV);
+        long codedBlocks = 0;
         foreach (var c in comps)
         {
             if (maxH % c.H != 0 || maxV % c.V != 0)
@@ -224,6 +225,15 @@ internal sealed partial class JpegDecoder
             c.DownH = (int)(((long)height * c.V + maxV - 1) / maxV);
             c.CompBlocksW = (c.DownW + 7) / 8;
             c.CompBlocksH = (c.DownH + 7) / 8;
+            codedBlocks += (long)c.CompBlocksW * c.CompBlocksH;
+        }
+        // Every block's DC coefficient costs at least one bit (sequential scans and the first progressive DC scan
+        // code every block). A file shorter than that forged or lost its size: decoding it would fill the whole
+        // declared frame from nothing, seconds of work and a gigabyte of planes for a few bytes of input.
+        if (codedBlocks > (long)data.Length * 8)
+            throw Error($"{width}x{height} needs at least {codedBlocks / 8} bytes of coded data, the file has {data.Length} (truncated or forged header)");
+        foreach (var c in comps)
+        {
             c.BlocksW = mcusX * c.H;
             c.BlocksH = mcusY * c.V;
             c.Plane = new byte[checked(c.BlocksW * 8 * c.BlocksH * 8)];

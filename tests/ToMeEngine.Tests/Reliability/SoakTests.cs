@@ -1,0 +1,110 @@
+using ToMe.Backends.Cuda;
+using ToMe.Imaging;
+using ToMe.Tests.Support;
+
+namespace ToMe.Tests.Reliability;
+
+/// <summary>Soak tests measure process-wide counters, so they run alone, after the parallel tests.</summary>
+[CollectionDefinition(nameof(SoakCollection), DisableParallelization = true)]
+public sealed class SoakCollection;
+
+/// <summary>
+/// Long runs that would expose leaks: thousands of classifications on one engine and hundreds of engines created
+/// and disposed, with managed memory, open files, threads and mapped files measured before and after.
+/// <c>TOME_SOAK_SCALE=N</c> multiplies the counts for a longer run.
+/// </summary>
+[Collection(nameof(SoakCollection))]
+public sealed class SoakTests(ITestOutputHelper output)
+{
+    private static int Scale => int.TryParse(Environment.GetEnvironmentVariable("TOME_SOAK_SCALE"), out var s) && s > 0 ? s : 1;
+
+    private sealed record Snapshot(long Managed, int Files, int Threads, IReadOnlySet<string> Mapped, int FixtureMaps)
+    {
+        public override string ToString() => $"managed {Managed / 1024} KiB, {Files} fds, {Threads} threads, {Mapped.Count} mapped files ({FixtureMaps} mappings of the model)";
+    }
+
+    private static Snapshot Take(string modelPath)
+    {
+        long managed = ResourceProbe.ManagedBytes();
+        var maps = ResourceProbe.MappedFiles();
+        return new Snapshot(managed, ResourceProbe.OpenFiles(), ResourceProbe.Threads(), maps.ToHashSet(), maps.Count(m => m == modelPath));
+    }
+
+    private void Soak(BackendKind backend, int classifications, int engines)
+    {
+        var modelPath = Path.GetFullPath(Fixtures.ModelPath("vit_p14_d3"));
+        var jpeg = File.ReadAllBytes(GoodEngine.GoodImage);
+        var small = new RgbImage(24, 16, Enumerable.Range(0, 24 * 16 * 3).Select(i => (byte)(i * 11)).ToArray());
+        var options = new EngineOptions { Backend = backend, MaxBatchSize = 4 };
+        IReadOnlyList<Prediction> expected;
+
+        // Warm-up does one of everything, so JIT, pools and lazily built tables are already in the baseline.
+        using (var warm = ToMeEngine.Load(modelPath, options))
+        {
+            expected = warm.Classify(jpeg);
+            warm.Classify(small);
+            warm.ClassifyBatch([small, small, small, small, small]);
+        }
+        var before = Take(modelPath);
+        output.WriteLine($"before: {before}");
+        Assert.Equal(0, before.FixtureMaps);
+
+        // Caches (the thread pool's, the JIT's) fill during the first half; a leak keeps growing through the second.
+        Snapshot half, full;
+        using (var engine = ToMeEngine.Load(modelPath, options))
+        {
+            for (int i = 0; i < classifications / 2; i++)
+                Classify(engine, i);
+            half = Take(modelPath);
+            for (int i = classifications / 2; i < classifications; i++)
+                Classify(engine, i);
+            full = Take(modelPath);
+        }
+        output.WriteLine($"after {classifications / 2} / {classifications} classifications: {half} / {full}");
+        Assert.True(full.Managed - half.Managed < 1L << 20, $"managed memory grew from {half.Managed} to {full.Managed} bytes over {classifications / 2} classifications");
+
+        Snapshot halfEngines = full;
+        for (int i = 0; i < engines; i++)
+        {
+            using (var engine = ToMeEngine.Load(modelPath, options))
+            {
+                if (i % 10 == 0)
+                    Assert.True(expected.SequenceEqual(engine.Classify(jpeg)), $"engine {i} classifies differently");
+            }
+            if (i == engines / 2 - 1)
+                halfEngines = Take(modelPath);
+        }
+        var after = Take(modelPath);
+        output.WriteLine($"after {engines / 2} / {engines} engines: {halfEngines} / {after}");
+        Assert.True(after.Managed - halfEngines.Managed < 2L << 20, $"managed memory grew from {halfEngines.Managed} to {after.Managed} bytes over {engines / 2} engines");
+
+        void Classify(ToMeEngine engine, int i)
+        {
+            var result = i % 4 == 0 ? engine.Classify(jpeg) : engine.Classify(small);
+            if (i % 4 == 0)
+                Assert.True(expected.SequenceEqual(result), $"classification {i} changed");
+        }
+
+        Assert.True(after.Managed - before.Managed < 24L << 20, $"managed memory grew from {before.Managed} to {after.Managed} bytes");
+        if (!ResourceProbe.Available)
+            return;
+        Assert.Equal(0, after.FixtureMaps);
+        Assert.True(after.Files - before.Files <= 4, $"open files grew from {before.Files} to {after.Files}");
+        // The thread pool may add a few workers under load; a thread per engine would be hundreds.
+        Assert.True(after.Threads - before.Threads <= 8, $"threads grew from {before.Threads} to {after.Threads}");
+        // Assemblies and native libraries load once and stay; any other newly mapped file is a leaked mapping.
+        var leaked = after.Mapped.Except(before.Mapped).Where(f => !f.EndsWith(".dll", StringComparison.Ordinal) && !f.Contains(".so", StringComparison.Ordinal)).ToList();
+        Assert.True(leaked.Count == 0, $"files still mapped: {string.Join(", ", leaked)}");
+    }
+
+    [Fact]
+    public void CpuEngineStaysFlat() => Soak(BackendKind.Cpu, 1000 * Scale, 200 * Scale);
+
+    [Fact]
+    public void CudaEngineStaysFlat()
+    {
+        if (!CudaDriver.TryInitialize(out var reason))
+            GpuRequirement.SkipOrFail(reason);
+        Soak(BackendKind.Cuda, 2000 * Scale, 100 * Scale);
+    }
+}
