@@ -63,10 +63,45 @@ internal static class RowOps
             row.Clear();
             return;
         }
+        float sum = Vector512.IsHardwareAccelerated && !float.IsNaN(max) ? ExpShifted512(row, max) : ExpShifted(row, max);
+        TensorPrimitives.Divide(row, sum, row);
+    }
+
+    // row = e^(row − max), returning the sum. The BCL's vector Exp works in double; every argument here is ≤ 0, which
+    // the engine's own float exp (~1 ulp) covers at a fraction of the cost: softmax is most of attention's non-GEMM time.
+    private static unsafe float ExpShifted512(Span<float> row, float max)
+    {
+        var shift = Vector512.Create(max);
+        var sum = Vector512<float>.Zero;
+        int n = row.Length, i = 0;
+        fixed (float* p = row)
+        {
+            for (; i <= n - 16; i += 16)
+            {
+                var e = VectorMath.ExpNonPositive(Vector512.Load(p + i) - shift);
+                e.Store(p + i);
+                sum += e;
+            }
+            if (i < n)
+            {
+                // The tail through a padded block: padding is −∞, whose exp is exactly 0.
+                float* tail = stackalloc float[16];
+                new Span<float>(tail, 16).Fill(float.NegativeInfinity);
+                new Span<float>(p + i, n - i).CopyTo(new Span<float>(tail, 16));
+                var e = VectorMath.ExpNonPositive(Vector512.Load(tail) - shift);
+                e.Store(tail);
+                sum += e;
+                new Span<float>(tail, n - i).CopyTo(new Span<float>(p + i, n - i));
+            }
+        }
+        return Vector512.Sum(sum);
+    }
+
+    private static float ExpShifted(Span<float> row, float max)
+    {
         TensorPrimitives.Subtract(row, max, row);
         TensorPrimitives.Exp(row, row);
-        float sum = TensorPrimitives.Sum(row);
-        TensorPrimitives.Divide(row, sum, row);
+        return TensorPrimitives.Sum(row);
     }
 
     /// <summary>Row-wise <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/> with one key bias shared by all rows.</summary>

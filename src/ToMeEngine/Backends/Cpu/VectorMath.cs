@@ -144,7 +144,7 @@ internal static class VectorMath
     // exp for x ≤ 0 (the erfc argument), ~1 ulp; results that would be subnormal are flushed to zero.
     // The BCL's Vector512.Exp computes in double and costs several times more, which showed in the GELU epilogue.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> ExpNonPositive(Vector512<float> x)
+    internal static Vector512<float> ExpNonPositive(Vector512<float> x)
     {
         var clamped = Vector512.Max(x, Vector512.Create(ExpFloor));
         var n = Vector512.Round(clamped * Vector512.Create(Log2E));
