@@ -92,7 +92,7 @@ internal static class BenchCommand
             Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var t in timings)
                 Console.WriteLine(string.Create(inv,
-                    $"| {t.Merge} | {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(double.IsNaN(t.SpeedupOverBaseline) ? "-" : t.SpeedupOverBaseline.ToString("F2", inv) + "x")} |"));
+                    $"| {t.Merge} | {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(t.SpeedupOverBaseline is double x ? x.ToString("F2", inv) + "x" : "-")} |"));
             return 0;
         }));
         return command;

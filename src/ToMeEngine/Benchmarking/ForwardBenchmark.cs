@@ -16,7 +16,7 @@ public sealed record ForwardTiming(
     double ImagesPerSecond,
     double GigaMultiplyAddsPerImage,
     double AchievedGigaFlops,        // 2 × multiply-adds / time
-    double SpeedupOverBaseline);
+    double? SpeedupOverBaseline);    // over the r = 0 run of the same invocation; null when it had none
 
 /// <summary>
 /// ToMe's throughput method: inputs already prepared, warm-up, then timed runs with the first quarter discarded.
@@ -57,7 +57,7 @@ internal static class ForwardBenchmark
             double imagesPerSecond = batch / (median / 1000);
             baseline ??= last.TokensPerLayer.All(t => t == config.Tokens) ? imagesPerSecond : null;
             var timing = new ForwardTiming(strategy.UsesSchedule ? schedule.ToString() : "-", strategy.ToString(), batch, last.FinalTokens, median, kept[0], imagesPerSecond,
-                macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : double.NaN);
+                macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : null);
             log?.Invoke($"r = {timing.Schedule}: {timing.MillisecondsPerBatch:F1} ms/batch, {timing.ImagesPerSecond:F1} images/s");
             results.Add(timing);
         }

@@ -26,6 +26,16 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void JsonWithoutABaselineRunHasNoSpeedup()
+    {
+        var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
+            "--batch", "1", "--r", "8", "--runs", "1", "--warmup", "0", "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.Equal(JsonValueKind.Null, json.RootElement.GetProperty("results")[0].GetProperty("speedup_over_baseline").ValueKind);
+    }
+
+    [Fact]
     public void TableListsEveryStrategyRun()
     {
         var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
