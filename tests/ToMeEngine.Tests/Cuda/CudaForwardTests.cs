@@ -20,52 +20,7 @@ public class CudaForwardTests
         if (caseKey == "(absent)")
             Fixtures.Folder(model); // skips, naming what is missing
         using var gpu = BackendPair.CreateGpu();
-        var weights = Fixtures.Model(model);
-        using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
-        var fixture = Fixtures.Cases(golden).Single(c => c.Key == caseKey);
-        var input = golden.ReadFloat32("input");
-        int batch = golden.Get("input").Shape[0];
-        var config = weights.Config;
-
-        var decisions = new Dictionary<int, (int[] Src, int[] Dst)>();
-        var hidden = new Dictionary<int, float[]>();
-        float[]? embed = null;
-        var trace = new ForwardTrace
-        {
-            OnEmbed = e => embed = e,
-            OnBlock = (l, h) => hidden[l] = h,
-            OnMerge = (l, s, d) => decisions[l] = (s, d),
-        };
-        using var pass = new ForwardPass(gpu, weights);
-        var result = pass.Run(input, batch, new ForwardOptions { Schedule = fixture.Schedule, ProportionalAttention = fixture.PropAttn }, trace);
-
-        Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
-        Assert.Equal(fixture.FinalTokens, result.FinalTokens);
-        for (int l = 0; l < config.Depth; l++)
-        {
-            var srcName = $"{caseKey}.layer{l}.src_idx";
-            if (!golden.Contains(srcName))
-            {
-                Assert.False(decisions.ContainsKey(l), $"layer {l} merged but the reference did not");
-                continue;
-            }
-            Assert.True(decisions.ContainsKey(l), $"layer {l}: the reference merged, the CUDA backend did not");
-            Assert.Equal(golden.ReadInt32(srcName), decisions[l].Src);
-            Assert.Equal(golden.ReadInt32($"{caseKey}.layer{l}.dst_idx"), decisions[l].Dst);
-        }
-        if (golden.Contains($"{caseKey}.group"))
-        {
-            Assert.Equal(golden.ReadInt32($"{caseKey}.group"), result.Groups);
-            Assert.Equal(golden.ReadFloat32($"{caseKey}.size"), result.Size);
-        }
-        Close.AssertAll(golden.ReadFloat64($"{caseKey}.logits_f64"), result.Logits, atol: 1e-3, rtol: 0, what: $"{model} {caseKey} logits (cuda)");
-
-        if (fixture.RPerLayer.All(r => r == 0) && fixture.PropAttn && golden.Contains("r0.embed"))
-        {
-            Close.AssertAll(golden.ReadFloat64("r0.embed"), embed!, 1e-4, 0, $"{model} embedding (cuda)");
-            for (int l = 0; l < config.Depth; l++)
-                Close.AssertAll(golden.ReadFloat64($"r0.block{l}"), hidden[l], 1e-3, 1e-4, $"{model} block {l} (cuda)");
-        }
+        GoldenCase.Check(gpu, model, caseKey, logitsTolerance: 1e-3, hiddenAtol: 1e-3, hiddenRtol: 1e-4);
     }
 
     [Theory]
