@@ -346,6 +346,9 @@ internal sealed class ForwardPass : IDisposable
 
     private Workspace Replace(Workspace? old, int batch)
     {
+        // Forget the old buffers before allocating: if the new batch does not fit (device memory), the next call at a
+        // smaller batch allocates afresh instead of reusing freed memory.
+        workspace = null;
         old?.Dispose();
         return new Workspace(backend, config, batch);
     }
@@ -378,28 +381,38 @@ internal sealed class ForwardPass : IDisposable
         public Workspace(IBackend backend, ModelConfig config, int batch)
         {
             Batch = batch;
+            DeviceBuffer Float(int length) => Own(backend.AllocateFloat(length));
+            DeviceBuffer Int(int length) => Own(backend.AllocateInt(length));
             int t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
-            Images = backend.AllocateFloat(batch * 3 * s * s);
-            X = backend.AllocateFloat(batch * t0 * c);
-            XNext = backend.AllocateFloat(batch * t0 * c);
-            Hidden = backend.AllocateFloat(batch * t0 * c);
-            Qkv = backend.AllocateFloat(batch * t0 * 3 * c);
-            Mlp = backend.AllocateFloat(batch * t0 * config.MlpHidden);
-            Metric = backend.AllocateFloat(batch * t0 * config.HeadDim);
-            Best = backend.AllocateFloat(batch * setA);
-            BestIndex = backend.AllocateInt(batch * setA);
-            Order = backend.AllocateInt(batch * setA);
-            Size = backend.AllocateFloat(batch * t0);
-            SizeNext = backend.AllocateFloat(batch * t0);
-            Groups = backend.AllocateInt(batch * t0);
-            GroupsNext = backend.AllocateInt(batch * t0);
-            Pooled = backend.AllocateFloat(batch * (config.Distilled ? 2 : 1) * c);
-            Logits = backend.AllocateFloat(batch * config.NumClasses);
-            ClassAttention = backend.AllocateFloat(batch * t0);
-            Score = backend.AllocateFloat(batch * t0);
-            Role = backend.AllocateInt(batch * t0);
-            Dest = backend.AllocateInt(batch * t0);
-            Counts = backend.AllocateInt(batch);
+            try
+            {
+                Images = Float(batch * 3 * s * s);
+                X = Float(batch * t0 * c);
+                XNext = Float(batch * t0 * c);
+                Hidden = Float(batch * t0 * c);
+                Qkv = Float(batch * t0 * 3 * c);
+                Mlp = Float(batch * t0 * config.MlpHidden);
+                Metric = Float(batch * t0 * config.HeadDim);
+                Best = Float(batch * setA);
+                BestIndex = Int(batch * setA);
+                Order = Int(batch * setA);
+                Size = Float(batch * t0);
+                SizeNext = Float(batch * t0);
+                Groups = Int(batch * t0);
+                GroupsNext = Int(batch * t0);
+                Pooled = Float(batch * (config.Distilled ? 2 : 1) * c);
+                Logits = Float(batch * config.NumClasses);
+                ClassAttention = Float(batch * t0);
+                Score = Float(batch * t0);
+                Role = Int(batch * t0);
+                Dest = Int(batch * t0);
+                Counts = Int(batch);
+            }
+            catch
+            {
+                Dispose(); // a partial workspace frees what it got (out of device memory at a large batch)
+                throw;
+            }
             HostRole = new int[batch * t0];
             InitialSize = Enumerable.Repeat(1f, batch * t0).ToArray();
             InitialGroups = new int[batch * t0];
@@ -414,11 +427,19 @@ internal sealed class ForwardPass : IDisposable
             (Groups, GroupsNext) = (GroupsNext, Groups);
         }
 
+        private readonly List<DeviceBuffer> owned = [];
+
+        private DeviceBuffer Own(DeviceBuffer buffer)
+        {
+            owned.Add(buffer);
+            return buffer;
+        }
+
         public void Dispose()
         {
-            foreach (var b in new[] { Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order, Size, SizeNext, Groups, GroupsNext, Pooled, Logits,
-                ClassAttention, Score, Role, Dest, Counts })
+            foreach (var b in owned)
                 b.Dispose();
+            owned.Clear();
         }
     }
 }
