@@ -103,8 +103,7 @@ internal static class BenchCommand
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"--images {folder}: no such folder");
-        string[] extensions = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm"];
-        var files = Directory.EnumerateFiles(folder).Where(f => extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
+        var files = Directory.EnumerateFiles(folder).Where(LabelledImages.IsImage)
             .Order(StringComparer.Ordinal).Take(limit > 0 ? limit : int.MaxValue).ToList();
         if (files.Count == 0)
             throw new FileNotFoundException($"--images {folder}: no image files");

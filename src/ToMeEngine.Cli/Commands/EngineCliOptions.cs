@@ -6,11 +6,8 @@ namespace ToMe.Cli.Commands;
 /// <summary>The options that build a <see cref="ToMeEngine"/> from the command line, shared by classify, eval and visualize.</summary>
 internal sealed class EngineCliOptions
 {
-    public Option<string?> Model { get; } = new("--model", "-m")
-    {
-        Description = "model folder (config.json + model.safetensors), .safetensors file or hub name; default: the first model under " +
-                      "models/ at the repository root or under $TOME_MODELS",
-    };
+    public Option<string> Model { get; } = ModelOptions.Model(required: false,
+        defaultNote: "; default: the first model under models/ at the repository root or under $TOME_MODELS");
 
     public Option<string> Schedule { get; } = ModelOptions.Schedule();
     public StrategyOptions Strategy { get; } = new();
@@ -36,7 +33,7 @@ internal sealed class EngineCliOptions
         var options = new EngineOptions
         {
             Backend = backend,
-            Schedule = ModelOptions.ParseSchedule(parse.GetValue(Schedule)!),
+            Schedule = Merging.MergeSchedule.Parse(parse.GetValue(Schedule)!),
             Merge = Strategy.Parse(parse),
             ProportionalAttention = !parse.GetValue(NoPropAttn),
             Threads = parse.GetValue(Threads),

@@ -126,7 +126,7 @@ internal static class LabelledImages
         return result;
     }
 
-    private static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+    internal static bool IsImage(string path) => Extensions.Contains(Path.GetExtension(path).ToLowerInvariant());
 
     private static List<(string, int)> ReadCsv(string dir, string labelsPath)
     {

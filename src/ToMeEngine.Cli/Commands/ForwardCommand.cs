@@ -31,7 +31,7 @@ internal static class ForwardCommand
                 throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
             var options = new ForwardOptions
             {
-                Schedule = ModelOptions.ParseSchedule(parse.GetValue(schedule)!),
+                Schedule = Merging.MergeSchedule.Parse(parse.GetValue(schedule)!),
                 Strategy = strategy.Parse(parse),
                 ProportionalAttention = !parse.GetValue(noPropAttn),
             };

@@ -29,7 +29,7 @@ internal static class InfoCommand
             }
             var path = parse.GetValue(model) ?? throw new ArgumentException("--model is required (or --list)");
             var config = ModelLoader.ReadConfig(ModelOptions.ResolveModel(path));
-            var sched = ModelOptions.ParseSchedule(parse.GetValue(schedule)!);
+            var sched = Merging.MergeSchedule.Parse(parse.GetValue(schedule)!);
             var merge = strategy.Parse(parse);
             var plan = merge.Plan(sched, config.Depth, config.Tokens, config.PrefixTokens);
             var inv = CultureInfo.InvariantCulture;

@@ -8,10 +8,10 @@ namespace ToMe.Cli.Commands;
 /// <summary>Options several commands share, declared once.</summary>
 internal static class ModelOptions
 {
-    public static Option<string> Model(bool required = true) => new("--model", "-m")
+    public static Option<string> Model(bool required = true, string defaultNote = "") => new("--model", "-m")
     {
         Description = "model folder in timm's hub layout (config.json + model.safetensors), a .safetensors file with __metadata__.config, " +
-                      "or a hub name (timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k, or the bare timm name) fetched into the Hugging Face cache",
+                      "or a hub name (timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k, or the bare timm name) fetched into the Hugging Face cache" + defaultNote,
         Required = required,
     };
 
@@ -27,8 +27,6 @@ internal static class ModelOptions
     /// </summary>
     public static string ResolveModel(string model) =>
         ModelSource.Resolve(model, progress: Console.IsErrorRedirected ? null : new ConsoleDownloadProgress());
-
-    public static MergeSchedule ParseSchedule(string text) => MergeSchedule.Parse(text);
 }
 
 /// <summary>The merge strategy options: <c>--merge</c> and the parameters its variants take.</summary>

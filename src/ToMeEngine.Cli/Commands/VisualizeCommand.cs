@@ -21,8 +21,7 @@ internal static class VisualizeCommand
             using var engine = engineOptions.Load(parse, maxBatch: 1);
             var decoded = ImageDecoder.Decode(parse.GetValue(image)!, engine.Options.Decode);
             var features = engine.ExtractFeatures(decoded);
-            var crop = new Preprocessor(engine.Config.Preprocess).ResizeAndCrop(decoded);
-            var picture = MergeVisualizer.Render(crop, features.Groups, engine.Config.PrefixTokens, engine.Config.PatchSize);
+            var picture = engine.VisualizeMerging(decoded, features);
             PngEncoder.Save(picture, parse.GetValue(output)!);
             Console.WriteLine($"{engine.Config.Architecture}, merge {engine.Options.Merge}, r = {engine.Options.Schedule}: " +
                 $"{engine.Config.NumPatches} patches -> {features.Sizes.Count(s => s > 0)} tokens; wrote {parse.GetValue(output)}");

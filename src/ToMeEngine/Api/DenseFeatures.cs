@@ -27,11 +27,14 @@ public static class EngineFeatures
     }
 
     /// <summary>ToMe's picture of the merged groups on the model's input crop (each group in its mean colour, outlined).</summary>
-    public static RgbImage VisualizeMerging(this ToMeEngine engine, RgbImage image)
+    public static RgbImage VisualizeMerging(this ToMeEngine engine, RgbImage image) =>
+        engine.VisualizeMerging(image, engine.ExtractFeatures(image));
+
+    /// <summary>The same picture from features already extracted for this image.</summary>
+    public static RgbImage VisualizeMerging(this ToMeEngine engine, RgbImage image, DenseFeatures features)
     {
         var config = engine.Config;
         var crop = new Preprocessor(config.Preprocess).ResizeAndCrop(image);
-        var result = engine.Forward(engine.Preprocess(image), 1);
-        return MergeVisualizer.Render(crop, result.Groups, config.PrefixTokens, config.PatchSize);
+        return MergeVisualizer.Render(crop, features.Groups, config.PrefixTokens, config.PatchSize);
     }
 }
