@@ -27,7 +27,9 @@
 #define __shared__ __tome_shared__
 #else
 #define __global__ __attribute__((visibility("default")))
-#define __shared__ thread_local
+// `used`: the compiler must not fold reads of shared memory no thread writes to their zero initializer; the
+// emulator poisons it (on an extern declaration the attribute is moot; -Wno-attributes keeps that quiet).
+#define __shared__ thread_local __attribute__((used))
 #endif
 #define __device__
 #define __host__

@@ -225,3 +225,7 @@ TOME_EMU_EXPORT const char* tomeEmuDescribe()
 // Modules this thread loads from now on resolve their kernels in `directory` (null: the default);
 // the planted-bug tests run a copy of the kernels this way.
 TOME_EMU_EXPORT void tomeEmuSetKernelDirectory(const char* directory) { SetThreadKernelDirectory(directory); }
+
+// Launches this thread queues from now on order their threads this way (0 forward, 1 reverse, 2 random with
+// `seed`; -1: TOME_EMU_ORDER again); the emulator's own tests compare orders.
+TOME_EMU_EXPORT void tomeEmuSetThreadOrder(int order, unsigned long long seed) { SetThreadOrder(order, seed); }

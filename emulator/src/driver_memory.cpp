@@ -232,7 +232,7 @@ TOME_EMU_EXPORT int cuMemcpyHtoD_v2(unsigned long long destination, const void* 
     auto legacy = Legacy();
     if (Memory::Get().IsPinned(source, bytes))
         return Report(CopyAndWait(legacy, "cuMemcpyHtoD", (void*)destination, source, bytes));
-    legacy->Drain(0);
+    legacy->DrainAll();
     TOME_EMU_CHECK(legacy->TakeError());
     return Report(QueueCopy(legacy, "cuMemcpyHtoD", (void*)destination, source, bytes, true));
 }

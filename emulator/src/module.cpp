@@ -18,9 +18,15 @@ std::mutex registry_gate;
 std::map<void*, std::shared_ptr<Module>>* modules = new std::map<void*, std::shared_ptr<Module>>();
 std::set<Function*>* functions = new std::set<Function*>();
 
-// TOME_EMU_ORDER = forward | reverse | random (default), TOME_EMU_SEED = the random order's seed.
+thread_local int order_override = 0;   // 0: the environment's; else 1 + ThreadOrder
+thread_local uint64_t seed_override = 0;
+
+// TOME_EMU_ORDER = forward | reverse | random (default), TOME_EMU_SEED = the random order's seed, unless the
+// launching thread chose (tomeEmuSetThreadOrder).
 ThreadOrder ConfiguredOrder()
 {
+    if (order_override != 0)
+        return (ThreadOrder)(order_override - 1);
     const char* text = std::getenv("TOME_EMU_ORDER");
     if (text != nullptr && std::strcmp(text, "forward") == 0)
         return ThreadOrder::Forward;
@@ -31,6 +37,8 @@ ThreadOrder ConfiguredOrder()
 
 uint64_t ConfiguredSeed()
 {
+    if (order_override != 0)
+        return seed_override;
     const char* text = std::getenv("TOME_EMU_SEED");
     return text != nullptr ? std::strtoull(text, nullptr, 10) : 0x70e0e0u;
 }
@@ -94,6 +102,12 @@ Status RunLaunch(LaunchData& launch)
 }
 
 }  // namespace
+
+void SetThreadOrder(int order, uint64_t seed)
+{
+    order_override = order >= 0 && order <= 2 ? order + 1 : 0;
+    seed_override = seed;
+}
 
 int Function::MaxThreadsPerBlock() const
 {

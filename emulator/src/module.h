@@ -42,6 +42,9 @@ constexpr int kMaxSharedPerBlockOptin = 227 * 1024;
 constexpr int kRegistersPerSm = 65536;
 
 Status LoadModule(const void* image, void** handle);
+// Launches queued by this thread run their threads in `order` (0 forward, 1 reverse, 2 random with `seed`);
+// any other value restores the environment's choice.
+void SetThreadOrder(int order, uint64_t seed);
 Status UnloadModule(void* handle);
 Status GetFunction(void* module, const char* name, void** function);
 Function* ResolveFunction(void* handle, Status* status);

@@ -55,8 +55,6 @@ bool Stream::Idle()
 void Stream::Drain(uint64_t target)
 {
     std::unique_lock<std::mutex> lock(gate_);
-    if (target == 0)
-        target = enqueued_;
     while (completed_ < target) {
         if (busy_) {
             changed_.wait(lock);
@@ -125,7 +123,7 @@ Status StreamSet::Destroy(void* handle)
     std::shared_ptr<Stream> stream = Resolve(handle, &status);
     if (stream == nullptr || stream->legacy())
         return stream == nullptr ? status : Fail(kInvalidHandle, "the default stream cannot be destroyed");
-    stream->Drain(0);   // the real driver finishes queued work before releasing the stream
+    stream->DrainAll();   // the real driver finishes queued work before releasing the stream
     std::lock_guard<std::mutex> lock(gate_);
     streams_.erase(std::remove(streams_.begin(), streams_.end(), stream), streams_.end());
     return {};
@@ -209,7 +207,7 @@ Status StreamSet::SynchronizeAll(bool take_errors)
     Status first;
     for (const auto& stream : all) {
         const Clock clock = Ordering::Get().StreamClock(stream->id());
-        stream->Drain(0);
+        stream->DrainAll();
         Ordering::Get().HostJoins(clock);
         if (!take_errors)
             continue;

@@ -51,8 +51,10 @@ public:
     bool blocking() const { return !legacy_ && (flags_ & 1u) == 0; }
     unsigned int flags() const { return flags_; }
 
-    // Runs this stream's work up to and including sequence number `target` (0: everything queued now).
+    // Runs this stream's work up to and including sequence number `target` (0: nothing).
     void Drain(uint64_t target);
+    // Runs everything queued so far.
+    void DrainAll() { Drain(Enqueued()); }
     // The error of work already run, cleared by taking it.
     Status TakeError();
     uint64_t Enqueued();

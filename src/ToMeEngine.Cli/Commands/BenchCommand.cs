@@ -65,6 +65,9 @@ internal static class BenchCommand
                 return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), asJson);
             }
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            bool emulated = engine is CudaBackend { Device.IsEmulated: true };
+            if (emulated)
+                Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn), log: asJson ? null : Console.Error.WriteLine);
             var machine = engine is CudaBackend gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
@@ -76,6 +79,7 @@ internal static class BenchCommand
                 {
                     model = weights.Config.Architecture,
                     backend = engine.Name,
+                    emulated,
                     precision = "fp32",
                     threads = threadCount,
                     batch = b,
