@@ -297,6 +297,7 @@ void BlockRunner::Fault(int signal, uintptr_t address, bool write, uintptr_t pc)
     siglongjmp(fault_jump_, 1);
 }
 
+#if !defined(__SANITIZE_ADDRESS__)   // AddressSanitizer reports faults itself
 namespace {
 
 struct sigaction previous[3];
@@ -324,6 +325,7 @@ void OnFault(int signal, siginfo_t* info, void* context)
 }
 
 }  // namespace
+#endif
 
 void InstallFaultHandler()
 {

@@ -16,7 +16,10 @@ internal static class EmulatedDevice
 {
     private const string DriverFile = "libcuda.so.1";
 
-    /// <summary>emulator/build of this checkout, or null when it is not built (no g++ or make, or not Linux).</summary>
+    /// <summary>
+    /// The emulator build in use: the one TOME_CUDA_LIB_DIR names (e.g. emulator/build-asan), else emulator/build of this
+    /// checkout; null when it is not built (no g++ or make, or not Linux).
+    /// </summary>
     public static string? BuildDirectory { get; } = FindBuild();
 
     [ModuleInitializer]
@@ -31,6 +34,8 @@ internal static class EmulatedDevice
     /// <summary>For tests of the emulator itself (its checks, planted bugs): skips unless the emulated device is loaded.</summary>
     public static void Require()
     {
+        if (!CudaDriver.IsEmulated && GpuRequirement.EmulatorRequired && !GpuRequirement.Required)
+            Assert.Fail("TOME_REQUIRE_EMULATOR is set but the emulated CUDA device is not loaded (is emulator/build built? make -C emulator)");
         if (!CudaDriver.IsEmulated)
             Assert.Skip(GpuRequirement.Required
                 ? "tests the emulated CUDA device, and TOME_REQUIRE_GPU=1 selects the real GPU"
@@ -67,6 +72,9 @@ internal static class EmulatedDevice
     {
         if (!OperatingSystem.IsLinux())
             return null;
+        var named = Environment.GetEnvironmentVariable("TOME_CUDA_LIB_DIR");
+        if (!string.IsNullOrEmpty(named) && File.Exists(Path.Combine(named, "libtome_cuda_emulator.so")))
+            return Path.GetFullPath(named);
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (!File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))

@@ -11,10 +11,15 @@ internal static class GpuRequirement
 {
     public static bool Required => Environment.GetEnvironmentVariable("TOME_REQUIRE_GPU") is "1" or "true";
 
+    /// <summary>CI sets TOME_REQUIRE_EMULATOR=1: a CUDA test that would skip for want of a device (or of the emulator) fails.</summary>
+    public static bool EmulatorRequired => Environment.GetEnvironmentVariable("TOME_REQUIRE_EMULATOR") is "1" or "true";
+
     public static void SkipOrFail(string reason)
     {
         if (Required)
             Assert.Fail($"TOME_REQUIRE_GPU is set but {reason}");
+        if (EmulatorRequired)
+            Assert.Fail($"TOME_REQUIRE_EMULATOR is set but {reason}");
         Assert.Skip(reason);
     }
 
