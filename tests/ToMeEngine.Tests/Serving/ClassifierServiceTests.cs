@@ -10,14 +10,16 @@ namespace ToMe.Tests.Serving;
 /// <summary>The HTTP service on loopback (Kestrel on a free port), called with HttpClient.</summary>
 public sealed class ClassifierServiceTests
 {
-    internal static async Task<(WebApplication App, HttpClient Client)> Start(ToMeEngine engine, BatchingOptions? batching = null)
+    internal static async Task<(WebApplication App, HttpClient Client)> Start(ToMeEngine engine, BatchingOptions? batching = null,
+                                                                             string? modelName = null, string[]? args = null)
     {
         var app = ClassifierServer.Build(new ClassifierServerOptions
         {
             Host = "127.0.0.1",
             Port = 0,
+            ModelName = modelName,
             AddClassifier = s => s.AddToMeEngine(engine, batching),
-        }, ["--Logging:LogLevel:Default=Warning"]);
+        }, ["--Logging:LogLevel:Default=Warning", .. args ?? []]);
         var address = await ClassifierServer.StartAsync(app);
         Assert.Equal(IPAddress.Loopback.ToString(), address.Host);
         return (app, new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) });
