@@ -48,7 +48,7 @@ function show(result) {
   $('tokens').textContent = `${result.finalTokens} of ${result.tokensPerLayer[0]}`;
   $('groups').textContent = `${result.patchGroups} (from ${result.patches} patches)`;
   $('time').textContent = `${result.forwardMs.toFixed(1)} ms`;
-  $('per-layer').textContent = result.tokensPerLayer.join(' → ');
+  $('per-layer').textContent = [...result.tokensPerLayer, result.finalTokens].join(' → ');
   const picture = $('visualization');
   picture.src = result.visualization;
   picture.hidden = false;
