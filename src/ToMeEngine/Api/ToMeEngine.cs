@@ -55,6 +55,7 @@ public sealed class ToMeEngine : IDisposable
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
+            BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
             pass = new ForwardPass(backend, weights);
         }
         catch
@@ -123,12 +124,17 @@ public sealed class ToMeEngine : IDisposable
     public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch).Logits;
 
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
-    public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false)
+    public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false) =>
+        Forward(images, batch, returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions);
+
+    /// <summary>The engine's options with another merge schedule, for one call (see <see cref="MergeInspection"/>).</summary>
+    internal ForwardOptions WithSchedule(Merging.MergeSchedule schedule) => forwardOptions with { Schedule = schedule };
+
+    internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options)
     {
         // Activations scale with the batch; the limit is what GpuMemoryBudgetBytes was checked against.
         if (batch > Options.MaxBatchSize)
             throw new ArgumentOutOfRangeException(nameof(batch), batch, $"exceeds EngineOptions.MaxBatchSize ({Options.MaxBatchSize}); split the input or use ClassifyBatch");
-        var options = returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions;
         lock (gate)
         {
             ObjectDisposedException.ThrowIf(disposed, this);

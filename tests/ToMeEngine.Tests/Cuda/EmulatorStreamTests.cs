@@ -7,11 +7,31 @@ namespace ToMe.Tests.Cuda;
 /// The emulated device keeps CUDA's stream semantics and no more: work on a non-blocking stream does not wait for the
 /// legacy default stream, so memory filled or uploaded there and read without an event or synchronization is reported,
 /// every time, instead of passing by luck. The orderings CUDA does promise (one stream, events, blocking streams, host
-/// synchronization) are honoured.
+/// synchronization) are honoured. The legacy-stream calls are made directly: the engine's bindings no longer have them.
 /// </summary>
 public class EmulatorStreamTests
 {
     private const int N = 1000;
+
+    /// <summary>cuMemcpyHtoD_v2 and cuMemsetD32_v2: synchronous-looking calls queued on the legacy default stream.</summary>
+    private static unsafe class LegacyStream
+    {
+        private static nint Export(string name) =>
+            System.Runtime.InteropServices.NativeLibrary.GetExport(CudaLibraries.Require(CudaLibrary.Driver), name);
+
+        public static void Upload(DeviceBuffer<float> destination, float[] source)
+        {
+            var copy = (delegate* unmanaged<ulong, void*, nuint, CuResult>)Export("cuMemcpyHtoD_v2");
+            fixed (float* p = source)
+                Cu.Check(copy(destination.Pointer, p, (nuint)(source.Length * sizeof(float))));
+        }
+
+        public static void Fill32(DeviceBuffer<float> destination, uint bits)
+        {
+            var fill = (delegate* unmanaged<ulong, uint, nuint, CuResult>)Export("cuMemsetD32_v2");
+            Cu.Check(fill(destination.Pointer, bits, (nuint)destination.Length));
+        }
+    }
 
     private static float[] Ramp() => Enumerable.Range(0, N).Select(i => (float)i).ToArray();
 
@@ -24,7 +44,8 @@ public class EmulatorStreamTests
     public void UploadOnTheLegacyStreamIsNotOrderedBeforeANonBlockingStream()
     {
         using var k = new EmulatorCheckKernels();
-        using var data = DeviceBuffer<float>.FromHost(k.Context, Ramp());   // cuMemcpyHtoD: the legacy stream
+        var data = k.Allocate<float>(N);
+        LegacyStream.Upload(data, Ramp());   // what DeviceBuffer.FromHost did before it took a stream
         Increment(k, k.Stream, data);
         var error = Assert.Throws<CudaException>(k.Stream.Synchronize);
         Assert.Contains("unordered access to device memory: kernel increment", error.Message);
@@ -36,7 +57,7 @@ public class EmulatorStreamTests
     {
         using var k = new EmulatorCheckKernels();
         var data = k.Upload(Ramp());
-        data.Fill32(0);   // cuMemsetD32: queued on the legacy stream, asynchronous to the host
+        LegacyStream.Fill32(data, 0);   // queued on the legacy stream, asynchronous to the host: Fill32 without a stream did this
         Increment(k, k.Stream, data);
         var error = Assert.Throws<CudaException>(k.Stream.Synchronize);
         Assert.Contains("which cuMemsetD32 on the legacy default stream wrote", error.Message);
@@ -46,11 +67,11 @@ public class EmulatorStreamTests
     public void SynchronizingTheContextOrdersTheLegacyStreamFirst()
     {
         using var k = new EmulatorCheckKernels();
-        using var data = DeviceBuffer<float>.FromHost(k.Context, Ramp());
+        var data = k.Allocate<float>(N);
+        LegacyStream.Upload(data, Ramp());
         k.Context.Synchronize();
         Increment(k, k.Stream, data);
-        k.Stream.Synchronize();
-        Assert.Equal(PlusOne(), data.ToArray());
+        Assert.Equal(PlusOne(), k.Download(data));
     }
 
     [Fact]
@@ -91,14 +112,15 @@ public class EmulatorStreamTests
         Cu.Check(CuDriver.cuStreamCreate(out var blocking, 0));
         try
         {
-            using var data = DeviceBuffer<float>.FromHost(k.Context, Ramp());
+            var data = k.Allocate<float>(N);
+            LegacyStream.Upload(data, Ramp());
             var args = new KernelArgs().Add(data).Add(N);
             var pointers = stackalloc void*[2];
             for (int i = 0; i < 2; i++)
                 pointers[i] = System.Runtime.CompilerServices.Unsafe.AsPointer(ref args.Slot(i));
             Cu.Check(CuDriver.cuLaunchKernel(k["increment"].Handle, 4, 1, 1, 256, 1, 1, 0, blocking, pointers, null));
             Cu.Check(CuDriver.cuStreamSynchronize(blocking));
-            Assert.Equal(PlusOne(), data.ToArray());
+            Assert.Equal(PlusOne(), k.Download(data));
         }
         finally
         {
