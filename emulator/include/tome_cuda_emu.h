@@ -150,7 +150,7 @@ inline void __syncthreads(TOME_EMU_SITE) { tome_emu_barrier(tome_emu::kBarrierSy
 inline int __syncthreads_or(int p, TOME_EMU_SITE) { return tome_emu_barrier(tome_emu::kBarrierOr, p != 0, file, line); }
 inline int __syncthreads_and(int p, TOME_EMU_SITE) { return tome_emu_barrier(tome_emu::kBarrierAnd, p != 0, file, line); }
 inline int __syncthreads_count(int p, TOME_EMU_SITE) { return tome_emu_barrier(tome_emu::kBarrierCount, p != 0, file, line); }
-[[noreturn]] inline void __trap(TOME_EMU_SITE) { tome_emu_trap("__trap()", file, line); }
+TOME_EMU_NORETURN inline void __trap(TOME_EMU_SITE) { tome_emu_trap("__trap()", file, line); }
 #define assert(e) ((e) ? (void)0 : tome_emu_trap("assertion failed: " #e, __FILE__, __LINE__))
 
 #include "tome_emu_warp.h"

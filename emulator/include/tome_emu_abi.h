@@ -77,6 +77,14 @@ constexpr int kAbiVersion = 1;
 
 }  // namespace tome_emu
 
+// AddressSanitizer unpoisons "the thread's stack" before every call to a noreturn function, which on a fiber's
+// stack trips over its own bookkeeping; in that build the fiber-side noreturn functions are plain functions.
+#if defined(__SANITIZE_ADDRESS__)
+#define TOME_EMU_NORETURN
+#else
+#define TOME_EMU_NORETURN [[noreturn]]
+#endif
+
 // The call site of a synchronization, as default arguments, for the emulator's messages.
 #define TOME_EMU_SITE const char* file = __builtin_FILE(), int line = __builtin_LINE()
 
@@ -87,5 +95,5 @@ int tome_emu_barrier(int kind, int predicate, const char* file, int line);
 void tome_emu_warp_collective(const tome_emu::WarpOp* op, unsigned int mask, int op_arg, const void* in, void* out,
                               const char* file, int line);
 // Stops the block with an error (assert, __trap); never returns.
-[[noreturn]] void tome_emu_trap(const char* what, const char* file, int line);
+TOME_EMU_NORETURN void tome_emu_trap(const char* what, const char* file, int line);
 }

@@ -15,6 +15,7 @@
 #include "memory.h"
 
 #if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -38,7 +39,7 @@ struct FaultRecord {
 };
 thread_local FaultRecord fault_record;
 
-[[noreturn]] void FiberMain()
+TOME_EMU_NORETURN void FiberMain()
 {
     auto* fiber = static_cast<Fiber*>(self());
 #if defined(__SANITIZE_ADDRESS__)
@@ -100,6 +101,10 @@ void BlockRunner::Start(Fiber* fiber)
     // The initial frame tome_emu_switch pops: six callee-saved registers, then FiberMain as the return
     // address, placed so FiberMain starts with the stack alignment of a called function. Stack tops are
     // staggered like the headers, for the caches' sake.
+#if defined(__SANITIZE_ADDRESS__)
+    // The frames of the fiber that ran here last were never returned from: clear their redzones.
+    __asan_unpoison_memory_region(fiber->region + 2 * kHeaderBytes, kFiberRegionBytes - 2 * kHeaderBytes);
+#endif
     auto** top = (void**)(fiber->region + kFiberRegionBytes - 64 - 16 * (fiber->index % 61));
     for (int i = 0; i < 6; ++i)
         top[i] = nullptr;

@@ -66,8 +66,8 @@ public:
     // Called by a fiber (through the driver's exported entry points).
     int Barrier(Fiber* fiber, int kind, int predicate, const char* file, int line);
     void Collective(Fiber* fiber, const WarpOp* op, unsigned int mask, int op_arg, const void* in, void* out, const char* file, int line);
-    [[noreturn]] void Trap(Fiber* fiber, int code, const std::string& what);
-    [[noreturn]] void Exit(Fiber* fiber);
+    TOME_EMU_NORETURN void Trap(Fiber* fiber, int code, const std::string& what);
+    TOME_EMU_NORETURN void Exit(Fiber* fiber);
 
     // The fault handler's way back (see InstallFaultHandler).
     static BlockRunner* Current();
@@ -99,7 +99,7 @@ private:
     void PushInOrder(int* indices, int count, bool first);
     bool TakeReady(Fiber** fiber);
     Status ReleaseBarrier();
-    [[noreturn]] void Abort(Fiber* fiber, int code, const std::string& what);
+    TOME_EMU_NORETURN void Abort(Fiber* fiber, int code, const std::string& what);
     std::string Where(const Fiber* fiber) const;
     std::string DescribeWaits() const;
     std::string ThreadName(int index) const;

@@ -54,7 +54,7 @@ struct LaunchData {
     Function* function;
     std::shared_ptr<Module> keep_alive;
     LaunchPlan plan;
-    std::vector<unsigned char> bytes;        // the parameters, back to back
+    std::vector<unsigned char> bytes;        // the parameters, each at its natural alignment
     std::vector<const void*> pointers;       // into bytes, one per parameter
 };
 
@@ -247,13 +247,18 @@ Status Launch(Function* f, Dim3 grid, Dim3 block, unsigned int shared_bytes, con
     launch->function = f;
     launch->keep_alive = f->module;
     const KernelEntry& entry = *f->entry;
+    // Each parameter at its natural alignment (as in the CUDA parameter buffer), so the launcher reads it in place.
     std::vector<size_t> offsets;
     size_t total = 0;
     for (int i = 0; i < entry.param_count; ++i) {
+        size_t align = 1;
+        while (align < entry.param_sizes[i] && align < 16)
+            align *= 2;
+        total = (total + align - 1) / align * align;
         offsets.push_back(total);
         total += entry.param_sizes[i];
     }
-    launch->bytes.resize(total);
+    launch->bytes.resize(total);   // operator new's storage is 16-byte aligned
     if (params != nullptr) {
         for (int i = 0; i < entry.param_count; ++i)
             std::memcpy(launch->bytes.data() + offsets[(size_t)i], params[i], entry.param_sizes[i]);
