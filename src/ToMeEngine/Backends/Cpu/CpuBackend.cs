@@ -22,18 +22,18 @@ internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 /// </summary>
 internal sealed partial class CpuBackend : IBackend
 {
-    private readonly ParallelOptions parallel;
-
     /// <param name="maxThreads">Worker threads for one op; 0 uses every core.</param>
     public CpuBackend(int maxThreads = 0)
     {
         MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
-        parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+        Team = ThreadTeam.Get(MaxThreads);
     }
 
     public string Name => "cpu";
 
     public int MaxThreads { get; }
+
+    internal ThreadTeam Team { get; }
 
     public DeviceBuffer AllocateFloat(int length) => new CpuFloatBuffer(length);
 
@@ -51,17 +51,8 @@ internal sealed partial class CpuBackend : IBackend
 
     internal static int[] I(DeviceBuffer buffer) => ((CpuIntBuffer)buffer).Data;
 
-    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks, at most one chunk per worker.</summary>
-    internal void For(int count, int minChunk, Action<int, int> body)
-    {
-        int chunks = Math.Clamp(count / Math.Max(1, minChunk), 1, MaxThreads);
-        if (chunks == 1)
-        {
-            body(0, count);
-            return;
-        }
-        Parallel.For(0, chunks, parallel, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
-    }
+    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks of at least minChunk, a few per thread.</summary>
+    internal void For(int count, int minChunk, Action<int, int> body) => Team.For(count, minChunk, body, chunksPerThread: 4);
 
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)

@@ -215,9 +215,12 @@ internal static unsafe class CpuGemm
         }
 
         // Tiles are mc rows × groupPanels panels; split N only as far as needed to give every thread a few tiles
-        // (several per thread so an uneven last tile or a busy core does not leave the other idle).
-        int mc = RowBlock(job.Path);
-        int rowBlocks = (job.M + mc - 1) / mc;
+        // (several per thread so an uneven last tile or a busy core does not leave the other idle). Row blocks are
+        // evened out (197 rows are 108 + 89, not 192 + 5) so the tiles of a short M are alike.
+        int mr = MicroRows(job.Path);
+        int rowBlocks = (job.M + RowBlock(job.Path) - 1) / RowBlock(job.Path);
+        int mc = ((job.M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
+        rowBlocks = (job.M + mc - 1) / mc;
         int colBlocks = 1;
         while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
         {
@@ -225,9 +228,7 @@ internal static unsafe class CpuGemm
         }
         int groupPanels = (panels + colBlocks - 1) / colBlocks;
         colBlocks = (panels + groupPanels - 1) / groupPanels;
-        int tiles = rowBlocks * colBlocks;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
-        Parallel.For(0, tiles, options, t =>
+        ThreadTeam.Get(threads).For(rowBlocks * colBlocks, t =>
         {
             // Row-block-major order lets concurrent tiles share the same A rows in L3.
             int rb = t / colBlocks, cb = t % colBlocks;
