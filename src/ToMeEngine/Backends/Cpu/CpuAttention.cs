@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 
 namespace ToMe.Backends.Cpu;
 
@@ -65,8 +64,8 @@ internal sealed unsafe partial class CpuBackend
                         var dst = metric.AsSpan(row * d, d);
                         input.AsSpan(row * stride + c, d).CopyTo(dst);
                         for (int h = 1; h < heads; h++)
-                            TensorPrimitives.Add(dst, input.AsSpan(row * stride + c + h * d, d), dst);
-                        TensorPrimitives.Divide(dst, heads, dst);
+                            Simd.Add(dst, input.AsSpan(row * stride + c + h * d, d), dst);
+                        Simd.Divide(dst, heads, dst);
                     }
                 }
             });
@@ -104,8 +103,8 @@ internal sealed unsafe partial class CpuBackend
                 var dst = cls.AsSpan(b * t, t);
                 classRows.AsSpan(b * heads * t, t).CopyTo(dst);
                 for (int h = 1; h < heads; h++)
-                    TensorPrimitives.Add(dst, classRows.AsSpan((b * heads + h) * t, t), dst);
-                TensorPrimitives.Divide(dst, heads, dst);
+                    Simd.Add(dst, classRows.AsSpan((b * heads + h) * t, t), dst);
+                Simd.Divide(dst, heads, dst);
             }
         }
     }

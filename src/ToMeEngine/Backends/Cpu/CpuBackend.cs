@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 
 namespace ToMe.Backends.Cpu;
 
@@ -98,7 +97,7 @@ internal sealed partial class CpuBackend : IBackend
                 var image = output.AsSpan(b * tokens * c, tokens * c);
                 if (prefixData is not null)
                     prefixData.AsSpan(0, prefixTokens * c).CopyTo(image);
-                TensorPrimitives.Add(image, posData.AsSpan(0, tokens * c), image);
+                Simd.Add(image, posData.AsSpan(0, tokens * c), image);
             }
         });
     }
