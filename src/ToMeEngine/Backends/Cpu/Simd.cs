@@ -112,63 +112,69 @@ internal static class Simd
     }
 
     /// <summary>dst = x − y.</summary>
-    [MethodImpl(Hot)]
     public static void Subtract(ReadOnlySpan<float> x, float y, Span<float> dst)
     {
-        if (!Wide)
-        {
+        if (Wide)
+            Map<SubtractOp>(x, y, dst);
+        else
             TensorPrimitives.Subtract(x, y, dst);
-            return;
-        }
-        Fits(x.Length, dst.Length);
-        ref float px = ref MemoryMarshal.GetReference(x);
-        ref float pd = ref MemoryMarshal.GetReference(dst);
-        var vy = Vector512.Create(y);
-        int n = x.Length, i = 0;
-        for (; i <= n - W; i += W)
-            (Vector512.LoadUnsafe(ref px, (nuint)i) - vy).StoreUnsafe(ref pd, (nuint)i);
-        for (; i < n; i++)
-            Unsafe.Add(ref pd, i) = Unsafe.Add(ref px, i) - y;
     }
 
     /// <summary>dst = x · y.</summary>
-    [MethodImpl(Hot)]
     public static void Multiply(ReadOnlySpan<float> x, float y, Span<float> dst)
     {
-        if (!Wide)
-        {
+        if (Wide)
+            Map<MultiplyOp>(x, y, dst);
+        else
             TensorPrimitives.Multiply(x, y, dst);
-            return;
-        }
-        Fits(x.Length, dst.Length);
-        ref float px = ref MemoryMarshal.GetReference(x);
-        ref float pd = ref MemoryMarshal.GetReference(dst);
-        var vy = Vector512.Create(y);
-        int n = x.Length, i = 0;
-        for (; i <= n - W; i += W)
-            (Vector512.LoadUnsafe(ref px, (nuint)i) * vy).StoreUnsafe(ref pd, (nuint)i);
-        for (; i < n; i++)
-            Unsafe.Add(ref pd, i) = Unsafe.Add(ref px, i) * y;
     }
 
     /// <summary>dst = x / y (a true division, not a multiplication by 1/y).</summary>
-    [MethodImpl(Hot)]
     public static void Divide(ReadOnlySpan<float> x, float y, Span<float> dst)
     {
-        if (!Wide)
-        {
+        if (Wide)
+            Map<DivideOp>(x, y, dst);
+        else
             TensorPrimitives.Divide(x, y, dst);
-            return;
-        }
+    }
+
+    // One loop for the ops with a scalar right operand; the struct type argument gets its own compiled copy.
+    [MethodImpl(Hot)]
+    private static void Map<TOp>(ReadOnlySpan<float> x, float y, Span<float> dst) where TOp : struct, IScalarOp
+    {
         Fits(x.Length, dst.Length);
         ref float px = ref MemoryMarshal.GetReference(x);
         ref float pd = ref MemoryMarshal.GetReference(dst);
         var vy = Vector512.Create(y);
         int n = x.Length, i = 0;
         for (; i <= n - W; i += W)
-            (Vector512.LoadUnsafe(ref px, (nuint)i) / vy).StoreUnsafe(ref pd, (nuint)i);
+            TOp.Apply(Vector512.LoadUnsafe(ref px, (nuint)i), vy).StoreUnsafe(ref pd, (nuint)i);
         for (; i < n; i++)
-            Unsafe.Add(ref pd, i) = Unsafe.Add(ref px, i) / y;
+            Unsafe.Add(ref pd, i) = TOp.Apply(Unsafe.Add(ref px, i), y);
+    }
+
+    private interface IScalarOp
+    {
+        static abstract Vector512<float> Apply(Vector512<float> x, Vector512<float> y);
+        static abstract float Apply(float x, float y);
+    }
+
+    private readonly struct SubtractOp : IScalarOp
+    {
+        public static Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x - y;
+        public static float Apply(float x, float y) => x - y;
+    }
+
+    private readonly struct MultiplyOp : IScalarOp
+    {
+        public static Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x * y;
+        public static float Apply(float x, float y) => x * y;
+    }
+
+    private readonly struct DivideOp : IScalarOp
+    {
+        public static Vector512<float> Apply(Vector512<float> x, Vector512<float> y) => x / y;
+        public static float Apply(float x, float y) => x / y;
     }
 
     /// <summary>dst = x · y + addend, rounded after the product (not fused), as TensorPrimitives.MultiplyAdd.</summary>
