@@ -45,4 +45,15 @@ internal static class SharedData
 internal static class RepoData
 {
     public static string Path(string relative) => System.IO.Path.Combine(AppContext.BaseDirectory, "TestData", relative);
+
+    /// <summary>The checkout the tests were built from (the folder holding ToMeEngine.sln).</summary>
+    public static string CheckoutRoot { get; } = FindCheckout();
+
+    private static string FindCheckout()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "ToMeEngine.sln")))
+                return dir.FullName;
+        throw new InvalidOperationException($"no ToMeEngine.sln above {AppContext.BaseDirectory}");
+    }
 }
