@@ -38,6 +38,7 @@ internal sealed class EngineCliOptions
             ProportionalAttention = !parse.GetValue(NoPropAttn),
             Threads = parse.GetValue(Threads),
             MaxBatchSize = maxBatch,
+            Decode = BridgeDecoding.Options,
         };
         var model = parse.GetValue(Model) ?? DefaultModel.Find();
         return ToMeEngine.Load(ModelOptions.ResolveModel(model), options);

@@ -26,7 +26,9 @@ public sealed record DecodeOptions
     /// <summary>The first external decoder that reads <paramref name="format"/>, or null.</summary>
     public IExternalImageDecoder? ExternalDecoderFor(ImageFormat format) => ExternalDecoders.FirstOrDefault(d => d.CanDecode(format));
 
-    internal void CheckSize(string format, long width, long height)
+    /// <summary>Refuses dimensions that are not positive or exceed <see cref="MaxPixels"/>, before pixels are allocated (for decoders, built-in or external).</summary>
+    /// <exception cref="InvalidImageException">The dimensions are refused; the message names <paramref name="format"/>.</exception>
+    public void CheckSize(string format, long width, long height)
     {
         if (width <= 0 || height <= 0)
             throw new InvalidImageException($"{format}: invalid dimensions {width}x{height}");
