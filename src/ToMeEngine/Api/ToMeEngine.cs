@@ -67,6 +67,7 @@ public sealed partial class ToMeEngine : IDisposable
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
+            BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
             pass = new ForwardPass(backend, weights);
         }
         catch
