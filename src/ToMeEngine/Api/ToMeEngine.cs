@@ -148,9 +148,15 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
-    public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false)
+    public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false) =>
+        Forward(images, batch, ForwardOptionsFor(returnTokens));
+
+    /// <summary>The engine's options with another merge schedule, for one call (see <see cref="MergeInspection"/>).</summary>
+    internal ForwardOptions WithSchedule(Merging.MergeSchedule schedule) => forwardOptions with { Schedule = schedule };
+
+    internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options)
     {
-        var options = ForwardOptionsFor(batch, returnTokens);
+        CheckBatch(batch);
         gate.Wait();
         try
         {
@@ -164,12 +170,13 @@ public sealed partial class ToMeEngine : IDisposable
     }
 
     /// <summary>
-    /// <see cref="Forward"/> on the thread pool: waits for the running forward pass without holding a thread, and stops
+    /// <see cref="Forward(ReadOnlySpan{float}, int, bool)"/> on the thread pool: waits for the running forward pass without holding a thread, and stops
     /// waiting when <paramref name="cancellationToken"/> fires; once this pass starts, it completes.
     /// </summary>
     private Task<ForwardResult> ForwardAsync(float[] images, int batch, bool returnTokens, CancellationToken cancellationToken)
     {
-        var options = ForwardOptionsFor(batch, returnTokens);
+        CheckBatch(batch);
+        var options = ForwardOptionsFor(returnTokens);
         return Task.Run(async () =>
         {
             await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -186,12 +193,13 @@ public sealed partial class ToMeEngine : IDisposable
         }, cancellationToken);
     }
 
-    private ForwardOptions ForwardOptionsFor(int batch, bool returnTokens)
+    private ForwardOptions ForwardOptionsFor(bool returnTokens) => returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions;
+
+    private void CheckBatch(int batch)
     {
         // Activations scale with the batch; the limit is what GpuMemoryBudgetBytes was checked against.
         if (batch > Options.MaxBatchSize)
             throw new ArgumentOutOfRangeException(nameof(batch), batch, $"exceeds EngineOptions.MaxBatchSize ({Options.MaxBatchSize}); split the input or use ClassifyBatch");
-        return returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions;
     }
 
     /// <summary>The k most probable classes of one row of logits (softmax in double), most probable first, lower index on ties.</summary>

@@ -24,8 +24,7 @@ public sealed class ToolPackageTests : IDisposable
     [Fact]
     public void ThePackedToolInstallsAndClassifies()
     {
-        // The configuration these tests were built in (bin/CONFIG/net10.0): pack what that build made, without rebuilding.
-        var configuration = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar)).Parent!.Name;
+        // Pack what the build of these tests made (same configuration), without rebuilding.
         var feed = Path.Combine(dir, "feed");
         var environment = new Dictionary<string, string?>
         {
@@ -34,7 +33,7 @@ public sealed class ToolPackageTests : IDisposable
             ["DOTNET_NOLOGO"] = "1",
         };
         var (packed, packOut, packErr) = TomeProcess.RunProgram("dotnet",
-            ["pack", Path.Combine(RepoData.CheckoutRoot, "src", "ToMeEngine.Cli", "ToMeEngine.Cli.csproj"), "-c", configuration, "--no-build", "-o", feed],
+            ["pack", Path.Combine(RepoData.CheckoutRoot, "src", "ToMeEngine.Cli", "ToMeEngine.Cli.csproj"), "-c", RepoData.Configuration, "--no-build", "-o", feed],
             environment: environment, limit: TimeSpan.FromMinutes(5));
         Assert.True(packed == 0, packOut + packErr);
         var package = Assert.Single(Directory.GetFiles(feed, "ToMeEngine.Tool.*.nupkg"));
