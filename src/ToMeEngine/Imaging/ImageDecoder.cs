@@ -33,19 +33,36 @@ public static class ImageDecoder
     {
         ArgumentNullException.ThrowIfNull(data);
         options ??= DecodeOptions.Default;
+        return Guarded(data, () => Sniff(data) switch
+        {
+            ImageFormat.Jpeg => JpegDecoder.Decode(data, options),
+            ImageFormat.Png => PngDecoder.Decode(data, options),
+            ImageFormat.Bmp => BmpDecoder.Decode(data, options),
+            ImageFormat.Pnm => PnmDecoder.Decode(data, options),
+            _ => throw new InvalidImageException(
+                $"unknown image format (first bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); supported: JPEG, PNG, BMP, PPM/PGM"),
+        });
+    }
+
+    /// <summary>
+    /// Decodes into pooled planes; a JPEG fills only the pixels <paramref name="regionOf"/> (called with the
+    /// picture's size) asks for. The caller disposes the result.
+    /// </summary>
+    internal static PlanarImage DecodePlanar(byte[] data, DecodeOptions options, Func<int, int, PixelRegion>? regionOf)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (Sniff(data) != ImageFormat.Jpeg)
+            return PlanarImage.From(Decode(data, options));
+        return Guarded(data, () => JpegDecoder.DecodePlanar(data, options, regionOf));
+    }
+
+    private static T Guarded<T>(byte[] data, Func<T> decode)
+    {
         if (data.Length == 0)
             throw new InvalidImageException("empty input (0 bytes)");
         try
         {
-            return Sniff(data) switch
-            {
-                ImageFormat.Jpeg => JpegDecoder.Decode(data, options),
-                ImageFormat.Png => PngDecoder.Decode(data, options),
-                ImageFormat.Bmp => BmpDecoder.Decode(data, options),
-                ImageFormat.Pnm => PnmDecoder.Decode(data, options),
-                _ => throw new InvalidImageException(
-                    $"unknown image format (first bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); supported: JPEG, PNG, BMP, PPM/PGM"),
-            };
+            return decode();
         }
         catch (InvalidImageException)
         {

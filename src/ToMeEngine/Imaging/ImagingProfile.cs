@@ -7,8 +7,7 @@ internal enum ImagingStage
 {
     EntropyDecode,
     Idct,
-    Upsample,
-    ColorConvert,
+    UpsampleColor,
     ResizeHorizontal,
     ResizeVertical,
     Normalize,

@@ -5,8 +5,9 @@ namespace ToMe.Imaging.Jpeg;
 
 /// <summary>
 /// The islow IDCT with AVX2: pass 1 runs the 8 columns in the 8 lanes, the workspace is transposed and
-/// pass 2 runs the 8 rows the same way. Same integer operations in the same order as the scalar code
-/// (whose all-zero shortcuts give the same values as the full formulas), hence identical samples.
+/// pass 2 runs the 8 rows the same way, leaving register x with output column x, which is stored as is
+/// (column-major output). Same integer operations in the same order as the scalar code (whose all-zero
+/// shortcuts give the same values as the full formulas), hence identical samples.
 /// </summary>
 internal static unsafe class IdctAvx2
 {
@@ -22,14 +23,13 @@ internal static unsafe class IdctAvx2
         Butterfly(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7, ConstBits - Pass1Bits);
         Transpose(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7);
         Butterfly(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7, ConstBits + Pass1Bits + 3);
-        Transpose(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7);
 
-        var rows0 = Vector256.Narrow(Vector256.Narrow(Limit(c0), Limit(c1)), Vector256.Narrow(Limit(c2), Limit(c3))).AsUInt64();
-        var rows1 = Vector256.Narrow(Vector256.Narrow(Limit(c4), Limit(c5)), Vector256.Narrow(Limit(c6), Limit(c7))).AsUInt64();
+        var cols0 = Vector256.Narrow(Vector256.Narrow(Limit(c0), Limit(c1)), Vector256.Narrow(Limit(c2), Limit(c3))).AsUInt64();
+        var cols1 = Vector256.Narrow(Vector256.Narrow(Limit(c4), Limit(c5)), Vector256.Narrow(Limit(c6), Limit(c7))).AsUInt64();
         for (var r = 0; r < 4; r++)
         {
-            *(ulong*)(output + r * stride) = rows0.GetElement(r);
-            *(ulong*)(output + (r + 4) * stride) = rows1.GetElement(r);
+            *(ulong*)(output + r * stride) = cols0.GetElement(r);
+            *(ulong*)(output + (r + 4) * stride) = cols1.GetElement(r);
         }
     }
 

@@ -1,6 +1,16 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace ToMe.Imaging.Jpeg;
 
-/// <summary>Bit reader and Huffman decoding of baseline and progressive scans (T.81 annex F and G).</summary>
+/// <summary>
+/// Bit reader and Huffman decoding of baseline and progressive scans (T.81 annex F and G). Baseline scans
+/// go a row of MCUs at a time: the row's blocks are entropy-decoded into a small coefficient buffer, then
+/// the blocks the requested region needs go through the inverse DCT into the component planes.
+/// </summary>
 internal sealed partial class JpegDecoder
 {
     // Zig-zag position -> natural position, padded with 63 so that a corrupt run past the end of the
@@ -177,16 +187,23 @@ internal sealed partial class JpegDecoder
         insufficientData = false;
     }
 
+    private short[]? rowCoefs;
+    private byte[]? rowFlags;
+
     private void DecodeScan(JpegComponent[] scanComps, int ss, int se, int ah, int al)
     {
         ResetBits();
         eobRun = 0;
         insufficientData = false;
+        if (!progressive)
+        {
+            DecodeBaselineScan(scanComps);
+            return;
+        }
         var single = scanComps.Length == 1;
         var c0 = scanComps[0];
         int unitsX = single ? c0.CompBlocksW : mcusX, unitsY = single ? c0.CompBlocksH : mcusY;
         long total = (long)unitsX * unitsY;
-        var block = new short[64];
         var todo = restartInterval;
         for (long m = 0; m < total; m++)
         {
@@ -202,40 +219,233 @@ internal sealed partial class JpegDecoder
             int ux = (int)(m % unitsX), uy = (int)(m / unitsX);
             if (single)
             {
-                DecodeUnit(c0, ux, uy, block, ss, se, ah, al);
+                DecodeProgressiveUnit(c0, ux, uy, ss, se, ah, al);
             }
             else
             {
                 foreach (var c in scanComps)
                     for (var v = 0; v < c.V; v++)
                         for (var h = 0; h < c.H; h++)
-                            DecodeUnit(c, ux * c.H + h, uy * c.V + v, block, ss, se, ah, al);
+                            DecodeProgressiveUnit(c, ux * c.H + h, uy * c.V + v, ss, se, ah, al);
             }
             CheckOverrun();
             // Nothing left to read before the next restart: progressive blocks would stay as they are.
-            if (insufficientData && progressive && restartInterval == 0)
+            if (insufficientData && restartInterval == 0)
                 break;
         }
     }
 
-    private void DecodeUnit(JpegComponent c, int bx, int by, short[] block, int ss, int se, int ah, int al)
+    /// <summary>
+    /// A sequential scan, one row of MCUs (or of blocks, for a single-component scan) at a time. The row
+    /// buffer holds the MCUs in order, each MCU's blocks component by component, row by row.
+    /// </summary>
+    private unsafe void DecodeBaselineScan(JpegComponent[] scanComps)
     {
-        if (insufficientData)
+        var single = scanComps.Length == 1;
+        var c0 = scanComps[0];
+        int unitsX = single ? c0.CompBlocksW : mcusX, unitsY = single ? c0.CompBlocksH : mcusY;
+        var perUnit = single ? 1 : scanComps.Sum(c => c.H * c.V);
+        var rowBlocks = checked(unitsX * perUnit);
+        if (rowCoefs is null || rowCoefs.Length < rowBlocks * 64)
         {
-            // An all-zero block; progressive coefficients keep what earlier scans gave them.
-            if (!progressive)
-                Idct.DcOnly(0, 0, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
-            return;
+            if (rowCoefs is not null) ArrayPool<short>.Shared.Return(rowCoefs);
+            if (rowFlags is not null) ArrayPool<byte>.Shared.Return(rowFlags);
+            rowCoefs = ArrayPool<short>.Shared.Rent(rowBlocks * 64);
+            rowFlags = ArrayPool<byte>.Shared.Rent(rowBlocks);
         }
-        if (!progressive)
+        var dc = new HuffmanTable[perUnit];
+        var ac = new HuffmanTable[perUnit];
+        var owner = new JpegComponent[perUnit];
+        for (int i = 0, b = 0; i < scanComps.Length; i++)
+            for (var j = 0; j < (single ? 1 : scanComps[i].H * scanComps[i].V); j++, b++)
+                (dc[b], ac[b], owner[b]) = (dcTables[scanComps[i].DcTable]!, acTables[scanComps[i].AcTable]!, scanComps[i]);
+
+        var todo = restartInterval;
+        fixed (byte* d = data, zz = ZigZag, flags = rowFlags)
+        fixed (short* coefs = rowCoefs)
         {
-            Array.Clear(block);
-            if (DecodeBaselineBlock(c, block))
-                Idct.Islow(block, c.Quant!, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
+            for (var uy = 0; uy < unitsY; uy++)
+            {
+                var clock = ImagingProfile.Now();
+                for (var ux = 0; ux < unitsX; ux++)
+                {
+                    if (restartInterval > 0)
+                    {
+                        if (todo == 0)
+                        {
+                            Restart(scanComps);
+                            todo = restartInterval;
+                        }
+                        todo--;
+                    }
+                    var first = ux * perUnit;
+                    if (insufficientData)
+                    {
+                        // Past a marker: empty blocks, as libjpeg leaves them (mid-grey after the IDCT).
+                        new Span<short>(coefs + first * 64, perUnit * 64).Clear();
+                        new Span<byte>(flags + first, perUnit).Clear();
+                        continue;
+                    }
+                    for (var b = 0; b < perUnit; b++)
+                        flags[first + b] = DecodeBlock(dc[b], ac[b], ref owner[b].DcPred, coefs + (first + b) * 64, d, zz) ? (byte)1 : (byte)0;
+                    CheckOverrun();
+                }
+                clock = ImagingProfile.Lap(ImagingStage.EntropyDecode, clock);
+                var offset = 0;
+                foreach (var c in scanComps)
+                {
+                    for (var v = 0; v < (single ? 1 : c.V); v++)
+                    {
+                        var by = single ? uy : uy * c.V + v;
+                        if (by < c.By0 || by >= c.By1) continue;
+                        for (var bx = c.Bx0; bx < c.Bx1; bx++)
+                        {
+                            var index = single ? bx : bx / c.H * perUnit + offset + v * c.H + bx % c.H;
+                            InverseDct(c, bx, by, coefs + index * 64, flags[index] != 0);
+                        }
+                    }
+                    offset += c.H * c.V;
+                }
+                ImagingProfile.Lap(ImagingStage.Idct, clock);
+            }
+        }
+    }
+
+    /// <summary>The block's samples into the component plane (column-major, as the planes are stored).</summary>
+    private static unsafe void InverseDct(JpegComponent c, int bx, int by, short* block, bool hasAc)
+    {
+        fixed (byte* plane = c.Plane)
+        fixed (int* q = c.Quant)
+        {
+            var o = plane + (long)bx * 8 * c.ColumnStride + by * 8;
+            if (hasAc)
+                Idct.Islow(block, q, o, c.ColumnStride);
             else
-                Idct.DcOnly(block[0], c.Quant![0], c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
-            return;
+                Idct.DcOnly(block[0], q[0], o, c.ColumnStride);
         }
+    }
+
+    /// <summary>
+    /// Decodes one sequential block into <paramref name="block"/> (cleared first, natural order); false when
+    /// it has no AC coefficients (the IDCT reduces to a fill).
+    /// </summary>
+    /// <remarks>
+    /// Hot path. The bit buffer lives in locals; a refill whenever fewer than 32 bits remain guarantees a
+    /// code (at most 16 bits) and its value (at most 16 bits), so reads need no further checks. Most
+    /// coefficients take one look-up in the 10-bit table that holds code, run and value together.
+    /// </remarks>
+    private unsafe bool DecodeBlock(HuffmanTable dcTable, HuffmanTable acTable, ref int dcPred, short* block, byte* d, byte* zz)
+    {
+        var zero = Vector256<short>.Zero;
+        for (var i = 0; i < 64; i += 16)
+            Vector256.Store(zero, block + i);
+        ulong bits = bitBuf;
+        int count = bitCount, p = pos;
+
+        if (count < 32) Refill(ref bits, ref count, ref p, d);
+        var e = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(dcTable.Fast), (int)(bits >> (64 - HuffmanTable.FastBits)));
+        int diff;
+        if (e != 0)
+        {
+            var n = e & 0xFF;
+            bits <<= n;
+            count -= n;
+            diff = e >> 16;
+        }
+        else
+        {
+            (bitBuf, bitCount, pos) = (bits, count, p);
+            var s = DecodeSymbol(dcTable);
+            if (s > 16) throw Error("corrupt entropy-coded data (coefficient size > 16 bits)");
+            diff = ReceiveExtend(s);
+            (bits, count, p) = (bitBuf, bitCount, pos);
+        }
+        dcPred += diff;
+        block[0] = (short)dcPred;
+
+        ref var fast = ref MemoryMarshal.GetArrayDataReference(acTable.Fast);
+        ref var look = ref MemoryMarshal.GetArrayDataReference(acTable.Lookup);
+        var any = false;
+        for (var k = 1; k < 64; k++)
+        {
+            if (count < 32) Refill(ref bits, ref count, ref p, d);
+            var f = Unsafe.Add(ref fast, (int)(bits >> (64 - HuffmanTable.FastBits)));
+            if (f != 0)
+            {
+                var n = f & 0xFF;
+                bits <<= n;
+                count -= n;
+                k += (f >> 8) & 0xFF;
+                block[zz[k]] = (short)(f >> 16);
+                any = true;
+                continue;
+            }
+            int rs = Unsafe.Add(ref look, (int)(bits >> (64 - HuffmanTable.LookBits)));
+            if (rs != 0)
+            {
+                var n = rs >> 8;
+                bits <<= n;
+                count -= n;
+                rs &= 0xFF;
+            }
+            else
+            {
+                (bitBuf, bitCount, pos) = (bits, count, p);
+                rs = DecodeSymbol(acTable);
+                (bits, count, p) = (bitBuf, bitCount, pos);
+            }
+            int r = rs >> 4, size = rs & 15;
+            if (size != 0)
+            {
+                k += r;
+                var v = (int)(bits >> (64 - size));
+                bits <<= size;
+                count -= size;
+                block[zz[k]] = (short)Extend(v, size);
+                any = true;
+            }
+            else if (r == 15)
+            {
+                k += 15;
+            }
+            else
+            {
+                break;
+            }
+        }
+        (bitBuf, bitCount, pos) = (bits, count, p);
+        return any;
+    }
+
+    /// <summary>
+    /// Tops the bit buffer up with as many whole bytes as fit, eight bytes read at once, when none of them
+    /// is 0xFF (stuffing or a marker); otherwise, and near the end of the data, byte by byte.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private unsafe void Refill(ref ulong bits, ref int count, ref int p, byte* d)
+    {
+        if (p <= data.Length - 8)
+        {
+            var w = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<ulong>(d + p));
+            // A byte of w is 0xFF exactly where ~w has a zero byte.
+            if (((~w - 0x0101010101010101UL) & w & 0x8080808080808080UL) == 0)
+            {
+                var take = (63 - count) >> 3;
+                bits |= (w & (ulong.MaxValue << (64 - 8 * take))) >> count;
+                count += 8 * take;
+                p += take;
+                return;
+            }
+        }
+        (bitBuf, bitCount, pos) = (bits, count, p);
+        Fill();
+        (bits, count, p) = (bitBuf, bitCount, pos);
+    }
+
+    private void DecodeProgressiveUnit(JpegComponent c, int bx, int by, int ss, int se, int ah, int al)
+    {
+        // Past a marker: progressive coefficients keep what earlier scans gave them.
+        if (insufficientData) return;
         var coefs = c.Coefs.AsSpan((by * c.BlocksW + bx) * 64, 64);
         if (ss == 0)
         {
@@ -257,67 +467,6 @@ internal sealed partial class JpegDecoder
         {
             DecodeAcRefine(acTables[c.AcTable]!, coefs, ss, se, al);
         }
-    }
-
-    /// <summary>Decodes one block; false when it has no AC coefficients (the IDCT reduces to a fill).</summary>
-    /// <remarks>
-    /// Hot path: one refill per coefficient guarantees 32 bits, enough for a code (at most 16 bits)
-    /// and its value (at most 16 bits), so the symbol and value reads need no further checks.
-    /// </remarks>
-    private bool DecodeBaselineBlock(JpegComponent c, short[] block)
-    {
-        var dc = dcTables[c.DcTable]!;
-        var ac = acTables[c.AcTable]!;
-        if (bitCount < 32) Fill();
-        var t = DecodeFilled(dc);
-        if (t > 16) throw Error("corrupt entropy-coded data (coefficient size > 16 bits)");
-        if (t != 0) c.DcPred += Extend(TakeBits(t), t);
-        block[0] = (short)c.DcPred;
-        var any = false;
-        for (var k = 1; k < 64; k++)
-        {
-            if (bitCount < 32) Fill();
-            var rs = DecodeFilled(ac);
-            int r = rs >> 4, s = rs & 15;
-            if (s != 0)
-            {
-                k += r;
-                block[ZigZag[k]] = (short)Extend(TakeBits(s), s);
-                any = true;
-            }
-            else if (r == 15)
-            {
-                k += 15;
-            }
-            else
-            {
-                break;
-            }
-        }
-        return any;
-    }
-
-    /// <summary>Reads n (1..16) bits; the caller has made sure they are buffered.</summary>
-    private int TakeBits(int n)
-    {
-        var v = (int)(bitBuf >> (64 - n));
-        bitBuf <<= n;
-        bitCount -= n;
-        return v;
-    }
-
-    /// <summary>Decodes a symbol with at least 16 bits buffered.</summary>
-    private int DecodeFilled(HuffmanTable t)
-    {
-        int e = t.Lookup[(int)(bitBuf >> (64 - HuffmanTable.LookBits))];
-        if (e != 0)
-        {
-            var len = e >> 8;
-            bitBuf <<= len;
-            bitCount -= len;
-            return e & 0xFF;
-        }
-        return DecodeSymbol(t);
     }
 
     private void DecodeAcFirst(HuffmanTable ac, Span<short> coefs, int ss, int se, int al)
