@@ -68,6 +68,7 @@ internal static class DecodeBenchCommand
                     cpu_seconds_per_round = passes.Select(p => p.Cpu),
                     images_per_second = bench.Images / median,
                     images_per_cpu_second = bench.Images / cpuMedian,
+                    stage_clock = ImagingProfile.CpuTime ? "thread CPU time" : "wall clock",
                     stages = stages.Select(s => new { stage = s.Stage, ms_per_image = 1000 * s.Seconds / bench.Images }),
                 }, new JsonSerializerOptions { WriteIndented = true }));
                 return 0;
@@ -77,6 +78,7 @@ internal static class DecodeBenchCommand
             if (stages.Count > 0)
             {
                 var total = stages.Sum(s => s.Seconds);
+                Console.WriteLine(ImagingProfile.CpuTime ? "per-stage CPU time of one pass:" : "per-stage wall-clock time of one pass:");
                 Console.WriteLine("| stage | ms/image | share |");
                 Console.WriteLine("|---|---:|---:|");
                 foreach (var (stage, s) in stages)

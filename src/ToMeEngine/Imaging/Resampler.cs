@@ -228,41 +228,73 @@ public static class Resampler
 
     /// <summary>
     /// The horizontal pass: output column xo of source rows rowFirst.. is a weighted sum of source columns,
-    /// which the planar layout stores contiguously, so 16 rows go in one step; the results are written to
-    /// row-major rows (o[r * w + xo]).
+    /// which the planar layout stores contiguously, so 16 rows go in one step. Tiles of 16 columns x 16
+    /// rows are transposed in registers and written to row-major rows (o[r * w + xo]).
     /// </summary>
     private static unsafe void Horizontal(byte* plane, int stride, Coeffs c, int w, int rowFirst, int rows, byte* o, bool simd)
     {
-        var lanes = stackalloc byte[16];
+        var tile = stackalloc Vector128<byte>[16];
         fixed (int* bounds = c.Bounds, weights = c.Weights)
         {
-            for (var xo = 0; xo < w; xo++)
+            var x0 = 0;
+            if (simd && rows >= 16 && w >= 16)
+            {
+                // The last step of each loop overlaps the one before it rather than running past the picture.
+                for (var xg = 0; ; xg += 16)
+                {
+                    if (xg > w - 16) xg = w - 16;
+                    for (var r = 0; ; r += 16)
+                    {
+                        if (r > rows - 16) r = rows - 16;
+                        for (var i = 0; i < 16; i++)
+                        {
+                            var xo = xg + i;
+                            tile[i] = Sum16(plane + (long)bounds[xo * 2] * stride + rowFirst + r, stride, weights + xo * c.KSize, bounds[xo * 2 + 1]);
+                        }
+                        Transpose16(tile);
+                        for (var i = 0; i < 16; i++)
+                            Vector128.Store(tile[i], o + (long)(r + i) * w + xg);
+                        if (r == rows - 16) break;
+                    }
+                    if (xg == w - 16) break;
+                }
+                x0 = w;
+            }
+            for (var xo = x0; xo < w; xo++)
             {
                 int xmin = bounds[xo * 2], taps = bounds[xo * 2 + 1];
                 var k = weights + xo * c.KSize;
                 var col = plane + (long)xmin * stride + rowFirst;
-                var dst = o + xo;
-                if (simd && rows >= 16)
-                {
-                    // The last step overlaps the one before it rather than running past the rows.
-                    for (var r = 0; ; r += 16)
-                    {
-                        if (r > rows - 16) r = rows - 16;
-                        Vector128.Store(Sum16(col + r, stride, k, taps), lanes);
-                        for (var i = 0; i < 16; i++)
-                            dst[(long)(r + i) * w] = lanes[i];
-                        if (r == rows - 16) break;
-                    }
-                    continue;
-                }
                 for (var r = 0; r < rows; r++)
                 {
                     var acc = 1 << (PrecisionBits - 1);
                     var p = col + r;
                     for (var x = 0; x < taps; x++, p += stride)
                         acc += *p * k[x];
-                    dst[(long)r * w] = Clip8(acc);
+                    o[(long)r * w + xo] = Clip8(acc);
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Transposes 16 vectors of 16 bytes. Each round interleaves vector i with vector i + 8, which rotates
+    /// the 8-bit (vector, byte) index left by one; four rounds swap its halves.
+    /// </summary>
+    private static unsafe void Transpose16(Vector128<byte>* x)
+    {
+        var y = stackalloc Vector128<byte>[16];
+        for (var round = 0; round < 2; round++)
+        {
+            for (var i = 0; i < 8; i++)
+            {
+                y[2 * i] = Sse2.UnpackLow(x[i], x[i + 8]);
+                y[2 * i + 1] = Sse2.UnpackHigh(x[i], x[i + 8]);
+            }
+            for (var i = 0; i < 8; i++)
+            {
+                x[2 * i] = Sse2.UnpackLow(y[i], y[i + 8]);
+                x[2 * i + 1] = Sse2.UnpackHigh(y[i], y[i + 8]);
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -40,39 +41,48 @@ internal sealed partial class JpegDecoder
         hitEnd = false;
     }
 
-    /// <summary>
-    /// Tops the buffer up to at least 57 bits. At a marker, libjpeg supplies zero bits (corrupt data
-    /// decodes as flat blocks); at the end of the input the zeros are counted so that consuming them is
-    /// reported as truncation.
-    /// </summary>
     private void Fill()
     {
-        while (bitCount <= 56)
+        var (bits, count, p) = (bitBuf, bitCount, pos);
+        FillBytes(ref bits, ref count, ref p);
+        (bitBuf, bitCount, pos) = (bits, count, p);
+    }
+
+    /// <summary>
+    /// Tops the buffer up to at least 57 bits, byte by byte. At a marker, libjpeg supplies zero bits
+    /// (corrupt data decodes as flat blocks); at the end of the input the zeros are counted so that
+    /// consuming them is reported as truncation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FillBytes(ref ulong bits, ref int count, ref int p)
+    {
+        var d = data;
+        while (count <= 56)
         {
             ulong b = 0;
             if (hitMarker || hitEnd)
             {
                 padBits += 8;
             }
-            else if (pos >= data.Length)
+            else if ((uint)p >= (uint)d.Length)
             {
                 hitEnd = true;
                 padBits += 8;
             }
             else
             {
-                b = data[pos];
+                b = d[p];
                 if (b == 0xFF)
                 {
-                    if (pos + 1 >= data.Length)
+                    if (p + 1 >= d.Length)
                     {
                         hitEnd = true;
                         padBits += 8;
                         b = 0;
                     }
-                    else if (data[pos + 1] == 0)
+                    else if (d[p + 1] == 0)
                     {
-                        pos += 2;
+                        p += 2;
                     }
                     else
                     {
@@ -83,11 +93,11 @@ internal sealed partial class JpegDecoder
                 }
                 else
                 {
-                    pos++;
+                    p++;
                 }
             }
-            bitBuf |= b << (56 - bitCount);
-            bitCount += 8;
+            bits |= b << (56 - count);
+            count += 8;
         }
     }
 
@@ -121,21 +131,37 @@ internal sealed partial class JpegDecoder
             bitCount -= len;
             return e & 0xFF;
         }
-        var code16 = (int)(bitBuf >> 48);
+        e = LongCode(t, bitBuf);
+        var n = e >> 8;
+        bitBuf <<= n;
+        bitCount -= n;
+        return e & 0xFF;
+    }
+
+    /// <summary>
+    /// A code longer than the look-up table's: (length &lt;&lt; 8) | symbol by the canonical limits
+    /// (at least 16 bits buffered, MSB first).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int LongCode(HuffmanTable t, ulong bits)
+    {
+        var code16 = (int)(bits >> 48);
         for (var len = HuffmanTable.LookBits + 1; len <= 16; len++)
         {
             var code = code16 >> (16 - len);
             if (code <= t.MaxCode[len])
             {
-                bitBuf <<= len;
-                bitCount -= len;
                 var idx = code + t.ValOffset[len];
-                if ((uint)idx >= (uint)t.Values.Length) throw Error("corrupt Huffman data");
-                return t.Values[idx];
+                if ((uint)idx >= (uint)t.Values.Length) ThrowCorrupt("corrupt Huffman data");
+                return (len << 8) | t.Values[idx];
             }
         }
-        throw Error("corrupt entropy-coded data (invalid Huffman code)");
+        ThrowCorrupt("corrupt entropy-coded data (invalid Huffman code)");
+        return 0;
     }
+
+    [DoesNotReturn]
+    private static void ThrowCorrupt(string message) => throw Error(message);
 
     private static int Extend(int v, int s) => v < 1 << (s - 1) ? v - (1 << s) + 1 : v;
 
@@ -330,9 +356,10 @@ internal sealed partial class JpegDecoder
     /// it has no AC coefficients (the IDCT reduces to a fill).
     /// </summary>
     /// <remarks>
-    /// Hot path. The bit buffer lives in locals; a refill whenever fewer than 32 bits remain guarantees a
-    /// code (at most 16 bits) and its value (at most 16 bits), so reads need no further checks. Most
-    /// coefficients take one look-up in the 10-bit table that holds code, run and value together.
+    /// Hot path, free of calls so that its state stays in registers. The bit buffer lives in locals; a
+    /// refill whenever fewer than 32 bits remain guarantees a code (at most 16 bits) and its value (at most
+    /// 16 bits), so reads need no further checks. Most coefficients take one look-up in the 10-bit table
+    /// that holds code, run and value together.
     /// </remarks>
     private unsafe bool DecodeBlock(HuffmanTable dcTable, HuffmanTable acTable, ref int dcPred, short* block, byte* d, byte* zz)
     {
@@ -354,47 +381,43 @@ internal sealed partial class JpegDecoder
         }
         else
         {
-            (bitBuf, bitCount, pos) = (bits, count, p);
-            var s = DecodeSymbol(dcTable);
-            if (s > 16) throw Error("corrupt entropy-coded data (coefficient size > 16 bits)");
-            diff = ReceiveExtend(s);
-            (bits, count, p) = (bitBuf, bitCount, pos);
+            var rs = Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(dcTable.Lookup), (int)(bits >> (64 - HuffmanTable.LookBits)));
+            int code = rs != 0 ? rs : LongCode(dcTable, bits), n = code >> 8, size = code & 0xFF;
+            bits <<= n;
+            count -= n;
+            if (size > 16) ThrowCorrupt("corrupt entropy-coded data (coefficient size > 16 bits)");
+            diff = 0;
+            if (size != 0)
+            {
+                diff = Extend((int)(bits >> (64 - size)), size);
+                bits <<= size;
+                count -= size;
+            }
         }
         dcPred += diff;
         block[0] = (short)dcPred;
 
         ref var fast = ref MemoryMarshal.GetArrayDataReference(acTable.Fast);
         ref var look = ref MemoryMarshal.GetArrayDataReference(acTable.Lookup);
-        var any = false;
-        for (var k = 1; k < 64; k++)
+        var k = 1;
+        for (; k < 64; k++)
         {
             if (count < 32) Refill(ref bits, ref count, ref p, d);
-            var f = Unsafe.Add(ref fast, (int)(bits >> (64 - HuffmanTable.FastBits)));
+            var f = Unsafe.Add(ref fast, (nint)(bits >> (64 - HuffmanTable.FastBits)));
             if (f != 0)
             {
-                var n = f & 0xFF;
-                bits <<= n;
-                count -= n;
+                // The shift uses the low 6 bits of the entry, the length: one step less on the critical path.
+                bits <<= f;
+                count -= f & 0xFF;
                 k += (f >> 8) & 0xFF;
                 block[zz[k]] = (short)(f >> 16);
-                any = true;
                 continue;
             }
-            int rs = Unsafe.Add(ref look, (int)(bits >> (64 - HuffmanTable.LookBits)));
-            if (rs != 0)
-            {
-                var n = rs >> 8;
-                bits <<= n;
-                count -= n;
-                rs &= 0xFF;
-            }
-            else
-            {
-                (bitBuf, bitCount, pos) = (bits, count, p);
-                rs = DecodeSymbol(acTable);
-                (bits, count, p) = (bitBuf, bitCount, pos);
-            }
-            int r = rs >> 4, size = rs & 15;
+            int rs = Unsafe.Add(ref look, (nint)(bits >> (64 - HuffmanTable.LookBits)));
+            if (rs == 0) rs = LongCode(acTable, bits);
+            bits <<= rs >> 8;
+            count -= rs >> 8;
+            int r = (rs >> 4) & 15, size = rs & 15;
             if (size != 0)
             {
                 k += r;
@@ -402,7 +425,6 @@ internal sealed partial class JpegDecoder
                 bits <<= size;
                 count -= size;
                 block[zz[k]] = (short)Extend(v, size);
-                any = true;
             }
             else if (r == 15)
             {
@@ -414,7 +436,9 @@ internal sealed partial class JpegDecoder
             }
         }
         (bitBuf, bitCount, pos) = (bits, count, p);
-        return any;
+        // k moved past 1 exactly when a coefficient or a zero run was decoded (a run of zeros alone
+        // makes the full transform run on an all-zero AC part: the same samples).
+        return k > 1;
     }
 
     /// <summary>
@@ -437,9 +461,7 @@ internal sealed partial class JpegDecoder
                 return;
             }
         }
-        (bitBuf, bitCount, pos) = (bits, count, p);
-        Fill();
-        (bits, count, p) = (bitBuf, bitCount, pos);
+        FillBytes(ref bits, ref count, ref p);
     }
 
     private void DecodeProgressiveUnit(JpegComponent c, int bx, int by, int ss, int se, int ah, int al)
