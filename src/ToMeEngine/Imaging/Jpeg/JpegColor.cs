@@ -158,10 +158,10 @@ internal sealed partial class JpegDecoder
     /// B = Y + ((116130 Cb' + 2^15) >> 16), clamped to 0..255 (Cb' = Cb - 128, Cr' = Cr - 128).
     /// In place when the outputs are the inputs' planes: each group is read before it is written.
     /// </summary>
-    internal static unsafe void YccColumn(byte* ys, byte* cbs, byte* crs, byte* r, byte* g, byte* b, int y0, int y1)
+    internal static unsafe void YccColumn(byte* ys, byte* cbs, byte* crs, byte* r, byte* g, byte* b, int y0, int y1, bool allowSimd = true)
     {
         var i = y0;
-        if (Avx2.IsSupported)
+        if (allowSimd && Avx2.IsSupported)
         {
             var half = Vector256.Create(OneHalf);
             var center = Vector256.Create(128);
