@@ -86,13 +86,18 @@ public sealed class ToMeEngine : IDisposable
 
     /// <summary>Classifies an image file (JPEG, PNG, BMP, PPM/PGM).</summary>
     /// <exception cref="InvalidImageException">The file is not a supported, intact image.</exception>
-    public IReadOnlyList<Prediction> Classify(string path, int topK = 5) => Classify(ImageDecoder.Decode(path, Options.Decode), topK);
+    public IReadOnlyList<Prediction> Classify(string path, int topK = 5) =>
+        ClassifyTensor(ImageDecoder.FromFile(path ?? throw new ArgumentNullException(nameof(path)), Options.Decode, Preprocess), topK);
 
     /// <summary>Classifies an encoded image held in memory.</summary>
-    public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5) => Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+    public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5) => ClassifyTensor(Preprocess(encoded), topK);
 
     /// <summary>Classifies an encoded image read from a stream (read to its end).</summary>
-    public IReadOnlyList<Prediction> Classify(Stream encoded, int topK = 5) => Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+    public IReadOnlyList<Prediction> Classify(Stream encoded, int topK = 5) =>
+        ClassifyTensor(Preprocess(ImageDecoder.ReadAll(encoded ?? throw new ArgumentNullException(nameof(encoded)), Options.Decode)), topK);
+
+    private IReadOnlyList<Prediction> ClassifyTensor(float[] tensor, int topK) =>
+        TopK(Logits(tensor, 1).AsSpan(0, Config.NumClasses), topK);
 
     /// <summary>Classifies decoded pixels.</summary>
     public IReadOnlyList<Prediction> Classify(RgbImage image, int topK = 5) => ClassifyBatch([image], topK)[0];
@@ -113,11 +118,50 @@ public sealed class ToMeEngine : IDisposable
     }
 
     /// <summary>Classifies several image files; a file that fails to decode throws before any forward pass runs.</summary>
-    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IReadOnlyList<string> paths, int topK = 5) =>
-        ClassifyBatch(paths.Select(p => ImageDecoder.Decode(p, Options.Decode)).ToList(), topK);
+    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IReadOnlyList<string> paths, int topK = 5)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var n = preprocessor.OutputLength;
+        var tensors = new float[checked(paths.Count * n)];
+        var errors = new Exception?[paths.Count];
+        Parallel.For(0, paths.Count, i =>
+        {
+            try
+            {
+                ImageDecoder.FromFile(paths[i], Options.Decode, data =>
+                {
+                    preprocessor.Run(data, tensors.AsSpan(i * n, n), Options.Decode);
+                    return true;
+                });
+            }
+            catch (Exception e)
+            {
+                errors[i] = e;
+            }
+        });
+        // The first failing file in list order, as a sequential loop would report it.
+        if (errors.FirstOrDefault(e => e is not null) is { } error)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        var results = new List<IReadOnlyList<Prediction>>(paths.Count);
+        for (int start = 0; start < paths.Count; start += Options.MaxBatchSize)
+        {
+            var count = Math.Min(Options.MaxBatchSize, paths.Count - start);
+            var logits = Logits(tensors.AsSpan(start * n, count * n), count);
+            for (int b = 0; b < count; b++)
+                results.Add(TopK(logits.AsSpan(b * Config.NumClasses, Config.NumClasses), topK));
+        }
+        return results;
+    }
 
     /// <summary>Decodes nothing: preprocesses an image exactly as timm's eval transform does, into [3, S, S].</summary>
     public float[] Preprocess(RgbImage image) => preprocessor.Run(image);
+
+    /// <summary>
+    /// Decodes an image file held in memory and preprocesses it, into [3, S, S]: the same values as
+    /// <c>Preprocess(ImageDecoder.Decode(encoded))</c>, faster, since a JPEG is decoded only as far as the crop reads.
+    /// </summary>
+    /// <exception cref="InvalidImageException">The bytes are not a supported, intact image.</exception>
+    public float[] Preprocess(byte[] encoded) => preprocessor.Run(encoded ?? throw new ArgumentNullException(nameof(encoded)), Options.Decode);
 
     /// <summary>Runs the forward pass on preprocessed images [B, 3, S, S] and returns the logits [B, classes].</summary>
     public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch).Logits;

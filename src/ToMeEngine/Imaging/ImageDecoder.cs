@@ -80,6 +80,19 @@ public static class ImageDecoder
     {
         ArgumentNullException.ThrowIfNull(stream);
         options ??= DecodeOptions.Default;
+        return Decode(ReadAll(stream, options), options);
+    }
+
+    public static RgbImage Decode(string path, DecodeOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        options ??= DecodeOptions.Default;
+        return FromFile(path, options, data => Decode(data, options));
+    }
+
+    /// <summary>A stream's bytes to its end, refused past <see cref="DecodeOptions.MaxFileBytes"/>.</summary>
+    internal static byte[] ReadAll(Stream stream, DecodeOptions options)
+    {
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int n;
@@ -89,19 +102,21 @@ public static class ImageDecoder
                 throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
             buffer.Write(chunk, 0, n);
         }
-        return Decode(buffer.ToArray(), options);
+        return buffer.ToArray();
     }
 
-    public static RgbImage Decode(string path, DecodeOptions? options = null)
+    /// <summary>
+    /// Reads an image file (refused past <see cref="DecodeOptions.MaxFileBytes"/>) and hands its bytes to
+    /// <paramref name="decode"/>; an <see cref="InvalidImageException"/> from it names the file.
+    /// </summary>
+    internal static T FromFile<T>(string path, DecodeOptions options, Func<byte[], T> decode)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        options ??= DecodeOptions.Default;
         var length = new FileInfo(path).Length;
         if (length > options.MaxFileBytes)
             throw new InvalidImageException($"{path}: {length} bytes exceeds DecodeOptions.MaxFileBytes");
         try
         {
-            return Decode(File.ReadAllBytes(path), options);
+            return decode(File.ReadAllBytes(path));
         }
         catch (InvalidImageException e)
         {

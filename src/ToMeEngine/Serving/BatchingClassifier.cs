@@ -118,10 +118,9 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         float[]? tensor = null;
         try
         {
-            var pixels = await image.DecodeAsync(engine.Options.Decode, cancellationToken).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
             tensor = ArrayPool<float>.Shared.Rent(tensorLength);
-            preprocessor.Run(pixels, tensor.AsSpan(0, tensorLength));
+            await image.PreprocessAsync(preprocessor, engine.Options.Decode, tensor, tensorLength, cancellationToken).ConfigureAwait(false);
+            cancellationToken.ThrowIfCancellationRequested();
             request = new Request(tensor, topK);
             try
             {

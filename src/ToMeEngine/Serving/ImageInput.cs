@@ -41,15 +41,29 @@ public sealed class ImageInput
 
     public static implicit operator ImageInput(RgbImage image) => FromImage(image);
 
+    /// <summary>Decodes and preprocesses into tensor[0..length): encoded input straight from its bytes, decoding only what the crop reads.</summary>
     /// <exception cref="InvalidImageException">The input is not a supported, intact image (or the stream is over the size limit).</exception>
-    internal async ValueTask<RgbImage> DecodeAsync(DecodeOptions options, CancellationToken cancellationToken)
+    internal async ValueTask PreprocessAsync(Preprocessor preprocessor, DecodeOptions options, float[] tensor, int length, CancellationToken cancellationToken)
     {
         if (pixels is not null)
-            return pixels;
+        {
+            preprocessor.Run(pixels, tensor.AsSpan(0, length));
+            return;
+        }
         if (bytes is not null)
-            return ImageDecoder.Decode(bytes, options);
+        {
+            preprocessor.Run(bytes, tensor.AsSpan(0, length), options);
+            return;
+        }
         if (path is not null)
-            return ImageDecoder.Decode(path, options);
+        {
+            ImageDecoder.FromFile(path, options, data =>
+            {
+                preprocessor.Run(data, tensor.AsSpan(0, length), options);
+                return true;
+            });
+            return;
+        }
         // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
@@ -60,7 +74,8 @@ public sealed class ImageInput
                 throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
             buffer.Write(chunk, 0, n);
         }
-        return ImageDecoder.Decode(buffer.ToArray(), options);
+        cancellationToken.ThrowIfCancellationRequested();
+        preprocessor.Run(buffer.ToArray(), tensor.AsSpan(0, length), options);
     }
 
     public override string ToString() =>
