@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Decode + timm eval preprocessing on ONE core: ToMeEngine (`tome bench decode --stdin`) against PIL, interleaved.
 
-Both sides read every file into memory first, then each round times one pass over all files with PIL and one with
-ToMeEngine, alternating which goes first. Reported: images/s per engine (median over rounds), and the ratio
-ToMeEngine / PIL paired per round (median), by wall clock and by process CPU time (the steadier measure when other
-work shares the core). Both processes are pinned to the same core.
+Every engine reads all files into memory first, then each round times one pass over all files per engine, rotating
+which goes first. Reported: images/s per engine (median over rounds), and each engine's rate over the first engine's,
+paired per round (median), by wall clock and by process CPU time (the steadier measure when other work shares the
+core). All processes are pinned to the same core. With --tome given twice and --no-pil it compares two builds.
 
 PIL's side is timm's eval transform written out with PIL + numpy, as torchvision 0.14 runs it:
   Image.open + convert('RGB'); Resize(scale_size) on the shorter side (the longer side int(size * long / short)),
@@ -61,72 +61,87 @@ def pil_pass(blobs, img, scale, mean, std):
     return time.perf_counter() - start, time.process_time() - cpu
 
 
+class Tome:
+    """A `tome bench decode --stdin` process: one timed pass per request."""
+
+    def __init__(self, command, args):
+        cmd = command + ["bench", "decode", "--images", args.images, "--model", args.model, "--stdin"]
+        if args.limit:
+            cmd += ["--limit", str(args.limit)]
+        # The child inherits the one-core affinity.
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        if self.proc.stdout.readline().strip() != "ready":
+            sys.exit(f"{' '.join(cmd)} did not start")
+
+    def __call__(self):
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        wall, cpu = self.proc.stdout.readline().split()
+        return float(wall), float(cpu)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True)
     ap.add_argument("--model", required=True, help="model folder with timm's config.json")
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--core", type=int, default=0, help="the one CPU both engines run on")
-    ap.add_argument("--tome", default=None, help="command that runs tome (default: dotnet <repo>/src/ToMeEngine.Cli/bin/Release/net10.0/tome.dll)")
+    ap.add_argument("--core", type=int, default=0, help="the one CPU all engines run on")
+    ap.add_argument("--tome", action="append", default=None,
+                    help="command that runs tome (default: dotnet <repo>/src/ToMeEngine.Cli/bin/Release/net10.0/tome.dll); "
+                         "repeat to compare builds, each against the first engine")
+    ap.add_argument("--no-pil", action="store_true", help="time only the tome builds (A/B of two versions)")
     ap.add_argument("--json", default=None, help="also write the measurements to this file")
     args = ap.parse_args()
 
     os.sched_setaffinity(0, {args.core})
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    tome = args.tome.split() if args.tome else ["dotnet", os.path.join(repo, "src/ToMeEngine.Cli/bin/Release/net10.0/tome.dll")]
+    commands = args.tome or [f"dotnet {os.path.join(repo, 'src/ToMeEngine.Cli/bin/Release/net10.0/tome.dll')}"]
     files = sorted(f for f in glob.glob(os.path.join(args.images, "*")) if f.lower().endswith(EXTENSIONS))
     if args.limit:
         files = files[: args.limit]
     blobs = [open(f, "rb").read() for f in files]
     img, scale, mean, std = preprocessing(args.model)
 
-    cmd = tome + ["bench", "decode", "--images", args.images, "--model", args.model, "--stdin"]
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
-    # The child inherits the one-core affinity.
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-    if proc.stdout.readline().strip() != "ready":
-        sys.exit("tome bench decode --stdin did not start")
-
-    def tome_pass():
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        wall, cpu = proc.stdout.readline().split()
-        return float(wall), float(cpu)
-
-    pil_pass(blobs, img, scale, mean, std)  # warm-up (tome warmed up before 'ready')
-    pil, ours = [], []
-    for r in range(args.rounds):
-        if r % 2 == 0:
-            pil.append(pil_pass(blobs, img, scale, mean, std))
-            ours.append(tome_pass())
-        else:
-            ours.append(tome_pass())
-            pil.append(pil_pass(blobs, img, scale, mean, std))
-        n = len(blobs)
-        print(f"round {r + 1}: PIL {n / pil[-1][0]:.1f} images/s ({n / pil[-1][1]:.1f} per CPU s), "
-              f"ToMeEngine {n / ours[-1][0]:.1f} images/s ({n / ours[-1][1]:.1f} per CPU s)", file=sys.stderr)
-    proc.stdin.close()
-    proc.wait()
-
+    engines = [] if args.no_pil else [(f"PIL {Image.__version__} + numpy", lambda: pil_pass(blobs, img, scale, mean, std))]
+    tomes = [Tome(c.split(), args) for c in commands]
+    engines += [("ToMeEngine" if len(tomes) == 1 else f"ToMeEngine: {c}", t) for c, t in zip(commands, tomes)]
+    if len(engines) < 2:
+        sys.exit("nothing to compare: give --tome twice with --no-pil")
+    for _, run in engines:
+        run()  # warm-up (tome also warmed up before 'ready')
+    times = [[] for _ in engines]
     n = len(blobs)
-    rows = {}
-    for k, name in ((0, "wall clock"), (1, "CPU time")):
-        rows[name] = (n / statistics.median(p[k] for p in pil), n / statistics.median(o[k] for o in ours),
-                      statistics.median(p[k] / o[k] for p, o in zip(pil, ours)))
+    for r in range(args.rounds):
+        # Rotate who goes first, so no engine always runs right after the same neighbour.
+        order = [(r + i) % len(engines) for i in range(len(engines))]
+        for i in order:
+            times[i].append(engines[i][1]())
+        print(f"round {r + 1}: " + ", ".join(f"{name} {n / t[-1][0]:.1f} images/s ({n / t[-1][1]:.1f} per CPU s)"
+                                             for (name, _), t in zip(engines, times)), file=sys.stderr)
+    for t in tomes:
+        t.close()
+
+    summary = {}
     print(f"{n} files, {scale} -> {img}, core {args.core}, {args.rounds} interleaved rounds (medians)")
-    print("| clock | PIL images/s | ToMeEngine images/s | ToMeEngine / PIL (paired per round) |")
-    print("|---|---:|---:|---:|")
-    for name, (p, o, ratio) in rows.items():
-        print(f"| {name} | {p:.1f} | {o:.1f} | {ratio:.2f} |")
-    print(f"PIL {Image.__version__} with libjpeg-turbo (libjpeg API {features.version('jpg')}), numpy {np.__version__}")
+    print(f"| engine | images/s (wall clock) | images/s (CPU time) | / {engines[0][0]}, paired per round (wall) | (CPU) |")
+    print("|---|---:|---:|---:|---:|")
+    for (name, _), t in zip(engines, times):
+        rates = [n / statistics.median(x[k] for x in t) for k in (0, 1)]
+        ratios = [statistics.median(b[k] / x[k] for b, x in zip(times[0], t)) for k in (0, 1)]
+        summary[name] = {"images_per_s_wall": rates[0], "images_per_s_cpu": rates[1],
+                         "ratio_wall": ratios[0], "ratio_cpu": ratios[1], "seconds_wall_cpu": t}
+        print(f"| {name} | {rates[0]:.1f} | {rates[1]:.1f} | {ratios[0]:.2f} | {ratios[1]:.2f} |")
+    if not args.no_pil:
+        print(f"PIL {Image.__version__} with libjpeg-turbo (libjpeg API {features.version('jpg')}), numpy {np.__version__}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"files": n, "scale_size": scale, "img_size": img, "core": args.core, "command": sys.argv,
-                       "pil_seconds_wall_cpu": pil, "tome_seconds_wall_cpu": ours,
-                       "summary": {k: {"pil_images_per_s": v[0], "tome_images_per_s": v[1], "ratio_paired_median": v[2]}
-                                   for k, v in rows.items()}}, f, indent=1)
+                       "engines": summary}, f, indent=1)
 
 
 if __name__ == "__main__":

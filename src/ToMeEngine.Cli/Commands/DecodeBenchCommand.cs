@@ -45,7 +45,10 @@ internal static class DecodeBenchCommand
             if (paths.Count == 0)
                 throw new FileNotFoundException($"--images {folder}: no image files");
             var bench = new PreprocessBenchmark(paths.Select(File.ReadAllBytes).ToList(), config);
-            bench.Pass(); // warm-up: JIT tiers, caches
+            // Warm-up: the JIT promotes hot methods to optimized code in the background, after a delay and
+            // some thousands of calls; timing before that would charge compilation to the decoder.
+            for (var done = 0; done < Math.Max(2 * bench.Images, 1000); done += bench.Images)
+                bench.Pass();
             if (parse.GetValue(stdin))
                 return Serve(bench);
 
