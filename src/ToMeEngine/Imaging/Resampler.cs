@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -336,6 +337,7 @@ public static class Resampler
     /// Sixteen sums of taps rows of 16 samples (each <paramref name="stride"/> bytes after the last)
     /// weighted by k: Pillow's 32-bit integer sums, then clip8 = clamp(sum >> 22, 0, 255).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe Vector128<byte> Sum16(byte* p, int stride, int* k, int taps)
     {
         var round = Vector256.Create(1 << (PrecisionBits - 1));
