@@ -14,7 +14,9 @@ internal sealed class HuffmanTable
     public readonly ushort[] Lookup = new ushort[1 << LookBits];
 
     // (value << 16) | (run << 8) | bits consumed, or 0 where code and value need more than FastBits.
-    // AC tables hold nonzero coefficients only (EOB and ZRL take the Lookup path); DC tables any difference.
+    // DC tables: any difference. AC tables (sequential scans): a coefficient with the zeros before it, ZRL
+    // as a run of 15 and a zero, end of block as a run of EndOfBlock.
+    public const int EndOfBlock = 64;
     public readonly int[] Fast = new int[1 << FastBits];
     public readonly int[] MaxCode = new int[18];
     public readonly int[] ValOffset = new int[17];
@@ -59,7 +61,11 @@ internal sealed class HuffmanTable
                 Lookup[(c << shift) | j] = entry;
         }
         int run = isAc ? symbol >> 4 : 0, size = isAc ? symbol & 15 : symbol;
-        if ((isAc && size == 0) || len + size > FastBits)
+        // A sequential scan's end of block (any run below 15 with no value) jumps past the last coefficient;
+        // ZRL is a run of 15 and a zero.
+        if (isAc && size == 0 && run != 15)
+            run = EndOfBlock;
+        if (len + size > FastBits)
             return;
         var free = FastBits - len;
         for (var j = 0; j < 1 << free; j++)

@@ -15,13 +15,16 @@ namespace ToMe.Imaging.Jpeg;
 internal sealed partial class JpegDecoder
 {
     // Zig-zag position -> natural position, padded with 63 so that a corrupt run past the end of the
-    // block lands harmlessly on the last coefficient, as libjpeg's jpeg_natural_order does.
+    // block lands harmlessly on the last coefficient, as libjpeg's jpeg_natural_order does, and so does
+    // the zero that the fast path writes for an end of block (k + 64 < 128).
     internal static readonly byte[] ZigZag =
     [
         0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
         12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
         35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
         58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+        63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+        63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
         63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
         63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
     ];
@@ -399,18 +402,21 @@ internal sealed partial class JpegDecoder
 
         ref var fast = ref MemoryMarshal.GetArrayDataReference(acTable.Fast);
         ref var look = ref MemoryMarshal.GetArrayDataReference(acTable.Lookup);
-        var k = 1;
-        for (; k < 64; k++)
+        var nonzero = 0;
+        for (var k = 1; k < 64; k++)
         {
             if (count < 32) Refill(ref bits, ref count, ref p, d);
             var f = Unsafe.Add(ref fast, (nint)(bits >> (64 - HuffmanTable.FastBits)));
             if (f != 0)
             {
                 // The shift uses the low 6 bits of the entry, the length: one step less on the critical path.
+                // End of block moves k past 63 (the zero lands on a padding entry of ZigZag).
                 bits <<= f;
                 count -= f & 0xFF;
                 k += (f >> 8) & 0xFF;
-                block[zz[k]] = (short)(f >> 16);
+                var value = f >> 16;
+                block[zz[k]] = (short)value;
+                nonzero |= value;
                 continue;
             }
             int rs = Unsafe.Add(ref look, (nint)(bits >> (64 - HuffmanTable.LookBits)));
@@ -421,10 +427,11 @@ internal sealed partial class JpegDecoder
             if (size != 0)
             {
                 k += r;
-                var v = (int)(bits >> (64 - size));
+                var v = Extend((int)(bits >> (64 - size)), size);
                 bits <<= size;
                 count -= size;
-                block[zz[k]] = (short)Extend(v, size);
+                block[zz[k]] = (short)v;
+                nonzero |= v;
             }
             else if (r == 15)
             {
@@ -436,9 +443,7 @@ internal sealed partial class JpegDecoder
             }
         }
         (bitBuf, bitCount, pos) = (bits, count, p);
-        // k moved past 1 exactly when a coefficient or a zero run was decoded (a run of zeros alone
-        // makes the full transform run on an all-zero AC part: the same samples).
-        return k > 1;
+        return nonzero != 0;
     }
 
     /// <summary>
