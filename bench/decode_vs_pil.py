@@ -68,6 +68,8 @@ class Tome:
         cmd = command + ["bench", "decode", "--images", args.images, "--model", args.model, "--stdin"]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
+        if args.decode_only:
+            cmd += ["--decode-only"]
         # The child inherits the one-core affinity.
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         if self.proc.stdout.readline().strip() != "ready":
@@ -84,6 +86,14 @@ class Tome:
         self.proc.wait()
 
 
+def pil_decode_pass(blobs):
+    """Decoding alone: whole pictures to RGB."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for blob in blobs:
+        Image.open(io.BytesIO(blob)).convert("RGB")
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", required=True)
@@ -95,6 +105,8 @@ def main():
                     help="command that runs tome (default: dotnet <repo>/src/ToMeEngine.Cli/bin/Release/net10.0/tome.dll); "
                          "repeat to compare builds, each against the first engine")
     ap.add_argument("--no-pil", action="store_true", help="time only the tome builds (A/B of two versions)")
+    ap.add_argument("--decode-only", action="store_true",
+                    help="time decoding alone: PIL's Image.open + convert('RGB') against `tome bench decode --decode-only`")
     ap.add_argument("--json", default=None, help="also write the measurements to this file")
     args = ap.parse_args()
 
@@ -107,7 +119,11 @@ def main():
     blobs = [open(f, "rb").read() for f in files]
     img, scale, mean, std = preprocessing(args.model)
 
-    engines = [] if args.no_pil else [(f"PIL {Image.__version__} + numpy", lambda: pil_pass(blobs, img, scale, mean, std))]
+    if args.decode_only:
+        pil = (f"PIL {Image.__version__} decode", lambda: pil_decode_pass(blobs))
+    else:
+        pil = (f"PIL {Image.__version__} + numpy", lambda: pil_pass(blobs, img, scale, mean, std))
+    engines = [] if args.no_pil else [pil]
     tomes = [Tome(c.split(), args) for c in commands]
     engines += [("ToMeEngine" if len(tomes) == 1 else f"ToMeEngine: {c}", t) for c, t in zip(commands, tomes)]
     if len(engines) < 2:
@@ -127,7 +143,8 @@ def main():
         t.close()
 
     summary = {}
-    print(f"{n} files, {scale} -> {img}, core {args.core}, {args.rounds} interleaved rounds (medians)")
+    what = "decoding to RGB" if args.decode_only else f"decode + preprocessing, {scale} -> {img}"
+    print(f"{n} files, {what}, core {args.core}, {args.rounds} interleaved rounds (medians)")
     print(f"| engine | images/s (wall clock) | images/s (CPU time) | / {engines[0][0]}, paired per round (wall) | (CPU) |")
     print("|---|---:|---:|---:|---:|")
     for (name, _), t in zip(engines, times):

@@ -27,9 +27,10 @@ internal static class DecodeBenchCommand
         var profile = new Option<bool>("--profile") { Description = "add a pass with per-stage clocks (entropy decode, IDCT, upsampling, colour conversion, resize, normalize)" };
         var stdin = new Option<bool>("--stdin") { Description = "print 'ready', then time one pass per line read from stdin and print its wall-clock and CPU seconds (for interleaved comparisons)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
+        var decodeOnly = new Option<bool>("--decode-only") { Description = "time decoding alone: whole pictures to interleaved RGB (ImageDecoder.Decode), no preprocessing" };
         var command = new Command("decode", "measure images/s of decode + preprocessing on the calling thread (no model forward)")
         {
-            images, model, limit, rounds, profile, stdin, json,
+            images, model, limit, rounds, profile, stdin, json, decodeOnly,
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
@@ -44,7 +45,8 @@ internal static class DecodeBenchCommand
                 .Order(StringComparer.Ordinal).Take(max > 0 ? max : int.MaxValue).ToList();
             if (paths.Count == 0)
                 throw new FileNotFoundException($"--images {folder}: no image files");
-            var bench = new PreprocessBenchmark(paths.Select(File.ReadAllBytes).ToList(), config);
+            var only = parse.GetValue(decodeOnly);
+            var bench = new PreprocessBenchmark(paths.Select(File.ReadAllBytes).ToList(), config, decodeOnly: only);
             // Warm-up: the JIT promotes hot methods to optimized code in the background, after a delay and
             // some thousands of calls; timing before that would charge compilation to the decoder.
             for (var done = 0; done < Math.Max(2 * bench.Images, 1000); done += bench.Images)
@@ -63,6 +65,7 @@ internal static class DecodeBenchCommand
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     images = bench.Images,
+                    mode = only ? "decode" : "decode+preprocess",
                     img_size = config.ImgSize,
                     scale_size = config.ScaleSize,
                     threads = 1,
@@ -77,7 +80,7 @@ internal static class DecodeBenchCommand
                 return 0;
             }
             Console.WriteLine(string.Create(inv,
-                $"decode + preprocess ({config.ScaleSize} -> {config.ImgSize}), 1 thread, {bench.Images} files: {bench.Images / median:F1} images/s, {bench.Images / cpuMedian:F1} per CPU second (medians of {n} passes)"));
+                $"{(only ? "decode to RGB" : $"decode + preprocess ({config.ScaleSize} -> {config.ImgSize})")}, 1 thread, {bench.Images} files: {bench.Images / median:F1} images/s, {bench.Images / cpuMedian:F1} per CPU second (medians of {n} passes)"));
             if (stages.Count > 0)
             {
                 var total = stages.Sum(s => s.Seconds);

@@ -3,7 +3,11 @@ using System.Runtime.InteropServices;
 
 namespace ToMe.Imaging;
 
-/// <summary>Stages of decoding and preprocessing that <see cref="ImagingProfile"/> clocks separately.</summary>
+/// <summary>
+/// Stages of decoding and preprocessing that <see cref="ImagingProfile"/> clocks separately. Interleave is
+/// the copy of the planes into a new interleaved <see cref="RgbImage"/> (<see cref="ImageDecoder.Decode(byte[], DecodeOptions?)"/>
+/// only), its allocation included.
+/// </summary>
 internal enum ImagingStage
 {
     EntropyDecode,
@@ -12,6 +16,7 @@ internal enum ImagingStage
     ResizeHorizontal,
     ResizeVertical,
     Normalize,
+    Interleave,
 }
 
 /// <summary>

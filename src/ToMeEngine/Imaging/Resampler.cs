@@ -252,7 +252,7 @@ public static class Resampler
                             var xo = xg + i;
                             tile[i] = Sum16(plane + (long)bounds[xo * 2] * stride + rowFirst + r, stride, weights + xo * c.KSize, bounds[xo * 2 + 1]);
                         }
-                        Transpose16(tile);
+                        PlanarImage.Transpose16(tile);
                         for (var i = 0; i < 16; i++)
                             Vector128.Store(tile[i], o + (long)(r + i) * w + xg);
                         if (r == rows - 16) break;
@@ -274,28 +274,6 @@ public static class Resampler
                         acc += *p * k[x];
                     o[(long)r * w + xo] = Clip8(acc);
                 }
-            }
-        }
-    }
-
-    /// <summary>
-    /// Transposes 16 vectors of 16 bytes. Each round interleaves vector i with vector i + 8, which rotates
-    /// the 8-bit (vector, byte) index left by one; four rounds swap its halves.
-    /// </summary>
-    private static unsafe void Transpose16(Vector128<byte>* x)
-    {
-        var y = stackalloc Vector128<byte>[16];
-        for (var round = 0; round < 2; round++)
-        {
-            for (var i = 0; i < 8; i++)
-            {
-                y[2 * i] = Sse2.UnpackLow(x[i], x[i + 8]);
-                y[2 * i + 1] = Sse2.UnpackHigh(x[i], x[i + 8]);
-            }
-            for (var i = 0; i < 8; i++)
-            {
-                x[2 * i] = Sse2.UnpackLow(y[i], y[i + 8]);
-                x[2 * i + 1] = Sse2.UnpackHigh(y[i], y[i + 8]);
             }
         }
     }

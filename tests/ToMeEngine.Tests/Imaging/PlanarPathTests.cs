@@ -81,11 +81,19 @@ public class PlanarPathTests
         }
     }
 
-    [Fact]
-    public void PlanarRoundTrip()
+    [Theory]
+    [InlineData(37, 23)]
+    [InlineData(16, 16)]
+    [InlineData(17, 33)]
+    [InlineData(5, 40)]
+    [InlineData(100, 15)]
+    [InlineData(1, 1)]
+    public void PlanarRoundTrip(int w, int h)
     {
-        var rgb = Noise(37, 23, 1);
+        var rgb = Noise(w, h, w * h);
         using var planar = PlanarImage.From(rgb);
+        // Column-major planes: sample (x, y) at x * stride + y.
+        Assert.Equal(rgb.Pixels[((h - 1) * w + w - 1) * 3 + 1], planar.Plane(1)[(w - 1) * planar.ColumnStride + h - 1]);
         Assert.Equal(rgb.Pixels, planar.ToRgb().Pixels);
     }
 
