@@ -168,7 +168,7 @@ public static class Resampler
     /// w x h bytes (R, G, B). Reads only <see cref="SourceRegion"/> of the source.
     /// </summary>
     internal static unsafe void ResizeWindow(PlanarImage src, int outWidth, int outHeight, ResampleFilter filter,
-        int x0, int y0, int w, int h, Span<byte> dst, bool allowSimd = true)
+        int x0, int y0, int w, int h, Span<byte> dst, SimdLevel simd = SimdLevel.Avx512)
     {
         CheckWindow(outWidth, outHeight, x0, y0, w, h);
         if (dst.Length < 3 * w * h)
@@ -178,7 +178,7 @@ public static class Resampler
         var ch = needH ? Cached(src.Width, outWidth, filter, x0, w) : default;
         var cv = needV ? Cached(src.Height, outHeight, filter, y0, h) : default;
         int rowFirst = region.Y0, rows = region.Y1 - region.Y0;
-        var simd = allowSimd && Avx2.IsSupported;
+        simd = (SimdLevel)Math.Min((int)simd, (int)Simd.Best);
         var temp = needV ? ArrayPool<byte>.Shared.Rent(checked(rows * w)) : null;
         try
         {
@@ -232,13 +232,13 @@ public static class Resampler
     /// which the planar layout stores contiguously, so 16 rows go in one step. Tiles of 16 columns x 16
     /// rows are transposed in registers and written to row-major rows (o[r * w + xo]).
     /// </summary>
-    private static unsafe void Horizontal(byte* plane, int stride, Coeffs c, int w, int rowFirst, int rows, byte* o, bool simd)
+    private static unsafe void Horizontal(byte* plane, int stride, Coeffs c, int w, int rowFirst, int rows, byte* o, SimdLevel simd)
     {
         var tile = stackalloc Vector128<byte>[16];
         fixed (int* bounds = c.Bounds, weights = c.Weights)
         {
             var x0 = 0;
-            if (simd && rows >= 16 && w >= 16)
+            if (simd != SimdLevel.Scalar && rows >= 16 && w >= 16)
             {
                 // The last step of each loop overlaps the one before it rather than running past the picture.
                 for (var xg = 0; ; xg += 16)
@@ -250,7 +250,7 @@ public static class Resampler
                         for (var i = 0; i < 16; i++)
                         {
                             var xo = xg + i;
-                            tile[i] = Sum16(plane + (long)bounds[xo * 2] * stride + rowFirst + r, stride, weights + xo * c.KSize, bounds[xo * 2 + 1]);
+                            tile[i] = Sum16(plane + (long)bounds[xo * 2] * stride + rowFirst + r, stride, weights + xo * c.KSize, bounds[xo * 2 + 1], simd);
                         }
                         PlanarImage.Transpose16(tile);
                         for (var i = 0; i < 16; i++)
@@ -279,7 +279,7 @@ public static class Resampler
     }
 
     /// <summary>The vertical pass over row-major rows: 16 output columns per step.</summary>
-    private static unsafe void Vertical(byte* temp, int w, int rowFirst, Coeffs c, int h, byte* o, bool simd)
+    private static unsafe void Vertical(byte* temp, int w, int rowFirst, Coeffs c, int h, byte* o, SimdLevel simd)
     {
         fixed (int* bounds = c.Bounds, weights = c.Weights)
         {
@@ -289,12 +289,12 @@ public static class Resampler
                 var k = weights + yo * c.KSize;
                 var first = temp + (long)ymin * w;
                 var dst = o + (long)yo * w;
-                if (simd && w >= 16)
+                if (simd != SimdLevel.Scalar && w >= 16)
                 {
                     for (var x = 0; ; x += 16)
                     {
                         if (x > w - 16) x = w - 16;
-                        Vector128.Store(Sum16(first + x, w, k, taps), dst + x);
+                        Vector128.Store(Sum16(first + x, w, k, taps, simd), dst + x);
                         if (x == w - 16) break;
                     }
                     continue;
@@ -316,8 +316,15 @@ public static class Resampler
     /// weighted by k: Pillow's 32-bit integer sums, then clip8 = clamp(sum >> 22, 0, 255).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe Vector128<byte> Sum16(byte* p, int stride, int* k, int taps)
+    private static unsafe Vector128<byte> Sum16(byte* p, int stride, int* k, int taps, SimdLevel simd)
     {
+        if (simd == SimdLevel.Avx512)
+        {
+            var acc = Vector512.Create(1 << (PrecisionBits - 1));
+            for (var t = 0; t < taps; t++, p += stride)
+                acc += Avx512F.ConvertToVector512Int32(Vector128.Load(p)) * Vector512.Create(k[t]);
+            return Avx512F.ConvertToVector128ByteWithSaturation(Vector512.Max(acc >> PrecisionBits, Vector512<int>.Zero).AsUInt32());
+        }
         var round = Vector256.Create(1 << (PrecisionBits - 1));
         Vector256<int> lo = round, hi = round;
         for (var t = 0; t < taps; t++, p += stride)

@@ -158,10 +158,29 @@ internal sealed partial class JpegDecoder
     /// B = Y + ((116130 Cb' + 2^15) >> 16), clamped to 0..255 (Cb' = Cb - 128, Cr' = Cr - 128).
     /// In place when the outputs are the inputs' planes: each group is read before it is written.
     /// </summary>
-    internal static unsafe void YccColumn(byte* ys, byte* cbs, byte* crs, byte* r, byte* g, byte* b, int y0, int y1, bool allowSimd = true)
+    internal static unsafe void YccColumn(byte* ys, byte* cbs, byte* crs, byte* r, byte* g, byte* b, int y0, int y1, SimdLevel simd = SimdLevel.Avx512)
     {
         var i = y0;
-        if (allowSimd && Avx2.IsSupported)
+        simd = (SimdLevel)Math.Min((int)simd, (int)Simd.Best);
+        if (simd == SimdLevel.Avx512)
+        {
+            var half = Vector512.Create(OneHalf);
+            var center = Vector512.Create(128);
+            var max = Vector512.Create(255);
+            for (; i + 16 <= y1; i += 16)
+            {
+                var y = Avx512F.ConvertToVector512Int32(Vector128.Load(ys + i));
+                var cb = Avx512F.ConvertToVector512Int32(Vector128.Load(cbs + i)) - center;
+                var cr = Avx512F.ConvertToVector512Int32(Vector128.Load(crs + i)) - center;
+                var vr = y + ((cr * 91881 + half) >> ScaleBits);
+                var vg = y + ((cb * -22554 + cr * -46802 + half) >> ScaleBits);
+                var vb = y + ((cb * 116130 + half) >> ScaleBits);
+                Vector128.Store(Avx512F.ConvertToVector128Byte(Vector512.Min(Vector512.Max(vr, Vector512<int>.Zero), max)), r + i);
+                Vector128.Store(Avx512F.ConvertToVector128Byte(Vector512.Min(Vector512.Max(vg, Vector512<int>.Zero), max)), g + i);
+                Vector128.Store(Avx512F.ConvertToVector128Byte(Vector512.Min(Vector512.Max(vb, Vector512<int>.Zero), max)), b + i);
+            }
+        }
+        if (simd >= SimdLevel.Avx2)
         {
             var half = Vector256.Create(OneHalf);
             var center = Vector256.Create(128);
