@@ -64,14 +64,10 @@ internal sealed class PlanarImage : IDisposable
             var simd = Ssse3.IsSupported && w >= 16 && h >= 16;
             var tile = stackalloc Vector128<byte>[48];
             // 16 x 16 tiles, a band of 16 rows at a time so that the output is written in order: transpose
-            // each plane's columns into rows, then interleave. The last tile of a row or column overlaps the
-            // one before it (the same bytes written twice).
-            for (var y0 = 0; simd; y0 += 16)
-            {
-                if (y0 > h - 16) y0 = h - 16;
-                for (var x0 = 0; ; x0 += 16)
+            // each plane's columns into rows, then interleave.
+            foreach (var y0 in new Steps(simd ? h : 0, 16))
+                foreach (var x0 in new Steps(w, 16))
                 {
-                    if (x0 > w - 16) x0 = w - 16;
                     for (var c = 0; c < 3; c++)
                     {
                         var plane = (c == 0 ? r : c == 1 ? g : b) + (long)x0 * stride + y0;
@@ -81,10 +77,7 @@ internal sealed class PlanarImage : IDisposable
                     }
                     for (var j = 0; j < 16; j++)
                         Interleave(tile[j], tile[16 + j], tile[32 + j], o + ((long)(y0 + j) * w + x0) * 3);
-                    if (x0 == w - 16) break;
                 }
-                if (y0 == h - 16) break;
-            }
             for (var x = 0; x < w && !simd; x++)
             {
                 byte* pr = r + (long)x * stride, pg = g + (long)x * stride, pb = b + (long)x * stride;
@@ -111,12 +104,9 @@ internal sealed class PlanarImage : IDisposable
         {
             var simd = Ssse3.IsSupported && w >= 16 && h >= 16;
             var tile = stackalloc Vector128<byte>[48];
-            for (var x0 = 0; simd; x0 += 16)
-            {
-                if (x0 > w - 16) x0 = w - 16;
-                for (var y0 = 0; ; y0 += 16)
+            foreach (var x0 in new Steps(simd ? w : 0, 16))
+                foreach (var y0 in new Steps(h, 16))
                 {
-                    if (y0 > h - 16) y0 = h - 16;
                     for (var j = 0; j < 16; j++)
                         Deinterleave(s + ((long)(y0 + j) * w + x0) * 3, out tile[j], out tile[16 + j], out tile[32 + j]);
                     for (var c = 0; c < 3; c++)
@@ -126,10 +116,7 @@ internal sealed class PlanarImage : IDisposable
                         for (var i = 0; i < 16; i++)
                             Vector128.Store(tile[16 * c + i], plane + (long)i * h);
                     }
-                    if (y0 == h - 16) break;
                 }
-                if (x0 == w - 16) break;
-            }
             for (var y = 0; y < h && !simd; y++)
             {
                 var src = s + (long)y * w * 3;

@@ -240,13 +240,9 @@ public static class Resampler
             var x0 = 0;
             if (simd != SimdLevel.Scalar && rows >= 16 && w >= 16)
             {
-                // The last step of each loop overlaps the one before it rather than running past the picture.
-                for (var xg = 0; ; xg += 16)
-                {
-                    if (xg > w - 16) xg = w - 16;
-                    for (var r = 0; ; r += 16)
+                foreach (var xg in new Steps(w, 16))
+                    foreach (var r in new Steps(rows, 16))
                     {
-                        if (r > rows - 16) r = rows - 16;
                         for (var i = 0; i < 16; i++)
                         {
                             var xo = xg + i;
@@ -255,10 +251,7 @@ public static class Resampler
                         PlanarImage.Transpose16(tile);
                         for (var i = 0; i < 16; i++)
                             Vector128.Store(tile[i], o + (long)(r + i) * w + xg);
-                        if (r == rows - 16) break;
                     }
-                    if (xg == w - 16) break;
-                }
                 x0 = w;
             }
             for (var xo = x0; xo < w; xo++)
@@ -291,12 +284,8 @@ public static class Resampler
                 var dst = o + (long)yo * w;
                 if (simd != SimdLevel.Scalar && w >= 16)
                 {
-                    for (var x = 0; ; x += 16)
-                    {
-                        if (x > w - 16) x = w - 16;
+                    foreach (var x in new Steps(w, 16))
                         Vector128.Store(Sum16(first + x, w, k, taps, simd), dst + x);
-                        if (x == w - 16) break;
-                    }
                     continue;
                 }
                 for (var x = 0; x < w; x++)

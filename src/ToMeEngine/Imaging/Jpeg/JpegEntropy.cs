@@ -216,6 +216,18 @@ internal sealed partial class JpegDecoder
         insufficientData = false;
     }
 
+    /// <summary>Before each MCU: after every restartInterval of them, the restart marker.</summary>
+    private void NextUnit(JpegComponent[] scanComps, ref int todo)
+    {
+        if (restartInterval == 0) return;
+        if (todo == 0)
+        {
+            Restart(scanComps);
+            todo = restartInterval;
+        }
+        todo--;
+    }
+
     private short[]? rowCoefs;
     private byte[]? rowFlags;
 
@@ -236,15 +248,7 @@ internal sealed partial class JpegDecoder
         var todo = restartInterval;
         for (long m = 0; m < total; m++)
         {
-            if (restartInterval > 0)
-            {
-                if (todo == 0)
-                {
-                    Restart(scanComps);
-                    todo = restartInterval;
-                }
-                todo--;
-            }
+            NextUnit(scanComps, ref todo);
             int ux = (int)(m % unitsX), uy = (int)(m / unitsX);
             if (single)
             {
@@ -298,15 +302,7 @@ internal sealed partial class JpegDecoder
                 var clock = ImagingProfile.Now();
                 for (var ux = 0; ux < unitsX; ux++)
                 {
-                    if (restartInterval > 0)
-                    {
-                        if (todo == 0)
-                        {
-                            Restart(scanComps);
-                            todo = restartInterval;
-                        }
-                        todo--;
-                    }
+                    NextUnit(scanComps, ref todo);
                     var first = ux * perUnit;
                     if (insufficientData)
                     {
