@@ -3,7 +3,8 @@ using ToMe.Imaging;
 namespace ToMe.Serving;
 
 /// <summary>
-/// One image to classify: a file path, encoded bytes, a stream of encoded bytes, or decoded pixels. Converts implicitly
+/// One image to classify: a file path, encoded bytes, a stream of encoded bytes, decoded pixels, or an image already
+/// preprocessed as the model expects (<see cref="FromTensor"/>). Converts implicitly
 /// from each, so <c>ClassifyAsync("cat.jpg")</c> and <c>ClassifyAsync(bytes)</c> both work. Immutable.
 /// </summary>
 public sealed class ImageInput
@@ -13,13 +14,17 @@ public sealed class ImageInput
     private readonly Stream? stream;
     private readonly RgbImage? pixels;
 
-    private ImageInput(string? path, byte[]? bytes, Stream? stream, RgbImage? pixels)
+    private ImageInput(string? path, byte[]? bytes, Stream? stream, RgbImage? pixels, float[]? tensor = null)
     {
         this.path = path;
         this.bytes = bytes;
         this.stream = stream;
         this.pixels = pixels;
+        Tensor = tensor;
     }
+
+    /// <summary>The preprocessed image given to <see cref="FromTensor"/>, else null.</summary>
+    internal float[]? Tensor { get; }
 
     /// <summary>An image file (JPEG, PNG, BMP, PPM/PGM), read when the request is preprocessed.</summary>
     public static ImageInput FromFile(string path) => new(path ?? throw new ArgumentNullException(nameof(path)), null, null, null);
@@ -33,6 +38,13 @@ public sealed class ImageInput
     /// <summary>Decoded pixels.</summary>
     public static ImageInput FromImage(RgbImage image) => new(null, null, null, image ?? throw new ArgumentNullException(nameof(image)));
 
+    /// <summary>
+    /// An image already resized, cropped and normalized as the model's eval transform does: [3, S, S] float32, channel-major
+    /// (one row of the input of <see cref="ToMeEngine.Logits"/>). The array is not copied and must not change until the call
+    /// completes; a length other than 3·S·S fails the call with <see cref="ArgumentException"/>.
+    /// </summary>
+    public static ImageInput FromTensor(float[] chw) => new(null, null, null, null, chw ?? throw new ArgumentNullException(nameof(chw)));
+
     public static implicit operator ImageInput(string path) => FromFile(path);
 
     public static implicit operator ImageInput(byte[] encoded) => FromBytes(encoded);
@@ -41,43 +53,22 @@ public sealed class ImageInput
 
     public static implicit operator ImageInput(RgbImage image) => FromImage(image);
 
-    /// <summary>Decodes and preprocesses into tensor[0..length): encoded input straight from its bytes, decoding only what the crop reads.</summary>
+    /// <summary>Decodes and preprocesses into <paramref name="tensor"/>: encoded input straight from its bytes, decoding only what the crop reads.</summary>
     /// <exception cref="InvalidImageException">The input is not a supported, intact image (or the stream is over the size limit).</exception>
-    internal async ValueTask PreprocessAsync(Preprocessor preprocessor, DecodeOptions options, float[] tensor, int length, CancellationToken cancellationToken)
+    internal async ValueTask PreprocessAsync(Preprocessor preprocessor, DecodeOptions options, Memory<float> tensor, CancellationToken cancellationToken)
     {
         if (pixels is not null)
-        {
-            preprocessor.Run(pixels, tensor.AsSpan(0, length));
-            return;
-        }
-        if (bytes is not null)
-        {
-            preprocessor.Run(bytes, tensor.AsSpan(0, length), options);
-            return;
-        }
-        if (path is not null)
-        {
-            ImageDecoder.FromFile(path, options, data =>
-            {
-                preprocessor.Run(data, tensor.AsSpan(0, length), options);
-                return true;
-            });
-            return;
-        }
-        // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream!.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > options.MaxFileBytes)
-                throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
-            buffer.Write(chunk, 0, n);
-        }
-        cancellationToken.ThrowIfCancellationRequested();
-        preprocessor.Run(buffer.ToArray(), tensor.AsSpan(0, length), options);
+            preprocessor.Run(pixels, tensor.Span);
+        else if (bytes is not null)
+            preprocessor.Run(bytes, tensor.Span, options);
+        else if (path is not null)
+            ImageDecoder.ReadFile(path, options, data => preprocessor.Run(data, tensor.Span, options));
+        else
+            // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
+            preprocessor.Run(await ImageDecoder.ReadAllAsync(stream!, options, cancellationToken).ConfigureAwait(false), tensor.Span, options);
     }
 
     public override string ToString() =>
-        path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream" : pixels!.ToString();
+        path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream"
+        : Tensor is not null ? $"preprocessed tensor of {Tensor.Length} values" : pixels!.ToString();
 }

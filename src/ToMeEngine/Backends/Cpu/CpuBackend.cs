@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 
 namespace ToMe.Backends.Cpu;
 
@@ -6,14 +5,14 @@ internal sealed class CpuFloatBuffer(int length) : DeviceBuffer
 {
     public readonly float[] Data = new float[length];
 
-    public override int Length => Data.Length;
+    public override long Length => Data.Length;
 }
 
 internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 {
     public readonly int[] Data = new int[length];
 
-    public override int Length => Data.Length;
+    public override long Length => Data.Length;
 }
 
 /// <summary>
@@ -22,22 +21,33 @@ internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 /// </summary>
 internal sealed partial class CpuBackend : IBackend
 {
-    private readonly ParallelOptions parallel;
-
     /// <param name="maxThreads">Worker threads for one op; 0 uses every core.</param>
     public CpuBackend(int maxThreads = 0)
     {
         MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
-        parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+        Team = ThreadTeam.Get(MaxThreads);
     }
 
     public string Name => "cpu";
 
     public int MaxThreads { get; }
 
-    public DeviceBuffer AllocateFloat(int length) => new CpuFloatBuffer(length);
+    /// <summary>Buffers are .NET arrays, and every op indexes them with int.</summary>
+    public long MaxBufferElements => Array.MaxLength;
 
-    public DeviceBuffer AllocateInt(int length) => new CpuIntBuffer(length);
+    internal ThreadTeam Team { get; }
+
+    public DeviceBuffer AllocateFloat(long length) => new CpuFloatBuffer(ArrayLength(length));
+
+    public DeviceBuffer AllocateInt(long length) => new CpuIntBuffer(ArrayLength(length));
+
+    private int ArrayLength(long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (length > MaxBufferElements)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"the CPU backend's buffers are .NET arrays of at most {MaxBufferElements} elements");
+        return (int)length;
+    }
 
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => source.CopyTo(F(destination));
 
@@ -51,17 +61,12 @@ internal sealed partial class CpuBackend : IBackend
 
     internal static int[] I(DeviceBuffer buffer) => ((CpuIntBuffer)buffer).Data;
 
-    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks, at most one chunk per worker.</summary>
-    internal void For(int count, int minChunk, Action<int, int> body)
-    {
-        int chunks = Math.Clamp(count / Math.Max(1, minChunk), 1, MaxThreads);
-        if (chunks == 1)
-        {
-            body(0, count);
-            return;
-        }
-        Parallel.For(0, chunks, parallel, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
-    }
+    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks of at least minChunk, a few per thread.</summary>
+    internal void For(int count, int minChunk, Action<int, int> body) => Team.For(count, minChunk, body, chunksPerThread: 4);
+
+    // The unfolded patches of the last PatchEmbed, kept for the next call (taken while in use, so concurrent calls on one
+    // backend each get their own).
+    private float[]? patchScratch;
 
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
@@ -69,23 +74,31 @@ internal sealed partial class CpuBackend : IBackend
         var img = F(images);
         int grid = imageSize / patchSize, patches = grid * grid, c = patch.OutFeatures, k = 3 * patchSize * patchSize;
         int tokens = prefixTokens + patches;
-        // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order: the conv becomes one GEMM.
-        var unfolded = new float[batch * patches * k];
-        For(batch * patches, 16, (start, end) =>
+        // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order, at the row of its token, so the
+        // conv becomes one GEMM straight into x; the prefix rows are zeros whose outputs are then replaced.
+        var unfolded = Interlocked.Exchange(ref patchScratch, null);
+        if (unfolded is null || unfolded.Length < batch * tokens * k)
+            unfolded = new float[batch * tokens * k];
+        For(batch * tokens, 16, (start, end) =>
         {
             for (int row = start; row < end; row++)
             {
-                int b = row / patches, pi = row % patches, py = pi / grid, px = pi % grid;
+                int b = row / tokens, pi = row % tokens - prefixTokens, py = pi / grid, px = pi % grid;
                 var dst = unfolded.AsSpan(row * k, k);
+                if (pi < 0)
+                {
+                    dst.Clear();
+                    continue;
+                }
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < patchSize; y++)
                         img.AsSpan(((b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
                             .CopyTo(dst.Slice((ch * patchSize + y) * patchSize, patchSize));
             }
         });
-        var embedded = new float[batch * patches * c];
-        LinearRows(unfolded, patch, batch * patches, LinearEpilogue.Bias, embedded);
         var output = F(x);
+        LinearRows(unfolded, patch, batch * tokens, LinearEpilogue.Bias, output);
+        patchScratch = unfolded;
         var posData = F(pos);
         var prefixData = prefix is null ? null : F(prefix);
         For(batch, 1, (start, end) =>
@@ -95,8 +108,7 @@ internal sealed partial class CpuBackend : IBackend
                 var image = output.AsSpan(b * tokens * c, tokens * c);
                 if (prefixData is not null)
                     prefixData.AsSpan(0, prefixTokens * c).CopyTo(image);
-                embedded.AsSpan(b * patches * c, patches * c).CopyTo(image[(prefixTokens * c)..]);
-                TensorPrimitives.Add(image, posData.AsSpan(0, tokens * c), image);
+                Simd.Add(image, posData.AsSpan(0, tokens * c), image);
             }
         });
     }
