@@ -45,9 +45,12 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
         long start = Stopwatch.GetTimestamp();
         body();
         long elapsed = Stopwatch.GetTimestamp() - start;
-        if (!totals.TryGetValue(op, out var t))
-            order.Add(op);
-        totals[op] = (t.Ticks + elapsed, t.Calls + 1);
+        lock (totals)
+        {
+            if (!totals.TryGetValue(op, out var t))
+                order.Add(op);
+            totals[op] = (t.Ticks + elapsed, t.Calls + 1);
+        }
     }
 
     private string LinearName(ILinearWeights w, LinearEpilogue epilogue)
@@ -66,6 +69,8 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
     }
 
     public long MaxBufferElements => inner.MaxBufferElements;
+    public int ImageConcurrency => inner.ImageConcurrency;
+    public void ForEachImage(int count, Action<int> body) => inner.ForEachImage(count, body);
     public DeviceBuffer AllocateFloat(long length) => inner.AllocateFloat(length);
     public DeviceBuffer AllocateInt(long length) => inner.AllocateInt(length);
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => inner.Upload(source, destination);
