@@ -45,12 +45,9 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
         long start = Stopwatch.GetTimestamp();
         body();
         long elapsed = Stopwatch.GetTimestamp() - start;
-        lock (totals)
-        {
-            if (!totals.TryGetValue(op, out var t))
-                order.Add(op);
-            totals[op] = (t.Ticks + elapsed, t.Calls + 1);
-        }
+        if (!totals.TryGetValue(op, out var t))
+            order.Add(op);
+        totals[op] = (t.Ticks + elapsed, t.Calls + 1);
     }
 
     private string LinearName(ILinearWeights w, LinearEpilogue epilogue)
@@ -69,8 +66,9 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
     }
 
     public long MaxBufferElements => inner.MaxBufferElements;
-    public int ImageConcurrency => inner.ImageConcurrency;
-    public void ForEachImage(int count, Action<int> body) => inner.ForEachImage(count, body);
+    // Every op over the whole batch, one op at a time: each op's time is then wall time of the forward, and the times add
+    // up to it (images on concurrent threads would overlap their ops).
+    public int ImageConcurrency => 1;
     public DeviceBuffer AllocateFloat(long length) => inner.AllocateFloat(length);
     public DeviceBuffer AllocateInt(long length) => inner.AllocateInt(length);
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => inner.Upload(source, destination);

@@ -1,5 +1,4 @@
 using ToMe.Backends.Cpu;
-using ToMe.Merging;
 using ToMe.Model;
 using ToMe.Tests.Support;
 
@@ -23,21 +22,6 @@ public sealed class ImageConcurrencyTests
         { "tomato", 2, 4 }, // runs as one batch: every image is padded to the batch's largest token count
     };
 
-    private static ForwardOptions Options(string strategy, bool tokens) => new()
-    {
-        Schedule = MergeSchedule.Constant(40),
-        ReturnTokens = tokens,
-        Strategy = strategy switch
-        {
-            "kth" => MergeStrategy.Kth(2),
-            "random" => MergeStrategy.Random(7),
-            "tomato" => MergeStrategy.ToMato(0.3f),
-            "cis" => MergeStrategy.Cis,
-            "none" => MergeStrategy.None,
-            _ => MergeStrategy.ToMe,
-        },
-    };
-
     [Theory]
     [MemberData(nameof(Cases))]
     public void EveryImageMatchesItsSingleThreadedRunAlone(string strategy, int threads, int batch)
@@ -49,7 +33,7 @@ public sealed class ImageConcurrencyTests
         var images = new float[batch * perImage];
         for (int i = 0; i < images.Length; i++)
             images[i] = (float)(random.NextDouble() * 4 - 2);
-        var options = Options(strategy, tokens: strategy != "tomato");
+        var options = WorkspaceReuseTests.Options(strategy) with { ReturnTokens = strategy != "tomato" };
 
         using var parallel = new CpuBackend(maxThreads: threads);
         Assert.Equal(threads, parallel.ImageConcurrency);
