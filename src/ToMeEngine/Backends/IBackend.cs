@@ -43,6 +43,22 @@ internal interface IBackend : IDisposable
     /// </summary>
     long MaxBufferElements { get; }
 
+    /// <summary>
+    /// How many images the backend runs at once when <see cref="Model.ForwardPass"/> hands them over one by one through
+    /// <see cref="ForEachImage"/>; 1 (the default) means it runs a batch as one, every op over all of its images.
+    /// </summary>
+    int ImageConcurrency => 1;
+
+    /// <summary>
+    /// Runs body(i) for every i in [0, count), up to <see cref="ImageConcurrency"/> at once, and returns when all are done.
+    /// The ops a body issues run on its own thread alone.
+    /// </summary>
+    void ForEachImage(int count, Action<int> body)
+    {
+        for (int i = 0; i < count; i++)
+            body(i);
+    }
+
     DeviceBuffer AllocateFloat(long length);
     DeviceBuffer AllocateInt(long length);
     void Upload(ReadOnlySpan<float> source, DeviceBuffer destination);

@@ -66,6 +66,9 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
     }
 
     public long MaxBufferElements => inner.MaxBufferElements;
+    // Every op over the whole batch, one op at a time: each op's time is then wall time of the forward, and the times add
+    // up to it (images on concurrent threads would overlap their ops).
+    public int ImageConcurrency => 1;
     public DeviceBuffer AllocateFloat(long length) => inner.AllocateFloat(length);
     public DeviceBuffer AllocateInt(long length) => inner.AllocateInt(length);
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => inner.Upload(source, destination);

@@ -63,6 +63,7 @@ internal sealed class ForwardPass : IDisposable
     private readonly DeviceBuffer? fcNormWeight, fcNormBias;
     private readonly ILinearWeights head;
     private Workspace? workspace;
+    private readonly System.Collections.Concurrent.ConcurrentBag<Workspace> imageWorkspaces = [];
 
     private sealed record PreparedBlock(
         DeviceBuffer Norm1Weight, DeviceBuffer Norm1Bias, ILinearWeights Qkv, ILinearWeights Proj,
@@ -162,18 +163,73 @@ internal sealed class ForwardPass : IDisposable
     /// <summary>Runs a preprocessed batch. images: [B, 3, S, S] float32.</summary>
     public ForwardResult Run(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace = null)
     {
-        int s = config.ImageSize, c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens;
+        int s = config.ImageSize;
         if (batch <= 0)
             throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be positive");
         BatchLimits.Check(backend, config, batch, options.ReturnTokens);
         if (images.Length != (long)batch * 3 * s * s)
             throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {(long)batch * 3 * s * s}", nameof(images));
-        // A workspace serves every batch up to the largest seen: a server's batch size changes from one pass to the next,
-        // and reallocating (device memory, or tens of MB of managed arrays) on each change would dominate small batches.
-        var ws = workspace is { Capacity: var capacity } && capacity >= batch ? workspace : (workspace = Replace(workspace, batch));
-        var strategy = options.Strategy;
-        if (strategy is CisMerge && !config.ClassToken)
+        if (options.Strategy is CisMerge && !config.ClassToken)
             throw new ArgumentException($"--merge cis weighs tokens by the class token's attention, and {config.Architecture} has no class token");
+
+        // Images never interact, so a backend that can run several at once (the CPU backend: one image per thread, each
+        // image's ops on its thread alone) gets them one by one: no synchronization between threads inside a forward, and
+        // an image's activations stay in the core's own cache. Full rounds go that way; a remainder smaller than the
+        // concurrency runs as one batch with the ops parallel inside it. ToMato pads every image to the batch's largest
+        // token count, and a trace reports whole-batch tensors: both run as one batch.
+        int lanes = backend.ImageConcurrency;
+        int concurrent = lanes > 1 && trace is null && options.Strategy is not ToMatoMerge ? batch - batch % lanes : 0;
+        if (concurrent == 0)
+        {
+            var ws = workspace is { Capacity: var capacity } && capacity >= batch ? workspace : (workspace = Replace(workspace, batch));
+            return RunGroup(images, batch, options, ws, trace);
+        }
+        var parts = new ForwardResult[concurrent + 1];
+        int perImage = 3 * s * s;
+        unsafe
+        {
+            fixed (float* pixels = images)
+            {
+                nint first = (nint)pixels;
+                backend.ForEachImage(concurrent, i =>
+                {
+                    var ws = RentImageWorkspace();
+                    try
+                    {
+                        parts[i] = RunGroup(new ReadOnlySpan<float>((float*)first + (long)i * perImage, perImage), 1, options, ws, null);
+                    }
+                    finally
+                    {
+                        imageWorkspaces.Add(ws);
+                    }
+                });
+            }
+        }
+        if (concurrent < batch)
+        {
+            int rest = batch - concurrent;
+            var ws = workspace is { Capacity: var capacity } && capacity >= rest ? workspace : (workspace = Replace(workspace, rest));
+            parts[concurrent] = RunGroup(images[(concurrent * perImage)..], rest, options, ws, null);
+        }
+        return Concatenate(parts.Where(p => p is not null).ToArray(), batch);
+    }
+
+    private Workspace RentImageWorkspace() => imageWorkspaces.TryTake(out var ws) ? ws : new Workspace(backend, config, 1);
+
+    // Results of consecutive image groups as one batch's (every group has the same token counts: ToMato never gets here).
+    private static ForwardResult Concatenate(ForwardResult[] parts, int batch)
+    {
+        var first = parts[0];
+        return new ForwardResult(batch, [.. parts.SelectMany(p => p.Logits)], first.TokensPerLayer, first.FinalTokens,
+            [.. parts.SelectMany(p => p.Size)], [.. parts.SelectMany(p => p.Groups)],
+            first.Tokens is null ? null : [.. parts.SelectMany(p => p.Tokens!)]);
+    }
+
+    // Runs `batch` images in the given workspace: every op over the whole group.
+    private ForwardResult RunGroup(ReadOnlySpan<float> images, int batch, ForwardOptions options, Workspace ws, ForwardTrace? trace)
+    {
+        int s = config.ImageSize, c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens;
+        var strategy = options.Strategy;
         // ToMato's token counts depend on the image: it has no plan, and merges once, in block 0.
         var merged = strategy.Plan(options.Schedule, config.Depth, t0, p)?.MergedPerLayer ?? new int[config.Depth];
         bool propAttn = options.ProportionalAttention || strategy is ToMatoMerge;
@@ -359,6 +415,8 @@ internal sealed class ForwardPass : IDisposable
     public void Dispose()
     {
         workspace?.Dispose();
+        while (imageWorkspaces.TryTake(out var ws))
+            ws.Dispose();
         patch.Dispose();
         prefix?.Dispose();
         pos.Dispose();

@@ -16,7 +16,8 @@ public sealed class WorkspaceReuseTests
 
     public static TheoryData<string> Strategies() => ["tome", "kth", "random", "tomato", "cis", "none"];
 
-    private static ForwardOptions Options(string strategy) => new()
+    /// <summary>Every strategy at r = 40 (kth k = 2, random seed 7, ToMato threshold 0.3), by name.</summary>
+    internal static ForwardOptions Options(string strategy) => new()
     {
         Schedule = MergeSchedule.Constant(40),
         Strategy = strategy switch

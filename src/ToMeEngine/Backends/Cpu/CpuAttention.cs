@@ -8,7 +8,7 @@ internal sealed unsafe partial class CpuBackend
     private const int QueryBlock = 2 * GemmKernels.Mr512;
 
     // Keys (transposed) and values of every (image, head), packed once per call and shared by that head's query blocks.
-    private AlignedBuffer? attentionPanels;
+    private readonly ScratchSlots<AlignedBuffer> attentionPanels;
 
     [ThreadStatic] private static AlignedBuffer? t_scores;
 
@@ -27,8 +27,7 @@ internal sealed unsafe partial class CpuBackend
         int logLength = sizes is null ? 0 : batch * t;
         if (pairs * perHead + logLength > int.MaxValue / 2)
             throw new ArgumentException($"attention over [{batch}, {t}] tokens × {heads} heads is too large for one call");
-        // One caller at a time owns the scratch; a concurrent call on the same backend allocates its own.
-        var panels = Interlocked.Exchange(ref attentionPanels, null);
+        var panels = attentionPanels.Take();
         panels = AlignedBuffer.Ensure(ref panels, (int)(pairs * perHead + logLength));
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
@@ -93,7 +92,7 @@ internal sealed unsafe partial class CpuBackend
             });
         }
         GC.KeepAlive(panels);
-        attentionPanels = panels;
+        attentionPanels.Return(panels);
 
         if (classAttention is not null)
         {

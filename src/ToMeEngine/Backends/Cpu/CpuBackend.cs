@@ -26,6 +26,10 @@ internal sealed partial class CpuBackend : IBackend
     {
         MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
         Team = ThreadTeam.Get(MaxThreads);
+        // One set per image running at once (ForEachImage), and one for a batch that runs as a whole.
+        patchScratch = new(MaxThreads + 1);
+        attentionPanels = new(MaxThreads + 1);
+        matchScratch = new(MaxThreads + 1);
     }
 
     public string Name => "cpu";
@@ -36,6 +40,21 @@ internal sealed partial class CpuBackend : IBackend
     public long MaxBufferElements => Array.MaxLength;
 
     internal ThreadTeam Team { get; }
+
+    /// <summary>One image per thread of the team.</summary>
+    public int ImageConcurrency => MaxThreads;
+
+    public void ForEachImage(int count, Action<int> body)
+    {
+        try
+        {
+            Team.For(count, body);
+        }
+        catch (AggregateException e) when (e.InnerExceptions.Count == 1)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+        }
+    }
 
     public DeviceBuffer AllocateFloat(long length) => new CpuFloatBuffer(ArrayLength(length));
 
@@ -64,9 +83,9 @@ internal sealed partial class CpuBackend : IBackend
     /// <summary>Runs body(start, end) over [0, count) in contiguous chunks of at least minChunk, a few per thread.</summary>
     internal void For(int count, int minChunk, Action<int, int> body) => Team.For(count, minChunk, body, chunksPerThread: 4);
 
-    // The unfolded patches of the last PatchEmbed, kept for the next call (taken while in use, so concurrent calls on one
-    // backend each get their own).
-    private float[]? patchScratch;
+    // The unfolded patches of PatchEmbed, kept for the next calls (taken while in use, so concurrent calls on one backend
+    // each get their own).
+    private readonly ScratchSlots<float[]> patchScratch;
 
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
@@ -76,7 +95,7 @@ internal sealed partial class CpuBackend : IBackend
         int tokens = prefixTokens + patches;
         // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order, at the row of its token, so the
         // conv becomes one GEMM straight into x; the prefix rows are zeros whose outputs are then replaced.
-        var unfolded = Interlocked.Exchange(ref patchScratch, null);
+        var unfolded = patchScratch.Take();
         if (unfolded is null || unfolded.Length < batch * tokens * k)
             unfolded = new float[batch * tokens * k];
         For(batch * tokens, 16, (start, end) =>
@@ -98,7 +117,7 @@ internal sealed partial class CpuBackend : IBackend
         });
         var output = F(x);
         LinearRows(unfolded, patch, batch * tokens, LinearEpilogue.Bias, output);
-        patchScratch = unfolded;
+        patchScratch.Return(unfolded);
         var posData = F(pos);
         var prefixData = prefix is null ? null : F(prefix);
         For(batch, 1, (start, end) =>

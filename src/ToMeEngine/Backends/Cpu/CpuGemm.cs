@@ -296,10 +296,14 @@ internal static unsafe class CpuGemm
         public bool Accumulate, Gelu;
         public SimdPath Path;
 
-        // All of C on the calling thread, one L2-sized row block at a time.
+        // All of C on the calling thread, one L2-sized row block at a time. Each block streams every weight panel once, so
+        // the blocks are evened out and may grow by a quarter rather than leave a short tail: one image's 197 rows are
+        // one block, not 192 rows and then 5 that stream all of W for little work.
         public void RunSequential()
         {
-            int mc = RowBlock(Path);
+            int mr = MicroRows(Path);
+            int rowBlocks = Math.Max(1, (M + RowBlock(Path) * 5 / 4 - 1) / (RowBlock(Path) * 5 / 4));
+            int mc = ((M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
             int panels = (N + Nr - 1) / Nr;
             for (int m0 = 0; m0 < M; m0 += mc)
             {

@@ -1,8 +1,15 @@
+using System.Runtime.CompilerServices;
 
 namespace ToMe.Backends.Cpu;
 
 internal sealed partial class CpuBackend
 {
+    // Rows of set A per task of BipartiteMatch: a batch-1 match still spreads over every thread.
+    private const int MatchBlock = 16;
+
+    // The L2-normalized metric of BipartiteMatch.
+    private readonly ScratchSlots<float[]> matchScratch;
+
     public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens,
         DeviceBuffer best, DeviceBuffer bestIndex)
     {
@@ -10,45 +17,47 @@ internal sealed partial class CpuBackend
         var m = F(metric);
         var bestValue = F(best);
         var bestIdx = I(bestIndex);
-        int ta = (tokens + 1) / 2, tb = tokens / 2;
-        For(batch, 1, (start, end) =>
+        int ta = (tokens + 1) / 2, tb = tokens / 2, rows = batch * tokens;
+        var normalized = matchScratch.Take();
+        if (normalized is null || normalized.Length < rows * dim)
+            normalized = new float[rows * dim];
+        For(rows, 32, (start, end) =>
+            Normalize(m.AsSpan(start * dim, (end - start) * dim), end - start, dim, normalized.AsSpan(start * dim, (end - start) * dim)));
+        int blocks = (ta + MatchBlock - 1) / MatchBlock;
+        Team.For(batch * blocks, task =>
         {
-            var normalized = new float[tokens * dim];
-            for (int b = start; b < end; b++)
+            int b = task / blocks, i0 = task % blocks * MatchBlock;
+            MatchRows(normalized.AsSpan(b * tokens * dim, tokens * dim), dim, i0, Math.Min(ta, i0 + MatchBlock), protectedA,
+                protectedB, tb, bestValue.AsSpan(b * ta, ta), bestIdx.AsSpan(b * ta, ta));
+        });
+        matchScratch.Return(normalized);
+    }
+
+    // Set-A rows [i0, i1) of one image: the most similar set-B token (the first on ties) and its similarity.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MatchRows(ReadOnlySpan<float> normalized, int dim, int i0, int i1, int protectedA, int protectedB, int tb,
+        Span<float> bestValue, Span<int> bestIdx)
+    {
+        for (int i = i0; i < i1; i++)
+        {
+            float max = float.NegativeInfinity;
+            int arg = 0;
+            if (i >= protectedA)
             {
-                for (int t = 0; t < tokens; t++)
+                var a = normalized.Slice(2 * i * dim, dim);
+                for (int j = protectedB; j < tb; j++)
                 {
-                    var src = m.AsSpan((b * tokens + t) * dim, dim);
-                    var dst = normalized.AsSpan(t * dim, dim);
-                    float norm = Simd.Norm(src);
-                    // The reference divides by the norm with no epsilon; a zero metric stays zero (similarity 0).
-                    if (norm > 0)
-                        Simd.Divide(src, norm, dst);
-                    else
-                        dst.Clear();
-                }
-                for (int i = 0; i < ta; i++)
-                {
-                    float max = float.NegativeInfinity;
-                    int arg = 0;
-                    if (i >= protectedA)
+                    float s = Simd.Dot(a, normalized.Slice((2 * j + 1) * dim, dim));
+                    if (s > max)
                     {
-                        var a = normalized.AsSpan(2 * i * dim, dim);
-                        for (int j = protectedB; j < tb; j++)
-                        {
-                            float s = Simd.Dot(a, normalized.AsSpan((2 * j + 1) * dim, dim));
-                            if (s > max)
-                            {
-                                max = s;
-                                arg = j;
-                            }
-                        }
+                        max = s;
+                        arg = j;
                     }
-                    bestValue[b * ta + i] = max;
-                    bestIdx[b * ta + i] = arg;
                 }
             }
-        });
+            bestValue[i] = max;
+            bestIdx[i] = arg;
+        }
     }
 
     public void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ToMe.Merging;
 
 namespace ToMe.Backends.Cpu;
@@ -154,6 +155,7 @@ internal sealed partial class CpuBackend
     }
 
     /// <summary>L2-normalizes each row of the metric; the reference has no epsilon, so a zero row stays zero (similarity 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Normalize(ReadOnlySpan<float> metric, int tokens, int dim, Span<float> normalized)
     {
         for (int t = 0; t < tokens; t++)
