@@ -18,9 +18,10 @@ internal static class ForwardCommand
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var precision = ModelOptions.Precision();
         var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
         {
-            model, input, output, schedule, noPropAttn, backend, threads,
+            model, input, output, schedule, noPropAttn, backend, precision, threads,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -29,6 +30,7 @@ internal static class ForwardCommand
             var backendName = parse.GetValue(backend)!;
             if (!BackendFactory.Names.Contains(backendName))
                 throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
+            var requested = ModelOptions.ParsePrecision(parse, precision);
             var options = new ForwardOptions
             {
                 Schedule = Merging.MergeSchedule.Parse(parse.GetValue(schedule)!),
@@ -49,13 +51,14 @@ internal static class ForwardCommand
                 batch = info.Shape[0];
                 images = file.ReadFloat32("input");
             }
-            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
-            using var pass = new ForwardPass(engine, weights);
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
+            using var pass = new ForwardPass(engine, weights, requested);
             var result = pass.Run(images, batch, options);
             new SafeTensorsWriter()
                 .AddMetadata("merge", options.Strategy.ToString())
                 .AddMetadata("schedule", options.Schedule.ToString())
                 .AddMetadata("prop_attn", options.ProportionalAttention ? "true" : "false")
+                .AddMetadata("precision", pass.Precision.Name())
                 .Add("logits", [batch, config.NumClasses], result.Logits)
                 .Add("tokens_per_layer", [config.Depth], result.TokensPerLayer)
                 .Add("size", [batch, result.FinalTokens], result.Size)
@@ -64,7 +67,7 @@ internal static class ForwardCommand
             // ToMato pads images to the batch's largest count; the real counts are the slots with a size.
             var perImage = Enumerable.Range(0, batch).Select(b => result.Size.AsSpan(b * result.FinalTokens, result.FinalTokens).ToArray().Count(x => x > 0)).ToArray();
             var padded = perImage.Any(n => n != result.FinalTokens) ? $" (per image {string.Join(" ", perImage)})" : "";
-            Console.WriteLine($"{config.Architecture} ({engine.Name}): merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
+            Console.WriteLine($"{config.Architecture} ({engine.Name} {pass.Precision.Name()}): merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
             return 0;
         }));
         return command;

@@ -45,7 +45,7 @@ internal static class ServeCommand
                 throw;
             }
             var address = ClassifierServer.StartAsync(app).GetAwaiter().GetResult();
-            Console.WriteLine($"listening on {address} ({engine.Config.Architecture} on {engine.BackendName}); Ctrl+C stops");
+            Console.WriteLine($"listening on {address} ({engine.Config.Architecture} on {engine.BackendName}, {engine.Precision.Name()}); Ctrl+C stops");
             app.WaitForShutdownAsync().GetAwaiter().GetResult();
             app.DisposeAsync().AsTask().GetAwaiter().GetResult();
             return 0;

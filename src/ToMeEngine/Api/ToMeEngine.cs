@@ -35,6 +35,9 @@ public sealed class ToMeEngine : IDisposable
     /// <summary>The backend running the forward pass: "cpu" or "cuda".</summary>
     public string BackendName => backend.Name;
 
+    /// <summary>The precision the forward pass runs in: <see cref="EngineOptions.Precision"/> with Auto resolved by the backend.</summary>
+    public Precision Precision => pass.Precision;
+
     private ToMeEngine(ModelWeights weights, EngineOptions options)
     {
         Options = options;
@@ -51,11 +54,11 @@ public sealed class ToMeEngine : IDisposable
             BackendKind.Cpu => "cpu",
             BackendKind.Cuda => "cuda",
             _ => "auto",
-        }, options.Threads, options.Device);
+        }, options.Threads, options.Device, options.Precision);
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
-            pass = new ForwardPass(backend, weights);
+            pass = new ForwardPass(backend, weights, options.Precision);
         }
         catch
         {

@@ -13,6 +13,9 @@ internal interface ILinearWeights : IDisposable
 {
     int OutFeatures { get; }
     int InFeatures { get; }
+
+    /// <summary>The precision the layer computes in (Float32 or Int8; the model's other layers may differ).</summary>
+    Precision Precision { get; }
 }
 
 /// <summary>What a Linear does with its result.</summary>
@@ -44,8 +47,19 @@ internal interface IBackend : IDisposable
     void Download(DeviceBuffer source, Span<float> destination);
     void Download(DeviceBuffer source, Span<int> destination);
 
-    /// <summary>Converts a Linear layer once to the backend's layout and precision. weight: [out, in]; bias: [out].</summary>
-    ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias);
+    /// <summary>
+    /// The precision a forward pass that asks for <paramref name="requested"/> runs in here, <see cref="Precision.Auto"/>
+    /// resolved to this backend's choice.
+    /// </summary>
+    /// <exception cref="NotSupportedException">This backend does not run <paramref name="requested"/>; the message says which does.</exception>
+    Precision ResolvePrecision(Precision requested);
+
+    /// <summary>
+    /// Converts a Linear layer once to the backend's layout in <paramref name="precision"/> (a resolved one: not Auto).
+    /// weight: [out, in]; bias: [out].
+    /// </summary>
+    ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
+        Precision precision = Precision.Float32);
 
     // images: [B, 3, S, S]; patch: Linear [C, 3·P·P]; prefix: [p, C] (class, distillation tokens); pos: [T, C]
     // x: [B, T, C] with T = p + (S/P)²: [prefix tokens, patches in row-major grid order] + pos

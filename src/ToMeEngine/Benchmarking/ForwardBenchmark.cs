@@ -25,14 +25,15 @@ public sealed record ForwardTiming(
 internal static class ForwardBenchmark
 {
     public static IReadOnlyList<ForwardTiming> Run(IBackend backend, ModelWeights weights, int batch, IReadOnlyList<MergeSchedule> schedules,
-        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null)
+        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Precision precision = Precision.Float32,
+        Action<string>? log = null)
     {
         var config = weights.Config;
         var images = new float[batch * 3 * config.ImageSize * config.ImageSize];
         var rng = new Random(1234);
         for (int i = 0; i < images.Length; i++)
             images[i] = (float)(rng.NextDouble() * 2 - 1);
-        using var pass = new ForwardPass(backend, weights);
+        using var pass = new ForwardPass(backend, weights, precision);
         var results = new List<ForwardTiming>();
         double? baseline = null;
         foreach (var schedule in schedules)

@@ -25,15 +25,21 @@ internal sealed partial class CpuBackend : IBackend
     private readonly ParallelOptions parallel;
 
     /// <param name="maxThreads">Worker threads for one op; 0 uses every core.</param>
-    public CpuBackend(int maxThreads = 0)
+    /// <param name="int8Path">The integer kernels of int8 Linear layers (tests force each one); default the fastest here.</param>
+    public CpuBackend(int maxThreads = 0, Int8Path? int8Path = null)
     {
         MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
         parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+        Int8Path = int8Path ?? Int8Gemm.BestPath;
+        if (!Int8Gemm.IsSupported(Int8Path))
+            throw new PlatformNotSupportedException($"{Int8Path} int8 kernels are not supported on this machine");
     }
 
     public string Name => "cpu";
 
     public int MaxThreads { get; }
+
+    public Int8Path Int8Path { get; }
 
     public DeviceBuffer AllocateFloat(int length) => new CpuFloatBuffer(length);
 
