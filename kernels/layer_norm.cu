@@ -1,9 +1,13 @@
 // layer_norm.cu: LayerNorm over the channel dimension (timm's nn.LayerNorm, elementwise affine).
 //
 // Variants:
-//   layer_norm_f32   fp32 in, weight, bias and out. One warp per row; the lanes stride over C,
-//                    two passes (mean, then mean of squared deviations) so the variance does not
-//                    lose precision the way E[x²] − E[x]² does. out may alias in.
+//   layer_norm_f32   fp32 in, weight, bias and out. One warp per row; the lanes stride over C. The CPU
+//                    twin's numerics (RowOps.LayerNorm): the mean, then the mean of the centred values
+//                    (the fp32 mean's own rounding, large when the row sits on a common offset such as
+//                    1e4), then the variance of the twice-centred values, so neither E[x²] − E[x]²
+//                    cancellation nor the mean's rounding reaches the output. out may alias in (the
+//                    forward normalizes in place), so in is not __restrict__: each element is read and
+//                    written by the same lane, reads first.
 //
 // Shapes:   in[rows][C], weight[C], bias[C] -> out[rows][C]; rows = batch · tokens.
 // Launch:   block = 256 threads (8 warps), grid = ceil(rows / 8), no dynamic shared memory.
@@ -11,7 +15,7 @@
 #include "common.cuh"
 
 extern "C" __global__ void layer_norm_f32(
-    const float* __restrict__ in, const float* __restrict__ weight, const float* __restrict__ bias,
+    const float* in, const float* __restrict__ weight, const float* __restrict__ bias,
     int rows, int channels, float eps,
     float* out)
 {
@@ -26,14 +30,18 @@ extern "C" __global__ void layer_norm_f32(
     for (int c = lane; c < channels; c += WARP_SIZE) sum += x[c];
     const float mean = warp_sum(sum) / channels;
 
+    float residual = 0.0f;
+    for (int c = lane; c < channels; c += WARP_SIZE) residual += x[c] - mean;
+    const float shift = warp_sum(residual) / channels;
+
     float squares = 0.0f;
     for (int c = lane; c < channels; c += WARP_SIZE) {
-        const float d = x[c] - mean;
+        const float d = (x[c] - mean) - shift;
         squares += d * d;
     }
     const float rstd = rsqrtf(warp_sum(squares) / channels + eps);
 
     float* y = out + (i64)row * channels;
     for (int c = lane; c < channels; c += WARP_SIZE)
-        y[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
+        y[c] = ((x[c] - mean) - shift) * rstd * weight[c] + bias[c];
 }

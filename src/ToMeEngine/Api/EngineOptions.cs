@@ -33,7 +33,10 @@ public sealed record EngineOptions
     /// <summary>Proportional attention (log size bias); ToMe's default.</summary>
     public bool ProportionalAttention { get; init; } = true;
 
-    /// <summary>Images per forward pass; larger batches are split.</summary>
+    /// <summary>
+    /// Images per forward pass; larger batches are split. Loading refuses a size past what the backend's buffers hold
+    /// for the model (the error gives the largest that fits).
+    /// </summary>
     public int MaxBatchSize { get; init; } = 32;
 
     /// <summary>CPU worker threads for one forward pass; 0 uses every core.</summary>

@@ -58,6 +58,7 @@ public sealed class ToMeEngine : IDisposable
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
+            BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
             pass = new ForwardPass(backend, weights, options.Precision);
         }
         catch

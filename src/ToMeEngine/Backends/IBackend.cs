@@ -3,7 +3,7 @@ namespace ToMe.Backends;
 /// <summary>Memory owned by a backend (host arrays on the CPU, device memory on CUDA); elements are float32 or int32.</summary>
 internal abstract class DeviceBuffer : IDisposable
 {
-    public abstract int Length { get; }
+    public abstract long Length { get; }
 
     public virtual void Dispose() { }
 }
@@ -40,8 +40,14 @@ internal interface IBackend : IDisposable
 {
     string Name { get; }
 
-    DeviceBuffer AllocateFloat(int length);
-    DeviceBuffer AllocateInt(int length);
+    /// <summary>
+    /// The most elements one buffer can hold. Sizes are 64-bit everywhere; this is what the memory behind them allows
+    /// (see <see cref="Model.BatchLimits"/>, which refuses a batch past it before anything is allocated).
+    /// </summary>
+    long MaxBufferElements { get; }
+
+    DeviceBuffer AllocateFloat(long length);
+    DeviceBuffer AllocateInt(long length);
     void Upload(ReadOnlySpan<float> source, DeviceBuffer destination);
     void Upload(ReadOnlySpan<int> source, DeviceBuffer destination);
     void Download(DeviceBuffer source, Span<float> destination);

@@ -177,8 +177,9 @@ internal sealed class ForwardPass : IDisposable
         int s = config.ImageSize, c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens;
         if (batch <= 0)
             throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be positive");
-        if (images.Length != batch * 3 * s * s)
-            throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {batch * 3 * s * s}", nameof(images));
+        BatchLimits.Check(backend, config, batch, options.ReturnTokens);
+        if (images.Length != (long)batch * 3 * s * s)
+            throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {(long)batch * 3 * s * s}", nameof(images));
         var ws = workspace is { Batch: var wb } && wb == batch ? workspace : (workspace = Replace(workspace, batch));
         var strategy = options.Strategy;
         if (strategy is CisMerge && !config.ClassToken)
@@ -200,7 +201,7 @@ internal sealed class ForwardPass : IDisposable
         backend.Upload(ws.InitialSize, ws.Size);
         backend.Upload(ws.InitialGroups, ws.Groups);
         if (trace?.OnEmbed is { } onEmbed)
-            onEmbed(Download(ws.X, batch * t0 * c));
+            onEmbed(Download(ws.X, (long)batch * t0 * c));
 
         int t = t0;
         for (int l = 0; l < config.Depth; l++)
@@ -226,7 +227,7 @@ internal sealed class ForwardPass : IDisposable
             backend.Linear(ws.Hidden, block.Fc1, rows, LinearEpilogue.BiasGelu, ws.Mlp);
             backend.Linear(ws.Mlp, block.Fc2, rows, LinearEpilogue.BiasAccumulate, ws.X);
             if (trace?.OnBlock is { } onBlock)
-                onBlock(l, Download(ws.X, rows * c));
+                onBlock(l, Download(ws.X, (long)rows * c));
         }
 
         float[]? tokens = null;
@@ -235,7 +236,7 @@ internal sealed class ForwardPass : IDisposable
             // timm's forward_features: every token through the final norm (the head path below normalizes only what it reads).
             if (normWeight is not null)
                 backend.LayerNorm(ws.X, normWeight, normBias!, batch * t, c, config.NormEps, ws.Hidden);
-            tokens = Download(normWeight is not null ? ws.Hidden : ws.X, batch * t * c);
+            tokens = Download(normWeight is not null ? ws.Hidden : ws.X, (long)batch * t * c);
         }
         if (config.GlobalPool == GlobalPool.Token)
         {
@@ -349,7 +350,7 @@ internal sealed class ForwardPass : IDisposable
         onMerge(layer, src, dst);
     }
 
-    private float[] Download(DeviceBuffer buffer, int length)
+    private float[] Download(DeviceBuffer buffer, long length)
     {
         var host = new float[length];
         backend.Download(buffer, host);
@@ -380,8 +381,11 @@ internal sealed class ForwardPass : IDisposable
         head.Dispose();
     }
 
-    /// <summary>Buffers for one batch size, allocated at the unmerged token count and reused as tokens shrink.</summary>
-    private sealed class Workspace : IDisposable
+    /// <summary>
+    /// Buffers for one batch size, allocated at the unmerged token count and reused as tokens shrink. Each is batch ×
+    /// (elements per image), in 64 bits; <see cref="BatchLimits"/> has checked the batch against the backend.
+    /// </summary>
+    internal sealed class Workspace : IDisposable
     {
         public int Batch { get; }
         public DeviceBuffer Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order;
@@ -393,32 +397,32 @@ internal sealed class ForwardPass : IDisposable
         public Workspace(IBackend backend, ModelConfig config, int batch)
         {
             Batch = batch;
-            DeviceBuffer Float(int length) => Own(backend.AllocateFloat(length));
-            DeviceBuffer Int(int length) => Own(backend.AllocateInt(length));
-            int t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
+            DeviceBuffer Float(long perImage) => Own(backend.AllocateFloat(batch * perImage));
+            DeviceBuffer Int(long perImage) => Own(backend.AllocateInt(batch * perImage));
+            long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
             try
             {
-                Images = Float(batch * 3 * s * s);
-                X = Float(batch * t0 * c);
-                XNext = Float(batch * t0 * c);
-                Hidden = Float(batch * t0 * c);
-                Qkv = Float(batch * t0 * 3 * c);
-                Mlp = Float(batch * t0 * config.MlpHidden);
-                Metric = Float(batch * t0 * config.HeadDim);
-                Best = Float(batch * setA);
-                BestIndex = Int(batch * setA);
-                Order = Int(batch * setA);
-                Size = Float(batch * t0);
-                SizeNext = Float(batch * t0);
-                Groups = Int(batch * t0);
-                GroupsNext = Int(batch * t0);
-                Pooled = Float(batch * (config.Distilled ? 2 : 1) * c);
-                Logits = Float(batch * config.NumClasses);
-                ClassAttention = Float(batch * t0);
-                Score = Float(batch * t0);
-                Role = Int(batch * t0);
-                Dest = Int(batch * t0);
-                Counts = Int(batch);
+                Images = Float(3 * s * s);
+                X = Float(t0 * c);
+                XNext = Float(t0 * c);
+                Hidden = Float(t0 * c);
+                Qkv = Float(t0 * 3 * c);
+                Mlp = Float(t0 * config.MlpHidden);
+                Metric = Float(t0 * config.HeadDim);
+                Best = Float(setA);
+                BestIndex = Int(setA);
+                Order = Int(setA);
+                Size = Float(t0);
+                SizeNext = Float(t0);
+                Groups = Int(t0);
+                GroupsNext = Int(t0);
+                Pooled = Float((config.Distilled ? 2 : 1) * c);
+                Logits = Float(config.NumClasses);
+                ClassAttention = Float(t0);
+                Score = Float(t0);
+                Role = Int(t0);
+                Dest = Int(t0);
+                Counts = Int(1);
             }
             catch
             {
@@ -426,10 +430,11 @@ internal sealed class ForwardPass : IDisposable
                 throw;
             }
             HostRole = new int[batch * t0];
-            InitialSize = Enumerable.Repeat(1f, batch * t0).ToArray();
+            InitialSize = new float[batch * t0];
+            Array.Fill(InitialSize, 1f);
             InitialGroups = new int[batch * t0];
             for (int i = 0; i < InitialGroups.Length; i++)
-                InitialGroups[i] = i % t0;
+                InitialGroups[i] = (int)(i % t0);
         }
 
         public void SwapMerged()

@@ -23,8 +23,8 @@ public class GpuBlasTests
         const int batch = 3, rows = 37, inFeatures = 53, outFeatures = 19;
         var x = Gpu.Random(batch * rows * inFeatures, seed: 11);
         var w = Gpu.Random(batch * outFeatures * inFeatures, seed: 12);
-        using var dx = DeviceBuffer<float>.FromHost(context, x);
-        using var dw = DeviceBuffer<float>.FromHost(context, w);
+        using var dx = DeviceBuffer<float>.FromHost(stream, x);
+        using var dw = DeviceBuffer<float>.FromHost(stream, w);
         using var dy = DeviceBuffer<float>.Allocate(context, batch * rows * outFeatures);
 
         // Row-major Y[M,N] = X[M,K]·W[N,K]ᵀ is column-major Yᵀ[N,M] = W[K,N]ᵀ·Xᵀ[K,M].
@@ -32,9 +32,8 @@ public class GpuBlasTests
             dw.Pointer, CudaDataType.R32F, inFeatures, outFeatures * inFeatures,
             dx.Pointer, CudaDataType.R32F, inFeatures, rows * inFeatures, 0f,
             dy.Pointer, CudaDataType.R32F, outFeatures, rows * outFeatures, batch);
-        stream.Synchronize();
 
-        Gpu.AssertClose(CpuTwins.LinearBatched(x, w, batch, rows, inFeatures, outFeatures), dy.ToArray(), 1e-5f, 1e-5f, "sgemm");
+        Gpu.AssertClose(CpuTwins.LinearBatched(x, w, batch, rows, inFeatures, outFeatures), dy.ToArray(stream), 1e-5f, 1e-5f, "sgemm");
     }
 
     [Fact]
@@ -48,18 +47,17 @@ public class GpuBlasTests
         // Inputs rounded to fp16 first so the CPU reference sees exactly what the GPU sees.
         var x = Gpu.Random(rows * inFeatures, seed: 13).Select(v => (float)(Half)v).ToArray();
         var w = Gpu.Random(outFeatures * inFeatures, seed: 14).Select(v => (float)(Half)v).ToArray();
-        using var dx = DeviceBuffer<Half>.FromHost(context, x.Select(v => (Half)v).ToArray());
-        using var dw = DeviceBuffer<Half>.FromHost(context, w.Select(v => (Half)v).ToArray());
+        using var dx = DeviceBuffer<Half>.FromHost(stream, x.Select(v => (Half)v).ToArray());
+        using var dw = DeviceBuffer<Half>.FromHost(stream, w.Select(v => (Half)v).ToArray());
         using var dy = DeviceBuffer<Half>.Allocate(context, rows * outFeatures);
 
         blas.GemmStridedBatched(CublasOperation.T, CublasOperation.N, outFeatures, rows, inFeatures, 1f,
             dw.Pointer, CudaDataType.R16F, inFeatures, 0,
             dx.Pointer, CudaDataType.R16F, inFeatures, 0, 0f,
             dy.Pointer, CudaDataType.R16F, outFeatures, 0, 1);
-        stream.Synchronize();
 
         var expected = CpuTwins.LinearBatched(x, w, 1, rows, inFeatures, outFeatures);
-        Gpu.AssertClose(expected, dy.ToArray().Select(h => (float)h).ToArray(), 2e-3f, 2e-3f, "hgemm");
+        Gpu.AssertClose(expected, dy.ToArray(stream).Select(h => (float)h).ToArray(), 2e-3f, 2e-3f, "hgemm");
     }
 
     [Fact]
@@ -74,17 +72,16 @@ public class GpuBlasTests
         var x = Gpu.Random(rows * inFeatures, seed: 15);
         var w = Gpu.Random(outFeatures * inFeatures, seed: 16);
         var bias = Gpu.Random(outFeatures, seed: 17);
-        using var dx = DeviceBuffer<float>.FromHost(context, x);
-        using var dw = DeviceBuffer<float>.FromHost(context, w);
-        using var dbias = DeviceBuffer<float>.FromHost(context, bias);
+        using var dx = DeviceBuffer<float>.FromHost(stream, x);
+        using var dw = DeviceBuffer<float>.FromHost(stream, w);
+        using var dbias = DeviceBuffer<float>.FromHost(stream, bias);
         using var dy = DeviceBuffer<float>.Allocate(context, rows * outFeatures);
         using var workspace = DeviceBuffer<byte>.Allocate(context, workspaceBytes);
         using var linear = new CublasLtLinear(lt, rows, inFeatures, outFeatures, CudaDataType.R32F, CublasLtEpilogue.Bias, workspaceBytes,
             CublasComputeType.Compute32FPedantic);
 
         linear.Run(stream, dx.Pointer, dw.Pointer, dbias.Pointer, dy.Pointer, workspace.Pointer);
-        stream.Synchronize();
 
-        Gpu.AssertClose(CpuTwins.LinearBatched(x, w, 1, rows, inFeatures, outFeatures, bias), dy.ToArray(), 1e-5f, 1e-5f, "cublasLt linear+bias");
+        Gpu.AssertClose(CpuTwins.LinearBatched(x, w, 1, rows, inFeatures, outFeatures, bias), dy.ToArray(stream), 1e-5f, 1e-5f, "cublasLt linear+bias");
     }
 }

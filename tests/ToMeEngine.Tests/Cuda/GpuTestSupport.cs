@@ -46,25 +46,6 @@ internal static class Gpu
 /// <summary>Plain CPU twins of the glue kernels, in double where it matters.</summary>
 internal static class CpuTwins
 {
-    public static float[] LayerNorm(float[] x, float[] weight, float[] bias, int rows, int channels, float eps)
-    {
-        var y = new float[x.Length];
-        for (var r = 0; r < rows; r++)
-        {
-            double mean = 0, variance = 0;
-            for (var c = 0; c < channels; c++)
-                mean += x[r * channels + c];
-            mean /= channels;
-            for (var c = 0; c < channels; c++)
-                variance += Math.Pow(x[r * channels + c] - mean, 2);
-            variance /= channels;
-            var rstd = 1 / Math.Sqrt(variance + eps);
-            for (var c = 0; c < channels; c++)
-                y[r * channels + c] = (float)((x[r * channels + c] - mean) * rstd * weight[c] + bias[c]);
-        }
-        return y;
-    }
-
     public static float GeluErf(double x) => (float)(0.5 * x * (1 + Erf(x / Math.Sqrt(2))));
 
     // Abramowitz & Stegun 7.1.26: |error| < 1.5e-7, ample for fp32 comparisons.

@@ -6,14 +6,14 @@ internal sealed class CpuFloatBuffer(int length) : DeviceBuffer
 {
     public readonly float[] Data = new float[length];
 
-    public override int Length => Data.Length;
+    public override long Length => Data.Length;
 }
 
 internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 {
     public readonly int[] Data = new int[length];
 
-    public override int Length => Data.Length;
+    public override long Length => Data.Length;
 }
 
 /// <summary>
@@ -41,9 +41,20 @@ internal sealed partial class CpuBackend : IBackend
 
     public Int8Path Int8Path { get; }
 
-    public DeviceBuffer AllocateFloat(int length) => new CpuFloatBuffer(length);
+    /// <summary>Buffers are .NET arrays, and every op indexes them with int.</summary>
+    public long MaxBufferElements => Array.MaxLength;
 
-    public DeviceBuffer AllocateInt(int length) => new CpuIntBuffer(length);
+    public DeviceBuffer AllocateFloat(long length) => new CpuFloatBuffer(ArrayLength(length));
+
+    public DeviceBuffer AllocateInt(long length) => new CpuIntBuffer(ArrayLength(length));
+
+    private int ArrayLength(long length)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        if (length > MaxBufferElements)
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"the CPU backend's buffers are .NET arrays of at most {MaxBufferElements} elements");
+        return (int)length;
+    }
 
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => source.CopyTo(F(destination));
 

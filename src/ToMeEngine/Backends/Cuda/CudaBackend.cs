@@ -79,9 +79,15 @@ internal sealed partial class CudaBackend : IBackend
 
     internal CudaStream Stream => stream;
 
-    public DeviceBuffer AllocateFloat(int length) => new CudaBuffer<float>(this, DeviceBuffer<float>.Allocate(Current(), length));
+    /// <summary>
+    /// The kernels and cuBLAS address buffers in 64 bits, so only the device's memory bounds one: a buffer larger than
+    /// all of it is refused up front rather than by a failed allocation.
+    /// </summary>
+    public long MaxBufferElements => context.Info.TotalMemoryBytes / sizeof(float);
 
-    public DeviceBuffer AllocateInt(int length) => new CudaBuffer<int>(this, DeviceBuffer<int>.Allocate(Current(), length));
+    public DeviceBuffer AllocateFloat(long length) => new CudaBuffer<float>(this, DeviceBuffer<float>.Allocate(Current(), length));
+
+    public DeviceBuffer AllocateInt(long length) => new CudaBuffer<int>(this, DeviceBuffer<int>.Allocate(Current(), length));
 
     public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => StreamCopy.Upload(stream, source, Fits(F(destination), source.Length, nameof(destination)));
 

@@ -17,7 +17,7 @@ internal sealed class CudaBuffer<T> : DeviceBuffer where T : unmanaged
 
     public ulong Pointer => Memory.Pointer;
 
-    public override int Length => (int)Memory.Length;
+    public override long Length => Memory.Length;
 
     public override void Dispose()
     {

@@ -40,12 +40,23 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
         return new DeviceBuffer<T>(stream.Context, pointer, length, stream);
     }
 
-    /// <summary>Allocates and uploads <paramref name="source"/> synchronously.</summary>
-    public static DeviceBuffer<T> FromHost(CudaContext context, ReadOnlySpan<T> source)
+    /// <summary>
+    /// Allocates and uploads <paramref name="source"/> on <paramref name="stream"/>, after the work already queued there;
+    /// the copy is complete when the call returns.
+    /// </summary>
+    public static DeviceBuffer<T> FromHost(CudaStream stream, ReadOnlySpan<T> source)
     {
-        var buffer = Allocate(context, source.Length);
-        buffer.CopyFrom(source);
-        return buffer;
+        var buffer = Allocate(stream.Context, source.Length);
+        try
+        {
+            buffer.CopyFrom(source, stream);
+            return buffer;
+        }
+        catch
+        {
+            buffer.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The device address (CUdeviceptr); 0 for an empty buffer.</summary>
@@ -56,30 +67,29 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     /// <summary>The address of element <paramref name="index"/>.</summary>
     public ulong ElementPointer(long index) => Pointer + (ulong)(index * sizeof(T));
 
-    public void CopyFrom(ReadOnlySpan<T> source)
+    // Every copy and fill below is ordered on a stream the caller names. The unordered forms (cuMemcpyHtoD, cuMemsetD32
+    // without a stream) run on the legacy default stream, which the engine's non-blocking streams do not wait for: a
+    // kernel queued after them could read the memory before they land.
+
+    /// <summary>Copies pageable host memory in on <paramref name="stream"/>; complete when the call returns.</summary>
+    public void CopyFrom(ReadOnlySpan<T> source, CudaStream stream)
     {
         CheckLength(source.Length);
-        if (Length == 0)
-            return;
-        Context.MakeCurrent();
-        fixed (T* p = source)
-            Cu.Check(CuDriver.cuMemcpyHtoD_v2(Pointer, p, (nuint)(source.Length * sizeof(T))));
+        StreamCopy.Upload(stream, source, Pointer);
     }
 
-    public void CopyTo(Span<T> destination)
+    /// <summary>Copies out to pageable host memory on <paramref name="stream"/>, after the work queued there; complete when the call returns.</summary>
+    public void CopyTo(Span<T> destination, CudaStream stream)
     {
         CheckLength(destination.Length);
-        if (Length == 0)
-            return;
-        Context.MakeCurrent();
-        fixed (T* p = destination)
-            Cu.Check(CuDriver.cuMemcpyDtoH_v2(p, Pointer, (nuint)(destination.Length * sizeof(T))));
+        StreamCopy.Download(stream, Pointer, destination);
     }
 
-    public T[] ToArray()
+    /// <summary>The contents once the work queued on <paramref name="stream"/> is done.</summary>
+    public T[] ToArray(CudaStream stream)
     {
         var result = new T[Length];
-        CopyTo(result);
+        CopyTo(result, stream);
         return result;
     }
 
@@ -103,44 +113,38 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
         Cu.Check(CuDriver.cuMemcpyDtoHAsync_v2((void*)destination.Pointer, Pointer, (nuint)SizeInBytes, stream.Handle));
     }
 
-    /// <summary>Device-to-device copy of the whole buffer; synchronous when <paramref name="stream"/> is null.</summary>
-    public void CopyTo(DeviceBuffer<T> destination, CudaStream? stream = null)
+    /// <summary>Device-to-device copy of the whole buffer on <paramref name="stream"/>.</summary>
+    public void CopyTo(DeviceBuffer<T> destination, CudaStream stream)
     {
+        ThrowIfDisposed();
         if (destination.Length != Length)
             throw new ArgumentException($"destination holds {destination.Length} elements, source {Length}");
         if (Length == 0)
             return;
         Context.MakeCurrent();
-        if (stream is null)
-            Cu.Check(CuDriver.cuMemcpyDtoD_v2(destination.Pointer, Pointer, (nuint)SizeInBytes));
-        else
-            Cu.Check(CuDriver.cuMemcpyDtoDAsync_v2(destination.Pointer, Pointer, (nuint)SizeInBytes, stream.Handle));
+        Cu.Check(CuDriver.cuMemcpyDtoDAsync_v2(destination.Pointer, Pointer, (nuint)SizeInBytes, stream.Handle));
     }
 
-    /// <summary>Sets every byte to <paramref name="value"/>; on <paramref name="stream"/> when given.</summary>
-    public void FillBytes(byte value, CudaStream? stream = null)
+    /// <summary>Sets every byte to <paramref name="value"/> on <paramref name="stream"/>.</summary>
+    public void FillBytes(byte value, CudaStream stream)
     {
-        Context.MakeCurrent();
+        ThrowIfDisposed();
         if (SizeInBytes == 0)
             return;
-        if (stream is null)
-            Cu.Check(CuDriver.cuMemsetD8_v2(Pointer, value, (nuint)SizeInBytes));
-        else
-            Cu.Check(CuDriver.cuMemsetD8Async(Pointer, value, (nuint)SizeInBytes, stream.Handle));
+        Context.MakeCurrent();
+        Cu.Check(CuDriver.cuMemsetD8Async(Pointer, value, (nuint)SizeInBytes, stream.Handle));
     }
 
-    /// <summary>Sets every 32-bit word to <paramref name="bits"/> (e.g. a float's bits); the buffer size must be a multiple of 4 bytes.</summary>
-    public void Fill32(uint bits, CudaStream? stream = null)
+    /// <summary>Sets every 32-bit word to <paramref name="bits"/> (e.g. a float's bits) on <paramref name="stream"/>; the buffer size must be a multiple of 4 bytes.</summary>
+    public void Fill32(uint bits, CudaStream stream)
     {
+        ThrowIfDisposed();
         if (SizeInBytes % 4 != 0)
             throw new InvalidOperationException($"buffer of {SizeInBytes} bytes is not a whole number of 32-bit words");
-        Context.MakeCurrent();
         if (SizeInBytes == 0)
             return;
-        if (stream is null)
-            Cu.Check(CuDriver.cuMemsetD32_v2(Pointer, bits, (nuint)(SizeInBytes / 4)));
-        else
-            Cu.Check(CuDriver.cuMemsetD32Async(Pointer, bits, (nuint)(SizeInBytes / 4), stream.Handle));
+        Context.MakeCurrent();
+        Cu.Check(CuDriver.cuMemsetD32Async(Pointer, bits, (nuint)(SizeInBytes / 4), stream.Handle));
     }
 
     private void CheckLength(int hostLength)

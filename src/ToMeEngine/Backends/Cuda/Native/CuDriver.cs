@@ -116,15 +116,10 @@ internal static unsafe partial class CuDriver
     [LibraryImport(Lib)] public static partial CuResult cuMemHostAlloc(out nint pointer, nuint bytes, uint flags);
     [LibraryImport(Lib)] public static partial CuResult cuMemFreeHost(nint pointer);
 
-    // Copies and fills
-    [LibraryImport(Lib)] public static partial CuResult cuMemcpyHtoD_v2(ulong destination, void* source, nuint bytes);
-    [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoH_v2(void* destination, ulong source, nuint bytes);
-    [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoD_v2(ulong destination, ulong source, nuint bytes);
+    // Copies and fills: stream-ordered only (see DeviceBuffer<T>)
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyHtoDAsync_v2(ulong destination, void* source, nuint bytes, nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoHAsync_v2(void* destination, ulong source, nuint bytes, nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuMemcpyDtoDAsync_v2(ulong destination, ulong source, nuint bytes, nint stream);
-    [LibraryImport(Lib)] public static partial CuResult cuMemsetD8_v2(ulong destination, byte value, nuint count);
-    [LibraryImport(Lib)] public static partial CuResult cuMemsetD32_v2(ulong destination, uint value, nuint count);
     [LibraryImport(Lib)] public static partial CuResult cuMemsetD8Async(ulong destination, byte value, nuint count, nint stream);
     [LibraryImport(Lib)] public static partial CuResult cuMemsetD32Async(ulong destination, uint value, nuint count, nint stream);
 
