@@ -78,6 +78,11 @@ internal interface IBackend : IDisposable
     // x: [rows, in] -> y: [rows, out]
     void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y);
 
+    // x: [rows, fc1.In] -> y: [rows, fc2.Out] += fc2(GELU(fc1(x))), timm's MLP with its residual add, exactly as
+    // Linear(x, fc1, BiasGelu, hidden) then Linear(hidden, fc2, BiasAccumulate, y); hidden: [rows, fc1.Out] scratch that a
+    // backend keeping fc1's output in cache may leave untouched.
+    void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y);
+
     // qkv: [B, T, 3, H, D]; size: [B, T] or null (no proportional attention)
     // -> output: [B, T, H·D]; keyMean: [B, T, D] (keys averaged over heads: ToMe's metric);
     //    classAttention: [B, T] or null (the class token's attention row averaged over heads)

@@ -224,8 +224,7 @@ internal sealed class ForwardPass : IDisposable
             }
 
             backend.LayerNorm(ws.X, block.Norm2Weight, block.Norm2Bias, rows, c, config.NormEps, ws.Hidden);
-            backend.Linear(ws.Hidden, block.Fc1, rows, LinearEpilogue.BiasGelu, ws.Mlp);
-            backend.Linear(ws.Mlp, block.Fc2, rows, LinearEpilogue.BiasAccumulate, ws.X);
+            backend.Mlp(ws.Hidden, block.Fc1, block.Fc2, rows, ws.Mlp, ws.X);
             if (trace?.OnBlock is { } onBlock)
                 onBlock(l, Download(ws.X, (long)rows * c));
         }

@@ -260,6 +260,37 @@ public class Int8GemmTests
             }
     }
 
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void FusedMlpEqualsTheTwoLayersBitForBit(string pathName)
+    {
+        var path = Require(pathName);
+        int seed = 500;
+        // (m, in, hidden, out): one row, blocks with tails, a hidden width that is not a multiple of 16 or 4, ViT-B's MLP.
+        foreach (var (m, c, h, n) in new[] { (1, 8, 40, 8), (197, 64, 256, 64), (577, 33, 130, 21), (1025, 16, 48, 16), (50, 192, 3072, 192) })
+        {
+            var x = Activations(m, c, seed++);
+            var fc1 = Int8Weight.Quantize(Reference.Random(h * c, seed++), h, c, Reference.Random(h, seed++));
+            var fc2 = Int8Weight.Quantize(Reference.Random(n * h, seed++, 0.1f), n, h, Reference.Random(n, seed++));
+            var y0 = Reference.Random(m * n, seed++);
+            var hidden = new float[m * h];
+            var expected = y0.ToArray();
+            Int8Gemm.Linear(x, c, m, fc1, hidden, h, GemmEpilogue.BiasGelu, 1, path);
+            Int8Gemm.Linear(hidden, h, m, fc2, expected, n, GemmEpilogue.Accumulate, 1, path);
+            foreach (int threads in new[] { 1, 2, 0 })
+            {
+                var y = Guarded(m * n, y0);
+                Int8Gemm.Mlp(x, c, m, fc1, fc2, y.AsSpan(Guard, m * n), n, threads, path);
+                string what = $"{path} MLP m={m} in={c} hidden={h} out={n} threads={threads}";
+                for (int i = 0; i < expected.Length; i++)
+                    if (BitConverter.SingleToInt32Bits(y[Guard + i]) != BitConverter.SingleToInt32Bits(expected[i]))
+                        Assert.Fail($"{what}: element {i} is {y[Guard + i]:R}, the two layers give {expected[i]:R}");
+                Reference.AssertUntouched(y.AsSpan(0, Guard), Sentinel, what);
+                Reference.AssertUntouched(y.AsSpan(Guard + m * n), Sentinel, what);
+            }
+        }
+    }
+
     [Fact]
     public void NonFiniteActivationsGiveNaNRowsAndLeaveOthersAlone()
     {

@@ -44,6 +44,18 @@ internal sealed partial class CpuBackend
     public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
         LinearRows(F(x), weights, rows, epilogue, F(y));
 
+    public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
+    {
+        if (fc1 is CpuInt8LinearWeights q1 && fc2 is CpuInt8LinearWeights q2)
+        {
+            int c = q1.InFeatures, n = q2.OutFeatures;
+            Int8Gemm.Mlp(F(x).AsSpan(0, rows * c), c, rows, q1.Quantized, q2.Quantized, F(y).AsSpan(0, rows * n), n, MaxThreads, Int8Path);
+            return;
+        }
+        LinearRows(F(x), fc1, rows, LinearEpilogue.BiasGelu, F(hidden));
+        LinearRows(F(hidden), fc2, rows, LinearEpilogue.BiasAccumulate, F(y));
+    }
+
     internal void LinearRows(float[] x, ILinearWeights weights, int rows, LinearEpilogue epilogue, float[] y)
     {
         var gemmEpilogue = epilogue switch

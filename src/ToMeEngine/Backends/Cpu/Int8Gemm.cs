@@ -27,7 +27,7 @@ internal enum Int8Path
 /// in that order on every path, so a result depends only on the quantized operands — not on the kernel, the tiling or the
 /// thread count. The integer sums are exact; the epilogue is chosen by the hardware, not by the kernel family.
 /// </remarks>
-internal static unsafe class Int8Gemm
+internal static unsafe partial class Int8Gemm
 {
     private const int Nr = Int8Weight.PanelWidth;
 
@@ -37,6 +37,7 @@ internal static unsafe class Int8Gemm
     private const int TasksPerThread = 3;
     private const long ParallelThreshold = 1L << 18;
 
+    // The calling thread's quantized activations for one call (worker threads only read them).
     [ThreadStatic] private static byte[]? t_quantized;
 
     /// <summary>The fastest kernel family this machine runs, unless TOME_INT8_KERNEL names another (scalar, avx2, avx512bw, avxvnni).</summary>
@@ -76,9 +77,6 @@ internal static unsafe class Int8Gemm
         _ => Int8Kernels.MrScalar,
     };
 
-    /// <summary>Whether the kernel reads activations as int16 (the VPMADDWD families) rather than uint8.</summary>
-    private static bool WideActivations(Int8Path path) => path is Int8Path.Avx512BW or Int8Path.Avx2;
-
     /// <summary>
     /// C = A·Wᵀ through int8 with the given epilogue (the bias is the weight's). maxThreads: 0 for one per processor.
     /// c must not overlap a.
@@ -101,7 +99,7 @@ internal static unsafe class Int8Gemm
         if (c.Length < (long)(m - 1) * ldc + w.N)
             throw new ArgumentException($"c holds {c.Length} floats, {(long)(m - 1) * ldc + w.N} needed", nameof(c));
 
-        var activations = new QuantizedRows(m, w.K, path);
+        var activations = new QuantizedRows(m, w.K, path, ref t_quantized);
         fixed (float* pa = a, pc = c)
         {
             float* aPointer = pa;
@@ -117,7 +115,7 @@ internal static unsafe class Int8Gemm
     {
         if (quantized.Length < (long)m * w.K)
             throw new ArgumentException($"quantized holds {quantized.Length} values, [{m}, {w.K}] needs {(long)m * w.K}");
-        var activations = new QuantizedRows(m, w.K, path);
+        var activations = new QuantizedRows(m, w.K, path, ref t_quantized);
         activations.Load(quantized);
         var result = new int[m * w.N];
         fixed (int* pr = result)
@@ -165,83 +163,6 @@ internal static unsafe class Int8Gemm
             int p0 = cb * groupPanels;
             job.RunTile(rb * McRows, Math.Min(job.M, (rb + 1) * McRows), p0, Math.Min(panels, p0 + groupPanels));
         });
-    }
-
-    /// <summary>
-    /// A's rows quantized: uint8 (or the same values as int16 for the VPMADDWD kernels), K padded with zeros to whole
-    /// k-quads and M to whole micro-panels, so every kernel reads full tiles; per row its scale and zero point.
-    /// </summary>
-    private sealed class QuantizedRows
-    {
-        public readonly int M, K, Stride; // Stride: elements per row, a multiple of 4
-        public readonly bool Wide;
-        public readonly byte* Data;
-        public readonly float[] Scale;
-        public readonly int[] Zero;
-
-        public QuantizedRows(int m, int k, Int8Path path)
-        {
-            M = m;
-            K = k;
-            Stride = (k + 3) / 4 * 4;
-            Wide = WideActivations(path);
-            int mr = MicroRows(path);
-            int rows = (m + mr - 1) / mr * mr;
-            long bytes = (long)rows * Stride * (Wide ? 2 : 1);
-            if (bytes > int.MaxValue - 64)
-                throw new ArgumentException($"activations [{m}, {k}] are too large to quantize in one call");
-            var buffer = t_quantized;
-            if (buffer is null || buffer.Length < bytes + 64)
-                t_quantized = buffer = GC.AllocateArray<byte>((int)Math.Max(bytes + 64, (buffer?.Length ?? 0) * 3 / 2), pinned: true);
-            byte* first = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
-            Data = first + ((64 - (int)((nuint)first & 63)) & 63);
-            // Padding rows and columns must be zeros (the kernels multiply them; their products must add nothing).
-            new Span<byte>(Data + (long)m * Stride * (Wide ? 2 : 1), (int)(bytes - (long)m * Stride * (Wide ? 2 : 1))).Clear();
-            // The kernels' epilogue reads the padding rows' scale and zero point too (their results are discarded).
-            Scale = new float[rows];
-            Zero = new int[rows];
-        }
-
-        public byte* Row8(int r) => Data + (long)r * Stride;
-
-        public short* Row16(int r) => (short*)Data + (long)r * Stride;
-
-        public void Quantize(float* a, int lda, int start, int end)
-        {
-            for (int r = start; r < end; r++)
-            {
-                var (scale, zero) = Int8Quantizer.Range(new ReadOnlySpan<float>(a + (long)r * lda, K));
-                Scale[r] = scale;
-                Zero[r] = zero;
-                if (Wide)
-                    Int8Quantizer.Quantize(new ReadOnlySpan<float>(a + (long)r * lda, K), scale, zero, new Span<short>(Row16(r), Stride));
-                else
-                    Int8Quantizer.Quantize(new ReadOnlySpan<float>(a + (long)r * lda, K), scale, zero, new Span<byte>(Row8(r), Stride));
-            }
-        }
-
-        // Already-quantized uint8 rows [M, K] (tests): zero points 0, scales 1.
-        public void Load(ReadOnlySpan<byte> values)
-        {
-            for (int r = 0; r < M; r++)
-            {
-                var src = values.Slice(r * K, K);
-                Scale[r] = 1f;
-                if (Wide)
-                {
-                    var dst = new Span<short>(Row16(r), Stride);
-                    for (int i = 0; i < K; i++)
-                        dst[i] = src[i];
-                    dst[K..].Clear();
-                }
-                else
-                {
-                    var dst = new Span<byte>(Row8(r), Stride);
-                    src.CopyTo(dst);
-                    dst[K..].Clear();
-                }
-            }
-        }
     }
 
     /// <summary>One GEMM's operands; a class so the parallel body can capture it.</summary>

@@ -19,38 +19,49 @@ internal static unsafe class Int8Quantizer
     /// <summary>Scale and zero point of a row: (1, 0) for an all-zero row, NaN scale when the row holds NaN or ±∞ (outputs NaN).</summary>
     public static (float Scale, int Zero) Range(ReadOnlySpan<float> row)
     {
-        float min = 0f, max = 0f;
+        float min = 0f, max = 0f, probe = 0f;
         int i = 0;
-        if (Vector512.IsHardwareAccelerated && row.Length >= 16)
+        fixed (float* x = row)
         {
-            var vmin = Vector512<float>.Zero;
-            var vmax = Vector512<float>.Zero;
-            for (; i + 16 <= row.Length; i += 16)
+            if (Vector512.IsHardwareAccelerated && row.Length >= 16)
             {
-                var v = Vector512.Create(row.Slice(i, 16));
-                vmin = Vector512.Min(vmin, v);
-                vmax = Vector512.Max(vmax, v);
+                // The native min/max drop NaNs; x·0 accumulated in `nonFinite` turns NaN for NaN or ±∞ instead.
+                var vmin = Vector512<float>.Zero;
+                var vmax = Vector512<float>.Zero;
+                var nonFinite = Vector512<float>.Zero;
+                for (; i + 16 <= row.Length; i += 16)
+                {
+                    var v = Vector512.Load(x + i);
+                    vmin = Vector512.MinNative(vmin, v);
+                    vmax = Vector512.MaxNative(vmax, v);
+                    nonFinite = Vector512.FusedMultiplyAdd(v, Vector512<float>.Zero, nonFinite);
+                }
+                var min8 = Vector256.MinNative(vmin.GetLower(), vmin.GetUpper());
+                var max8 = Vector256.MaxNative(vmax.GetLower(), vmax.GetUpper());
+                var min4 = Vector128.MinNative(min8.GetLower(), min8.GetUpper());
+                var max4 = Vector128.MaxNative(max8.GetLower(), max8.GetUpper());
+                min = MathF.Min(MathF.Min(min4[0], min4[1]), MathF.Min(min4[2], min4[3]));
+                max = MathF.Max(MathF.Max(max4[0], max4[1]), MathF.Max(max4[2], max4[3]));
+                probe = Vector512.Sum(nonFinite);
             }
-            for (int j = 0; j < 16; j++)
+            else if (Vector256.IsHardwareAccelerated && row.Length >= 8)
             {
-                min = MathF.Min(min, vmin[j]);
-                max = MathF.Max(max, vmax[j]);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated && row.Length >= 8)
-        {
-            var vmin = Vector256<float>.Zero;
-            var vmax = Vector256<float>.Zero;
-            for (; i + 8 <= row.Length; i += 8)
-            {
-                var v = Vector256.Create(row.Slice(i, 8));
-                vmin = Vector256.Min(vmin, v);
-                vmax = Vector256.Max(vmax, v);
-            }
-            for (int j = 0; j < 8; j++)
-            {
-                min = MathF.Min(min, vmin[j]);
-                max = MathF.Max(max, vmax[j]);
+                var vmin = Vector256<float>.Zero;
+                var vmax = Vector256<float>.Zero;
+                var nonFinite = Vector256<float>.Zero;
+                for (; i + 8 <= row.Length; i += 8)
+                {
+                    var v = Vector256.Load(x + i);
+                    vmin = Vector256.MinNative(vmin, v);
+                    vmax = Vector256.MaxNative(vmax, v);
+                    nonFinite = Vector256.FusedMultiplyAdd(v, Vector256<float>.Zero, nonFinite);
+                }
+                for (int j = 0; j < 8; j++)
+                {
+                    min = MathF.Min(min, vmin[j]);
+                    max = MathF.Max(max, vmax[j]);
+                }
+                probe = Vector256.Sum(nonFinite);
             }
         }
         for (; i < row.Length; i++)
@@ -59,7 +70,7 @@ internal static unsafe class Int8Quantizer
             max = MathF.Max(max, row[i]);
         }
         float range = max - min;
-        if (!float.IsFinite(range))
+        if (!float.IsFinite(range) || float.IsNaN(probe))
             return (float.NaN, 0);
         if (range < 1e-30f)
             return (1f, 0); // zeros (or values too small to matter): every level is 0

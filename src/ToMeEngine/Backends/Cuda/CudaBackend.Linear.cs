@@ -73,6 +73,12 @@ internal sealed partial class CudaBackend
             new KernelArgs().Add(product).Add(w.Bias.Pointer).Add(rows).Add(n).Add(mode).Add(output));
     }
 
+    public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
+    {
+        Linear(x, fc1, rows, LinearEpilogue.BiasGelu, hidden);
+        Linear(hidden, fc2, rows, LinearEpilogue.BiasAccumulate, y);
+    }
+
     /// <summary>Row-major out[rows, N] = in[rows, K] · W[N, K]ᵀ, no bias: column-major outᵀ[N, rows] = W[K, N]ᵀ · inᵀ[K, rows].</summary>
     private void Gemm(ulong input, CudaLinearWeights w, int rows, ulong output) =>
         blas.GemmStridedBatched(CublasOperation.T, CublasOperation.N, w.OutFeatures, rows, w.InFeatures, 1f,
