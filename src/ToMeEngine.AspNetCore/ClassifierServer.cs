@@ -1,10 +1,13 @@
 using System.Net;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using ToMe.Weights;
 
 namespace ToMe.Serving.Http;
 
@@ -19,16 +22,42 @@ public sealed class ClassifierServerOptions
 
     /// <summary>Registers <see cref="IImageClassifier"/>, e.g. <c>services =&gt; services.AddToMeEngine(o =&gt; o.Model = "...")</c>.</summary>
     public Action<IServiceCollection>? AddClassifier { get; set; }
+
+    /// <summary>
+    /// The model's name in the Open Inference Protocol's paths (<c>/v2/models/NAME</c>); null uses the architecture's name.
+    /// <see cref="ClassifierServer.ModelName"/> derives one from a model path or hub name.
+    /// </summary>
+    public string? ModelName { get; set; }
+
+    /// <summary>
+    /// The largest r the browser page's slider and <c>POST /inspect</c> accept; null allows every r the model has tokens
+    /// for (half its patches, above which ToMe merges no more).
+    /// </summary>
+    public int? MaxInspectR { get; set; }
+}
+
+/// <summary>A port another process already listens on: the service cannot start there.</summary>
+public sealed class PortInUseException(string host, int port, Exception inner)
+    : IOException($"port {port} on {host} is already in use by another process", inner)
+{
+    public int Port { get; } = port;
 }
 
 /// <summary>Builds the classification web service: Kestrel on one address, the endpoints of <see cref="ClassifierEndpoints"/>.</summary>
 public static class ClassifierServer
 {
+    /// <summary>Set while the host starts: its own "Hosting failed to start" log (a stack trace) would repeat what StartAsync throws.</summary>
+    private sealed class StartupGate
+    {
+        public volatile bool Starting;
+    }
+
     /// <summary>
-    /// Builds the service and loads the model (before it listens, so <c>/health</c> answers only when it can classify).
+    /// Builds the service and loads the model (before it listens, so the health endpoints answer only when it can classify).
     /// </summary>
     /// <param name="options">Address and classifier.</param>
-    /// <param name="args">Command-line arguments for the host's configuration (e.g. <c>--Logging:LogLevel:Default=Warning</c>).</param>
+    /// <param name="args">Command-line arguments for the host's configuration (e.g. <c>--Logging:LogLevel:Default=Warning</c>,
+    /// or the <c>OTEL_*</c> settings of <see cref="ClassifierTelemetry"/>).</param>
     public static WebApplication Build(ClassifierServerOptions options, string[]? args = null)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -36,6 +65,8 @@ public static class ClassifierServer
             throw new ArgumentException("ClassifierServerOptions.AddClassifier must register an IImageClassifier", nameof(options));
         if (options.Port is < 0 or > 65535)
             throw new ArgumentOutOfRangeException(nameof(options), options.Port, "port must be between 0 and 65535");
+        if (options.MaxInspectR is < 0)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxInspectR, "MaxInspectR must be 0 or more");
         var address = ParseHost(options.Host);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [] });
         builder.WebHost.ConfigureKestrel(k =>
@@ -45,24 +76,102 @@ public static class ClassifierServer
             else
                 k.Listen(address, options.Port);
         });
+        var gate = new StartupGate();
+        builder.Services.AddSingleton(gate);
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter((category, level) => !(gate.Starting && category == "Microsoft.Extensions.Hosting.Internal.Host"));
+        builder.Services.AddProblemDetails();
+        builder.Services.AddSingleton(options);
+        builder.AddClassifierTelemetry();
         options.AddClassifier(builder.Services);
         var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
         app.MapClassifierEndpoints();
         app.Services.GetRequiredService<IImageClassifier>();
-        // Created now so that /metrics counts from the start, not from its first call.
-        app.Services.GetService<ServingMetricsCollector>();
         return app;
     }
 
     /// <summary>Starts listening; returns the address bound (with the real port when 0 was asked for).</summary>
+    /// <exception cref="PortInUseException">Another process listens on the port.</exception>
     public static async Task<Uri> StartAsync(WebApplication app, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(app);
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var gate = app.Services.GetRequiredService<StartupGate>();
+        var options = app.Services.GetRequiredService<ClassifierServerOptions>();
+        gate.Starting = true;
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e) when (e.InnerException is AddressInUseException)
+        {
+            throw new PortInUseException(options.Host, options.Port, e);
+        }
+        finally
+        {
+            gate.Starting = false;
+        }
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses;
         var first = addresses?.FirstOrDefault() ?? throw new InvalidOperationException("the server reports no address");
         return new Uri(first.Replace("[::]", "localhost", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Builds, starts and serves until the host stops (Ctrl+C, SIGTERM), printing <c>listening on ADDRESS (...)</c> once it
+    /// listens. What a user can get wrong — no model, a model that does not load, a busy port, a bad address — ends in one
+    /// line on <paramref name="error"/> (stderr by default) and exit code 2, never a stack trace.
+    /// </summary>
+    /// <param name="options">Address and classifier.</param>
+    /// <param name="args">Configuration for the host, as <see cref="Build"/> takes it.</param>
+    /// <param name="modelHint">Appended to model errors: how to name a model where this server is configured.</param>
+    /// <param name="error">Where the one-line errors go; stderr when null.</param>
+    public static async Task<int> RunAsync(ClassifierServerOptions options, string[]? args = null, string? modelHint = null, TextWriter? error = null)
+    {
+        error ??= Console.Error;
+        WebApplication app;
+        try
+        {
+            app = Build(options, args);
+        }
+        catch (Exception e) when (e is InvalidModelException or FileNotFoundException or DirectoryNotFoundException or UnauthorizedAccessException)
+        {
+            error.WriteLine($"error: {e.Message}{(modelHint is null ? "" : $"; {modelHint}")}");
+            return 2;
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or IOException)
+        {
+            error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+        await using (app)
+        {
+            Uri address;
+            try
+            {
+                address = await StartAsync(app).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                error.WriteLine($"error: {e.Message}");
+                return 2;
+            }
+            Console.WriteLine($"listening on {address} ({app.Services.GetRequiredService<IImageClassifier>().Description}); Ctrl+C stops");
+            await app.WaitForShutdownAsync().ConfigureAwait(false);
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// A model's name for <c>/v2/models/NAME</c> from how it was given: <c>timm/NAME</c> → NAME; a folder → its name; a
+    /// <c>.safetensors</c> file → its name without the extension.
+    /// </summary>
+    public static string ModelName(string model)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(model);
+        var trimmed = model.TrimEnd('/', '\\');
+        var name = Path.GetFileName(trimmed);
+        return name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? name[..^".safetensors".Length] : name;
     }
 
     private static IPAddress? ParseHost(string host)

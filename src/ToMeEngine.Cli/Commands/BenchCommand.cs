@@ -37,10 +37,11 @@ internal static class BenchCommand
         var images = new Option<string?>("--images") { Description = "end-to-end mode: time decode + preprocess + forward + top-k over the image files in this folder" };
         var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
+        var profile = new Option<bool>("--profile") { Description = "also time every op and print where the forward's time goes (cpu backend)" };
         var strategy = new StrategyOptions();
         var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn,
+            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn, profile,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -66,9 +67,13 @@ internal static class BenchCommand
                     throw new NotSupportedException("the end-to-end mode (--images) runs on --backend cpu in this build");
                 return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), requested, asJson);
             }
+            bool profiled = parse.GetValue(profile);
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
             var resolved = engine.ResolvePrecision(requested);
-            var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn), resolved, log: asJson ? null : Console.Error.WriteLine);
+            if (profiled && engine is not CpuBackend)
+                throw new NotSupportedException($"--profile times each op on the host clock, which needs --backend cpu ({engine.Name} runs its ops asynchronously)");
+            var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
+                log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved);
             var machine = engine is CudaBackend gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
                 : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
@@ -96,6 +101,15 @@ internal static class BenchCommand
             foreach (var t in timings)
                 Console.WriteLine(string.Create(inv,
                     $"| {t.Merge} | {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(t.SpeedupOverBaseline is double x ? x.ToString("F2", inv) + "x" : "-")} |"));
+            foreach (var t in timings.Where(t => t.Profile is not null))
+            {
+                Console.WriteLine();
+                Console.WriteLine($"Where the time goes, {t.Merge} r = {t.Schedule} (mean of the {n} timed runs):");
+                Console.WriteLine("| op | calls/forward | ms/forward | % of forward |");
+                Console.WriteLine("|---|---:|---:|---:|");
+                foreach (var op in t.Profile!)
+                    Console.WriteLine(string.Create(inv, $"| {op.Op} | {op.CallsPerForward:0.#} | {op.MillisecondsPerForward:F2} | {op.PercentOfForward:F1} |"));
+            }
             return 0;
         }));
         return command;

@@ -109,7 +109,7 @@ internal static class EvalCommand
 /// <summary>A labelled image folder: a labels.csv (filename,class_index[,...]) or class subfolders in sorted order.</summary>
 internal static class LabelledImages
 {
-    private static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pnm"];
+    private static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pnm", ".gif", ".webp", ".tif", ".tiff"];
 
     public static List<(string Path, int Label)> Read(string dir, string? labelsPath)
     {

@@ -1,11 +1,10 @@
 using System.CommandLine;
-using Microsoft.Extensions.Hosting;
 using ToMe.Serving;
 using ToMe.Serving.Http;
 
 namespace ToMe.Cli.Commands;
 
-/// <summary><c>tome serve --model PATH --port N</c>: the classification web service of samples/ClassifierService.</summary>
+/// <summary><c>tome serve --model PATH --port N</c>: the classification web service of samples/ClassifierService (<see cref="ClassifierServer"/>).</summary>
 internal static class ServeCommand
 {
     public static Command Create()
@@ -16,7 +15,8 @@ internal static class ServeCommand
         var maxDelay = new Option<double>("--max-delay-ms") { Description = "how long the oldest request waits for a batch to fill", DefaultValueFactory = _ => 2 };
         var maxQueue = new Option<int>("--max-queue") { Description = "most requests waiting; more are answered 503", DefaultValueFactory = _ => 256 };
         var engineOptions = new EngineCliOptions();
-        var command = new Command("serve", "serve POST /classify, GET /health and GET /metrics over HTTP") { port, host, maxBatch, maxDelay, maxQueue };
+        var command = new Command("serve", "serve the browser page at /, POST /classify, the Open Inference Protocol under /v2, " +
+                                           "GET /health and Prometheus metrics at GET /metrics over HTTP") { port, host, maxBatch, maxDelay, maxQueue };
         engineOptions.AddTo(command);
         command.SetAction(parse => CliErrors.Run(() =>
         {
@@ -29,26 +29,18 @@ internal static class ServeCommand
             // Checked before the model loads, so a bad number costs no load time.
             batching.Validate();
             var engine = engineOptions.Load(parse, batching.MaxBatchSize);
-            Microsoft.AspNetCore.Builder.WebApplication app;
-            try
+            var options = new ClassifierServerOptions
             {
-                app = ClassifierServer.Build(new ClassifierServerOptions
-                {
-                    Host = parse.GetValue(host)!,
-                    Port = parse.GetValue(port),
-                    AddClassifier = services => services.AddToMeEngine(engine, batching),
-                });
-            }
-            catch
-            {
-                engine.Dispose();
-                throw;
-            }
-            var address = ClassifierServer.StartAsync(app).GetAwaiter().GetResult();
-            Console.WriteLine($"listening on {address} ({engine.Config.Architecture} on {engine.BackendName}, {engine.Precision.Name()}); Ctrl+C stops");
-            app.WaitForShutdownAsync().GetAwaiter().GetResult();
-            app.DisposeAsync().AsTask().GetAwaiter().GetResult();
-            return 0;
+                Host = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                ModelName = parse.GetValue(engineOptions.Model) is { } model ? ClassifierServer.ModelName(model) : null,
+                AddClassifier = services => services.AddToMeEngine(engine, batching),
+            };
+            // One line on stderr and exit code 2 for a busy port or a bad address, as for every other user error.
+            int status = ClassifierServer.RunAsync(options).GetAwaiter().GetResult();
+            if (status != 0)
+                engine.Dispose(); // never handed to a container that would dispose it
+            return status;
         }));
         return command;
     }

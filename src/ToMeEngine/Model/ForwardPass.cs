@@ -180,7 +180,9 @@ internal sealed class ForwardPass : IDisposable
         BatchLimits.Check(backend, config, batch, options.ReturnTokens);
         if (images.Length != (long)batch * 3 * s * s)
             throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {(long)batch * 3 * s * s}", nameof(images));
-        var ws = workspace is { Batch: var wb } && wb == batch ? workspace : (workspace = Replace(workspace, batch));
+        // A workspace serves every batch up to the largest seen: a server's batch size changes from one pass to the next,
+        // and reallocating (device memory, or tens of MB of managed arrays) on each change would dominate small batches.
+        var ws = workspace is { Capacity: var capacity } && capacity >= batch ? workspace : (workspace = Replace(workspace, batch));
         var strategy = options.Strategy;
         if (strategy is CisMerge && !config.ClassToken)
             throw new ArgumentException($"--merge cis weighs tokens by the class token's attention, and {config.Architecture} has no class token");
@@ -198,8 +200,8 @@ internal sealed class ForwardPass : IDisposable
 
         backend.Upload(images, ws.Images);
         backend.PatchEmbed(ws.Images, prefix, pos, patch, batch, s, config.PatchSize, p, ws.X);
-        backend.Upload(ws.InitialSize, ws.Size);
-        backend.Upload(ws.InitialGroups, ws.Groups);
+        backend.Upload(ws.InitialSize.AsSpan(0, batch * t0), ws.Size);
+        backend.Upload(ws.InitialGroups.AsSpan(0, batch * t0), ws.Groups);
         if (trace?.OnEmbed is { } onEmbed)
             onEmbed(Download(ws.X, (long)batch * t0 * c));
 
@@ -381,12 +383,13 @@ internal sealed class ForwardPass : IDisposable
     }
 
     /// <summary>
-    /// Buffers for one batch size, allocated at the unmerged token count and reused as tokens shrink. Each is batch ×
-    /// (elements per image), in 64 bits; <see cref="BatchLimits"/> has checked the batch against the backend.
+    /// Buffers for batches of up to <see cref="Capacity"/> images, allocated at the unmerged token count and reused as tokens
+    /// shrink. Each is capacity × (elements per image), in 64 bits; <see cref="BatchLimits"/> has checked the batch against
+    /// the backend. Every op is given its batch and token counts explicitly, so a smaller batch uses the front of each buffer.
     /// </summary>
     internal sealed class Workspace : IDisposable
     {
-        public int Batch { get; }
+        public int Capacity { get; }
         public DeviceBuffer Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order;
         public DeviceBuffer Size, SizeNext, Groups, GroupsNext, Pooled, Logits;
         public DeviceBuffer ClassAttention, Score, Role, Dest, Counts;
@@ -395,7 +398,7 @@ internal sealed class ForwardPass : IDisposable
 
         public Workspace(IBackend backend, ModelConfig config, int batch)
         {
-            Batch = batch;
+            Capacity = batch;
             DeviceBuffer Float(long perImage) => Own(backend.AllocateFloat(batch * perImage));
             DeviceBuffer Int(long perImage) => Own(backend.AllocateInt(batch * perImage));
             long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;

@@ -1,9 +1,9 @@
-using System.Buffers;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using ToMe.Imaging;
+using ToMe.Model;
 
 namespace ToMe.Serving;
 
@@ -32,10 +32,11 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
 {
     private const int Queued = 0, Taken = 1, Withdrawn = 2;
 
-    private sealed class Request(float[] tensor, int topK) : TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously)
+    private sealed class Request(float[] tensor, int topK, Activity? activity) : TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
         public readonly float[] Tensor = tensor;
         public readonly int TopK = topK;
+        public readonly Activity? Activity = activity;
         public readonly long Admitted = Stopwatch.GetTimestamp();
         public int State = Queued;
     }
@@ -44,6 +45,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     private readonly bool ownsEngine;
     private readonly Preprocessor preprocessor;
     private readonly int tensorLength;
+    private readonly TensorPool tensors;
     private readonly ServingMetrics metrics;
     private readonly bool ownsMetrics;
     private readonly ILogger logger;
@@ -71,12 +73,16 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         this.ownsEngine = ownsEngine;
         preprocessor = new Preprocessor(engine.Config.Preprocess);
         tensorLength = preprocessor.OutputLength;
+        // Enough for the batch being run and the one being gathered; a burst beyond that allocates and is then let go.
+        tensors = new TensorPool(tensorLength, 2 * Options.MaxBatchSize);
         ownsMetrics = metrics is null;
         this.metrics = metrics ?? new ServingMetrics();
         this.metrics.Track(this);
         this.logger = logger ?? NullLogger.Instance;
         loop = new Thread(RunLoop) { IsBackground = true, Name = $"tome forward ({engine.BackendName})" };
-        loop.Start();
+        // The loop serves every caller: it must not inherit the constructing caller's Activity.Current (or other async locals).
+        using (ExecutionContext.SuppressFlow())
+            loop.Start();
     }
 
     /// <summary>The engine running the forward passes.</summary>
@@ -85,7 +91,10 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     /// <summary>The batching limits in force (a copy of those given).</summary>
     public BatchingOptions Options { get; }
 
-    public string Description => $"{engine.Config.Architecture} on {engine.BackendName}";
+    public string Description => $"{engine.Config.Architecture} on {engine.BackendName} ({engine.Precision.Name()})";
+
+    /// <inheritdoc/>
+    public ModelConfig Model => engine.Config;
 
     /// <summary>Requests admitted and not yet taken into a running batch (decoding or waiting).</summary>
     public int QueueLength => Volatile.Read(ref queued);
@@ -116,13 +125,25 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         metrics.Requests.Add(1);
         Request? request = null;
         float[]? tensor = null;
+        using var activity = ServingTracing.Source.StartActivity("tome.classify");
+        activity?.SetTag("tome.top_k", topK);
         try
         {
-            var pixels = await image.DecodeAsync(engine.Options.Decode, cancellationToken).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
-            tensor = ArrayPool<float>.Shared.Rent(tensorLength);
-            preprocessor.Run(pixels, tensor.AsSpan(0, tensorLength));
-            request = new Request(tensor, topK);
+            if (image.Tensor is { } preprocessed)
+            {
+                if (preprocessed.Length != tensorLength)
+                    throw new ArgumentException($"a preprocessed image has {preprocessed.Length} values, expected [3, {engine.Config.ImageSize}, {engine.Config.ImageSize}] = {tensorLength}", nameof(image));
+                tensor = tensors.Rent();
+                preprocessed.CopyTo(tensor, 0);
+            }
+            else
+            {
+                var pixels = await image.DecodeAsync(engine.Options.Decode, cancellationToken).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+                tensor = tensors.Rent();
+                preprocessor.Run(pixels, tensor);
+            }
+            request = new Request(tensor, topK, activity);
             try
             {
                 queue.Add(request, CancellationToken.None);
@@ -144,13 +165,13 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             // Failed before reaching the queue (bad image, cancelled, disposed): only this request is affected.
             Interlocked.Decrement(ref queued);
             if (tensor is not null)
-                ArrayPool<float>.Shared.Return(tensor);
-            Count(e);
+                tensors.Return(tensor);
+            Count(e, activity);
             throw;
         }
         catch (Exception e)
         {
-            Count(e);
+            Count(e, activity);
             throw;
         }
         finally
@@ -159,8 +180,10 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         }
     }
 
-    private void Count(Exception e)
+    private void Count(Exception e, Activity? activity)
     {
+        activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+        activity?.SetTag("error.type", e.GetType().FullName);
         if (e is OperationCanceledException)
         {
             Interlocked.Increment(ref cancelled);
@@ -177,7 +200,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     {
         if (!Claim(request))
             return; // already in a batch, or ended by disposal
-        ArrayPool<float>.Shared.Return(request.Tensor);
+        tensors.Return(request.Tensor);
         request.TrySetCanceled(token);
     }
 
@@ -237,19 +260,22 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     {
         if (!Claim(request))
             return;
-        ArrayPool<float>.Shared.Return(request.Tensor);
+        tensors.Return(request.Tensor);
         request.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
     }
 
     private void RunBatch(List<Request> batch, float[] input)
     {
         int n = batch.Count;
+        using var activity = StartBatchActivity(batch);
         long start = Stopwatch.GetTimestamp();
         for (int b = 0; b < n; b++)
         {
             batch[b].Tensor.AsSpan(0, tensorLength).CopyTo(input.AsSpan(b * tensorLength, tensorLength));
-            ArrayPool<float>.Shared.Return(batch[b].Tensor);
-            metrics.QueueTime.Record(Stopwatch.GetElapsedTime(batch[b].Admitted, start).TotalMilliseconds);
+            tensors.Return(batch[b].Tensor);
+            double queuedMs = Stopwatch.GetElapsedTime(batch[b].Admitted, start).TotalMilliseconds;
+            metrics.QueueTime.Record(queuedMs);
+            batch[b].Activity?.SetTag("tome.queue.time_ms", queuedMs).SetTag("tome.batch.size", n);
         }
         float[] logits;
         try
@@ -259,6 +285,8 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         catch (Exception e)
         {
             logger.LogError(e, "forward pass of a batch of {Count} failed on {Backend}", n, engine.BackendName);
+            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
+            activity?.SetTag("error.type", e.GetType().FullName);
             foreach (var r in batch)
                 r.TrySetException(e);
             return;
@@ -275,6 +303,20 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             batch[b].TrySetResult(engine.TopK(logits.AsSpan(b * classes, classes), batch[b].TopK));
             Interlocked.Increment(ref completed);
         }
+    }
+
+    private Activity? StartBatchActivity(List<Request> batch)
+    {
+        if (!ServingTracing.Source.HasListeners())
+            return null;
+        var links = new List<ActivityLink>(batch.Count);
+        foreach (var r in batch)
+            if (r.Activity is { } a)
+                links.Add(new ActivityLink(a.Context));
+        var activity = ServingTracing.Source.StartActivity("tome.batch", ActivityKind.Internal, parentContext: default, links: links);
+        activity?.SetTag("tome.batch.size", batch.Count).SetTag("tome.backend", engine.BackendName)
+            .SetTag("tome.model", engine.Config.Architecture);
+        return activity;
     }
 
     /// <summary>

@@ -104,6 +104,9 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
 
     public string Description => string.Join(", ", members.Select(m => m.Description));
 
+    /// <inheritdoc/>
+    public Model.ModelConfig Model => members[0].Model;
+
     /// <summary>Requests outstanding over all members.</summary>
     public int Outstanding => members.Sum(m => m.Outstanding);
 

@@ -9,8 +9,12 @@ public interface IImageClassifier
     /// <summary>A one-line description for health checks and logs, e.g. the model and backend.</summary>
     string Description { get; }
 
+    /// <summary>The model served: input size, classes and their labels (every engine of a pool serves the same one).</summary>
+    Model.ModelConfig Model { get; }
+
     /// <summary>The <paramref name="topK"/> most probable classes of <paramref name="image"/>, most probable first.</summary>
     /// <exception cref="Imaging.InvalidImageException">The image cannot be decoded (only this request fails).</exception>
+    /// <exception cref="ArgumentException">A preprocessed image (<see cref="ImageInput.FromTensor"/>) is not [3, S, S] for this model.</exception>
     /// <exception cref="EngineOverloadedException">The request queue is full; retry later or elsewhere.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the request ran.</exception>
     /// <exception cref="ObjectDisposedException">The classifier was disposed before the request ran.</exception>

@@ -3,7 +3,8 @@ using ToMe.Imaging;
 namespace ToMe.Serving;
 
 /// <summary>
-/// One image to classify: a file path, encoded bytes, a stream of encoded bytes, or decoded pixels. Converts implicitly
+/// One image to classify: a file path, encoded bytes, a stream of encoded bytes, decoded pixels, or an image already
+/// preprocessed as the model expects (<see cref="FromTensor"/>). Converts implicitly
 /// from each, so <c>ClassifyAsync("cat.jpg")</c> and <c>ClassifyAsync(bytes)</c> both work. Immutable.
 /// </summary>
 public sealed class ImageInput
@@ -13,13 +14,17 @@ public sealed class ImageInput
     private readonly Stream? stream;
     private readonly RgbImage? pixels;
 
-    private ImageInput(string? path, byte[]? bytes, Stream? stream, RgbImage? pixels)
+    private ImageInput(string? path, byte[]? bytes, Stream? stream, RgbImage? pixels, float[]? tensor = null)
     {
         this.path = path;
         this.bytes = bytes;
         this.stream = stream;
         this.pixels = pixels;
+        Tensor = tensor;
     }
+
+    /// <summary>The preprocessed image given to <see cref="FromTensor"/>, else null.</summary>
+    internal float[]? Tensor { get; }
 
     /// <summary>An image file (JPEG, PNG, BMP, PPM/PGM), read when the request is preprocessed.</summary>
     public static ImageInput FromFile(string path) => new(path ?? throw new ArgumentNullException(nameof(path)), null, null, null);
@@ -32,6 +37,13 @@ public sealed class ImageInput
 
     /// <summary>Decoded pixels.</summary>
     public static ImageInput FromImage(RgbImage image) => new(null, null, null, image ?? throw new ArgumentNullException(nameof(image)));
+
+    /// <summary>
+    /// An image already resized, cropped and normalized as the model's eval transform does: [3, S, S] float32, channel-major
+    /// (one row of the input of <see cref="ToMeEngine.Logits"/>). The array is not copied and must not change until the call
+    /// completes; a length other than 3·S·S fails the call with <see cref="ArgumentException"/>.
+    /// </summary>
+    public static ImageInput FromTensor(float[] chw) => new(null, null, null, null, chw ?? throw new ArgumentNullException(nameof(chw)));
 
     public static implicit operator ImageInput(string path) => FromFile(path);
 
@@ -51,18 +63,10 @@ public sealed class ImageInput
         if (path is not null)
             return ImageDecoder.Decode(path, options);
         // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream!.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > options.MaxFileBytes)
-                throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
-            buffer.Write(chunk, 0, n);
-        }
-        return ImageDecoder.Decode(buffer.ToArray(), options);
+        return await ImageDecoder.DecodeAsync(stream!, options, cancellationToken).ConfigureAwait(false);
     }
 
     public override string ToString() =>
-        path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream" : pixels!.ToString();
+        path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream"
+        : Tensor is not null ? $"preprocessed tensor of {Tensor.Length} values" : pixels!.ToString();
 }

@@ -32,9 +32,13 @@ public sealed class ServingMetrics : IDisposable
         Failed = Meter.CreateCounter<long>("tome.requests.failed", "{request}", "requests that failed (bad image, forward error, disposal)");
         Images = Meter.CreateCounter<long>("tome.images", "{image}", "images forwarded");
         Batches = Meter.CreateCounter<long>("tome.batches", "{batch}", "forward passes run");
-        BatchSize = Meter.CreateHistogram<int>("tome.batch.size", "{image}", "images per forward pass");
-        QueueTime = Meter.CreateHistogram<double>("tome.queue.time", "ms", "time from admission to the start of the request's forward pass");
-        ForwardTime = Meter.CreateHistogram<double>("tome.forward.time", "ms", "duration of one batched forward pass");
+        // Bucket boundaries for exporters that histogram (Prometheus, OTLP): batch sizes are small powers of two, times span
+        // sub-millisecond queueing to multi-second CPU batches.
+        BatchSize = Meter.CreateHistogram("tome.batch.size", "{image}", "images per forward pass", tags: null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256] });
+        var milliseconds = new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] };
+        QueueTime = Meter.CreateHistogram("tome.queue.time", "ms", "time from admission to the start of the request's forward pass", tags: null, milliseconds);
+        ForwardTime = Meter.CreateHistogram("tome.forward.time", "ms", "duration of one batched forward pass", tags: null, milliseconds);
         Meter.CreateObservableGauge("tome.queue.length", () => queues.Keys.Sum(q => q.QueueLength), "{request}", "requests waiting to be batched");
     }
 

@@ -21,8 +21,8 @@ public sealed record MetricsSnapshot(
 }
 
 /// <summary>
-/// Aggregates the measurements of one <see cref="ServingMetrics"/> meter in process, for a simple <c>/metrics</c> endpoint
-/// without an exporter. Listens only to that meter instance, so several services in one process stay apart. Thread-safe.
+/// Aggregates the measurements of one <see cref="ServingMetrics"/> meter in process: a snapshot for a host without an
+/// OpenTelemetry exporter, or for tests (the HTTP service exports through OpenTelemetry instead). Listens only to that meter instance, so several services in one process stay apart. Thread-safe.
 /// </summary>
 public sealed class ServingMetricsCollector : IDisposable
 {

@@ -9,8 +9,10 @@ namespace ToMe.Tests.Serving;
 /// <remarks>
 /// The second round is shorter than the first: it only has to show that memory does not grow, and the suite must stay
 /// quick on two cores. Merging is on (r = 64 of 256 patches per block), so batching is checked with ToMe's per-image
-/// decisions too, and the forward pass costs less.
+/// decisions too, and the forward pass costs less. Managed memory is a process-wide number, so these tests run alone
+/// (a test running beside them, e.g. one holding 500 decoded photos, would read as growth here).
 /// </remarks>
+[Collection(nameof(Reliability.SoakCollection))]
 public sealed class BatchingConcurrencyTests(ITestOutputHelper output)
 {
     private const int Threads = 64, Requests = 2000, SecondRound = 500, Classes = 100;
@@ -31,18 +33,20 @@ public sealed class BatchingConcurrencyTests(ITestOutputHelper output)
         await using var classifier = new BatchingClassifier(engine, new BatchingOptions { MaxBatchSize = 16, MaxQueueLength = Requests }, ownsEngine: false);
 
         var first = await Round(classifier, inputs, expected, Requests);
-        long afterFirst = GC.GetTotalMemory(forceFullCollection: true);
+        long afterFirst = Reliability.ResourceProbe.ManagedBytes();
         var second = await Round(classifier, inputs, expected, SecondRound);
-        long afterSecond = GC.GetTotalMemory(forceFullCollection: true);
+        long afterSecond = Reliability.ResourceProbe.ManagedBytes();
 
         var stats = classifier.Statistics;
         output.WriteLine($"{Requests} requests from {Threads} threads in {first.TotalMilliseconds:F0} ms, then {SecondRound} in {second.TotalMilliseconds:F0} ms; " +
-                         $"{stats.Batches} batches, mean batch size {stats.MeanBatchSize:F2}; managed memory after round 1 {afterFirst >> 20} MiB, " +
-                         $"after round 2 {afterSecond >> 20} MiB");
+                         $"{stats.Batches} batches, mean batch size {stats.MeanBatchSize:F2}; managed memory after round 1 {afterFirst >> 10} KiB, " +
+                         $"after round 2 {afterSecond >> 10} KiB");
         Assert.Equal(Requests + SecondRound, stats.Completed);
         Assert.Equal(Requests + SecondRound, stats.Images);
         Assert.True(stats.MeanBatchSize > 1, $"batches did not form: mean batch size {stats.MeanBatchSize:F2}");
-        Assert.True(afterSecond - afterFirst < 64L << 20, $"memory grew by {(afterSecond - afterFirst) >> 20} MiB over a second round");
+        // What the classifier keeps between rounds is bounded and does not depend on the order requests came in: one
+        // workspace at the largest batch, one batch input, at most a batch of pooled tensors (about 10 MB each here).
+        Assert.True(afterSecond - afterFirst < 8L << 20, $"memory grew by {(afterSecond - afterFirst) >> 10} KiB over a second round");
     }
 
     private static RgbImage Noise(int width, int height, int seed)

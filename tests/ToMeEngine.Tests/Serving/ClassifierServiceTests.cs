@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -11,14 +10,16 @@ namespace ToMe.Tests.Serving;
 /// <summary>The HTTP service on loopback (Kestrel on a free port), called with HttpClient.</summary>
 public sealed class ClassifierServiceTests
 {
-    internal static async Task<(WebApplication App, HttpClient Client)> Start(ToMeEngine engine, BatchingOptions? batching = null)
+    internal static async Task<(WebApplication App, HttpClient Client)> Start(ToMeEngine engine, BatchingOptions? batching = null,
+                                                                             string? modelName = null, string[]? args = null)
     {
         var app = ClassifierServer.Build(new ClassifierServerOptions
         {
             Host = "127.0.0.1",
             Port = 0,
+            ModelName = modelName,
             AddClassifier = s => s.AddToMeEngine(engine, batching),
-        }, ["--Logging:LogLevel:Default=Warning"]);
+        }, ["--Logging:LogLevel:Default=Warning", .. args ?? []]);
         var address = await ClassifierServer.StartAsync(app);
         Assert.Equal(IPAddress.Loopback.ToString(), address.Host);
         return (app, new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) });
@@ -28,9 +29,7 @@ public sealed class ClassifierServiceTests
     public async Task HealthClassifyAndErrors()
     {
         var encoded = ServingTestData.Encoded();
-        IReadOnlyList<Prediction>[] expected;
-        using (var reference = ServingTestData.LoadEngine())
-            expected = ServingTestData.Serial(reference, encoded, 3);
+        var expected = ServingTestData.SerialAnswers(3);
         var (app, client) = await Start(ServingTestData.LoadEngine());
         await using var _ = app;
         using var __ = client;
@@ -50,19 +49,109 @@ public sealed class ClassifierServiceTests
         }
 
         var bad = await client.PostAsync("/classify", new ByteArrayContent("not an image"u8.ToArray()), ct);
-        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
-        Assert.Contains("unknown image format", (await bad.Content.ReadFromJsonAsync<ErrorResponse>(ct))!.Error);
+        Assert.Contains("unknown image format", (await Problem(bad, HttpStatusCode.BadRequest)).GetProperty("detail").GetString());
 
         var truncated = await client.PostAsync("/classify", new ByteArrayContent(encoded[1][..1000]), ct);
-        Assert.Equal(HttpStatusCode.BadRequest, truncated.StatusCode);
+        await Problem(truncated, HttpStatusCode.BadRequest);
 
         var badTop = await client.PostAsync("/classify?top=0", new ByteArrayContent(encoded[0]), ct);
-        Assert.Equal(HttpStatusCode.BadRequest, badTop.StatusCode);
+        Assert.True((await Problem(badTop, HttpStatusCode.BadRequest)).GetProperty("errors").TryGetProperty("top", out var __top));
+    }
 
-        using var metrics = JsonDocument.Parse(await client.GetStringAsync("/metrics", ct));
-        var counters = metrics.RootElement.GetProperty("counters");
-        Assert.Equal(encoded.Length, counters.GetProperty("tome.images").GetInt64());
-        Assert.Equal(2, counters.GetProperty("tome.requests.failed").GetInt64());
+    /// <summary>An RFC 9457 problem body: the status, application/problem+json, and the status repeated in the body.</summary>
+    internal static async Task<JsonElement> Problem(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var body = JsonDocument.Parse(text).RootElement.Clone();
+        Assert.Equal((int)status, body.GetProperty("status").GetInt32());
+        Assert.False(string.IsNullOrWhiteSpace(body.GetProperty("title").GetString()));
+        return body;
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData("abc")]
+    [InlineData("5.5")]
+    [InlineData("1001")]
+    [InlineData("")]
+    public async Task ABadTopIsAProblemNamingTheParameter(string top)
+    {
+        var (app, client) = await Start(ServingTestData.LoadEngine());
+        await using var _ = app;
+        using var __ = client;
+        var ct = TestContext.Current.CancellationToken;
+        var response = await client.PostAsync($"/classify?top={top}", new ByteArrayContent(ServingTestData.Encoded()[0]), ct);
+        if (top == "")
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode); // an empty value is no value: the default
+            return;
+        }
+        var problem = await Problem(response, HttpStatusCode.BadRequest);
+        Assert.Contains("'top'", problem.GetProperty("detail").GetString());
+        Assert.Contains(top, problem.GetProperty("errors").GetProperty("top")[0].GetString());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task MultipartFormUploadsAreClassified()
+    {
+        var encoded = ServingTestData.Encoded();
+        var expected = ServingTestData.SerialAnswers(3)[0];
+        var (app, client) = await Start(ServingTestData.LoadEngine());
+        await using var _ = app;
+        using var __ = client;
+        var ct = TestContext.Current.CancellationToken;
+
+        // What curl -F file=@cat.jpg sends, and an HTML form with another field before the file.
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(encoded[0]), "file", "cat.jpg" } };
+        var response = await client.PostAsync("/classify?top=3", form, ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var body = await response.Content.ReadFromJsonAsync<ClassifyResponse>(ct);
+        ServingTestData.AssertSame(expected, body!.Predictions.Select(p => new Prediction(p.Index, p.Label, p.Probability)).ToList(), "multipart");
+
+        using var html = new MultipartFormDataContent { { new StringContent("hello"), "comment" }, { new ByteArrayContent(encoded[0]), "upload", "a.jpg" } };
+        Assert.Equal(HttpStatusCode.OK, (await client.PostAsync("/classify?top=3", html, ct)).StatusCode);
+
+        using var noFile = new MultipartFormDataContent { { new StringContent("hello"), "comment" } };
+        var missing = await Problem(await client.PostAsync("/classify", noFile, ct), HttpStatusCode.BadRequest);
+        Assert.Contains("-F file=@", missing.GetProperty("detail").GetString());
+
+        // curl -d @cat.jpg: a urlencoded form that corrupts the file; the answer says how to send it instead.
+        var urlencoded = new ByteArrayContent(encoded[0][..2000]);
+        urlencoded.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
+        var hint = await Problem(await client.PostAsync("/classify", urlencoded, ct), HttpStatusCode.BadRequest);
+        Assert.Contains("--data-binary", hint.GetProperty("detail").GetString());
+
+        // A multipart body sent raw (its Content-Type lost on the way): named as such, not just as unknown bytes.
+        var raw = new ByteArrayContent(await form.ReadAsByteArrayAsync(ct));
+        var rawProblem = await Problem(await client.PostAsync("/classify", raw, ct), HttpStatusCode.BadRequest);
+        Assert.Contains("multipart/form-data", rawProblem.GetProperty("detail").GetString());
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ABusyPortIsOneLineNamingIt()
+    {
+        using var holder = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        holder.Start();
+        int port = ((IPEndPoint)holder.LocalEndpoint).Port;
+
+        // In process: a typed exception naming the port.
+        var app = ClassifierServer.Build(new ClassifierServerOptions { Port = port, AddClassifier = s => s.AddToMeEngine(ServingTestData.LoadEngine()) },
+            ["--Logging:LogLevel:Default=Warning"]);
+        await using (app)
+        {
+            var e = await Assert.ThrowsAsync<PortInUseException>(() => ClassifierServer.StartAsync(app, TestContext.Current.CancellationToken));
+            Assert.Equal(port, e.Port);
+        }
+
+        // tome serve: one line on stderr, exit code 2, no stack trace.
+        var (code, stdout, stderr) = Support.TomeProcess.Run("serve", "--model", ServingTestData.ModelPath, "--port", port.ToString(),
+            "--backend", "cpu");
+        Assert.Equal(2, code);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, $"expected one line, got:\n{stderr}");
+        Assert.Contains($"port {port}", lines[0]);
+        Assert.DoesNotContain("listening", stdout);
     }
 
     [Fact(Timeout = 60_000)]
@@ -89,34 +178,18 @@ public sealed class ClassifierServiceTests
     public async Task TomeServeListensAndAnswers()
     {
         var ct = TestContext.Current.CancellationToken;
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "tome.dll"), "serve", "--model", ServingTestData.ModelPath, "--port", "0",
-                                  "--backend", "cpu", "--max-batch", "8", "--max-delay-ms", "1" })
-            info.ArgumentList.Add(a);
-        using var process = Process.Start(info)!;
-        try
-        {
-            _ = process.StandardError.ReadToEndAsync(ct);
-            using var startup = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            startup.CancelAfter(TimeSpan.FromSeconds(60));
-            string? line;
-            do
-            {
-                line = await process.StandardOutput.ReadLineAsync(startup.Token);
-                Assert.True(line is not null, "tome serve exited before printing its address");
-            } while (!line.StartsWith("listening on ", StringComparison.Ordinal));
-            var address = new Uri(line.Split(' ')[2]);
-            Assert.Equal("127.0.0.1", address.Host);
-            using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
-            Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health", ct)).StatusCode);
-            var response = await client.PostAsync("/classify?top=2", new ByteArrayContent(ServingTestData.Encoded()[0]), ct);
-            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-            Assert.Equal(2, (await response.Content.ReadFromJsonAsync<ClassifyResponse>(ct))!.Predictions.Count);
-        }
-        finally
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None);
-        }
+        await using var server = await ServerProcess.StartAsync(ServerProcess.Dotnet(Environment.CurrentDirectory,
+            Path.Combine(AppContext.BaseDirectory, "tome.dll"), "serve", "--model", ServingTestData.ModelPath, "--port", "0",
+            "--backend", "cpu", "--max-batch", "8", "--max-delay-ms", "1"), TimeSpan.FromSeconds(60), ct);
+        Assert.True(server.Address is not null, $"tome serve exited ({server.ExitCode}) before listening: {server.Stderr}");
+        Assert.Equal("127.0.0.1", server.Address.Host);
+        using var client = new HttpClient { BaseAddress = server.Address, Timeout = TimeSpan.FromSeconds(30) };
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health", ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/health/ready", ct)).StatusCode);
+        var response = await client.PostAsync("/classify?top=2", new ByteArrayContent(ServingTestData.Encoded()[0]), ct);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, (await response.Content.ReadFromJsonAsync<ClassifyResponse>(ct))!.Predictions.Count);
+        // The model's name in the protocol's paths is the file's, as given to --model.
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/models/vit_p14_d3/ready", ct)).StatusCode);
     }
 }

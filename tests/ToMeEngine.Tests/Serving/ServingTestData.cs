@@ -17,6 +17,13 @@ internal static class ServingTestData
 
     public static byte[][] Encoded() => ImageNames.Select(n => File.ReadAllBytes(RepoData.Path(Path.Combine("images", n)))).ToArray();
 
+    /// <summary>The top <paramref name="topK"/> of each of <see cref="Encoded"/>, classified alone by a fresh engine.</summary>
+    public static IReadOnlyList<Prediction>[] SerialAnswers(int topK)
+    {
+        using var reference = LoadEngine();
+        return Serial(reference, Encoded(), topK);
+    }
+
     /// <summary>Every class of each image, classified alone.</summary>
     public static IReadOnlyList<Prediction>[] Serial(ToMeEngine engine, byte[][] encoded, int topK) =>
         encoded.Select(bytes => engine.Classify(ImageDecoder.Decode(bytes), topK)).ToArray();

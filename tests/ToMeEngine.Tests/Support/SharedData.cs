@@ -28,16 +28,11 @@ internal static class SharedData
         var env = Environment.GetEnvironmentVariable("TOME_SHARED");
         if (!string.IsNullOrEmpty(env))
             return Directory.Exists(env) ? Path.GetFullPath(env) : null;
-        // Walk up from the test binaries to the checkout, then look beside it.
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
-            {
-                var candidate = Path.Combine(dir.Parent?.FullName ?? dir.FullName, "shared");
-                return Directory.Exists(candidate) ? candidate : null;
-            }
-        }
-        return null;
+        // Beside the checkout that holds the test binaries.
+        if (RepoData.Root is not { } checkout)
+            return null;
+        var candidate = Path.Combine(Path.GetDirectoryName(checkout) ?? checkout, "shared");
+        return Directory.Exists(candidate) ? candidate : null;
     }
 }
 
@@ -45,4 +40,22 @@ internal static class SharedData
 internal static class RepoData
 {
     public static string Path(string relative) => System.IO.Path.Combine(AppContext.BaseDirectory, "TestData", relative);
+
+    /// <summary>The checkout holding the test binaries (the folder of ToMeEngine.sln), or null when they were copied elsewhere.</summary>
+    public static string? Root { get; } = FindRoot();
+
+    /// <summary><see cref="Root"/>, for tests that read the checkout's own files (README, scripts, samples).</summary>
+    public static string CheckoutRoot => Root ?? throw new InvalidOperationException($"no ToMeEngine.sln above {AppContext.BaseDirectory}");
+
+    /// <summary>The build configuration of the test binaries (Release or Debug), for building or running siblings alike.</summary>
+    public static string Configuration =>
+        AppContext.BaseDirectory.Contains($"{System.IO.Path.DirectorySeparatorChar}Debug{System.IO.Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";
+
+    private static string? FindRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(System.IO.Path.Combine(dir.FullName, "ToMeEngine.sln")))
+                return dir.FullName;
+        return null;
+    }
 }

@@ -2,22 +2,30 @@ using System.Diagnostics;
 
 namespace ToMe.Tests.Support;
 
-/// <summary>Runs the built `tome` command (tome.dll beside the tests) as a child process, with a time limit.</summary>
+/// <summary>Runs the built `tome` command (tome.dll beside the tests), or another program, as a child process, with a time limit.</summary>
 internal static class TomeProcess
 {
-    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args)
+    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) =>
+        RunProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "tome.dll"), .. args]);
+
+    /// <summary>Runs <paramref name="program"/> (the built tome.dll through dotnet, or an installed `tome`) in a folder, with extra environment variables.</summary>
+    public static (int ExitCode, string Stdout, string Stderr) RunProgram(string program, IEnumerable<string> args, string? workingDirectory = null,
+                                                                          IReadOnlyDictionary<string, string?>? environment = null, TimeSpan? limit = null)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "tome.dll"));
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null)
+            info.WorkingDirectory = workingDirectory;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+            info.Environment[name] = value;
         foreach (var a in args)
             info.ArgumentList.Add(a);
         using var process = Process.Start(info)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
+        if (!process.WaitForExit(limit ?? TimeSpan.FromMinutes(2)))
         {
             process.Kill(entireProcessTree: true);
-            Assert.Fail($"tome {string.Join(' ', args)} did not finish in 2 minutes");
+            Assert.Fail($"{program} {string.Join(' ', info.ArgumentList)} did not finish in {limit ?? TimeSpan.FromMinutes(2)}");
         }
         return (process.ExitCode, stdout.Result, stderr.Result);
     }

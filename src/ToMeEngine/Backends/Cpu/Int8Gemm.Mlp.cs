@@ -67,7 +67,7 @@ internal static unsafe partial class Int8Gemm
             }
             else
             {
-                Parallel.For(0, blocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, run);
+                ThreadTeam.Get(threads).For(blocks, run);
             }
         }
         GC.KeepAlive(fc1);

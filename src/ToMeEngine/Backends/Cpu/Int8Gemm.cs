@@ -127,28 +127,23 @@ internal static unsafe partial class Int8Gemm
         return result;
     }
 
-    private static void ForRows(int m, int maxThreads, Action<int, int> body)
-    {
-        int threads = Math.Min(maxThreads == 0 ? Environment.ProcessorCount : maxThreads, Math.Max(1, m / 32));
-        if (threads <= 1)
-        {
-            body(0, m);
-            return;
-        }
-        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads },
-            i => body((int)((long)m * i / threads), (int)((long)m * (i + 1) / threads)));
-    }
+    private static void ForRows(int m, int maxThreads, Action<int, int> body) =>
+        ThreadTeam.Get(maxThreads == 0 ? Environment.ProcessorCount : maxThreads).For(m, 32, body);
 
     private static void Run(Job job, int maxThreads)
     {
         int panels = job.W.Panels;
         int threads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
         long work = (long)job.M * job.W.N * job.W.K;
+        // Row blocks evened out to whole micro-panels (197 rows are 102 + 95, not 96 + 96 + 5).
+        int mr = MicroRows(job.Path);
         int rowBlocks = (job.M + McRows - 1) / McRows;
+        int mc = ((job.M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
+        rowBlocks = (job.M + mc - 1) / mc;
         if (threads <= 1 || work < ParallelThreshold)
         {
             for (int rb = 0; rb < rowBlocks; rb++)
-                job.RunTile(rb * McRows, Math.Min(job.M, (rb + 1) * McRows), 0, panels);
+                job.RunTile(rb * mc, Math.Min(job.M, (rb + 1) * mc), 0, panels);
             return;
         }
         // Split N only as far as needed to give every thread a few tiles (as the float GEMM does).
@@ -157,11 +152,11 @@ internal static unsafe partial class Int8Gemm
             colBlocks = Math.Min(panels, colBlocks * 2);
         int groupPanels = (panels + colBlocks - 1) / colBlocks;
         colBlocks = (panels + groupPanels - 1) / groupPanels;
-        Parallel.For(0, rowBlocks * colBlocks, new ParallelOptions { MaxDegreeOfParallelism = threads }, t =>
+        ThreadTeam.Get(threads).For(rowBlocks * colBlocks, t =>
         {
             int rb = t / colBlocks, cb = t % colBlocks;
             int p0 = cb * groupPanels;
-            job.RunTile(rb * McRows, Math.Min(job.M, (rb + 1) * McRows), p0, Math.Min(panels, p0 + groupPanels));
+            job.RunTile(rb * mc, Math.Min(job.M, (rb + 1) * mc), p0, Math.Min(panels, p0 + groupPanels));
         });
     }
 
