@@ -39,7 +39,7 @@ internal static unsafe partial class Int8Gemm
         int hidden = fc1.N;
         // Whole micro-panels of every kernel family (MR = 2, 4, 6 or 8), small enough for the cache and for a few tasks per thread.
         int block = Math.Clamp(HiddenBlockBytes / (4 * hidden) / 24 * 24, 24, McRows);
-        block = Math.Min(block, Math.Max(24, (m + TasksPerThread * threads - 1) / (TasksPerThread * threads) + 23) / 24 * 24);
+        block = Math.Min(block, Math.Max(24, (m + GemmTiles.TasksPerThread * threads - 1) / (GemmTiles.TasksPerThread * threads) + 23) / 24 * 24);
         int blocks = (m + block - 1) / block;
 
         var activations = new QuantizedRows(m, fc1.K, path, ref t_quantized);

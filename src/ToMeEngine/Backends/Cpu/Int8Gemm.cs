@@ -34,7 +34,6 @@ internal static unsafe partial class Int8Gemm
     // A row block (96 rows, a multiple of every kernel's MR) stays in L2 while each panel (16 columns × K bytes) streams
     // through L1 once per block.
     private const int McRows = 96;
-    private const int TasksPerThread = 3;
     private const long ParallelThreshold = 1L << 18;
 
     // The calling thread's quantized activations for one call (worker threads only read them).
@@ -135,28 +134,21 @@ internal static unsafe partial class Int8Gemm
         int panels = job.W.Panels;
         int threads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
         long work = (long)job.M * job.W.N * job.W.K;
-        // Row blocks evened out to whole micro-panels (197 rows are 102 + 95, not 96 + 96 + 5).
-        int mr = MicroRows(job.Path);
-        int rowBlocks = (job.M + McRows - 1) / McRows;
-        int mc = ((job.M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
-        rowBlocks = (job.M + mc - 1) / mc;
-        if (threads <= 1 || work < ParallelThreshold)
+        bool parallel = threads > 1 && work >= ParallelThreshold;
+        var tiles = GemmTiles.For(job.M, MicroRows(job.Path), McRows, panels, parallel ? threads : 1);
+        if (!parallel)
         {
-            for (int rb = 0; rb < rowBlocks; rb++)
-                job.RunTile(rb * mc, Math.Min(job.M, (rb + 1) * mc), 0, panels);
+            for (int t = 0; t < tiles.Count; t++)
+            {
+                var (m0, m1, p0, p1) = tiles[t];
+                job.RunTile(m0, m1, p0, p1);
+            }
             return;
         }
-        // Split N only as far as needed to give every thread a few tiles (as the float GEMM does).
-        int colBlocks = 1;
-        while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
-            colBlocks = Math.Min(panels, colBlocks * 2);
-        int groupPanels = (panels + colBlocks - 1) / colBlocks;
-        colBlocks = (panels + groupPanels - 1) / groupPanels;
-        ThreadTeam.Get(threads).For(rowBlocks * colBlocks, t =>
+        ThreadTeam.Get(threads).For(tiles.Count, t =>
         {
-            int rb = t / colBlocks, cb = t % colBlocks;
-            int p0 = cb * groupPanels;
-            job.RunTile(rb * mc, Math.Min(job.M, (rb + 1) * mc), p0, Math.Min(panels, p0 + groupPanels));
+            var (m0, m1, p0, p1) = tiles[t];
+            job.RunTile(m0, m1, p0, p1);
         });
     }
 
