@@ -28,8 +28,7 @@ internal sealed class BackendPair : IDisposable
 
     public static CudaBackend CreateGpu()
     {
-        if (!CudaDriver.TryInitialize(out var reason))
-            GpuRequirement.SkipOrFail(reason);
+        GpuRequirement.RequireDevice();
         NvrtcRequirement.Require();
         if (!CudaLibraries.TryLoad(CudaLibrary.Cublas, out _, out var tried))
             GpuRequirement.SkipOrFail("cuBLAS not found; tried:\n  " + string.Join("\n  ", tried));
