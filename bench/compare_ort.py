@@ -156,6 +156,21 @@ def time_ort(onnx_path, batch, args, runs):
     return result["ms_per_batch"], result["version"]
 
 
+def commit_label():
+    commit = run(["git", "rev-parse", "--short", "HEAD"]).strip()
+    if run(["git", "status", "--porcelain", "--untracked-files=no"]).strip():
+        commit += " + uncommitted changes"
+    return commit
+
+
+def write_report(report, out):
+    print()
+    print(report)
+    if out:
+        with open(out, "w") as f:
+            f.write(report)
+
+
 def machine():
     model = platform.processor() or "unknown CPU"
     try:
@@ -197,9 +212,7 @@ def main():
         print("building tome and ortbench ...", flush=True)
         run(["dotnet", "build", "src/ToMeEngine.Cli", "-c", "Release", "-v", "q", "-nologo"])
         run(["dotnet", "build", "bench/ort/OrtBench", "-c", "Release", "-v", "q", "-nologo"])
-    commit = run(["git", "rev-parse", "--short", "HEAD"]).strip()
-    if run(["git", "status", "--porcelain", "--untracked-files=no"]).strip():
-        commit += " + uncommitted changes"
+    commit = commit_label()
     load_before = os.getloadavg()
     started = datetime.datetime.now()
 
@@ -246,12 +259,7 @@ def main():
         f"({args.runs} timed runs at batch > 1, {args.latency_runs} at batch 1, {args.warmup} warm-up, first quarter discarded, median); "
         f"{args.threads} threads in both; ONNX Runtime's CPU execution provider with ORT_ENABLE_ALL.",
     ]
-    report = "\n".join(header + [""] + lines + [""] + [f"* {line}" for line in check_lines]) + "\n"
-    print()
-    print(report)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(report)
+    write_report("\n".join(header + [""] + lines + [""] + [f"* {line}" for line in check_lines]) + "\n", args.out)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,20 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.ML.OnnxRuntime;
+using ToMe.Imaging;
+using ToMe.Model;
 
 // ONNX Runtime's side of bench/compare_ort.py: times one exported ViT on the CPU execution provider the way
 // `tome bench` times the engine (inputs prepared, warm-up, timed runs, first quarter discarded, median), or runs it
-// once on a given input and writes the logits for the script's agreement check.
+// once on a given input and writes the logits for the script's agreement check, or classifies a labelled folder of
+// images (decoded and preprocessed by ToMeEngine, as `tome eval` does, so both engines see the same tensors) and writes
+// the logits of every image for bench/accuracy_ort.py.
 //
 //   ortbench --onnx MODEL.onnx [--batch 16] [--threads 2] [--runs 8] [--warmup 2] [--json]
 //   ortbench --onnx MODEL.onnx --batch B --input IN.f32 --logits OUT.f32      (raw little-endian float32)
+//   ortbench --onnx MODEL.onnx --batch B --eval FOLDER --model MODEL_DIR --logits OUT.f32
+//       (FOLDER/labels.csv: filename,class_index,...; MODEL_DIR gives the preprocessing; OUT: [images, classes] in
+//       labels.csv order; a last partial batch is padded, which a static-batch graph needs)
 var inv = CultureInfo.InvariantCulture;
 var opts = new Dictionary<string, string>();
 var flags = new HashSet<string>();
@@ -26,7 +33,7 @@ for (int i = 0; i < args.Length; i++)
 }
 if (!opts.TryGetValue("--onnx", out var modelPath))
 {
-    Console.Error.WriteLine("usage: ortbench --onnx MODEL.onnx [--batch N] [--threads N] [--runs N] [--warmup N] [--json] [--input IN.f32 --logits OUT.f32]");
+    Console.Error.WriteLine("usage: ortbench --onnx MODEL.onnx [--batch N] [--threads N] [--runs N] [--warmup N] [--json] [--input IN.f32 --logits OUT.f32] [--eval FOLDER --model MODEL_DIR --logits OUT.f32]");
     return 2;
 }
 int Int(string name, int fallback) => opts.TryGetValue(name, out var v) ? int.Parse(v, inv) : fallback;
@@ -86,6 +93,34 @@ float[] Run()
 {
     using var outputs = session.Run(runOptions, inputNames, inputs, outputNames);
     return outputs[0].GetTensorDataAsSpan<float>().ToArray();
+}
+
+if (opts.TryGetValue("--eval", out var folder))
+{
+    if (!opts.TryGetValue("--model", out var modelDir) || !opts.TryGetValue("--logits", out var evalLogitsPath))
+    {
+        Console.Error.WriteLine("ortbench: --eval needs --model MODEL_DIR (for the preprocessing) and --logits OUT.f32");
+        return 2;
+    }
+    var labelsCsv = Path.Combine(folder, "labels.csv");
+    if (!File.Exists(labelsCsv))
+    {
+        Console.Error.WriteLine($"ortbench: {labelsCsv}: no such file");
+        return 2;
+    }
+    var files = File.ReadLines(labelsCsv).Skip(1).Where(l => l.Length > 0).Select(l => Path.Combine(folder, l.Split(',')[0])).ToArray();
+    var preprocessor = new Preprocessor(ModelLoader.Load(modelDir).Config.Preprocess);
+    int per = images.Length / batch;
+    using var all = File.Create(evalLogitsPath);
+    for (int start = 0; start < files.Length; start += batch)
+    {
+        int count = Math.Min(batch, files.Length - start);
+        Array.Clear(images);
+        Parallel.For(0, count, i => preprocessor.Run(ImageDecoder.Decode(files[start + i])).CopyTo(images, i * per));
+        var logits = Run();
+        all.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(logits.AsSpan(0, logits.Length / batch * count)));
+    }
+    return 0;
 }
 
 if (opts.TryGetValue("--logits", out var logitsPath))

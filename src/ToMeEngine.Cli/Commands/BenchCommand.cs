@@ -32,6 +32,7 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per schedule", DefaultValueFactory = _ => 2 };
         var runs = new Option<int>("--runs") { Description = "timed runs per schedule (the first quarter is discarded)", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var precision = ModelOptions.Precision();
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var images = new Option<string?>("--images") { Description = "end-to-end mode: time decode + preprocess + forward + top-k over the image files in this folder" };
         var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
@@ -40,7 +41,7 @@ internal static class BenchCommand
         var strategy = new StrategyOptions();
         var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn, profile,
+            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn, profile,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -50,6 +51,7 @@ internal static class BenchCommand
             var backendName = parse.GetValue(backend)!;
             if (!BackendFactory.Names.Contains(backendName))
                 throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
+            var requested = ModelOptions.ParsePrecision(parse, precision);
             int b = parse.GetValue(batch), n = parse.GetValue(runs), w = parse.GetValue(warmup);
             if (b < 1 || n < 1 || w < 0)
                 throw new ArgumentException("--batch and --runs must be >= 1, --warmup >= 0");
@@ -64,17 +66,18 @@ internal static class BenchCommand
             {
                 if (backendName != "cpu")
                     throw new NotSupportedException("the end-to-end mode (--images) runs on --backend cpu in this build");
-                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), asJson);
+                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), requested, asJson);
             }
             bool profiled = parse.GetValue(profile);
-            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
+            var resolved = engine.ResolvePrecision(requested);
             if (profiled && engine is not CpuBackend)
                 throw new NotSupportedException($"--profile times each op on the host clock, which needs --backend cpu ({engine.Name} runs its ops asynchronously)");
             bool emulated = engine is CudaBackend { Device.IsEmulated: true };
             if (emulated)
                 Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
-                log: asJson ? null : Console.Error.WriteLine, profile: profiled);
+                log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved);
             var machine = engine is CudaBackend gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
                 : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
@@ -86,7 +89,7 @@ internal static class BenchCommand
                     model = weights.Config.Architecture,
                     backend = engine.Name,
                     emulated,
-                    precision = "fp32",
+                    precision = resolved.Name(),
                     threads = threadCount,
                     batch = b,
                     machine,
@@ -96,8 +99,8 @@ internal static class BenchCommand
             }
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine(engine is CpuBackend
-                ? $"{weights.Config.Architecture}, cpu fp32, {threadCount} threads, batch {b} ({machine})"
-                : $"{weights.Config.Architecture}, {engine.Name} fp32, batch {b} ({machine})");
+                ? $"{weights.Config.Architecture}, cpu {resolved.Name()}, {threadCount} threads, batch {b} ({machine})"
+                : $"{weights.Config.Architecture}, {engine.Name} {resolved.Name()}, batch {b} ({machine})");
             Console.WriteLine("| merge | r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
             Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var t in timings)
@@ -118,7 +121,7 @@ internal static class BenchCommand
     }
 
     private static int EndToEnd(Model.ModelWeights weights, string folder, int limit, int batch, List<MergeSchedule> schedules,
-        MergeStrategy merge, bool propAttn, int threads, bool asJson)
+        MergeStrategy merge, bool propAttn, int threads, Precision precision, bool asJson)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"--images {folder}: no such folder");
@@ -130,7 +133,7 @@ internal static class BenchCommand
         var rows = new List<object>();
         if (!asJson)
         {
-            Console.WriteLine($"{weights.Config.Architecture}, cpu fp32, end to end from {files.Count} files in {folder}, batch {batch}");
+            Console.WriteLine($"{weights.Config.Architecture}, cpu {precision.Name()}, end to end from {files.Count} files in {folder}, batch {batch}");
             Console.WriteLine("| merge | r | images/s | decode+preprocess ms/image | forward+top-k ms/image |");
             Console.WriteLine("|---|---|---:|---:|---:|");
         }
@@ -138,7 +141,7 @@ internal static class BenchCommand
         {
             using var engine = ToMeEngine.Create(weights, new EngineOptions
             {
-                Backend = BackendKind.Cpu, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+                Backend = BackendKind.Cpu, Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
             });
             EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), batch); // warm-up
             var t = EndToEndBenchmark.Run(engine, files, batch);
@@ -147,7 +150,7 @@ internal static class BenchCommand
                 Console.WriteLine(string.Create(inv, $"| {merge} | {schedule} | {t.ImagesPerSecond:F1} | {t.DecodeMilliseconds:F2} | {t.ForwardMilliseconds:F2} |"));
         }
         if (asJson)
-            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", mode = "end-to-end", results = rows },
+            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", precision = precision.Name(), mode = "end-to-end", results = rows },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         return 0;
     }

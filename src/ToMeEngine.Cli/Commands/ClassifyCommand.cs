@@ -48,7 +48,7 @@ internal static class ClassifyCommand
                     Console.WriteLine(string.Create(inv, $"  {p.Probability,7:P2}  {p.ClassIndex,5}  {p.Label}"));
             }
             if (parse.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { model = engine.Config.Architecture, backend = engine.BackendName, results = records },
+                Console.WriteLine(JsonSerializer.Serialize(new { model = engine.Config.Architecture, backend = engine.BackendName, precision = engine.Precision.Name(), results = records },
                     new JsonSerializerOptions { WriteIndented = true }));
             return failures == 0 ? 0 : 1;
         }));

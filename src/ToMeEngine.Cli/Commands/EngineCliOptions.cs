@@ -14,10 +14,11 @@ internal sealed class EngineCliOptions
     public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
     public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0 = all cores)" };
+    public Option<string> Precision { get; } = ModelOptions.Precision();
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, Schedule, NoPropAttn, Backend, Threads }.Concat(Strategy.All))
+        foreach (var option in new Option[] { Model, Schedule, NoPropAttn, Backend, Precision, Threads }.Concat(Strategy.All))
             command.Options.Add(option);
     }
 
@@ -33,6 +34,7 @@ internal sealed class EngineCliOptions
         var options = new EngineOptions
         {
             Backend = backend,
+            Precision = ModelOptions.ParsePrecision(parse, Precision),
             Schedule = Merging.MergeSchedule.Parse(parse.GetValue(Schedule)!),
             Merge = Strategy.Parse(parse),
             ProportionalAttention = !parse.GetValue(NoPropAttn),

@@ -100,7 +100,7 @@ internal static class EvalCommand
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
         double perSecond = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         return string.Create(inv,
-            $"{engine.Config.Architecture} ({engine.BackendName}), merge {engine.Options.Merge}, r = {engine.Options.Schedule}: top-1 {Percent(top1, done):F2}%  top-5 {Percent(top5, done):F2}%  over {done} images{skipped}, {perSecond:F1} images/s");
+            $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, r = {engine.Options.Schedule}: top-1 {Percent(top1, done):F2}%  top-5 {Percent(top5, done):F2}%  over {done} images{skipped}, {perSecond:F1} images/s");
     }
 
     private static double Percent(int n, int total) => total == 0 ? 0 : 100.0 * n / total;

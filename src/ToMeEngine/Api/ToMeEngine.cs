@@ -47,6 +47,9 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>The backend running the forward pass: "cpu" or "cuda".</summary>
     public string BackendName => backend.Name;
 
+    /// <summary>The precision the forward pass runs in: <see cref="EngineOptions.Precision"/> with Auto resolved by the backend.</summary>
+    public Precision Precision => pass.Precision;
+
     private ToMeEngine(ModelWeights weights, EngineOptions options)
     {
         Options = options;
@@ -63,12 +66,12 @@ public sealed partial class ToMeEngine : IDisposable
             BackendKind.Cpu => "cpu",
             BackendKind.Cuda => "cuda",
             _ => "auto",
-        }, options.Threads, options.Device);
+        }, options.Threads, options.Device, options.Precision);
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
             BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
-            pass = new ForwardPass(backend, weights);
+            pass = new ForwardPass(backend, weights, options.Precision);
         }
         catch
         {

@@ -30,7 +30,8 @@ public sealed record ForwardTiming(
 internal static class ForwardBenchmark
 {
     public static IReadOnlyList<ForwardTiming> Run(IBackend backend, ModelWeights weights, int batch, IReadOnlyList<MergeSchedule> schedules,
-        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null, bool profile = false)
+        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null, bool profile = false,
+        Precision precision = Precision.Float32)
     {
         var config = weights.Config;
         using var profiler = profile ? new ProfilingBackend(backend, config) : null;
@@ -38,7 +39,7 @@ internal static class ForwardBenchmark
         var rng = new Random(1234);
         for (int i = 0; i < images.Length; i++)
             images[i] = (float)(rng.NextDouble() * 2 - 1);
-        using var pass = new ForwardPass(profiler ?? backend, weights);
+        using var pass = new ForwardPass(profiler ?? backend, weights, precision);
         var results = new List<ForwardTiming>();
         double? baseline = null;
         foreach (var schedule in schedules)

@@ -76,8 +76,11 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
     public void Download(DeviceBuffer source, Span<float> destination) => inner.Download(source, destination);
     public void Download(DeviceBuffer source, Span<int> destination) => inner.Download(source, destination);
 
-    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias) =>
-        inner.PrepareLinear(weight, outFeatures, inFeatures, bias);
+    public Precision ResolvePrecision(Precision requested) => inner.ResolvePrecision(requested);
+
+    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
+        Precision precision = Precision.Float32) =>
+        inner.PrepareLinear(weight, outFeatures, inFeatures, bias, precision);
 
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x) =>
@@ -88,6 +91,18 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
 
     public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
         Time(LinearName(weights, epilogue), () => inner.Linear(x, weights, rows, epilogue, y));
+
+    /// <summary>int8 MLPs run fused (one row block through fc1, GELU and fc2) and are timed as one op; others layer by layer.</summary>
+    public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
+    {
+        if (fc1.Precision == Precision.Int8 && fc2.Precision == Precision.Int8)
+        {
+            Time("mlp fc1 + GELU + fc2 + residual (int8, fused)", () => inner.Mlp(x, fc1, fc2, rows, hidden, y));
+            return;
+        }
+        Linear(x, fc1, rows, LinearEpilogue.BiasGelu, hidden);
+        Linear(hidden, fc2, rows, LinearEpilogue.BiasAccumulate, y);
+    }
 
     public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
         DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention) =>

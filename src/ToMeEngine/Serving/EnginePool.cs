@@ -56,12 +56,10 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         loggers ??= NullLoggerFactory.Instance;
         var log = loggers.CreateLogger<EnginePool>();
         var weights = ModelLoader.Load(model);
-        var devices = pool.CudaDevices ?? engine.Backend switch
-        {
-            BackendKind.Cpu => [],
-            BackendKind.Auto when CudaDriver.IsEmulated => [],   // auto never picks the emulated test device
-            _ => CudaDevices(),
-        };
+        // int8 runs on the CPU only: unless devices are named (and then refused clearly), the pool uses none; auto never
+        // picks the emulated test device.
+        var devices = pool.CudaDevices ?? (engine.Backend == BackendKind.Cpu || engine.Precision == Precision.Int8
+            || (engine.Backend == BackendKind.Auto && CudaDriver.IsEmulated) ? [] : CudaDevices());
         var built = new List<BatchingClassifier>();
         try
         {
@@ -84,7 +82,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         BatchingClassifier Member(ModelWeights w, EngineOptions o)
         {
             var e = ToMeEngine.Create(w, o);
-            log.LogInformation("engine {Index}: {Model} on {Backend}", built.Count, e.Config.Architecture, e.BackendName);
+            log.LogInformation("engine {Index}: {Model} on {Backend}, {Precision}", built.Count, e.Config.Architecture, e.BackendName, e.Precision.Name());
             return new BatchingClassifier(e, batching, ownsEngine: true, metrics, loggers.CreateLogger<BatchingClassifier>());
         }
     }

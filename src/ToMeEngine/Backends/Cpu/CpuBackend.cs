@@ -22,7 +22,8 @@ internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 internal sealed partial class CpuBackend : IBackend
 {
     /// <param name="maxThreads">Worker threads for one op; 0 uses every core.</param>
-    public CpuBackend(int maxThreads = 0)
+    /// <param name="int8Path">The integer kernels of int8 Linear layers (tests force each one); default the fastest here.</param>
+    public CpuBackend(int maxThreads = 0, Int8Path? int8Path = null)
     {
         MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
         Team = ThreadTeam.Get(MaxThreads);
@@ -30,11 +31,16 @@ internal sealed partial class CpuBackend : IBackend
         patchScratch = new(MaxThreads + 1);
         attentionPanels = new(MaxThreads + 1);
         matchScratch = new(MaxThreads + 1);
+        Int8Path = int8Path ?? Int8Gemm.BestPath;
+        if (!Int8Gemm.IsSupported(Int8Path))
+            throw new PlatformNotSupportedException($"{Int8Path} int8 kernels are not supported on this machine");
     }
 
     public string Name => "cpu";
 
     public int MaxThreads { get; }
+
+    public Int8Path Int8Path { get; }
 
     /// <summary>Buffers are .NET arrays, and every op indexes them with int.</summary>
     public long MaxBufferElements => Array.MaxLength;

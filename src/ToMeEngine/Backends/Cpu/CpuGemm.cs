@@ -50,7 +50,6 @@ internal static unsafe class CpuGemm
     // only short M splits N as well.
     private const int Kc = 384;
     private const int McRows = 192;
-    private const int TasksPerThread = 3;
     private const int Nr = PackedWeight.PanelWidth;
 
     // Below this many multiply-adds a parallel dispatch costs more than it saves.
@@ -228,27 +227,11 @@ internal static unsafe class CpuGemm
             return;
         }
 
-        // Tiles are mc rows × groupPanels panels; split N only as far as needed to give every thread a few tiles
-        // (several per thread so an uneven last tile or a busy core does not leave the other idle). Row blocks are
-        // evened out (197 rows are 108 + 89, not 192 + 5) so the tiles of a short M are alike.
-        int mr = MicroRows(job.Path);
-        int rowBlocks = (job.M + RowBlock(job.Path) - 1) / RowBlock(job.Path);
-        int mc = ((job.M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
-        rowBlocks = (job.M + mc - 1) / mc;
-        int colBlocks = 1;
-        while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
+        var tiles = GemmTiles.For(job.M, MicroRows(job.Path), RowBlock(job.Path), panels, threads);
+        ThreadTeam.Get(threads).For(tiles.Count, t =>
         {
-            colBlocks = Math.Min(panels, colBlocks * 2);
-        }
-        int groupPanels = (panels + colBlocks - 1) / colBlocks;
-        colBlocks = (panels + groupPanels - 1) / groupPanels;
-        ThreadTeam.Get(threads).For(rowBlocks * colBlocks, t =>
-        {
-            // Row-block-major order lets concurrent tiles share the same A rows in L3.
-            int rb = t / colBlocks, cb = t % colBlocks;
-            int m0 = rb * mc;
-            int p0 = cb * groupPanels;
-            job.RunTile(m0, Math.Min(job.M, m0 + mc), p0, Math.Min(panels, p0 + groupPanels));
+            var (m0, m1, p0, p1) = tiles[t];
+            job.RunTile(m0, m1, p0, p1);
         });
     }
 

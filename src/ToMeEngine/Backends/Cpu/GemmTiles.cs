@@ -1,0 +1,44 @@
+namespace ToMe.Backends.Cpu;
+
+/// <summary>
+/// How a GEMM over packed weight panels splits into tiles of whole row blocks × groups of panels, shared by the float and
+/// the int8 GEMM. Row blocks are evened out to whole micro-panels (197 rows in blocks of at most 192 are 108 + 89, not
+/// 192 + 5) so the tiles of a short M are alike; N is split only as far as needed to give every thread a few tiles
+/// (several per thread, so an uneven last tile or a busy core does not leave the others idle). Tiles are numbered
+/// row-block-major, so concurrent tiles share the same rows of A in the cache.
+/// </summary>
+internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, int Panels, int GroupPanels, int ColBlocks)
+{
+    public const int TasksPerThread = 3;
+
+    /// <param name="m">rows of A and C</param>
+    /// <param name="microRows">the kernel's rows per call; a row block is a multiple of it</param>
+    /// <param name="maxRowBlock">the most rows a block holds</param>
+    /// <param name="panels">weight panels (N / panel width, rounded up)</param>
+    /// <param name="threads">threads the tiles are for (1: one tile per row block)</param>
+    public static GemmTiles For(int m, int microRows, int maxRowBlock, int panels, int threads)
+    {
+        int rowBlocks = Math.Max(1, (m + maxRowBlock - 1) / maxRowBlock);
+        int height = Math.Max(microRows, ((m + rowBlocks - 1) / rowBlocks + microRows - 1) / microRows * microRows);
+        rowBlocks = Math.Max(1, (m + height - 1) / height);
+        int colBlocks = 1;
+        while (threads > 1 && colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
+            colBlocks = Math.Min(panels, colBlocks * 2);
+        int groupPanels = Math.Max(1, (panels + colBlocks - 1) / colBlocks);
+        colBlocks = Math.Max(1, (panels + groupPanels - 1) / groupPanels);
+        return new GemmTiles(m, height, rowBlocks, panels, groupPanels, colBlocks);
+    }
+
+    public int Count => RowBlocks * ColBlocks;
+
+    /// <summary>Tile <paramref name="t"/>: rows [M0, M1) × panels [P0, P1).</summary>
+    public (int M0, int M1, int P0, int P1) this[int t]
+    {
+        get
+        {
+            int rb = t / ColBlocks, cb = t % ColBlocks;
+            int m0 = rb * RowHeight, p0 = cb * GroupPanels;
+            return (m0, Math.Min(M, m0 + RowHeight), p0, Math.Min(Panels, p0 + GroupPanels));
+        }
+    }
+}
