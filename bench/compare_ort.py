@@ -2,7 +2,7 @@
 
     /usr/bin/python3 bench/compare_ort.py [--cases vit_tiny:0,vit_tiny:13,vit_small:0,vit_base:0] [--batches 16,1]
         [--threads 2] [--rounds 5] [--runs 8] [--warmup 2] [--precision fp32|int8] [--ort-quant per-tensor|per-column]
-        [--out bench/results/FILE.md] [--no-build] [--no-check]
+        [--out bench/results/FILE.md] [--tome PATH/tome.dll] [--no-build] [--no-check]
 
 The engines run one after the other in rounds (ToMeEngine, ONNX Runtime, ToMeEngine, ONNX Runtime, ... over every
 case and batch in each round), each a fresh process timed the way `tome bench` times itself (warm-up, timed runs, the
@@ -178,9 +178,13 @@ def main():
     ap.add_argument("--precision", choices=["fp32", "int8"], default="fp32", help="ToMeEngine's precision; int8 compares with ONNX Runtime's int8 graph")
     ap.add_argument("--ort-quant", choices=["per-tensor", "per-column"], default="per-tensor", help="ONNX Runtime int8: weight scales")
     ap.add_argument("--out", help="also write the results as markdown to this file")
+    ap.add_argument("--tome", help="a tome.dll to time instead of this checkout's Release build (e.g. a copy of an older build)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-check", action="store_true")
     args = ap.parse_args()
+    if args.tome:
+        global TOME
+        TOME = os.path.abspath(args.tome)
     args.cases = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cases.split(",")]
     for size, _ in args.cases:
         if size not in ARCHS:
@@ -189,7 +193,7 @@ def main():
     quant = None if args.precision == "fp32" else args.ort_quant
     os.makedirs(MODELS, exist_ok=True)
 
-    if not args.no_build:
+    if not args.no_build and not args.tome:
         print("building tome and ortbench ...", flush=True)
         run(["dotnet", "build", "src/ToMeEngine.Cli", "-c", "Release", "-v", "q", "-nologo"])
         run(["dotnet", "build", "bench/ort/OrtBench", "-c", "Release", "-v", "q", "-nologo"])
@@ -236,7 +240,7 @@ def main():
         f"* Machine: {machine()}; .NET {run(['dotnet', '--version']).strip()} SDK. "
         f"Shared with other work: load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end "
         f"(2 cores), so only the paired ratios are meaningful, not the absolute times.",
-        f"* Date: {started:%Y-%m-%d %H:%M}; commit `{commit}`.",
+        f"* Date: {started:%Y-%m-%d %H:%M}; commit `{commit}`" + (f" (ToMeEngine timed from {args.tome})." if args.tome else "."),
         f"* Command: `{command}`",
         f"* {args.rounds} rounds; each cell of a round is one `tome bench` process, then one ortbench process "
         f"({args.runs} timed runs at batch > 1, {args.latency_runs} at batch 1, {args.warmup} warm-up, first quarter discarded, median); "

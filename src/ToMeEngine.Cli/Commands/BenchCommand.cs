@@ -32,14 +32,16 @@ internal static class BenchCommand
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per schedule", DefaultValueFactory = _ => 2 };
         var runs = new Option<int>("--runs") { Description = "timed runs per schedule (the first quarter is discarded)", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var precision = ModelOptions.Precision();
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var images = new Option<string?>("--images") { Description = "end-to-end mode: time decode + preprocess + forward + top-k over the image files in this folder" };
         var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
+        var profile = new Option<bool>("--profile") { Description = "also time every op and print where the forward's time goes (cpu backend)" };
         var strategy = new StrategyOptions();
         var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn,
+            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn, profile,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -48,6 +50,7 @@ internal static class BenchCommand
             var backendName = parse.GetValue(backend)!;
             if (!BackendFactory.Names.Contains(backendName))
                 throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
+            var requested = ModelOptions.ParsePrecision(parse, precision);
             int b = parse.GetValue(batch), n = parse.GetValue(runs), w = parse.GetValue(warmup);
             if (b < 1 || n < 1 || w < 0)
                 throw new ArgumentException("--batch and --runs must be >= 1, --warmup >= 0");
@@ -62,13 +65,18 @@ internal static class BenchCommand
             {
                 if (backendName != "cpu")
                     throw new NotSupportedException("the end-to-end mode (--images) runs on --backend cpu in this build");
-                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), asJson);
+                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), requested, asJson);
             }
-            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
+            bool profiled = parse.GetValue(profile);
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
+            var resolved = engine.ResolvePrecision(requested);
+            if (profiled && engine is not CpuBackend)
+                throw new NotSupportedException($"--profile times each op on the host clock, which needs --backend cpu ({engine.Name} runs its ops asynchronously)");
             bool emulated = engine is CudaBackend { Device.IsEmulated: true };
             if (emulated)
                 Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
-            var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn), log: asJson ? null : Console.Error.WriteLine);
+            var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
+                log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved);
             var machine = engine is CudaBackend gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
                 : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
@@ -80,7 +88,7 @@ internal static class BenchCommand
                     model = weights.Config.Architecture,
                     backend = engine.Name,
                     emulated,
-                    precision = "fp32",
+                    precision = resolved.Name(),
                     threads = threadCount,
                     batch = b,
                     machine,
@@ -90,20 +98,29 @@ internal static class BenchCommand
             }
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine(engine is CpuBackend
-                ? $"{weights.Config.Architecture}, cpu fp32, {threadCount} threads, batch {b} ({machine})"
-                : $"{weights.Config.Architecture}, {engine.Name} fp32, batch {b} ({machine})");
+                ? $"{weights.Config.Architecture}, cpu {resolved.Name()}, {threadCount} threads, batch {b} ({machine})"
+                : $"{weights.Config.Architecture}, {engine.Name} {resolved.Name()}, batch {b} ({machine})");
             Console.WriteLine("| merge | r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
             Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var t in timings)
                 Console.WriteLine(string.Create(inv,
                     $"| {t.Merge} | {t.Schedule} | {t.FinalTokens} | {t.MillisecondsPerBatch:F1} | {t.ImagesPerSecond:F1} | {t.GigaMultiplyAddsPerImage:F3} | {t.AchievedGigaFlops:F1} | {(t.SpeedupOverBaseline is double x ? x.ToString("F2", inv) + "x" : "-")} |"));
+            foreach (var t in timings.Where(t => t.Profile is not null))
+            {
+                Console.WriteLine();
+                Console.WriteLine($"Where the time goes, {t.Merge} r = {t.Schedule} (mean of the {n} timed runs):");
+                Console.WriteLine("| op | calls/forward | ms/forward | % of forward |");
+                Console.WriteLine("|---|---:|---:|---:|");
+                foreach (var op in t.Profile!)
+                    Console.WriteLine(string.Create(inv, $"| {op.Op} | {op.CallsPerForward:0.#} | {op.MillisecondsPerForward:F2} | {op.PercentOfForward:F1} |"));
+            }
             return 0;
         }));
         return command;
     }
 
     private static int EndToEnd(Model.ModelWeights weights, string folder, int limit, int batch, List<MergeSchedule> schedules,
-        MergeStrategy merge, bool propAttn, int threads, bool asJson)
+        MergeStrategy merge, bool propAttn, int threads, Precision precision, bool asJson)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"--images {folder}: no such folder");
@@ -115,7 +132,7 @@ internal static class BenchCommand
         var rows = new List<object>();
         if (!asJson)
         {
-            Console.WriteLine($"{weights.Config.Architecture}, cpu fp32, end to end from {files.Count} files in {folder}, batch {batch}");
+            Console.WriteLine($"{weights.Config.Architecture}, cpu {precision.Name()}, end to end from {files.Count} files in {folder}, batch {batch}");
             Console.WriteLine("| merge | r | images/s | decode+preprocess ms/image | forward+top-k ms/image |");
             Console.WriteLine("|---|---|---:|---:|---:|");
         }
@@ -123,7 +140,7 @@ internal static class BenchCommand
         {
             using var engine = ToMeEngine.Create(weights, new EngineOptions
             {
-                Backend = BackendKind.Cpu, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+                Backend = BackendKind.Cpu, Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
             });
             EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), batch); // warm-up
             var t = EndToEndBenchmark.Run(engine, files, batch);
@@ -132,7 +149,7 @@ internal static class BenchCommand
                 Console.WriteLine(string.Create(inv, $"| {merge} | {schedule} | {t.ImagesPerSecond:F1} | {t.DecodeMilliseconds:F2} | {t.ForwardMilliseconds:F2} |"));
         }
         if (asJson)
-            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", mode = "end-to-end", results = rows },
+            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", precision = precision.Name(), mode = "end-to-end", results = rows },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         return 0;
     }

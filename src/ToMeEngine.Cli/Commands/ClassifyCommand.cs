@@ -9,7 +9,7 @@ internal static class ClassifyCommand
 {
     public static Command Create()
     {
-        var images = new Argument<string[]>("images") { Description = "image files (JPEG, PNG, BMP, PPM/PGM)", Arity = ArgumentArity.OneOrMore };
+        var images = new Argument<string[]>("images") { Description = "image files: JPEG, PNG, BMP, PPM/PGM (exact to PIL); GIF, WebP, TIFF through SkiaSharp or ImageSharp", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "how many classes to print per image", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var engineOptions = new EngineCliOptions();
@@ -48,7 +48,7 @@ internal static class ClassifyCommand
                     Console.WriteLine(string.Create(inv, $"  {p.Probability,7:P2}  {p.ClassIndex,5}  {p.Label}"));
             }
             if (parse.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new { model = engine.Config.Architecture, backend = engine.BackendName, results = records },
+                Console.WriteLine(JsonSerializer.Serialize(new { model = engine.Config.Architecture, backend = engine.BackendName, precision = engine.Precision.Name(), results = records },
                     new JsonSerializerOptions { WriteIndented = true }));
             return failures == 0 ? 0 : 1;
         }));

@@ -14,10 +14,11 @@ internal sealed class EngineCliOptions
     public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
     public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0 = all cores)" };
+    public Option<string> Precision { get; } = ModelOptions.Precision();
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, Schedule, NoPropAttn, Backend, Threads }.Concat(Strategy.All))
+        foreach (var option in new Option[] { Model, Schedule, NoPropAttn, Backend, Precision, Threads }.Concat(Strategy.All))
             command.Options.Add(option);
     }
 
@@ -33,11 +34,13 @@ internal sealed class EngineCliOptions
         var options = new EngineOptions
         {
             Backend = backend,
+            Precision = ModelOptions.ParsePrecision(parse, Precision),
             Schedule = Merging.MergeSchedule.Parse(parse.GetValue(Schedule)!),
             Merge = Strategy.Parse(parse),
             ProportionalAttention = !parse.GetValue(NoPropAttn),
             Threads = parse.GetValue(Threads),
             MaxBatchSize = maxBatch,
+            Decode = BridgeDecoding.Options,
         };
         var model = parse.GetValue(Model) ?? DefaultModel.Find();
         return ToMeEngine.Load(ModelOptions.ResolveModel(model), options);
@@ -52,13 +55,11 @@ internal static class DefaultModel
         var places = new List<string>();
         if (Environment.GetEnvironmentVariable("TOME_MODELS") is { Length: > 0 } env)
             places.Add(env);
-        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-                if (File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
-                {
-                    places.Add(Path.Combine(dir.FullName, "models"));
-                    break;
-                }
+        var checkout = new[] { Environment.CurrentDirectory, AppContext.BaseDirectory }
+            .SelectMany(start => Ancestors(new DirectoryInfo(start)))
+            .FirstOrDefault(dir => File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")));
+        // In a checkout, models/ at its root; elsewhere (the installed tool), models/ in the working directory.
+        places.Add(Path.Combine(checkout?.FullName ?? Environment.CurrentDirectory, "models"));
         foreach (var place in places.Distinct())
         {
             if (!Directory.Exists(place))
@@ -70,9 +71,15 @@ internal static class DefaultModel
                 return found;
         }
         throw new FileNotFoundException(
-            $"no --model given and no model found in {(places.Count == 0 ? "models/ or $TOME_MODELS" : string.Join(" or ", places.Distinct()))}: " +
-            "put a timm model in the hub layout (config.json + model.safetensors, e.g. from huggingface.co/timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k) " +
-            "into models/NAME/, or pass --model timm/NAME to fetch it");
+            $"no --model given and no model found in {string.Join(" or ", places.Distinct())}. Either put a model folder " +
+            "(config.json + model.safetensors, the files of huggingface.co/timm/NAME) into models/NAME/ (or $TOME_MODELS), " +
+            "or pass --model timm/NAME (e.g. timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k) to download it into the Hugging Face cache");
+    }
+
+    private static IEnumerable<DirectoryInfo> Ancestors(DirectoryInfo? dir)
+    {
+        for (; dir is not null; dir = dir.Parent)
+            yield return dir;
     }
 
     private static bool IsModel(string dir) => File.Exists(Path.Combine(dir, "config.json")) && File.Exists(Path.Combine(dir, "model.safetensors"));

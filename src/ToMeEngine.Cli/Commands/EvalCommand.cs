@@ -100,7 +100,7 @@ internal static class EvalCommand
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
         double perSecond = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         return string.Create(inv,
-            $"{engine.Config.Architecture} ({engine.BackendName}), merge {engine.Options.Merge}, r = {engine.Options.Schedule}: top-1 {Percent(top1, done):F2}%  top-5 {Percent(top5, done):F2}%  over {done} images{skipped}, {perSecond:F1} images/s");
+            $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, r = {engine.Options.Schedule}: top-1 {Percent(top1, done):F2}%  top-5 {Percent(top5, done):F2}%  over {done} images{skipped}, {perSecond:F1} images/s");
     }
 
     private static double Percent(int n, int total) => total == 0 ? 0 : 100.0 * n / total;
@@ -109,7 +109,7 @@ internal static class EvalCommand
 /// <summary>A labelled image folder: a labels.csv (filename,class_index[,...]) or class subfolders in sorted order.</summary>
 internal static class LabelledImages
 {
-    private static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pnm"];
+    private static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pnm", ".gif", ".webp", ".tif", ".tiff"];
 
     public static List<(string Path, int Label)> Read(string dir, string? labelsPath)
     {

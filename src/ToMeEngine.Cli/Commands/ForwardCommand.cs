@@ -22,9 +22,10 @@ internal static class ForwardCommand
         {
             Description = "also write each bipartite merge decision: layerL.src_idx and layerL.dst_idx I32 [B, r] (the golden fixtures' names)",
         };
+        var precision = ModelOptions.Precision();
         var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
         {
-            model, input, output, schedule, noPropAttn, backend, threads, merges,
+            model, input, output, schedule, noPropAttn, backend, precision, threads, merges,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -33,6 +34,7 @@ internal static class ForwardCommand
             var backendName = parse.GetValue(backend)!;
             if (!BackendFactory.Names.Contains(backendName))
                 throw new ArgumentException($"--backend '{backendName}' is not available (expected {string.Join(", ", BackendFactory.Names)})");
+            var requested = ModelOptions.ParsePrecision(parse, precision);
             var options = new ForwardOptions
             {
                 Schedule = Merging.MergeSchedule.Parse(parse.GetValue(schedule)!),
@@ -53,8 +55,8 @@ internal static class ForwardCommand
                 batch = info.Shape[0];
                 images = file.ReadFloat32("input");
             }
-            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
-            using var pass = new ForwardPass(engine, weights);
+            using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
+            using var pass = new ForwardPass(engine, weights, requested);
             var decisions = new SortedDictionary<int, (int[] Src, int[] Dst)>();
             var trace = parse.GetValue(merges) ? new ForwardTrace { OnMerge = (l, src, dst) => decisions[l] = (src, dst) } : null;
             var result = pass.Run(images, batch, options, trace);
@@ -68,6 +70,7 @@ internal static class ForwardCommand
                 .AddMetadata("merge", options.Strategy.ToString())
                 .AddMetadata("schedule", options.Schedule.ToString())
                 .AddMetadata("prop_attn", options.ProportionalAttention ? "true" : "false")
+                .AddMetadata("precision", pass.Precision.Name())
                 .Add("logits", [batch, config.NumClasses], result.Logits)
                 .Add("tokens_per_layer", [config.Depth], result.TokensPerLayer)
                 .Add("size", [batch, result.FinalTokens], result.Size)
@@ -76,7 +79,7 @@ internal static class ForwardCommand
             // ToMato pads images to the batch's largest count; the real counts are the slots with a size.
             var perImage = Enumerable.Range(0, batch).Select(b => result.Size.AsSpan(b * result.FinalTokens, result.FinalTokens).ToArray().Count(x => x > 0)).ToArray();
             var padded = perImage.Any(n => n != result.FinalTokens) ? $" (per image {string.Join(" ", perImage)})" : "";
-            Console.WriteLine($"{config.Architecture} ({engine.Name}): merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
+            Console.WriteLine($"{config.Architecture} ({engine.Name} {pass.Precision.Name()}): merge {options.Strategy}, batch {batch}, tokens {string.Join(" ", result.TokensPerLayer)} -> {result.FinalTokens}{padded}; wrote {parse.GetValue(output)}");
             return 0;
         }));
         return command;

@@ -13,9 +13,10 @@ internal static class InfoCommand
         var schedule = ModelOptions.Schedule();
         var strategy = new StrategyOptions();
         var list = new Option<bool>("--list") { Description = "list the timm architecture names the engine knows" };
+        var precision = ModelOptions.Precision();
         var command = new Command("info", "print a model's architecture, parameter count, tokens per layer and GFLOPs per image")
         {
-            model, schedule, list,
+            model, schedule, precision, list,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -31,6 +32,7 @@ internal static class InfoCommand
             var config = ModelLoader.ReadConfig(ModelOptions.ResolveModel(path));
             var sched = Merging.MergeSchedule.Parse(parse.GetValue(schedule)!);
             var merge = strategy.Parse(parse);
+            var requested = ModelOptions.ParsePrecision(parse, precision);
             var plan = merge.Plan(sched, config.Depth, config.Tokens, config.PrefixTokens);
             var inv = CultureInfo.InvariantCulture;
             Console.WriteLine($"architecture     {config.Architecture}");
@@ -40,6 +42,7 @@ internal static class InfoCommand
                 + (config.LayerScale ? ", LayerScale" : ""));
             Console.WriteLine($"head             {config.NumClasses} classes, pool {config.GlobalPool.ToString().ToLowerInvariant()}{(config.FcNorm ? " + fc_norm" : "")}{(config.Distilled ? ", distilled (two heads averaged)" : "")}");
             Console.WriteLine(string.Create(inv, $"parameters       {config.ParameterCount:N0} ({config.ParameterCount / 1e6:F2} M)"));
+            Console.WriteLine($"precision        {DescribePrecision(config, requested)}");
             Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ScaleSize} ({config.Preprocess.Interpolation.ToString().ToLowerInvariant()}), crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
             double baseline = FlopCounter.MultiplyAdds(config, Merging.MergeSchedule.None) / 1e9;
             if (plan is not var (tokens, merged, final))
@@ -57,5 +60,26 @@ internal static class InfoCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>Which Linear layers a precision runs in which type, and what their weights weigh.</summary>
+    private static string DescribePrecision(ModelConfig config, Precision precision)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var layers = LinearLayer.All(config).ToList();
+        double fp32 = layers.Sum(l => LinearLayer.WeightBytes(l.Out, l.In, Precision.Float32)) / 1e6;
+        switch (precision)
+        {
+            case Precision.Int8:
+                double int8 = layers.Sum(l => LinearLayer.WeightBytes(l.Out, l.In, l.Layer.DefaultPrecision(Precision.Int8))) / 1e6;
+                return string.Create(inv, $"int8 (CPU): qkv, proj, fc1, fc2 of every block in int8, patch embedding and head in fp32; " +
+                    $"Linear weights {int8:F1} MB (fp32: {fp32:F1} MB)");
+            case Precision.Float32:
+                return string.Create(inv, $"fp32: Linear weights {fp32:F1} MB");
+            case Precision.Auto:
+                return "auto: fp32 on the CPU, the device's half type (bf16 on sm_80+, fp16 on sm_70/75) on CUDA";
+            default:
+                return $"{precision.Name()} (CUDA)";
+        }
     }
 }

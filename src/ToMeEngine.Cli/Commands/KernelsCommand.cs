@@ -1,14 +1,18 @@
 using System.CommandLine;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using ToMe.Backends.Cuda.Kernels;
 using ToMe.Backends.Cuda.Native;
 
 namespace ToMe.Cli.Commands;
 
 /// <summary><c>tome kernels compile --arch sm_70,sm_86,sm_90 [--json] [--lineinfo] [--no-cache]</c>.</summary>
-internal static class KernelsCommand
+internal static partial class KernelsCommand
 {
+    [GeneratedRegex(@"^(sm|compute)_\d{1,3}a?$")]
+    private static partial Regex ArchPattern();
+
     public static Command Create()
     {
         var arch = new Option<string>("--arch")
@@ -42,6 +46,16 @@ internal static class KernelsCommand
 
     private static int Run(TextWriter output, TextWriter error, string[]? requestedArchs, bool json, bool lineInfo, bool noCache)
     {
+        // Refuse a malformed name before loading NVRTC, so a typo costs one line rather than a failed compile per kernel.
+        foreach (var name in requestedArchs ?? [])
+        {
+            if (ArchPattern().IsMatch(name))
+                continue;
+            var digits = new string(name.Where(char.IsDigit).ToArray());
+            error.WriteLine($"error: --arch '{name}' is not a CUDA architecture (expected sm_XY or compute_XY, e.g. sm_86)" +
+                            (digits.Length is 2 or 3 ? $"; did you mean sm_{digits}?" : ""));
+            return 2;
+        }
         (int Major, int Minor) version;
         try
         {
@@ -53,6 +67,12 @@ internal static class KernelsCommand
             return 2;
         }
 
+        if (requestedArchs?.FirstOrDefault(a => !KernelBuildReport.IsSupported(a)) is { } unsupported)
+        {
+            var supported = KernelCompiler.SupportedArchsOrNull() ?? [];
+            error.WriteLine($"error: NVRTC {version.Major}.{version.Minor} cannot target {unsupported}; it targets {string.Join(", ", supported.Select(a => $"sm_{a}"))}");
+            return 2;
+        }
         var archs = requestedArchs ?? DefaultArchs.Where(KernelBuildReport.IsSupported).ToArray();
         foreach (var dropped in requestedArchs is null ? DefaultArchs.Except(archs) : [])
             error.WriteLine($"note: NVRTC {version.Major}.{version.Minor} cannot target {dropped}; skipped");

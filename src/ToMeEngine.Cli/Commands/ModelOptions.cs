@@ -21,6 +21,26 @@ internal static class ModelOptions
         DefaultValueFactory = _ => "0",
     };
 
+    public static Option<string> Precision() => new("--precision")
+    {
+        Description = "fp32 (the exact mode), int8 (CPU: int8 Linear layers), bf16, fp16, tf32 (CUDA), or auto (the backend's fast choice near fp32: "
+                      + "bf16 on sm_80+, fp16 on sm_70/75, fp32 on the CPU)",
+        DefaultValueFactory = _ => "fp32",
+    };
+
+    /// <summary>The --precision value; a name that is not a precision is a one-line error listing the names.</summary>
+    public static Precision ParsePrecision(ParseResult parse, Option<string> option)
+    {
+        try
+        {
+            return PrecisionNames.Parse(parse.GetValue(option)!);
+        }
+        catch (FormatException e)
+        {
+            throw new FormatException($"--precision: {e.Message}");
+        }
+    }
+
     /// <summary>
     /// The local path of the --model value: hub names are fetched (configured by HF_* variables), with a progress
     /// line on stderr when it is a terminal.

@@ -1,5 +1,4 @@
 using ToMe.Imaging;
-using ToMe.Merging;
 
 namespace ToMe;
 
@@ -13,19 +12,9 @@ public sealed record DenseFeatures(
     int GridSize,        // patches per side
     float[] PatchGrid);  // [GridSize, GridSize, C]: every patch takes the value of the token that holds it
 
-/// <summary>Per-image views of a forward pass: dense features and ToMe's merge visualization.</summary>
+/// <summary>ToMe's merge visualization of one image.</summary>
 public static class EngineFeatures
 {
-    /// <summary>Runs one image and unmerges the final tokens back onto the patch grid.</summary>
-    public static DenseFeatures ExtractFeatures(this ToMeEngine engine, RgbImage image)
-    {
-        var config = engine.Config;
-        var result = engine.Forward(engine.Preprocess(image), 1, returnTokens: true);
-        int c = config.EmbedDim, grid = config.GridSize;
-        var patchGrid = Unmerge.PatchGrid(result.Tokens!, result.Groups, 1, result.FinalTokens, c, config.PrefixTokens, grid, grid);
-        return new DenseFeatures(result.FinalTokens, c, result.Tokens!, result.Size, result.Groups, grid, patchGrid);
-    }
-
     /// <summary>ToMe's picture of the merged groups on the model's input crop (each group in its mean colour, outlined).</summary>
     public static RgbImage VisualizeMerging(this ToMeEngine engine, RgbImage image) =>
         engine.VisualizeMerging(image, engine.ExtractFeatures(image));

@@ -1,14 +1,25 @@
 using ToMe.Backends;
 using ToMe.Imaging;
 using ToMe.Model;
+using ToMe.Weights;
+using ToMe.Weights.Hub;
 
 namespace ToMe;
 
 /// <summary>
-/// A timm ViT / DeiT ready to classify images: load once, call <see cref="Classify(string, int)"/> from any thread.
-/// Decoding and preprocessing run on the calling thread; forward passes are serialized (one at a time per engine).
-/// Dispose to release the backend's memory.
+/// A timm ViT / DeiT ready to classify images: load once, call <see cref="Classify(string, int)"/> (or its async, batch and
+/// streaming forms) from any thread. Decoding and preprocessing run on the calling thread (the thread pool for the async
+/// forms); forward passes are serialized, one at a time per engine. Dispose to release the backend's memory.
 /// </summary>
+/// <remarks>
+/// Errors, the same for every call that takes them: an image path where no file exists (missing, or a directory) is a
+/// <see cref="FileNotFoundException"/>; bytes that are not a supported, intact image are an <see cref="InvalidImageException"/>
+/// (naming the file when there is one); a model that is not there is a <see cref="FileNotFoundException"/> whose message
+/// says how to get one; model files that do not describe a supported model are an <see cref="InvalidModelException"/>.
+/// Calls on a disposed engine throw <see cref="ObjectDisposedException"/>. Async calls honour their
+/// <see cref="CancellationToken"/> until the forward pass starts (<see cref="OperationCanceledException"/>); a running
+/// forward pass completes.
+/// </remarks>
 /// <example>
 /// <code>
 /// using var engine = ToMeEngine.Load("models/vit_tiny_patch16_224.augreg_in21k_ft_in1k",
@@ -17,13 +28,14 @@ namespace ToMe;
 ///     Console.WriteLine($"{p.Label}: {p.Probability:P1}");
 /// </code>
 /// </example>
-public sealed class ToMeEngine : IDisposable
+public sealed partial class ToMeEngine : IDisposable
 {
     private readonly IBackend backend;
     private readonly ForwardPass pass;
     private readonly Preprocessor preprocessor;
     private readonly ForwardOptions forwardOptions;
-    private readonly object gate = new();
+    // A semaphore rather than a lock, so async callers wait for the running forward pass without holding a thread.
+    private readonly SemaphoreSlim gate = new(1, 1);
     private bool disposed;
 
     /// <summary>The model's configuration (architecture, preprocessing, labels).</summary>
@@ -34,6 +46,9 @@ public sealed class ToMeEngine : IDisposable
 
     /// <summary>The backend running the forward pass: "cpu" or "cuda".</summary>
     public string BackendName => backend.Name;
+
+    /// <summary>The precision the forward pass runs in: <see cref="EngineOptions.Precision"/> with Auto resolved by the backend.</summary>
+    public Precision Precision => pass.Precision;
 
     private ToMeEngine(ModelWeights weights, EngineOptions options)
     {
@@ -51,12 +66,12 @@ public sealed class ToMeEngine : IDisposable
             BackendKind.Cpu => "cpu",
             BackendKind.Cuda => "cuda",
             _ => "auto",
-        }, options.Threads, options.Device);
+        }, options.Threads, options.Device, options.Precision);
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
             BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
-            pass = new ForwardPass(backend, weights);
+            pass = new ForwardPass(backend, weights, options.Precision);
         }
         catch
         {
@@ -67,86 +82,134 @@ public sealed class ToMeEngine : IDisposable
 
     /// <summary>
     /// Loads a model: a folder in timm's hub layout (config.json + model.safetensors), a .safetensors file with its
-    /// configuration in <c>__metadata__.config</c>, or a hub name such as <c>timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k</c>.
+    /// configuration in <c>__metadata__.config</c>, or a hub name such as <c>timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k</c>
+    /// (downloaded into the Hugging Face cache once; see <see cref="ModelSource"/>).
     /// </summary>
-    /// <exception cref="Weights.InvalidModelException">The files do not describe a supported model; the message names what is wrong.</exception>
+    /// <exception cref="FileNotFoundException">No model at <paramref name="model"/>, or a model folder lacks one of its two files.</exception>
+    /// <exception cref="InvalidModelException">The files do not describe a supported model; the message names what is wrong.</exception>
+    /// <exception cref="HubException">A hub name could not be fetched (offline, unknown repository, no access).</exception>
+    /// <exception cref="NotSupportedException">The options ask for what this machine lacks (CUDA without a device, a precision not available).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (e.g. <see cref="EngineOptions.MaxBatchSize"/> &lt; 1).</exception>
     public static ToMeEngine Load(string model, EngineOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         options ??= new EngineOptions();
         options.Validate();
         return new ToMeEngine(ModelLoader.Load(model, options.ModelLimits), options);
     }
 
+    /// <summary>
+    /// <see cref="Load"/> on the thread pool: a hub download reports to <paramref name="downloadProgress"/> and stops when
+    /// <paramref name="cancellationToken"/> fires; reading the weights and building the backend then run to completion
+    /// (an engine built after cancellation is disposed, and the task is cancelled).
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No model at <paramref name="model"/>, or a model folder lacks one of its two files.</exception>
+    /// <exception cref="InvalidModelException">The files do not describe a supported model; the message names what is wrong.</exception>
+    /// <exception cref="HubException">A hub name could not be fetched (offline, unknown repository, no access).</exception>
+    /// <exception cref="NotSupportedException">The options ask for what this machine lacks.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
+    public static Task<ToMeEngine> LoadAsync(string model, EngineOptions? options = null, IProgress<HubProgress>? downloadProgress = null,
+                                             CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        options ??= new EngineOptions();
+        options.Validate();
+        return Task.Run(() =>
+        {
+            var local = ModelSource.Resolve(model, progress: downloadProgress, cancellationToken: cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            var engine = new ToMeEngine(ModelLoader.Load(local, options.ModelLimits), options);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                engine.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+            return engine;
+        }, cancellationToken);
+    }
+
     /// <summary>Builds an engine from weights already in memory (e.g. <see cref="ModelWeights.Random"/>).</summary>
+    /// <exception cref="NotSupportedException">The options ask for what this machine lacks.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
     public static ToMeEngine Create(ModelWeights weights, EngineOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(weights);
         options ??= new EngineOptions();
         options.Validate();
         return new ToMeEngine(weights, options);
     }
 
-    /// <summary>Classifies an image file (JPEG, PNG, BMP, PPM/PGM).</summary>
-    /// <exception cref="InvalidImageException">The file is not a supported, intact image.</exception>
-    public IReadOnlyList<Prediction> Classify(string path, int topK = 5) => Classify(ImageDecoder.Decode(path, Options.Decode), topK);
-
-    /// <summary>Classifies an encoded image held in memory.</summary>
-    public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5) => Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
-
-    /// <summary>Classifies an encoded image read from a stream (read to its end).</summary>
-    public IReadOnlyList<Prediction> Classify(Stream encoded, int topK = 5) => Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
-
-    /// <summary>Classifies decoded pixels.</summary>
-    public IReadOnlyList<Prediction> Classify(RgbImage image, int topK = 5) => ClassifyBatch([image], topK)[0];
-
-    /// <summary>Classifies several decoded images, in batches of at most <see cref="EngineOptions.MaxBatchSize"/>.</summary>
-    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IReadOnlyList<RgbImage> images, int topK = 5)
-    {
-        ArgumentNullException.ThrowIfNull(images);
-        var results = new List<IReadOnlyList<Prediction>>(images.Count);
-        for (int start = 0; start < images.Count; start += Options.MaxBatchSize)
-        {
-            var chunk = images.Skip(start).Take(Options.MaxBatchSize).ToList();
-            var logits = Logits(preprocessor.RunBatch(chunk), chunk.Count);
-            for (int b = 0; b < chunk.Count; b++)
-                results.Add(TopK(logits.AsSpan(b * Config.NumClasses, Config.NumClasses), topK));
-        }
-        return results;
-    }
-
-    /// <summary>Classifies several image files; a file that fails to decode throws before any forward pass runs.</summary>
-    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IReadOnlyList<string> paths, int topK = 5) =>
-        ClassifyBatch(paths.Select(p => ImageDecoder.Decode(p, Options.Decode)).ToList(), topK);
-
     /// <summary>Decodes nothing: preprocesses an image exactly as timm's eval transform does, into [3, S, S].</summary>
     public float[] Preprocess(RgbImage image) => preprocessor.Run(image);
 
     /// <summary>Runs the forward pass on preprocessed images [B, 3, S, S] and returns the logits [B, classes].</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
     public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch).Logits;
 
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
     public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false) =>
-        Forward(images, batch, returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions);
+        Forward(images, batch, ForwardOptionsFor(returnTokens));
 
     /// <summary>The engine's options with another merge schedule, for one call (see <see cref="MergeInspection"/>).</summary>
     internal ForwardOptions WithSchedule(Merging.MergeSchedule schedule) => forwardOptions with { Schedule = schedule };
 
     internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options)
     {
-        // Activations scale with the batch; the limit is what GpuMemoryBudgetBytes was checked against.
-        if (batch > Options.MaxBatchSize)
-            throw new ArgumentOutOfRangeException(nameof(batch), batch, $"exceeds EngineOptions.MaxBatchSize ({Options.MaxBatchSize}); split the input or use ClassifyBatch");
-        lock (gate)
+        CheckBatch(batch);
+        gate.Wait();
+        try
         {
             ObjectDisposedException.ThrowIf(disposed, this);
             return pass.Run(images, batch, options);
         }
+        finally
+        {
+            gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Forward(ReadOnlySpan{float}, int, bool)"/> on the thread pool: waits for the running forward pass without holding a thread, and stops
+    /// waiting when <paramref name="cancellationToken"/> fires; once this pass starts, it completes.
+    /// </summary>
+    private Task<ForwardResult> ForwardAsync(float[] images, int batch, bool returnTokens, CancellationToken cancellationToken)
+    {
+        CheckBatch(batch);
+        var options = ForwardOptionsFor(returnTokens);
+        return Task.Run(async () =>
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                ObjectDisposedException.ThrowIf(disposed, this);
+                cancellationToken.ThrowIfCancellationRequested();
+                return pass.Run(images, batch, options);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }, cancellationToken);
+    }
+
+    private ForwardOptions ForwardOptionsFor(bool returnTokens) => returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions;
+
+    private void CheckBatch(int batch)
+    {
+        // Activations scale with the batch; the limit is what GpuMemoryBudgetBytes was checked against.
+        if (batch > Options.MaxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(batch), batch, $"exceeds EngineOptions.MaxBatchSize ({Options.MaxBatchSize}); split the input or use ClassifyBatch");
     }
 
     /// <summary>The k most probable classes of one row of logits (softmax in double), most probable first, lower index on ties.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
     public IReadOnlyList<Prediction> TopK(ReadOnlySpan<float> logits, int topK)
     {
-        if (topK < 1)
-            throw new ArgumentOutOfRangeException(nameof(topK), topK, "must be at least 1");
+        CheckTopK(topK);
         double max = double.NegativeInfinity;
         foreach (var v in logits)
             max = Math.Max(max, v);
@@ -164,15 +227,27 @@ public sealed class ToMeEngine : IDisposable
             .ToArray();
     }
 
+    private static void CheckTopK(int topK)
+    {
+        if (topK < 1)
+            throw new ArgumentOutOfRangeException(nameof(topK), topK, "must be at least 1");
+    }
+
+    /// <summary>Waits for a running forward pass, then releases the backend; later calls throw <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
     {
-        lock (gate)
+        gate.Wait();
+        try
         {
             if (disposed)
                 return;
             disposed = true;
             pass.Dispose();
             backend.Dispose();
+        }
+        finally
+        {
+            gate.Release();
         }
     }
 }

@@ -14,17 +14,27 @@ internal static class BackendFactory
     /// <param name="name">cpu, cuda or auto.</param>
     /// <param name="cpuThreads">Worker threads of the CPU backend; 0 uses every core.</param>
     /// <param name="device">The CUDA device ordinal for cuda and auto.</param>
-    /// <exception cref="NotSupportedException">cuda was asked for and no device is usable; the message is one line.</exception>
-    public static IBackend Create(string name, int cpuThreads = 0, int device = 0)
+    /// <param name="precision">
+    /// The precision the caller will ask for: with auto, int8 (CPU-only) picks the CPU and tf32/bf16/fp16 (CUDA-only) the
+    /// GPU. Whether the chosen backend runs it is <see cref="IBackend.ResolvePrecision"/>'s answer.
+    /// </param>
+    /// <exception cref="NotSupportedException">cuda was asked for (or implied by the precision) and no device is usable; the message is one line.</exception>
+    public static IBackend Create(string name, int cpuThreads = 0, int device = 0, Precision precision = Precision.Float32)
     {
+        bool needsCuda = precision is Precision.TensorFloat32 or Precision.BFloat16 or Precision.Float16;
         switch (name)
         {
             case "cpu":
                 return new CpuBackend(cpuThreads);
+            case "auto" when precision == Precision.Int8:
+                return new CpuBackend(cpuThreads);
             case "cuda":
+            case "auto" when needsCuda:
                 if (CudaBackend.TryCreate(out var cuda, out var reason, device))
                     return cuda!;
-                throw new NotSupportedException($"no CUDA device: {FirstLine(reason)}");
+                throw new NotSupportedException(needsCuda
+                    ? $"{precision.Name()} needs the CUDA backend, and there is no CUDA device: {FirstLine(reason)}"
+                    : $"no CUDA device: {FirstLine(reason)}");
             case "auto":
                 return !CudaDriver.IsEmulated && CudaBackend.TryCreate(out var found, out _, device) ? found! : new CpuBackend(cpuThreads);
             default:

@@ -13,6 +13,9 @@ internal interface ILinearWeights : IDisposable
 {
     int OutFeatures { get; }
     int InFeatures { get; }
+
+    /// <summary>The precision the layer computes in (Float32 or Int8; the model's other layers may differ).</summary>
+    Precision Precision { get; }
 }
 
 /// <summary>What a Linear does with its result.</summary>
@@ -50,8 +53,19 @@ internal interface IBackend : IDisposable
     void Download(DeviceBuffer source, Span<float> destination);
     void Download(DeviceBuffer source, Span<int> destination);
 
-    /// <summary>Converts a Linear layer once to the backend's layout and precision. weight: [out, in]; bias: [out].</summary>
-    ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias);
+    /// <summary>
+    /// The precision a forward pass that asks for <paramref name="requested"/> runs in here, <see cref="Precision.Auto"/>
+    /// resolved to this backend's choice.
+    /// </summary>
+    /// <exception cref="NotSupportedException">This backend does not run <paramref name="requested"/>; the message says which does.</exception>
+    Precision ResolvePrecision(Precision requested);
+
+    /// <summary>
+    /// Converts a Linear layer once to the backend's layout in <paramref name="precision"/> (a resolved one: not Auto).
+    /// weight: [out, in]; bias: [out].
+    /// </summary>
+    ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
+        Precision precision = Precision.Float32);
 
     // images: [B, 3, S, S]; patch: Linear [C, 3·P·P]; prefix: [p, C] (class, distillation tokens); pos: [T, C]
     // x: [B, T, C] with T = p + (S/P)²: [prefix tokens, patches in row-major grid order] + pos
@@ -63,6 +77,11 @@ internal interface IBackend : IDisposable
 
     // x: [rows, in] -> y: [rows, out]
     void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y);
+
+    // x: [rows, fc1.In] -> y: [rows, fc2.Out] += fc2(GELU(fc1(x))), timm's MLP with its residual add, exactly as
+    // Linear(x, fc1, BiasGelu, hidden) then Linear(hidden, fc2, BiasAccumulate, y); hidden: [rows, fc1.Out] scratch that a
+    // backend keeping fc1's output in cache may leave untouched.
+    void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y);
 
     // qkv: [B, T, 3, H, D]; size: [B, T] or null (no proportional attention)
     // -> output: [B, T, H·D]; keyMean: [B, T, D] (keys averaged over heads: ToMe's metric);

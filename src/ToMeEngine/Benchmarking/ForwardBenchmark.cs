@@ -16,23 +16,30 @@ public sealed record ForwardTiming(
     double ImagesPerSecond,
     double GigaMultiplyAddsPerImage,
     double AchievedGigaFlops,        // 2 × multiply-adds / time
-    double? SpeedupOverBaseline);    // over the r = 0 run of the same invocation; null when it had none
+    double? SpeedupOverBaseline)     // over the r = 0 run of the same invocation; null when it had none
+{
+    /// <summary>Where the time of the timed runs went, per kind of op (profiled runs only).</summary>
+    public IReadOnlyList<OpTime>? Profile { get; init; }
+}
 
 /// <summary>
 /// ToMe's throughput method: inputs already prepared, warm-up, then timed runs with the first quarter discarded.
 /// The host clock times the CPU backend; device backends synchronize inside Run (results are downloaded).
+/// With <c>profile</c>, every op is timed too (synchronous backends only), at the cost of a clock read per op.
 /// </summary>
 internal static class ForwardBenchmark
 {
     public static IReadOnlyList<ForwardTiming> Run(IBackend backend, ModelWeights weights, int batch, IReadOnlyList<MergeSchedule> schedules,
-        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null)
+        MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null, bool profile = false,
+        Precision precision = Precision.Float32)
     {
         var config = weights.Config;
+        using var profiler = profile ? new ProfilingBackend(backend, config) : null;
         var images = new float[batch * 3 * config.ImageSize * config.ImageSize];
         var rng = new Random(1234);
         for (int i = 0; i < images.Length; i++)
             images[i] = (float)(rng.NextDouble() * 2 - 1);
-        using var pass = new ForwardPass(backend, weights);
+        using var pass = new ForwardPass(profiler ?? backend, weights, precision);
         var results = new List<ForwardTiming>();
         double? baseline = null;
         foreach (var schedule in schedules)
@@ -41,6 +48,7 @@ internal static class ForwardBenchmark
             ForwardResult last = null!;
             for (int i = 0; i < warmup; i++)
                 last = pass.Run(images, batch, options);
+            profiler?.Reset();
             var times = new double[runs];
             for (int i = 0; i < runs; i++)
             {
@@ -57,7 +65,10 @@ internal static class ForwardBenchmark
             double imagesPerSecond = batch / (median / 1000);
             baseline ??= last.TokensPerLayer.All(t => t == config.Tokens) ? imagesPerSecond : null;
             var timing = new ForwardTiming(strategy.UsesSchedule ? schedule.ToString() : "-", strategy.ToString(), batch, last.FinalTokens, median, kept[0], imagesPerSecond,
-                macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : null);
+                macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : null)
+            {
+                Profile = profiler?.Report(runs, times.Sum()),
+            };
             log?.Invoke($"r = {timing.Schedule}: {timing.MillisecondsPerBatch:F1} ms/batch, {timing.ImagesPerSecond:F1} images/s");
             results.Add(timing);
         }

@@ -17,7 +17,18 @@ public sealed record DecodeOptions
     /// <summary>Files larger than this are refused when reading a path or stream.</summary>
     public long MaxFileBytes { get; init; } = 1L << 30;
 
-    internal void CheckSize(string format, long width, long height)
+    /// <summary>
+    /// Decoders for formats the built-in ones lack (GIF, WebP, TIFF, arithmetic-coded JPEG, ...), asked in order: the first
+    /// whose <see cref="IExternalImageDecoder.CanDecode"/> accepts the sniffed format decodes it. Empty by default.
+    /// </summary>
+    public IReadOnlyList<IExternalImageDecoder> ExternalDecoders { get; init; } = [];
+
+    /// <summary>The first external decoder that reads <paramref name="format"/>, or null.</summary>
+    public IExternalImageDecoder? ExternalDecoderFor(ImageFormat format) => ExternalDecoders.FirstOrDefault(d => d.CanDecode(format));
+
+    /// <summary>Refuses dimensions that are not positive or exceed <see cref="MaxPixels"/>, before pixels are allocated (for decoders, built-in or external).</summary>
+    /// <exception cref="InvalidImageException">The dimensions are refused; the message names <paramref name="format"/>.</exception>
+    public void CheckSize(string format, long width, long height)
     {
         if (width <= 0 || height <= 0)
             throw new InvalidImageException($"{format}: invalid dimensions {width}x{height}");

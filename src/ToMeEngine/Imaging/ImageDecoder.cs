@@ -1,50 +1,46 @@
+using System.Runtime.InteropServices;
 using ToMe.Imaging.Jpeg;
 
 namespace ToMe.Imaging;
 
-/// <summary>Formats <see cref="ImageDecoder"/> recognises from their leading bytes.</summary>
-public enum ImageFormat { Unknown, Jpeg, Png, Bmp, Pnm }
-
 /// <summary>
 /// Decodes JPEG, PNG, BMP and binary PPM/PGM into <see cref="RgbImage"/>, with the pixels PIL produces
 /// for <c>Image.open(f).convert("RGB")</c> (JPEG through libjpeg-turbo's default arithmetic). The format is
-/// sniffed from magic bytes, never from the file name. EXIF orientation is ignored, as timm ignores it.
-/// Every failure is an <see cref="InvalidImageException"/>.
+/// sniffed from magic bytes, never from the file name; other formats (GIF, WebP, TIFF, HEIF, AVIF, JPEG XL,
+/// JPEG 2000, arithmetic-coded JPEG) are named in the error, or decoded by <see cref="DecodeOptions.ExternalDecoders"/>.
+/// EXIF orientation is ignored, as timm ignores it.
 /// </summary>
+/// <remarks>
+/// Undecodable data is an <see cref="InvalidImageException"/>. A path where no file exists (missing, or a directory) is a
+/// <see cref="FileNotFoundException"/>; other I/O failures (permissions, a failing disk) are the <see cref="IOException"/> or
+/// <see cref="UnauthorizedAccessException"/> the file system raised.
+/// </remarks>
 public static class ImageDecoder
 {
-    public static ImageFormat Sniff(ReadOnlySpan<byte> data)
-    {
-        if (data.Length >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
-            return ImageFormat.Jpeg;
-        if (data.Length >= 8 && data[..8].SequenceEqual(PngDecoder.Signature))
-            return ImageFormat.Png;
-        if (data.Length >= 2 && data[0] == (byte)'B' && data[1] == (byte)'M')
-            return ImageFormat.Bmp;
-        if (data.Length >= 3 && data[0] == (byte)'P' && data[1] is >= (byte)'1' and <= (byte)'7' && data[2] is (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r')
-            return ImageFormat.Pnm;
-        return ImageFormat.Unknown;
-    }
+    /// <summary>The format <paramref name="data"/> starts like (for JPEG, its frame header decides the coding).</summary>
+    public static ImageFormat Sniff(ReadOnlySpan<byte> data) => ImageFormats.Sniff(data);
 
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
     public static RgbImage Decode(ReadOnlySpan<byte> data, DecodeOptions? options = null) =>
         Decode(data.ToArray(), options);
 
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
     public static RgbImage Decode(byte[] data, DecodeOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(data);
         options ??= DecodeOptions.Default;
         if (data.Length == 0)
             throw new InvalidImageException("empty input (0 bytes)");
+        var format = Sniff(data);
         try
         {
-            return Sniff(data) switch
+            return format switch
             {
                 ImageFormat.Jpeg => JpegDecoder.Decode(data, options),
                 ImageFormat.Png => PngDecoder.Decode(data, options),
                 ImageFormat.Bmp => BmpDecoder.Decode(data, options),
                 ImageFormat.Pnm => PnmDecoder.Decode(data, options),
-                _ => throw new InvalidImageException(
-                    $"unknown image format (first bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); supported: JPEG, PNG, BMP, PPM/PGM"),
+                _ => (options.ExternalDecoderFor(format) ?? throw Unsupported(format, data, options)).Decode(data, format, options),
             };
         }
         catch (InvalidImageException)
@@ -59,14 +55,32 @@ public static class ImageDecoder
         }
     }
 
-    public static RgbImage Decode(Stream stream, DecodeOptions? options = null)
+    /// <summary>Decodes an encoded image held in memory; no copy when it spans a whole array.</summary>
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
+    internal static RgbImage Decode(ReadOnlyMemory<byte> data, DecodeOptions? options) =>
+        Decode(MemoryMarshal.TryGetArray(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array : data.ToArray(), options);
+
+    /// <summary>Reads <paramref name="stream"/> to its end and decodes it.</summary>
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image, or longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    public static RgbImage Decode(Stream stream, DecodeOptions? options = null) =>
+        DecodeAsync(stream, options, CancellationToken.None, synchronous: true).GetAwaiter().GetResult();
+
+    /// <summary>Reads <paramref name="stream"/> asynchronously to its end, then decodes it (on the calling thread).</summary>
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image, or longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while reading.</exception>
+    public static Task<RgbImage> DecodeAsync(Stream stream, DecodeOptions? options = null, CancellationToken cancellationToken = default) =>
+        DecodeAsync(stream, options, cancellationToken, synchronous: false);
+
+    private static async Task<RgbImage> DecodeAsync(Stream stream, DecodeOptions? options, CancellationToken cancellationToken, bool synchronous)
     {
         ArgumentNullException.ThrowIfNull(stream);
         options ??= DecodeOptions.Default;
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int n;
-        while ((n = stream.Read(chunk, 0, chunk.Length)) > 0)
+        // Server request bodies forbid synchronous reads, and a slow client must not hold a thread: both paths share the loop.
+        while ((n = synchronous ? stream.Read(chunk, 0, chunk.Length) : await stream.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
         {
             if (buffer.Length + n > options.MaxFileBytes)
                 throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
@@ -75,20 +89,73 @@ public static class ImageDecoder
         return Decode(buffer.ToArray(), options);
     }
 
+    /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
+    /// <exception cref="InvalidImageException">The file is not a supported, intact image; the message starts with the path.</exception>
     public static RgbImage Decode(string path, DecodeOptions? options = null)
     {
-        ArgumentNullException.ThrowIfNull(path);
         options ??= DecodeOptions.Default;
+        CheckFile(path, options);
+        return Named(path, () => Decode(File.ReadAllBytes(path), options));
+    }
+
+    /// <summary>Reads the file asynchronously, then decodes it (on the calling thread).</summary>
+    /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
+    /// <exception cref="InvalidImageException">The file is not a supported, intact image; the message starts with the path.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while reading.</exception>
+    public static async Task<RgbImage> DecodeAsync(string path, DecodeOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= DecodeOptions.Default;
+        CheckFile(path, options);
+        var data = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        return Named(path, () => Decode(data, options));
+    }
+
+    /// <summary>The format of a file, from its first bytes.</summary>
+    /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
+    public static ImageFormat SniffFile(string path)
+    {
+        CheckFile(path, DecodeOptions.Default with { MaxFileBytes = long.MaxValue });
+        using var file = File.OpenRead(path);
+        Span<byte> head = stackalloc byte[4096];
+        return Sniff(head[..file.ReadAtLeast(head, head.Length, throwOnEndOfStream: false)]);
+    }
+
+    /// <summary>
+    /// The one check every path goes through: a missing file and a directory are the same <see cref="FileNotFoundException"/>
+    /// (not .NET's DirectoryNotFoundException or UnauthorizedAccessException), with a message that says which.
+    /// </summary>
+    internal static void CheckFile(string path, DecodeOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+            throw new FileNotFoundException(Directory.Exists(path)
+                ? $"{path} is a directory, not an image file (give the image files in it, e.g. {Path.Combine(path, "*.jpg")})"
+                : $"{path}: no such file", path);
         var length = new FileInfo(path).Length;
         if (length > options.MaxFileBytes)
             throw new InvalidImageException($"{path}: {length} bytes exceeds DecodeOptions.MaxFileBytes");
+    }
+
+    private static RgbImage Named(string path, Func<RgbImage> decode)
+    {
         try
         {
-            return Decode(File.ReadAllBytes(path), options);
+            return decode();
         }
         catch (InvalidImageException e)
         {
             throw new InvalidImageException($"{path}: {e.Message}", e);
         }
+    }
+
+    private static InvalidImageException Unsupported(ImageFormat format, byte[] data, DecodeOptions options)
+    {
+        if (format == ImageFormat.Unknown)
+            return new InvalidImageException(
+                $"unknown image format (first bytes {Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)))}); supported: {ImageFormats.BuiltIn}");
+        var tried = options.ExternalDecoders.Count == 0
+            ? "; decode it through ToMeEngine.SkiaSharp or ToMeEngine.ImageSharp (DecodeOptions.ExternalDecoders), or convert it"
+            : $" nor by {string.Join(", ", options.ExternalDecoders.Select(d => d.Name))} here; convert it";
+        return new InvalidImageException($"{format.DisplayName()} image: not read by the built-in decoders ({ImageFormats.BuiltIn}){tried}");
     }
 }

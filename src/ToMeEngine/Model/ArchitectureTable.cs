@@ -36,35 +36,27 @@ public static partial class ArchitectureTable
     [GeneratedRegex(@"^(?:(?<family>vit|deit|deit3)_(?<size>[a-z]+)(?<dist>_distilled)?_patch(?<patch>\d{1,4})(?:_(?<img>\d{1,5}))?|vit_(?<size>[a-z]+)_patch(?<patch>\d{1,4})(?<reg>_reg(?<regs>\d{1,3}))?_(?<dinov2>dinov2))$")]
     private static partial Regex NamePattern();
 
-    private static readonly string[] Sizes = ["tiny", "small", "base", "large", "huge"];
+    /// <summary>
+    /// The names timm registers (timm/models/vision_transformer.py and deit.py) whose layout the engine runs, for listings
+    /// and suggestions; <see cref="TryResolve"/> accepts these, their tagged forms, and other sizes of the same patterns.
+    /// </summary>
+    public static IReadOnlyList<string> KnownNames { get; } =
+    [
+        "vit_tiny_patch16_224", "vit_tiny_patch16_384",
+        "vit_small_patch8_224", "vit_small_patch16_224", "vit_small_patch16_384", "vit_small_patch32_224", "vit_small_patch32_384",
+        "vit_base_patch8_224", "vit_base_patch16_224", "vit_base_patch16_384", "vit_base_patch32_224", "vit_base_patch32_384",
+        "vit_large_patch14_224", "vit_large_patch16_224", "vit_large_patch16_384", "vit_large_patch32_224", "vit_large_patch32_384",
+        "vit_huge_patch14_224",
+        "deit_tiny_patch16_224", "deit_small_patch16_224", "deit_base_patch16_224", "deit_base_patch16_384",
+        "deit_tiny_distilled_patch16_224", "deit_small_distilled_patch16_224", "deit_base_distilled_patch16_224", "deit_base_distilled_patch16_384",
+        "deit3_small_patch16_224", "deit3_small_patch16_384", "deit3_medium_patch16_224", "deit3_base_patch16_224", "deit3_base_patch16_384",
+        "deit3_large_patch16_224", "deit3_large_patch16_384", "deit3_huge_patch14_224",
+        "vit_small_patch14_dinov2", "vit_base_patch14_dinov2", "vit_large_patch14_dinov2",
+        "vit_small_patch14_reg4_dinov2", "vit_base_patch14_reg4_dinov2", "vit_large_patch14_reg4_dinov2",
+    ];
 
-    /// <summary>Names as timm (or the MAE repository) registers them, for listings; <see cref="TryResolve"/> accepts these and their tagged forms.</summary>
-    public static IReadOnlyList<string> KnownNames { get; } = BuildKnownNames();
-
-    private static List<string> BuildKnownNames()
-    {
-        var names = new List<string>();
-        foreach (var size in Sizes)
-            foreach (int patch in (int[])[8, 14, 16, 32])
-                foreach (int img in (int[])[224, 384, 518])
-                    if (img % patch == 0)
-                        names.Add($"vit_{size}_patch{patch}_{img}");
-        foreach (var size in (string[])["tiny", "small", "base"])
-            foreach (var dist in (string[])["", "_distilled"])
-                foreach (int img in (int[])[224, 384])
-                    names.Add($"deit_{size}{dist}_patch16_{img}");
-        foreach (var size in (string[])["small", "medium", "base", "large"])
-            foreach (int img in (int[])[224, 384])
-                names.Add($"deit3_{size}_patch16_{img}");
-        names.Add("deit3_huge_patch14_224");
-        foreach (var size in (string[])["small", "base", "large"])
-        {
-            names.Add($"vit_{size}_patch14_dinov2");
-            names.Add($"vit_{size}_patch14_reg4_dinov2");
-        }
-        names.AddRange(["vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"]);
-        return names;
-    }
+    /// <summary>The MAE repository's fine-tuned ViTs (models_vit.py): not timm names, but resolved and suggested.</summary>
+    public static IReadOnlyList<string> MaeNames { get; } = ["vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"];
 
     /// <summary>Resolves a timm name such as <c>vit_base_patch16_224.augreg_in21k_ft_in1k</c> (the tag after the dot is ignored).</summary>
     public static bool TryResolve(string name, out Architecture architecture)
@@ -119,6 +111,39 @@ public static partial class ArchitectureTable
     public static Architecture Resolve(string name) =>
         TryResolve(name, out var a) ? a : throw new Weights.InvalidModelException(UnknownMessage(name));
 
-    internal static string UnknownMessage(string name) =>
-        $"unknown architecture '{name}' (expected a timm ViT/DeiT name such as {string.Join(", ", KnownNames.Take(4))}, ...; see `tome info --list`)";
+    internal static string UnknownMessage(string name)
+    {
+        var closest = Closest(name.Split('.', 2)[0]);
+        return $"unknown architecture '{name}' (did you mean {string.Join(" or ", closest)}? `tome info --list` lists the timm names the engine runs)";
+    }
+
+    /// <summary>The known names nearest to <paramref name="name"/> by edit distance: the nearest, and up to two more at most one edit further.</summary>
+    public static IReadOnlyList<string> Closest(string name)
+    {
+        var ranked = KnownNames.Concat(MaeNames)
+            .Select(known => (Name: known, Distance: EditDistance(name, known)))
+            .OrderBy(c => c.Distance).ThenBy(c => c.Name, StringComparer.Ordinal)
+            .ToList();
+        return ranked.Take(3).Where(c => c.Distance <= ranked[0].Distance + 1).Select(c => c.Name).ToArray();
+    }
+
+    /// <summary>Levenshtein distance (insertions, deletions, substitutions), in one row of memory.</summary>
+    internal static int EditDistance(string a, string b)
+    {
+        var row = new int[b.Length + 1];
+        for (int j = 0; j <= b.Length; j++)
+            row[j] = j;
+        for (int i = 1; i <= a.Length; i++)
+        {
+            int diagonal = row[0];
+            row[0] = i;
+            for (int j = 1; j <= b.Length; j++)
+            {
+                int above = row[j];
+                row[j] = Math.Min(Math.Min(row[j] + 1, row[j - 1] + 1), diagonal + (a[i - 1] == b[j - 1] ? 0 : 1));
+                diagonal = above;
+            }
+        }
+        return row[b.Length];
+    }
 }

@@ -70,23 +70,35 @@ internal sealed class ForwardPass : IDisposable
 
     public ModelConfig Config => config;
 
-    public ForwardPass(IBackend backend, ModelWeights weights)
+    /// <summary>The precision the pass runs in (Auto resolved by the backend).</summary>
+    public Precision Precision { get; }
+
+    /// <param name="backend">Where it runs.</param>
+    /// <param name="weights">The model.</param>
+    /// <param name="precision">Checked against the backend (NotSupportedException with the reason when it does not run it).</param>
+    /// <param name="layerPrecision">Each Linear layer's precision (default: <see cref="LinearLayer.DefaultPrecision"/>).</param>
+    public ForwardPass(IBackend backend, ModelWeights weights, Precision precision = Precision.Float32,
+        Func<LinearLayer, Precision>? layerPrecision = null)
     {
         this.backend = backend;
         config = weights.Config;
+        Precision = backend.ResolvePrecision(precision);
+        var resolved = Precision;
+        layerPrecision ??= layer => layer.DefaultPrecision(resolved);
         int c = config.EmbedDim;
-        patch = backend.PrepareLinear(weights.PatchWeight, c, 3 * config.PatchSize * config.PatchSize, weights.PatchBias);
+        patch = backend.PrepareLinear(weights.PatchWeight, c, 3 * config.PatchSize * config.PatchSize, weights.PatchBias,
+            layerPrecision(new(LinearKind.PatchEmbed, -1)));
         // timm's order: [cls, dist, patches] or [cls, reg..., patches] (a distilled model has no registers).
         if (config.PrefixTokens > 0)
             prefix = Vector([.. weights.ClassToken ?? [], .. weights.DistToken ?? [], .. weights.RegTokens ?? []]);
         pos = Vector(FullPositionEmbedding(weights));
-        blocks = weights.Blocks.Select(b => new PreparedBlock(
+        blocks = weights.Blocks.Select((b, l) => new PreparedBlock(
             Vector(b.Norm1Weight), Vector(b.Norm1Bias),
-            backend.PrepareLinear(b.QkvWeight, 3 * c, c, b.QkvBias),
-            PrepareScaled(b.ProjWeight, c, c, b.ProjBias, b.LayerScale1),
+            backend.PrepareLinear(b.QkvWeight, 3 * c, c, b.QkvBias, layerPrecision(new(LinearKind.Qkv, l))),
+            PrepareScaled(b.ProjWeight, c, c, b.ProjBias, b.LayerScale1, layerPrecision(new(LinearKind.Proj, l))),
             Vector(b.Norm2Weight), Vector(b.Norm2Bias),
-            backend.PrepareLinear(b.Fc1Weight, config.MlpHidden, c, b.Fc1Bias),
-            PrepareScaled(b.Fc2Weight, c, config.MlpHidden, b.Fc2Bias, b.LayerScale2))).ToArray();
+            backend.PrepareLinear(b.Fc1Weight, config.MlpHidden, c, b.Fc1Bias, layerPrecision(new(LinearKind.Fc1, l))),
+            PrepareScaled(b.Fc2Weight, c, config.MlpHidden, b.Fc2Bias, b.LayerScale2, layerPrecision(new(LinearKind.Fc2, l))))).ToArray();
         if (weights.NormWeight is not null)
         {
             normWeight = Vector(weights.NormWeight);
@@ -97,7 +109,7 @@ internal sealed class ForwardPass : IDisposable
             fcNormWeight = Vector(weights.FcNormWeight);
             fcNormBias = Vector(weights.FcNormBias!);
         }
-        head = PrepareHead(weights);
+        head = PrepareHead(weights, layerPrecision(new(LinearKind.Head, -1)));
     }
 
     /// <summary>
@@ -122,10 +134,10 @@ internal sealed class ForwardPass : IDisposable
     }
 
     /// <summary>LayerScale folded into the Linear: γ⊙(x·Wᵀ + b) = x·(γ⊙W)ᵀ + γ⊙b.</summary>
-    private ILinearWeights PrepareScaled(float[] weight, int outFeatures, int inFeatures, float[] bias, float[]? gamma)
+    private ILinearWeights PrepareScaled(float[] weight, int outFeatures, int inFeatures, float[] bias, float[]? gamma, Precision precision)
     {
         if (gamma is null)
-            return backend.PrepareLinear(weight, outFeatures, inFeatures, bias);
+            return backend.PrepareLinear(weight, outFeatures, inFeatures, bias, precision);
         var w = (float[])weight.Clone();
         var b = (float[])bias.Clone();
         for (int o = 0; o < outFeatures; o++)
@@ -133,18 +145,18 @@ internal sealed class ForwardPass : IDisposable
             System.Numerics.Tensors.TensorPrimitives.Multiply(w.AsSpan(o * inFeatures, inFeatures), gamma[o], w.AsSpan(o * inFeatures, inFeatures));
             b[o] *= gamma[o];
         }
-        return backend.PrepareLinear(w, outFeatures, inFeatures, b);
+        return backend.PrepareLinear(w, outFeatures, inFeatures, b, precision);
     }
 
     /// <summary>
     /// The classifier. A distilled model's (head(x_cls) + head_dist(x_dist)) / 2 is one Linear over the two tokens side by
     /// side with halved weights: [x_cls, x_dist]·[W/2, W_dist/2]ᵀ + (b + b_dist)/2 (halving is exact in binary).
     /// </summary>
-    private ILinearWeights PrepareHead(ModelWeights weights)
+    private ILinearWeights PrepareHead(ModelWeights weights, Precision precision)
     {
         int c = config.EmbedDim, k = config.NumClasses;
         if (!config.Distilled || config.GlobalPool != GlobalPool.Token)
-            return backend.PrepareLinear(weights.HeadWeight, k, c, weights.HeadBias);
+            return backend.PrepareLinear(weights.HeadWeight, k, c, weights.HeadBias, precision);
         var w = new float[k * 2 * c];
         var b = new float[k];
         for (int o = 0; o < k; o++)
@@ -156,7 +168,7 @@ internal sealed class ForwardPass : IDisposable
             }
             b[o] = (weights.HeadBias[o] + weights.HeadDistBias![o]) * 0.5f;
         }
-        return backend.PrepareLinear(w, k, 2 * c, b);
+        return backend.PrepareLinear(w, k, 2 * c, b, precision);
     }
 
     /// <summary>Runs a preprocessed batch. images: [B, 3, S, S] float32.</summary>
@@ -214,8 +226,7 @@ internal sealed class ForwardPass : IDisposable
             }
 
             backend.LayerNorm(ws.X, block.Norm2Weight, block.Norm2Bias, rows, c, config.NormEps, ws.Hidden);
-            backend.Linear(ws.Hidden, block.Fc1, rows, LinearEpilogue.BiasGelu, ws.Mlp);
-            backend.Linear(ws.Mlp, block.Fc2, rows, LinearEpilogue.BiasAccumulate, ws.X);
+            backend.Mlp(ws.Hidden, block.Fc1, block.Fc2, rows, ws.Mlp, ws.X);
             if (trace?.OnBlock is { } onBlock)
                 onBlock(l, Download(ws.X, (long)rows * c));
         }

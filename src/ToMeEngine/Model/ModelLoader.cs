@@ -50,7 +50,7 @@ public static class ModelLoader
         }
         else
         {
-            throw new FileNotFoundException($"{path}: no such model folder or .safetensors file", path);
+            throw new FileNotFoundException($"{path}: no such model folder or .safetensors file. {ModelSource.WaysToGetAModel}", path);
         }
 
         var file = SafeTensorsFile.Open(weightsPath, limits);

@@ -91,7 +91,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     /// <summary>The batching limits in force (a copy of those given).</summary>
     public BatchingOptions Options { get; }
 
-    public string Description => $"{engine.Config.Architecture} on {engine.BackendName}";
+    public string Description => $"{engine.Config.Architecture} on {engine.BackendName} ({engine.Precision.Name()})";
 
     /// <inheritdoc/>
     public ModelConfig Model => engine.Config;

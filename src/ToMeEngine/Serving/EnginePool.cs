@@ -56,10 +56,11 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         loggers ??= NullLoggerFactory.Instance;
         var log = loggers.CreateLogger<EnginePool>();
         var weights = ModelLoader.Load(model);
-        var devices = pool.CudaDevices ?? engine.Backend switch
+        // int8 runs on the CPU only: unless devices are named (and then refused clearly), the pool uses none.
+        var devices = pool.CudaDevices ?? (engine.Backend, engine.Precision) switch
         {
-            BackendKind.Cpu => [],
-            BackendKind.Auto when CudaDriver.IsEmulated => [],   // auto never picks the emulated test device
+            (BackendKind.Cpu, _) or (_, Precision.Int8) => [],
+            (BackendKind.Auto, _) when CudaDriver.IsEmulated => [],   // auto never picks the emulated test device
             _ => CudaDevices(),
         };
         var built = new List<BatchingClassifier>();
@@ -84,7 +85,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         BatchingClassifier Member(ModelWeights w, EngineOptions o)
         {
             var e = ToMeEngine.Create(w, o);
-            log.LogInformation("engine {Index}: {Model} on {Backend}", built.Count, e.Config.Architecture, e.BackendName);
+            log.LogInformation("engine {Index}: {Model} on {Backend}, {Precision}", built.Count, e.Config.Architecture, e.BackendName, e.Precision.Name());
             return new BatchingClassifier(e, batching, ownsEngine: true, metrics, loggers.CreateLogger<BatchingClassifier>());
         }
     }

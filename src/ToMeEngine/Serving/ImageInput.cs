@@ -63,16 +63,7 @@ public sealed class ImageInput
         if (path is not null)
             return ImageDecoder.Decode(path, options);
         // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        int n;
-        while ((n = await stream!.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            if (buffer.Length + n > options.MaxFileBytes)
-                throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
-            buffer.Write(chunk, 0, n);
-        }
-        return ImageDecoder.Decode(buffer.ToArray(), options);
+        return await ImageDecoder.DecodeAsync(stream!, options, cancellationToken).ConfigureAwait(false);
     }
 
     public override string ToString() =>

@@ -36,6 +36,31 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void ProfileCountsEveryOpOfTheForward()
+    {
+        // vit_p14_d3: 3 blocks; r = [60,0,0] merges in block 0 only.
+        var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
+            "--batch", "2", "--r", "[60,0,0]", "--runs", "2", "--warmup", "0", "--json", "--profile");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var result = json.RootElement.GetProperty("results")[0];
+        var ops = result.GetProperty("profile").EnumerateArray()
+            .ToDictionary(o => o.GetProperty("op").GetString()!, o => (Calls: o.GetProperty("calls_per_forward").GetDouble(), Ms: o.GetProperty("milliseconds_per_forward").GetDouble()));
+        Assert.Equal(1, ops["patch embed"].Calls);
+        Assert.Equal(2 * 3 + 1, ops["layer norm"].Calls);
+        foreach (var name in new[] { "linear qkv", "attention", "linear proj + residual", "linear fc1 + GELU", "linear fc2 + residual" })
+            Assert.Equal(3, ops[name].Calls);
+        Assert.Equal(1, ops["merge: bipartite match"].Calls);
+        Assert.Equal(1, ops["merge: weighted average"].Calls);
+        Assert.Equal(1, ops["head"].Calls);
+        Assert.All(ops.Where(o => !o.Key.StartsWith("outside", StringComparison.Ordinal)), o => Assert.True(o.Value.Ms >= 0, o.Key));
+        // The ops are timed inside the forwards: on average they take no longer than the slower of the two runs, which
+        // is what the median of two runs reports.
+        Assert.True(ops.Where(o => !o.Key.StartsWith("outside", StringComparison.Ordinal)).Sum(o => o.Value.Ms)
+            <= result.GetProperty("milliseconds_per_batch").GetDouble() * 1.001);
+    }
+
+    [Fact]
     public void TableListsEveryStrategyRun()
     {
         var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",

@@ -65,12 +65,29 @@ public class CliTests
     }
 
     [Fact]
-    public void KernelsCompileFailsWithFileNameForBadArch()
+    public void KernelsCompileRefusesAnArchitectureNvrtcCannotTargetBeforeCompiling()
     {
         NvrtcRequirement.Require();
-        var (exitCode, _, error) = Run("kernels", "compile", "--arch", "sm_1", "--no-cache");
-        Assert.NotEqual(0, exitCode);
-        Assert.Contains("layer_norm.cu (sm_1) failed", error);
+        var (exitCode, output, error) = Run("kernels", "compile", "--arch", "sm_86,sm_1", "--no-cache");
+        Assert.Equal(2, exitCode);
+        Assert.Contains("cannot target sm_1; it targets ", error);
+        Assert.Contains("sm_86", error);
+        Assert.DoesNotContain("failed", error);
+        Assert.Equal("", output);
+    }
+
+    [Theory]
+    [InlineData("foo", "")]
+    [InlineData("sm86", "; did you mean sm_86?")]
+    [InlineData("sm_86,compute_8x", "")]
+    public void KernelsCompileRefusesAMalformedArchitectureWithOneLine(string arch, string hint)
+    {
+        // No NVRTC needed: the name is checked before anything is loaded or compiled.
+        var (exitCode, output, error) = Run("kernels", "compile", "--arch", arch, "--no-cache");
+        Assert.Equal(2, exitCode);
+        Assert.Equal("", output);
+        var bad = arch.Split(',')[^1];
+        Assert.Equal($"error: --arch '{bad}' is not a CUDA architecture (expected sm_XY or compute_XY, e.g. sm_86){hint}", error.Trim());
     }
 
     private static int KernelSourcesCount() => ToMe.Backends.Cuda.Kernels.KernelSources.Kernels.Count;

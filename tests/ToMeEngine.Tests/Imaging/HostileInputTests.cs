@@ -83,7 +83,7 @@ public class HostileInputTests
     public void EmptyAndUnknownInput()
     {
         Assert.Contains("empty", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(Array.Empty<byte>())).Message);
-        Assert.Contains("unknown image format", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode("GIF89a......"u8)).Message);
+        Assert.Contains("unknown image format", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode("GIF86a......"u8)).Message);
         Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(new byte[1000]));
         Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(new MemoryStream()));
     }

@@ -152,10 +152,12 @@ public class BatchLimitsTests
         public void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => throw Unused();
         public void Download(DeviceBuffer source, Span<float> destination) => throw Unused();
         public void Download(DeviceBuffer source, Span<int> destination) => throw Unused();
-        public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias) => throw Unused();
+        public Precision ResolvePrecision(Precision requested) => throw Unused();
+        public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias, Precision precision) => throw Unused();
         public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x) => throw Unused();
         public void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y) => throw Unused();
         public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) => throw Unused();
+        public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y) => throw Unused();
         public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim, DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention) => throw Unused();
         public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, DeviceBuffer best, DeviceBuffer bestIndex) => throw Unused();
         public void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order) => throw Unused();

@@ -14,7 +14,7 @@ internal static partial class HostileCorpus
         Pngs().Concat(Jpegs()).Concat(Bmps()).Concat(Pnms()).Concat(
         [
             Image("empty.img", "empty input", []),
-            Image("gif.gif", "unknown image format", "GIF89a\u0001\0\u0001\0\0\0\0;"u8.ToArray()),
+            Image("gif.gif", "GIF image", "GIF89a\u0001\0\u0001\0\0\0\0;"u8.ToArray()),
         ]);
 
     // ---- PNG: built by hand with stored deflate blocks, so the bytes never depend on a zlib version.

@@ -44,6 +44,9 @@ internal static class RepoData
     /// <summary>The checkout holding the test binaries (the folder of ToMeEngine.sln), or null when they were copied elsewhere.</summary>
     public static string? Root { get; } = FindRoot();
 
+    /// <summary><see cref="Root"/>, for tests that read the checkout's own files (README, scripts, samples).</summary>
+    public static string CheckoutRoot => Root ?? throw new InvalidOperationException($"no ToMeEngine.sln above {AppContext.BaseDirectory}");
+
     /// <summary>The build configuration of the test binaries (Release or Debug), for building or running siblings alike.</summary>
     public static string Configuration =>
         AppContext.BaseDirectory.Contains($"{System.IO.Path.DirectorySeparatorChar}Debug{System.IO.Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Debug" : "Release";

@@ -47,9 +47,12 @@ public class ZooArchitectureNameTests
     public void ListsEveryFamily()
     {
         var names = ArchitectureTable.KnownNames;
-        foreach (var expected in (string[])["vit_tiny_patch16_224", "vit_small_patch8_224", "vit_large_patch14_518", "vit_base_patch32_384",
-                     "deit_tiny_distilled_patch16_224", "deit3_base_patch16_384", "vit_large_patch14_reg4_dinov2", "vit_base_patch16"])
+        foreach (var expected in (string[])["vit_tiny_patch16_224", "vit_small_patch8_224", "vit_large_patch14_224", "vit_base_patch32_384",
+                     "deit_tiny_distilled_patch16_224", "deit3_base_patch16_384", "vit_large_patch14_reg4_dinov2"])
             Assert.Contains(expected, names);
+        Assert.Contains("vit_base_patch16", ArchitectureTable.MaeNames);
+        foreach (var name in ArchitectureTable.MaeNames)
+            Assert.True(ArchitectureTable.TryResolve(name, out var mae) && mae.Family == "mae", name);
         Assert.Equal(names.Count, names.Distinct().Count());
         foreach (var name in names)
             Assert.True(ArchitectureTable.TryResolve(name, out _), name);

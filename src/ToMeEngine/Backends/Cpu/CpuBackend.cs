@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 
 namespace ToMe.Backends.Cpu;
 
@@ -22,21 +21,27 @@ internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 /// </summary>
 internal sealed partial class CpuBackend : IBackend
 {
-    private readonly ParallelOptions parallel;
-
     /// <param name="maxThreads">Worker threads for one op; 0 uses every core.</param>
-    public CpuBackend(int maxThreads = 0)
+    /// <param name="int8Path">The integer kernels of int8 Linear layers (tests force each one); default the fastest here.</param>
+    public CpuBackend(int maxThreads = 0, Int8Path? int8Path = null)
     {
         MaxThreads = maxThreads > 0 ? maxThreads : Environment.ProcessorCount;
-        parallel = new ParallelOptions { MaxDegreeOfParallelism = MaxThreads };
+        Team = ThreadTeam.Get(MaxThreads);
+        Int8Path = int8Path ?? Int8Gemm.BestPath;
+        if (!Int8Gemm.IsSupported(Int8Path))
+            throw new PlatformNotSupportedException($"{Int8Path} int8 kernels are not supported on this machine");
     }
 
     public string Name => "cpu";
 
     public int MaxThreads { get; }
 
+    public Int8Path Int8Path { get; }
+
     /// <summary>Buffers are .NET arrays, and every op indexes them with int.</summary>
     public long MaxBufferElements => Array.MaxLength;
+
+    internal ThreadTeam Team { get; }
 
     public DeviceBuffer AllocateFloat(long length) => new CpuFloatBuffer(ArrayLength(length));
 
@@ -62,17 +67,12 @@ internal sealed partial class CpuBackend : IBackend
 
     internal static int[] I(DeviceBuffer buffer) => ((CpuIntBuffer)buffer).Data;
 
-    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks, at most one chunk per worker.</summary>
-    internal void For(int count, int minChunk, Action<int, int> body)
-    {
-        int chunks = Math.Clamp(count / Math.Max(1, minChunk), 1, MaxThreads);
-        if (chunks == 1)
-        {
-            body(0, count);
-            return;
-        }
-        Parallel.For(0, chunks, parallel, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
-    }
+    /// <summary>Runs body(start, end) over [0, count) in contiguous chunks of at least minChunk, a few per thread.</summary>
+    internal void For(int count, int minChunk, Action<int, int> body) => Team.For(count, minChunk, body, chunksPerThread: 4);
+
+    // The unfolded patches of the last PatchEmbed, kept for the next call (taken while in use, so concurrent calls on one
+    // backend each get their own).
+    private float[]? patchScratch;
 
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
@@ -80,23 +80,31 @@ internal sealed partial class CpuBackend : IBackend
         var img = F(images);
         int grid = imageSize / patchSize, patches = grid * grid, c = patch.OutFeatures, k = 3 * patchSize * patchSize;
         int tokens = prefixTokens + patches;
-        // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order: the conv becomes one GEMM.
-        var unfolded = new float[batch * patches * k];
-        For(batch * patches, 16, (start, end) =>
+        // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order, at the row of its token, so the
+        // conv becomes one GEMM straight into x; the prefix rows are zeros whose outputs are then replaced.
+        var unfolded = Interlocked.Exchange(ref patchScratch, null);
+        if (unfolded is null || unfolded.Length < batch * tokens * k)
+            unfolded = new float[batch * tokens * k];
+        For(batch * tokens, 16, (start, end) =>
         {
             for (int row = start; row < end; row++)
             {
-                int b = row / patches, pi = row % patches, py = pi / grid, px = pi % grid;
+                int b = row / tokens, pi = row % tokens - prefixTokens, py = pi / grid, px = pi % grid;
                 var dst = unfolded.AsSpan(row * k, k);
+                if (pi < 0)
+                {
+                    dst.Clear();
+                    continue;
+                }
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < patchSize; y++)
                         img.AsSpan(((b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
                             .CopyTo(dst.Slice((ch * patchSize + y) * patchSize, patchSize));
             }
         });
-        var embedded = new float[batch * patches * c];
-        LinearRows(unfolded, patch, batch * patches, LinearEpilogue.Bias, embedded);
         var output = F(x);
+        LinearRows(unfolded, patch, batch * tokens, LinearEpilogue.Bias, output);
+        patchScratch = unfolded;
         var posData = F(pos);
         var prefixData = prefix is null ? null : F(prefix);
         For(batch, 1, (start, end) =>
@@ -106,8 +114,7 @@ internal sealed partial class CpuBackend : IBackend
                 var image = output.AsSpan(b * tokens * c, tokens * c);
                 if (prefixData is not null)
                     prefixData.AsSpan(0, prefixTokens * c).CopyTo(image);
-                embedded.AsSpan(b * patches * c, patches * c).CopyTo(image[(prefixTokens * c)..]);
-                TensorPrimitives.Add(image, posData.AsSpan(0, tokens * c), image);
+                Simd.Add(image, posData.AsSpan(0, tokens * c), image);
             }
         });
     }

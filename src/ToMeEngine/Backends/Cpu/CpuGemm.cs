@@ -180,8 +180,7 @@ internal static unsafe class CpuGemm
             CheckLength(b.Length, transposeB ? (long)(n - 1) * ldb + k : (long)(k - 1) * ldb + n, nameof(b));
         }
 
-        int panels = (n + Nr - 1) / Nr;
-        long packed = (long)panels * Nr * k;
+        long packed = PackedPanelsLength(n, k);
         if (packed > int.MaxValue / 2)
         {
             throw new ArgumentException($"B of [{k}, {n}] is too large");
@@ -193,14 +192,29 @@ internal static unsafe class CpuGemm
             {
                 Packing.PackPanels(pb, ldb, transposeB, n, k, bBuf.Pointer);
             }
-            var job = new Job
-            {
-                A = pa, Lda = lda, Alpha = alpha, B = bBuf.Pointer, C = pc, Ldc = ldc, M = m, N = n, K = k,
-                Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
-            };
-            job.RunSequential();
+            MultiplyPacked(pa, lda, bBuf.Pointer, pc, ldc, m, n, k, alpha, accumulate, path);
         }
         GC.KeepAlive(bBuf);
+    }
+
+    /// <summary>Floats that <see cref="Packing.PackPanels"/> writes for a K×N operand.</summary>
+    internal static long PackedPanelsLength(int n, int k) => (long)((n + Nr - 1) / Nr) * Nr * k;
+
+    /// <summary>
+    /// <see cref="MatMul(ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, bool, Span{float}, int, int, int, int, float, bool)"/>
+    /// with B already packed by <see cref="Packing.PackPanels"/>, for callers that reuse one packed B across many A blocks
+    /// (attention's keys and values). Single-threaded; no argument checks beyond the caller's.
+    /// </summary>
+    // a: [m, k] row stride lda; packedB: PackedPanelsLength(n, k) floats; c: [m, n] row stride ldc
+    internal static void MultiplyPacked(float* a, int lda, float* packedB, float* c, int ldc, int m, int n, int k, float alpha,
+        bool accumulate, SimdPath path)
+    {
+        var job = new Job
+        {
+            A = a, Lda = lda, Alpha = alpha, B = packedB, C = c, Ldc = ldc, M = m, N = n, K = k,
+            Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
+        };
+        job.RunSequential();
     }
 
     private static void Run(Job job, int maxThreads)
@@ -215,9 +229,12 @@ internal static unsafe class CpuGemm
         }
 
         // Tiles are mc rows × groupPanels panels; split N only as far as needed to give every thread a few tiles
-        // (several per thread so an uneven last tile or a busy core does not leave the other idle).
-        int mc = RowBlock(job.Path);
-        int rowBlocks = (job.M + mc - 1) / mc;
+        // (several per thread so an uneven last tile or a busy core does not leave the other idle). Row blocks are
+        // evened out (197 rows are 108 + 89, not 192 + 5) so the tiles of a short M are alike.
+        int mr = MicroRows(job.Path);
+        int rowBlocks = (job.M + RowBlock(job.Path) - 1) / RowBlock(job.Path);
+        int mc = ((job.M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
+        rowBlocks = (job.M + mc - 1) / mc;
         int colBlocks = 1;
         while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
         {
@@ -225,9 +242,7 @@ internal static unsafe class CpuGemm
         }
         int groupPanels = (panels + colBlocks - 1) / colBlocks;
         colBlocks = (panels + groupPanels - 1) / groupPanels;
-        int tiles = rowBlocks * colBlocks;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
-        Parallel.For(0, tiles, options, t =>
+        ThreadTeam.Get(threads).For(rowBlocks * colBlocks, t =>
         {
             // Row-block-major order lets concurrent tiles share the same A rows in L3.
             int rb = t / colBlocks, cb = t % colBlocks;

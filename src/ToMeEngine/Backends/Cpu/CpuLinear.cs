@@ -7,21 +7,57 @@ internal sealed class CpuLinearWeights(PackedWeight packed, float[] bias) : ILin
 
     public int OutFeatures => Packed.N;
     public int InFeatures => Packed.K;
+    public Precision Precision => Precision.Float32;
+
+    public void Dispose() { }
+}
+
+/// <summary>A Linear quantized to int8 at load (<see cref="Int8Weight"/>); its activations are quantized as it runs.</summary>
+internal sealed class CpuInt8LinearWeights(Int8Weight quantized) : ILinearWeights
+{
+    public readonly Int8Weight Quantized = quantized;
+
+    public int OutFeatures => Quantized.N;
+    public int InFeatures => Quantized.K;
+    public Precision Precision => Precision.Int8;
 
     public void Dispose() { }
 }
 
 internal sealed partial class CpuBackend
 {
-    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias) =>
-        new CpuLinearWeights(PackedWeight.Pack(weight, outFeatures, inFeatures), bias.ToArray());
+    public Precision ResolvePrecision(Precision requested) => requested switch
+    {
+        Precision.Float32 or Precision.Auto => Precision.Float32,
+        Precision.Int8 => Precision.Int8,
+        _ => throw new NotSupportedException(
+            $"{requested.Name()} needs the CUDA backend; the CPU backend runs {Precision.Float32.Name()} and {Precision.Int8.Name()}"),
+    };
+
+    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
+        Precision precision = Precision.Float32) => ResolvePrecision(precision) switch
+    {
+        Precision.Int8 => new CpuInt8LinearWeights(Int8Weight.Quantize(weight, outFeatures, inFeatures, bias)),
+        _ => new CpuLinearWeights(PackedWeight.Pack(weight, outFeatures, inFeatures), bias.ToArray()),
+    };
 
     public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
         LinearRows(F(x), weights, rows, epilogue, F(y));
 
+    public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
+    {
+        if (fc1 is CpuInt8LinearWeights q1 && fc2 is CpuInt8LinearWeights q2)
+        {
+            int c = q1.InFeatures, n = q2.OutFeatures;
+            Int8Gemm.Mlp(F(x).AsSpan(0, rows * c), c, rows, q1.Quantized, q2.Quantized, F(y).AsSpan(0, rows * n), n, MaxThreads, Int8Path);
+            return;
+        }
+        LinearRows(F(x), fc1, rows, LinearEpilogue.BiasGelu, F(hidden));
+        LinearRows(F(hidden), fc2, rows, LinearEpilogue.BiasAccumulate, F(y));
+    }
+
     internal void LinearRows(float[] x, ILinearWeights weights, int rows, LinearEpilogue epilogue, float[] y)
     {
-        var w = (CpuLinearWeights)weights;
         var gemmEpilogue = epilogue switch
         {
             LinearEpilogue.Bias => GemmEpilogue.Bias,
@@ -29,6 +65,17 @@ internal sealed partial class CpuBackend
             LinearEpilogue.BiasAccumulate => GemmEpilogue.Accumulate,
             _ => throw new ArgumentOutOfRangeException(nameof(epilogue)),
         };
-        CpuGemm.Linear(x.AsSpan(0, rows * w.InFeatures), rows, w.Packed, w.Bias, y.AsSpan(0, rows * w.OutFeatures), gemmEpilogue, MaxThreads);
+        int n = weights.OutFeatures, k = weights.InFeatures;
+        switch (weights)
+        {
+            case CpuLinearWeights w:
+                CpuGemm.Linear(x.AsSpan(0, rows * k), rows, w.Packed, w.Bias, y.AsSpan(0, rows * n), gemmEpilogue, MaxThreads);
+                break;
+            case CpuInt8LinearWeights q:
+                Int8Gemm.Linear(x.AsSpan(0, rows * k), k, rows, q.Quantized, y.AsSpan(0, rows * n), n, gemmEpilogue, MaxThreads, Int8Path);
+                break;
+            default:
+                throw new ArgumentException($"expected Linear weights prepared by the CPU backend, got {weights.GetType().Name}");
+        }
     }
 }

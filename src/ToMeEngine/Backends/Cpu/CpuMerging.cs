@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 
 namespace ToMe.Backends.Cpu;
 
@@ -21,10 +20,10 @@ internal sealed partial class CpuBackend
                 {
                     var src = m.AsSpan((b * tokens + t) * dim, dim);
                     var dst = normalized.AsSpan(t * dim, dim);
-                    float norm = TensorPrimitives.Norm(src);
+                    float norm = Simd.Norm(src);
                     // The reference divides by the norm with no epsilon; a zero metric stays zero (similarity 0).
                     if (norm > 0)
-                        TensorPrimitives.Divide(src, norm, dst);
+                        Simd.Divide(src, norm, dst);
                     else
                         dst.Clear();
                 }
@@ -37,7 +36,7 @@ internal sealed partial class CpuBackend
                         var a = normalized.AsSpan(2 * i * dim, dim);
                         for (int j = protectedB; j < tb; j++)
                         {
-                            float s = TensorPrimitives.Dot(a, normalized.AsSpan((2 * j + 1) * dim, dim));
+                            float s = Simd.Dot(a, normalized.AsSpan((2 * j + 1) * dim, dim));
                             if (s > max)
                             {
                                 max = s;
@@ -140,19 +139,19 @@ internal sealed partial class CpuBackend
                     {
                         int from = inBase + 2 * i, dst = outBase + newIndexOfA[i];
                         float s = sizes[from], ws = w is null ? s : w[from];
-                        TensorPrimitives.MultiplyAdd(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(dst * channels, channels), xo.AsSpan(dst * channels, channels));
+                        Simd.MultiplyAdd(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(dst * channels, channels), xo.AsSpan(dst * channels, channels));
                         so[dst] += s;
                         if (wSum is not null)
                             wSum[dst - outBase] += ws;
                     }
                     for (int t = 0; t < newTokens; t++)
-                        TensorPrimitives.Divide(xo.AsSpan((outBase + t) * channels, channels), wSum is null ? so[outBase + t] : wSum[t], xo.AsSpan((outBase + t) * channels, channels));
+                        Simd.Divide(xo.AsSpan((outBase + t) * channels, channels), wSum is null ? so[outBase + t] : wSum[t], xo.AsSpan((outBase + t) * channels, channels));
                 }
 
                 void Weighted(int from, int to, float[]? w, float[]? wSum)
                 {
                     float s = sizes[from], ws = w is null ? s : w[from];
-                    TensorPrimitives.Multiply(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(to * channels, channels));
+                    Simd.Multiply(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(to * channels, channels));
                     so[to] = s;
                     if (wSum is not null)
                         wSum[to - outBase] = ws;

@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using ToMe.Merging;
 
 namespace ToMe.Backends.Cpu;
@@ -20,9 +19,9 @@ internal sealed partial class CpuBackend
                 // Heads summed in a fixed order, then averaged: the same arithmetic as the key mean in Attention.
                 input.AsSpan(row * stride + 2 * c, headDim).CopyTo(mean);
                 for (int h = 1; h < heads; h++)
-                    TensorPrimitives.Add(mean, input.AsSpan(row * stride + 2 * c + h * headDim, headDim), mean);
-                TensorPrimitives.Divide(mean, heads, mean);
-                result[row] = attention[row] * TensorPrimitives.Norm(mean);
+                    Simd.Add(mean, input.AsSpan(row * stride + 2 * c + h * headDim, headDim), mean);
+                Simd.Divide(mean, heads, mean);
+                result[row] = attention[row] * Simd.Norm(mean);
             }
         });
     }
@@ -55,7 +54,7 @@ internal sealed partial class CpuBackend
                     {
                         if (rb[u] < protectedOutputs)
                             continue;
-                        float s = TensorPrimitives.Dot(a, normalized.AsSpan(u * dim, dim));
+                        float s = Simd.Dot(a, normalized.AsSpan(u * dim, dim));
                         if (s > max || arg < 0)
                         {
                             max = s;
@@ -86,7 +85,7 @@ internal sealed partial class CpuBackend
             {
                 Normalize(m.AsSpan(b * tokens * dim, tokens * dim), tokens, dim, normalized);
                 int first = prefixTokens * dim;
-                float Similarity(int i, int j) => TensorPrimitives.Dot(normalized.AsSpan(first + i * dim, dim), normalized.AsSpan(first + j * dim, dim));
+                float Similarity(int i, int j) => Simd.Dot(normalized.AsSpan(first + i * dim, dim), normalized.AsSpan(first + j * dim, dim));
                 TokenComponents.Reset(parent);
                 for (int y = 0; y < gridHeight; y++)
                 {
@@ -136,14 +135,14 @@ internal sealed partial class CpuBackend
                     if (j >= newTokens)
                         throw new ArgumentException($"MergeAssigned: token {t} of image {b} goes to {j}, beyond {newTokens} output tokens");
                     int from = b * tokens + t, to = b * newTokens + j;
-                    TensorPrimitives.MultiplyAdd(xs.AsSpan(from * channels, channels), sizes[from], xo.AsSpan(to * channels, channels), xo.AsSpan(to * channels, channels));
+                    Simd.MultiplyAdd(xs.AsSpan(from * channels, channels), sizes[from], xo.AsSpan(to * channels, channels), xo.AsSpan(to * channels, channels));
                     so[to] += sizes[from];
                 }
                 for (int j = 0; j < newTokens; j++)
                 {
                     int to = b * newTokens + j;
                     if (so[to] > 0)
-                        TensorPrimitives.Divide(xo.AsSpan(to * channels, channels), so[to], xo.AsSpan(to * channels, channels));
+                        Simd.Divide(xo.AsSpan(to * channels, channels), so[to], xo.AsSpan(to * channels, channels));
                 }
                 for (int g = 0; g < originalTokens; g++)
                 {
@@ -161,9 +160,9 @@ internal sealed partial class CpuBackend
         {
             var src = metric.Slice(t * dim, dim);
             var dst = normalized.Slice(t * dim, dim);
-            float norm = TensorPrimitives.Norm(src);
+            float norm = Simd.Norm(src);
             if (norm > 0)
-                TensorPrimitives.Divide(src, norm, dst);
+                Simd.Divide(src, norm, dst);
             else
                 dst.Clear();
         }

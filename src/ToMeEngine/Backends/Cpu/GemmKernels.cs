@@ -122,8 +122,10 @@ internal static unsafe class GemmKernels
     }
 
     // GELU runs over the freshly stored tile (still in L1) rather than on the accumulators, so its many
-    // temporaries do not force the kernel's 24 accumulators out of registers and the kernel stays small.
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    // temporaries do not force the kernel's 24 accumulators out of registers and the kernel stays small. Compiled
+    // fully optimized at once like the kernels: its tier-0 form calls out for every vector op and made fc1 + GELU
+    // cost nearly twice fc2.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GeluTile512(float* c, int ldc, int rows)
     {
         for (int r = 0; r < rows; r++)
@@ -311,7 +313,7 @@ internal static unsafe class GemmKernels
         }
     }
 
-    [MethodImpl(MethodImplOptions.NoInlining)]
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GeluTile256(float* c, int ldc, int rows)
     {
         for (int r = 0; r < rows; r++)

@@ -1,11 +1,13 @@
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
 namespace ToMe.Backends.Cpu;
 
 /// <summary>
-/// Per-row float32 helpers of the forward pass. Reductions go through TensorPrimitives, whose vectorised
-/// summation order is fixed for a given length and machine, so results are deterministic.
+/// Per-row float32 helpers of the forward pass. Reductions go through <see cref="Simd"/>, whose summation order is
+/// fixed for a given length and machine, so results are deterministic. The hot ones skip tiered compilation, as the
+/// GEMM kernels do.
 /// </summary>
 internal static class RowOps
 {
@@ -16,6 +18,7 @@ internal static class RowOps
     /// residuals before squaring. y may be x itself.
     /// </summary>
     // x, y: [rows, cols] row-major; weight, bias: [cols]
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void LayerNorm(ReadOnlySpan<float> x, Span<float> y, int rows, int cols,
         ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps)
     {
@@ -31,13 +34,13 @@ internal static class RowOps
         {
             var src = x.Slice(r * cols, cols);
             var dst = y.Slice(r * cols, cols);
-            float mean = TensorPrimitives.Sum(src) / cols;
-            TensorPrimitives.Subtract(src, mean, dst);
-            TensorPrimitives.Subtract(dst, TensorPrimitives.Sum(dst) / cols, dst);
-            float variance = TensorPrimitives.SumOfSquares(dst) / cols;
+            float mean = Simd.Sum(src) / cols;
+            Simd.Subtract(src, mean, dst);
+            Simd.Subtract(dst, Simd.Sum(dst) / cols, dst);
+            float variance = Simd.SumOfSquares(dst) / cols;
             float rstd = 1f / MathF.Sqrt(variance + eps);
-            TensorPrimitives.Multiply(dst, rstd, dst);
-            TensorPrimitives.FusedMultiplyAdd(dst, weight, bias, dst);
+            Simd.Multiply(dst, rstd, dst);
+            Simd.FusedMultiplyAdd(dst, weight, bias, dst);
         }
     }
 
@@ -46,6 +49,7 @@ internal static class RowOps
     /// exactly zero weight. A row whose every logit is −∞ (no admissible key) becomes all zeros rather than NaN.
     /// </summary>
     // row: [n]; keyBias: [n] or empty
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Softmax(Span<float> row, ReadOnlySpan<float> keyBias)
     {
         if (row.IsEmpty)
@@ -55,20 +59,21 @@ internal static class RowOps
         if (!keyBias.IsEmpty)
         {
             CheckLength(keyBias.Length, row.Length, nameof(keyBias));
-            TensorPrimitives.Add(row, keyBias[..row.Length], row);
+            Simd.Add(row, keyBias[..row.Length], row);
         }
-        float max = TensorPrimitives.Max(row);
+        float max = Simd.Max(row);
         if (float.IsNegativeInfinity(max))
         {
             row.Clear();
             return;
         }
         float sum = Vector512.IsHardwareAccelerated && !float.IsNaN(max) ? ExpShifted512(row, max) : ExpShifted(row, max);
-        TensorPrimitives.Divide(row, sum, row);
+        Simd.Divide(row, sum, row);
     }
 
     // row = e^(row − max), returning the sum. The BCL's vector Exp works in double; every argument here is ≤ 0, which
     // the engine's own float exp (~1 ulp) covers at a fraction of the cost: softmax is most of attention's non-GEMM time.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe float ExpShifted512(Span<float> row, float max)
     {
         var shift = Vector512.Create(max);
@@ -99,13 +104,14 @@ internal static class RowOps
 
     private static float ExpShifted(Span<float> row, float max)
     {
-        TensorPrimitives.Subtract(row, max, row);
+        Simd.Subtract(row, max, row);
         TensorPrimitives.Exp(row, row);
-        return TensorPrimitives.Sum(row);
+        return Simd.Sum(row);
     }
 
     /// <summary>Row-wise <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/> with one key bias shared by all rows.</summary>
     // x: [rows, cols] with row stride ld; keyBias: [cols] or empty
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void SoftmaxRows(Span<float> x, int rows, int cols, int ld, ReadOnlySpan<float> keyBias)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
@@ -126,6 +132,7 @@ internal static class RowOps
     /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row
     /// holds a NaN, the first NaN wins, as torch.max does. Returns −1 for an empty row.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static int ArgMax(ReadOnlySpan<float> row, out float max)
     {
         if (row.IsEmpty)
@@ -134,7 +141,7 @@ internal static class RowOps
             return -1;
         }
         // Max propagates NaN, so a NaN row finds its first NaN; otherwise the first element equal to the maximum.
-        max = TensorPrimitives.Max(row);
+        max = Simd.Max(row);
         if (float.IsNaN(max))
         {
             for (int i = 0; i < row.Length; i++)
@@ -166,14 +173,15 @@ internal static class RowOps
     }
 
     /// <summary>In place: row /= ‖row‖₂, as ToMe's metric normalisation. A zero row stays zero (no NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void L2Normalize(Span<float> row)
     {
-        float norm = MathF.Sqrt(TensorPrimitives.SumOfSquares(row));
+        float norm = MathF.Sqrt(Simd.SumOfSquares(row));
         if (norm == 0f)
         {
             return;
         }
-        TensorPrimitives.Divide(row, norm, row);
+        Simd.Divide(row, norm, row);
     }
 
     /// <summary>Row-wise <see cref="L2Normalize(Span{float})"/>.</summary>
@@ -213,6 +221,7 @@ internal static class RowOps
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static int IndexOfEqual(ReadOnlySpan<float> row, float value)
     {
         int i = 0;

@@ -4,8 +4,29 @@ namespace ToMe.Backends.Cuda;
 
 internal sealed partial class CudaBackend
 {
-    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias)
+    /// <summary>The precisions this build's kernels run; Auto picks the device's preferred half type once it is here.</summary>
+    private static readonly Precision[] Supported = [Precision.Float32];
+
+    public Precision ResolvePrecision(Precision requested)
     {
+        if (requested == Precision.Auto)
+        {
+            // bf16 where the tensor cores take it (sm_80+), fp16 on Volta/Turing; fp32 until those kernels exist.
+            var half = context.Info.ComputeMajor >= 8 ? Precision.BFloat16 : Precision.Float16;
+            return Supported.Contains(half) ? half : Precision.Float32;
+        }
+        if (Supported.Contains(requested))
+            return requested;
+        throw new NotSupportedException(requested == Precision.Int8
+            ? $"int8 is CPU-only (the CPU backend); the CUDA backend runs {string.Join(", ", Supported.Select(p => p.Name()))}"
+            : $"{requested.Name()} is not available on the CUDA backend yet; it runs {string.Join(", ", Supported.Select(p => p.Name()))}");
+    }
+
+    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
+        Precision precision = Precision.Float32)
+    {
+        if (ResolvePrecision(precision) != Precision.Float32)
+            throw new NotSupportedException($"{precision.Name()} Linear layers are not available on the CUDA backend yet");
         if (weight.Length != (long)outFeatures * inFeatures || bias.Length != outFeatures)
             throw new ArgumentException($"Linear weight has {weight.Length} values and bias {bias.Length}, expected [{outFeatures}, {inFeatures}] and [{outFeatures}]");
         var context = Current();
@@ -50,6 +71,12 @@ internal sealed partial class CudaBackend
         };
         Launch("linear_epilogue.cu", "linear_epilogue_f32", GridStride((long)rows * n), Block, 0,
             new KernelArgs().Add(product).Add(w.Bias.Pointer).Add(rows).Add(n).Add(mode).Add(output));
+    }
+
+    public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
+    {
+        Linear(x, fc1, rows, LinearEpilogue.BiasGelu, hidden);
+        Linear(hidden, fc2, rows, LinearEpilogue.BiasAccumulate, y);
     }
 
     /// <summary>Row-major out[rows, N] = in[rows, K] · W[N, K]ᵀ, no bias: column-major outᵀ[N, rows] = W[K, N]ᵀ · inᵀ[K, rows].</summary>

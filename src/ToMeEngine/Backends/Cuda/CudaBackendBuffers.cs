@@ -34,6 +34,7 @@ internal sealed class CudaLinearWeights(DeviceBuffer<float> weight, DeviceBuffer
     public DeviceBuffer<float> Bias { get; } = bias;
     public int OutFeatures { get; } = outFeatures;
     public int InFeatures { get; } = inFeatures;
+    public Precision Precision => Precision.Float32;
 
     public void Dispose()
     {

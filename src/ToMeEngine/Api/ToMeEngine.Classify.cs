@@ -1,0 +1,148 @@
+using ToMe.Imaging;
+using ToMe.Model;
+
+namespace ToMe;
+
+// Classify and ExtractFeatures for every input form: a file, encoded bytes, a stream, decoded pixels; sync and async.
+public sealed partial class ToMeEngine
+{
+    /// <summary>Classifies an image file (JPEG, PNG, BMP, PPM/PGM; other formats through <see cref="DecodeOptions.ExternalDecoders"/>).</summary>
+    /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
+    /// <exception cref="InvalidImageException">The file is not a supported, intact image.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    public IReadOnlyList<Prediction> Classify(string path, int topK = 5)
+    {
+        CheckTopK(topK);
+        return Classify(ImageDecoder.Decode(path, Options.Decode), topK);
+    }
+
+    /// <summary>Classifies an encoded image held in memory.</summary>
+    /// <exception cref="InvalidImageException">The bytes are not a supported, intact image.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5)
+    {
+        CheckTopK(topK);
+        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+    }
+
+    /// <inheritdoc cref="Classify(byte[], int)"/>
+    public IReadOnlyList<Prediction> Classify(ReadOnlyMemory<byte> encoded, int topK = 5)
+    {
+        CheckTopK(topK);
+        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+    }
+
+    /// <summary>Classifies an encoded image read from a stream (read to its end; the caller keeps the stream).</summary>
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image, or longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    public IReadOnlyList<Prediction> Classify(Stream encoded, int topK = 5)
+    {
+        CheckTopK(topK);
+        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+    }
+
+    /// <summary>Classifies decoded pixels.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    public IReadOnlyList<Prediction> Classify(RgbImage image, int topK = 5)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return ClassifyBatch([image], topK)[0];
+    }
+
+    /// <summary>
+    /// Classifies any sequence of decoded images, in forward passes of at most <see cref="EngineOptions.MaxBatchSize"/>; the
+    /// sequence is read one batch at a time. Results are in input order.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<RgbImage> images, int topK = 5)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        CheckTopK(topK);
+        var results = new List<IReadOnlyList<Prediction>>();
+        int classes = Config.NumClasses;
+        foreach (var chunk in images.Chunk(Options.MaxBatchSize))
+        {
+            var logits = Logits(preprocessor.RunBatch(chunk), chunk.Length);
+            for (int b = 0; b < chunk.Length; b++)
+                results.Add(TopK(logits.AsSpan(b * classes, classes), topK));
+        }
+        return results;
+    }
+
+    /// <summary>
+    /// Classifies any sequence of image files, decoding one batch at a time on the calling thread (memory stays bounded by
+    /// <see cref="EngineOptions.MaxBatchSize"/>). The first file that cannot be read ends the call with its error; for
+    /// per-image errors and parallel decoding use <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/>.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">A path has no file (or is a directory).</exception>
+    /// <exception cref="InvalidImageException">A file is not a supported, intact image; the message names it.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<string> paths, int topK = 5)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        return ClassifyBatch(paths.Select(p => ImageDecoder.Decode(p, Options.Decode)), topK);
+    }
+
+    /// <summary>
+    /// Classifies an image file on the thread pool: the file is read asynchronously, decoded and preprocessed, then the
+    /// forward pass runs when the engine is free. The result equals <see cref="Classify(string, int)"/>'s.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
+    /// <exception cref="InvalidImageException">The file is not a supported, intact image.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the forward pass started.</exception>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(string path, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return ClassifyAsync(ct => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK, cancellationToken);
+    }
+
+    /// <summary>Classifies an encoded image read asynchronously from a stream (to its end; the caller keeps the stream).</summary>
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image, or longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the forward pass started.</exception>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(Stream encoded, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        return ClassifyAsync(ct => ImageDecoder.DecodeAsync(encoded, Options.Decode, ct), topK, cancellationToken);
+    }
+
+    /// <summary>Classifies an encoded image held in memory (a <c>byte[]</c> converts implicitly); the bytes must not change until the task completes.</summary>
+    /// <exception cref="InvalidImageException">The bytes are not a supported, intact image.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the forward pass started.</exception>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(ReadOnlyMemory<byte> encoded, int topK = 5, CancellationToken cancellationToken = default) =>
+        ClassifyAsync(_ => Task.FromResult(ImageDecoder.Decode(encoded, Options.Decode)), topK, cancellationToken);
+
+    /// <summary>Classifies decoded pixels on the thread pool.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the forward pass started.</exception>
+    /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(RgbImage image, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(image);
+        return ClassifyAsync(_ => Task.FromResult(image), topK, cancellationToken);
+    }
+
+    private Task<IReadOnlyList<Prediction>> ClassifyAsync(Func<CancellationToken, Task<RgbImage>> decode, int topK, CancellationToken cancellationToken)
+    {
+        CheckTopK(topK);
+        return RunAsync(decode, returnTokens: false, (_, result) => TopK(result.Logits, topK), cancellationToken);
+    }
+
+    /// <summary>Decodes and preprocesses on the thread pool, runs one forward pass, and turns its result into the answer.</summary>
+    private async Task<T> RunAsync<T>(Func<CancellationToken, Task<RgbImage>> decode, bool returnTokens,
+                                      Func<RgbImage, ForwardResult, T> finish, CancellationToken cancellationToken)
+    {
+        var (image, tensor) = await Task.Run(async () =>
+        {
+            var decoded = await decode(cancellationToken).ConfigureAwait(false);
+            return (decoded, preprocessor.Run(decoded));
+        }, cancellationToken).ConfigureAwait(false);
+        var result = await ForwardAsync(tensor, 1, returnTokens, cancellationToken).ConfigureAwait(false);
+        return finish(image, result);
+    }
+}

@@ -1,0 +1,244 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace ToMe.Backends.Cpu;
+
+/// <summary>Integer micro-kernel family of <see cref="Int8Gemm"/>; internal so tests and TOME_INT8_KERNEL can force each one.</summary>
+internal enum Int8Path
+{
+    Scalar,
+    Avx2,
+    Avx512BW,
+    AvxVnni,
+}
+
+/// <summary>
+/// The int8 Linear: C = dequantize(quantize(A) · Qᵀ) with the epilogue, Q an <see cref="Int8Weight"/>.
+/// </summary>
+/// <remarks>
+/// Activations are quantized per row as the layer runs, asymmetric uint8: the row's range [min(0, min x), max(0, max x)]
+/// maps onto 0..255, so one-signed rows (GELU outputs feeding fc2) keep all 256 levels and zero is exact. Unsigned
+/// activations times signed weights is also the operand order of VPDPBUSD, the VNNI instruction, so the fast path needs no
+/// conversion. The zero point comes out exactly in integers: Σ_k (a − z)·q = Σ_k a·q − z·Σ_k q, the column sums stored with
+/// the weight. Each output is then
+/// <code>c = fma((float)(Σ a·q − z_r·Σ q), s_r·s_c, bias)   (then GELU, or added to the old c)</code>
+/// in that order on every path, so a result depends only on the quantized operands — not on the kernel, the tiling or the
+/// thread count. The integer sums are exact; the epilogue is chosen by the hardware, not by the kernel family.
+/// </remarks>
+internal static unsafe partial class Int8Gemm
+{
+    private const int Nr = Int8Weight.PanelWidth;
+
+    // A row block (96 rows, a multiple of every kernel's MR) stays in L2 while each panel (16 columns × K bytes) streams
+    // through L1 once per block.
+    private const int McRows = 96;
+    private const int TasksPerThread = 3;
+    private const long ParallelThreshold = 1L << 18;
+
+    // The calling thread's quantized activations for one call (worker threads only read them).
+    [ThreadStatic] private static byte[]? t_quantized;
+
+    /// <summary>The fastest kernel family this machine runs, unless TOME_INT8_KERNEL names another (scalar, avx2, avx512bw, avxvnni).</summary>
+    public static Int8Path BestPath { get; } = FromEnvironment() ?? DetectBest();
+
+    private static Int8Path DetectBest() =>
+        AvxVnni.IsSupported ? Int8Path.AvxVnni
+        : Avx512BW.IsSupported ? Int8Path.Avx512BW
+        : Avx2.IsSupported ? Int8Path.Avx2
+        : Int8Path.Scalar;
+
+    private static Int8Path? FromEnvironment()
+    {
+        var name = Environment.GetEnvironmentVariable("TOME_INT8_KERNEL");
+        if (string.IsNullOrWhiteSpace(name))
+            return null;
+        if (!Enum.TryParse<Int8Path>(name.Trim(), ignoreCase: true, out var path) || !Enum.IsDefined(path))
+            throw new NotSupportedException($"TOME_INT8_KERNEL '{name}' is not one of {string.Join(", ", Enum.GetNames<Int8Path>()).ToLowerInvariant()}");
+        if (!IsSupported(path))
+            throw new NotSupportedException($"TOME_INT8_KERNEL '{name}': this machine does not run {path}");
+        return path;
+    }
+
+    public static bool IsSupported(Int8Path path) => path switch
+    {
+        Int8Path.AvxVnni => AvxVnni.IsSupported,
+        Int8Path.Avx512BW => Avx512BW.IsSupported,
+        Int8Path.Avx2 => Avx2.IsSupported,
+        _ => true,
+    };
+
+    internal static int MicroRows(Int8Path path) => path switch
+    {
+        Int8Path.AvxVnni => Int8Kernels.MrVnni,
+        Int8Path.Avx512BW => Int8Kernels.MrAvx512,
+        Int8Path.Avx2 => Int8Kernels.MrAvx2,
+        _ => Int8Kernels.MrScalar,
+    };
+
+    /// <summary>
+    /// C = A·Wᵀ through int8 with the given epilogue (the bias is the weight's). maxThreads: 0 for one per processor.
+    /// c must not overlap a.
+    /// </summary>
+    // a: [m, w.K] with row stride lda; c: [m, w.N] with row stride ldc
+    public static void Linear(ReadOnlySpan<float> a, int lda, int m, Int8Weight w, Span<float> c, int ldc,
+        GemmEpilogue epilogue, int maxThreads, Int8Path path)
+    {
+        ArgumentNullException.ThrowIfNull(w);
+        ArgumentOutOfRangeException.ThrowIfNegative(m);
+        ArgumentOutOfRangeException.ThrowIfNegative(maxThreads);
+        if (!IsSupported(path))
+            throw new PlatformNotSupportedException($"{path} kernels are not supported on this machine");
+        if (lda < w.K || ldc < w.N)
+            throw new ArgumentOutOfRangeException(lda < w.K ? nameof(lda) : nameof(ldc), "row stride shorter than the row");
+        if (m == 0)
+            return;
+        if (a.Length < (long)(m - 1) * lda + w.K)
+            throw new ArgumentException($"a holds {a.Length} floats, {(long)(m - 1) * lda + w.K} needed", nameof(a));
+        if (c.Length < (long)(m - 1) * ldc + w.N)
+            throw new ArgumentException($"c holds {c.Length} floats, {(long)(m - 1) * ldc + w.N} needed", nameof(c));
+
+        var activations = new QuantizedRows(m, w.K, path, ref t_quantized);
+        fixed (float* pa = a, pc = c)
+        {
+            float* aPointer = pa;
+            ForRows(m, maxThreads, (start, end) => activations.Quantize(aPointer, lda, start, end));
+            var job = new Job(activations, w, path) { C = pc, Ldc = ldc, Epilogue = epilogue };
+            Run(job, maxThreads);
+        }
+        GC.KeepAlive(w);
+    }
+
+    /// <summary>The exact integer sums Σ_k a[r, k]·q[c, k] for already-quantized activations, [m, w.N] (tests of the kernels).</summary>
+    internal static int[] IntegerProduct(ReadOnlySpan<byte> quantized, int m, Int8Weight w, Int8Path path, int maxThreads = 1)
+    {
+        if (quantized.Length < (long)m * w.K)
+            throw new ArgumentException($"quantized holds {quantized.Length} values, [{m}, {w.K}] needs {(long)m * w.K}");
+        var activations = new QuantizedRows(m, w.K, path, ref t_quantized);
+        activations.Load(quantized);
+        var result = new int[m * w.N];
+        fixed (int* pr = result)
+        {
+            var job = new Job(activations, w, path) { IntegerOutput = pr };
+            Run(job, maxThreads);
+        }
+        GC.KeepAlive(w);
+        return result;
+    }
+
+    private static void ForRows(int m, int maxThreads, Action<int, int> body) =>
+        ThreadTeam.Get(maxThreads == 0 ? Environment.ProcessorCount : maxThreads).For(m, 32, body);
+
+    private static void Run(Job job, int maxThreads)
+    {
+        int panels = job.W.Panels;
+        int threads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
+        long work = (long)job.M * job.W.N * job.W.K;
+        // Row blocks evened out to whole micro-panels (197 rows are 102 + 95, not 96 + 96 + 5).
+        int mr = MicroRows(job.Path);
+        int rowBlocks = (job.M + McRows - 1) / McRows;
+        int mc = ((job.M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
+        rowBlocks = (job.M + mc - 1) / mc;
+        if (threads <= 1 || work < ParallelThreshold)
+        {
+            for (int rb = 0; rb < rowBlocks; rb++)
+                job.RunTile(rb * mc, Math.Min(job.M, (rb + 1) * mc), 0, panels);
+            return;
+        }
+        // Split N only as far as needed to give every thread a few tiles (as the float GEMM does).
+        int colBlocks = 1;
+        while (colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
+            colBlocks = Math.Min(panels, colBlocks * 2);
+        int groupPanels = (panels + colBlocks - 1) / colBlocks;
+        colBlocks = (panels + groupPanels - 1) / groupPanels;
+        ThreadTeam.Get(threads).For(rowBlocks * colBlocks, t =>
+        {
+            int rb = t / colBlocks, cb = t % colBlocks;
+            int p0 = cb * groupPanels;
+            job.RunTile(rb * mc, Math.Min(job.M, (rb + 1) * mc), p0, Math.Min(panels, p0 + groupPanels));
+        });
+    }
+
+    /// <summary>One GEMM's operands; a class so the parallel body can capture it.</summary>
+    private sealed class Job(QuantizedRows rows, Int8Weight w, Int8Path path)
+    {
+        public readonly QuantizedRows A = rows;
+        public readonly Int8Weight W = w;
+        public readonly Int8Path Path = path;
+        public int M => A.M;
+        public float* C;
+        public int Ldc;
+        public GemmEpilogue Epilogue;
+        public int* IntegerOutput; // tests: the raw sums [M, N] instead of C
+
+        // Rows [m0, m1) × panels [p0, p1). A panel stays in L1 while the row block's micro-panels pass it.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void RunTile(int m0, int m1, int p0, int p1)
+        {
+            int mr = MicroRows(Path);
+            float* scratch = stackalloc float[Int8Kernels.MrAvx512 * Nr];
+            int* raw = stackalloc int[Int8Kernels.MrAvx512 * Nr];
+            float* noBias = stackalloc float[Nr];
+            new Span<float>(noBias, Nr).Clear();
+            int kq = W.KQuads;
+            fixed (float* scales = W.Scale, bias = W.Bias, rowScale = A.Scale)
+            fixed (int* sums = W.ColumnSum, rowZero = A.Zero)
+            {
+                var tile = new Int8Tile { Accumulate = Epilogue == GemmEpilogue.Accumulate, Raw = IntegerOutput != null ? raw : null };
+                bool gelu = Epilogue == GemmEpilogue.BiasGelu;
+                for (int p = p0; p < p1; p++)
+                {
+                    sbyte* panel = W.Panel(p);
+                    int j0 = p * Nr, cols = Math.Min(Nr, W.N - j0);
+                    tile.ColScale = scales + j0;
+                    tile.ColSum = sums + j0;
+                    tile.Bias = Epilogue == GemmEpilogue.None ? noBias : bias + j0;
+                    for (int i0 = m0; i0 < m1; i0 += mr)
+                    {
+                        int rows = Math.Min(mr, m1 - i0);
+                        bool edge = rows < mr || cols < Nr;
+                        float* c = C + (long)i0 * Ldc + j0;
+                        tile.RowScale = rowScale + i0;
+                        tile.RowZero = rowZero + i0;
+                        tile.C = edge ? scratch : c;
+                        tile.Ldc = edge ? Nr : Ldc;
+                        if (edge && tile.Accumulate && IntegerOutput == null)
+                            Copy(c, Ldc, scratch, Nr, rows, cols);
+                        switch (Path)
+                        {
+                            case Int8Path.AvxVnni:
+                                Int8Kernels.KernelVnni(kq, A.Row8(i0), A.Stride, panel, &tile);
+                                break;
+                            case Int8Path.Avx512BW:
+                                Int8Kernels.KernelAvx512(kq, A.Row16(i0), A.Stride, panel, &tile);
+                                break;
+                            case Int8Path.Avx2:
+                                Int8Kernels.KernelAvx2(kq, A.Row16(i0), A.Stride, panel, &tile);
+                                break;
+                            default:
+                                Int8Kernels.KernelScalar(kq, A.Row8(i0), A.Stride, panel, &tile);
+                                break;
+                        }
+                        if (IntegerOutput != null)
+                        {
+                            for (int r = 0; r < rows; r++)
+                                new ReadOnlySpan<int>(raw + r * Nr, cols).CopyTo(new Span<int>(IntegerOutput + (long)(i0 + r) * W.N + j0, cols));
+                            continue;
+                        }
+                        if (gelu)
+                            Int8Tile.Gelu(tile.C, tile.Ldc, rows);
+                        if (edge)
+                            Copy(scratch, Nr, c, Ldc, rows, cols);
+                    }
+                }
+            }
+        }
+
+        private static void Copy(float* src, int lds, float* dst, int ldd, int rows, int cols)
+        {
+            for (int r = 0; r < rows; r++)
+                new ReadOnlySpan<float>(src + (long)r * lds, cols).CopyTo(new Span<float>(dst + (long)r * ldd, cols));
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace ToMe.Backends.Cpu;
+
+/// <summary>
+/// The CPU backend's parallel loops: a team of dedicated worker threads plus the calling thread, sized by thread count
+/// and shared by every backend of that size in the process.
+/// </summary>
+/// <remarks>
+/// A forward pass is a few hundred short ops, each one parallel loop. Handing each to the .NET thread pool cost a wake-up
+/// per op, which dominated batch-1 latency, and on a loaded machine an op waited for a worker that had not been scheduled
+/// yet. Here a loop is published to workers that spin briefly between ops (so back-to-back ops find them awake), every
+/// index is claimed from a shared counter, so the caller does all of the work itself when no worker turns up in time and
+/// then waits only for indices a worker has already claimed. Which thread runs an index never changes its
+/// result: bodies write disjoint outputs.
+/// </remarks>
+internal sealed class ThreadTeam
+{
+    // How long an idle worker keeps polling for the next loop before it sleeps (the gaps between a forward's ops are
+    // microseconds; between forwards a sleeping worker costs nothing).
+    private static readonly long SpinTicks = Stopwatch.Frequency / 5000; // 200 µs
+    private static readonly ConcurrentDictionary<int, ThreadTeam> Teams = new();
+
+    private readonly SemaphoreSlim wake = new(0);
+    private Job? current;
+    private int sleeping;
+    private int busy;
+
+    private ThreadTeam(int threads)
+    {
+        Threads = threads;
+        for (int i = 1; i < threads; i++)
+            new Thread(Work) { IsBackground = true, Name = $"tome-cpu-{i}" }.Start();
+    }
+
+    /// <summary>Threads taking part in a loop, the caller included.</summary>
+    public int Threads { get; }
+
+    /// <summary>The process's team of <paramref name="threads"/> threads (created on first use).</summary>
+    public static ThreadTeam Get(int threads) => Teams.GetOrAdd(Math.Max(1, threads), n => new ThreadTeam(n));
+
+    /// <summary>
+    /// Runs body(i) for every i in [0, count) on the team, returning when all are done. A loop started while the team
+    /// is already running one (from another thread, or nested in a body) runs on the calling thread alone.
+    /// </summary>
+    public void For(int count, Action<int> body)
+    {
+        if (count <= 0)
+            return;
+        if (count == 1 || Threads == 1 || Interlocked.CompareExchange(ref busy, 1, 0) != 0)
+        {
+            for (int i = 0; i < count; i++)
+                body(i);
+            return;
+        }
+        var job = new Job(body, count);
+        try
+        {
+            Volatile.Write(ref current, job);
+            int asleep = Interlocked.Exchange(ref sleeping, 0);
+            if (asleep > 0)
+                wake.Release(asleep);
+            job.Run();
+            job.WaitForAll();
+        }
+        finally
+        {
+            Volatile.Write(ref current, null);
+            Volatile.Write(ref busy, 0);
+        }
+        job.ThrowIfFailed();
+    }
+
+    /// <summary>
+    /// body(start, end) over [0, count) in contiguous chunks of at least minChunk indices, up to chunksPerThread per
+    /// thread (more chunks than threads even out uneven work and late workers).
+    /// </summary>
+    public void For(int count, int minChunk, Action<int, int> body, int chunksPerThread = 1)
+    {
+        int chunks = (int)Math.Clamp(count / Math.Max(1, minChunk), 1, Math.Min(count, (long)Threads * chunksPerThread));
+        if (chunks <= 1)
+        {
+            body(0, count);
+            return;
+        }
+        For(chunks, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
+    }
+
+    private void Work()
+    {
+        Job? last = null;
+        while (true)
+        {
+            long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
+            var job = Volatile.Read(ref current);
+            while (job is null || job == last)
+            {
+                if (Stopwatch.GetTimestamp() > spinUntil)
+                {
+                    Interlocked.Increment(ref sleeping);
+                    // Re-read after registering as asleep: a loop published before that is not missed.
+                    job = Volatile.Read(ref current);
+                    if (job is null || job == last)
+                        wake.Wait();
+                    spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
+                }
+                else
+                {
+                    Thread.SpinWait(20);
+                }
+                job = Volatile.Read(ref current);
+            }
+            last = job;
+            job.Run();
+        }
+    }
+
+    private sealed class Job(Action<int> body, int count)
+    {
+        private int next;
+        private int finished;
+        private Exception? error;
+
+        // Claims indices until none is left; runs on the caller and on every worker that finds the job.
+        public void Run()
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref next) - 1) < count)
+            {
+                try
+                {
+                    body(i);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.CompareExchange(ref error, e, null);
+                }
+                Interlocked.Increment(ref finished);
+            }
+        }
+
+        // Every index has been claimed when the caller's Run returns; waits for those a worker is still running.
+        public void WaitForAll()
+        {
+            var spin = new SpinWait();
+            while (Volatile.Read(ref finished) < count)
+                spin.SpinOnce(sleep1Threshold: -1);
+        }
+
+        public void ThrowIfFailed()
+        {
+            if (error is not null)
+                throw new AggregateException(error);
+        }
+    }
+}

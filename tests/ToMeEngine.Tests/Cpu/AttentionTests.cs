@@ -1,0 +1,138 @@
+using ToMe.Backends;
+using ToMe.Backends.Cpu;
+
+namespace ToMe.Tests.Cpu;
+
+/// <summary>The CPU attention (the reference of the CUDA kernel) against a float64 evaluation of its definition.</summary>
+public class AttentionTests
+{
+    public enum SizeMode { None, Random, WithZeros, AllZero }
+
+    [Theory]
+    [InlineData(1, 1, 3, 64, SizeMode.Random)]
+    [InlineData(1, 2, 2, 64, SizeMode.None)]
+    [InlineData(3, 197, 3, 64, SizeMode.Random)]
+    [InlineData(1, 198, 2, 64, SizeMode.WithZeros)]
+    [InlineData(1, 577, 2, 64, SizeMode.Random)]
+    [InlineData(1, 1025, 1, 64, SizeMode.WithZeros)]
+    [InlineData(1, 197, 2, 80, SizeMode.Random)]
+    [InlineData(1, 65, 2, 96, SizeMode.WithZeros)]
+    [InlineData(2, 25, 2, 16, SizeMode.None)]
+    [InlineData(1, 50, 2, 64, SizeMode.AllZero)]
+    public void MatchesFloat64Definition(int batch, int tokens, int heads, int headDim, SizeMode sizeMode)
+    {
+        int c = heads * headDim, rows = batch * tokens;
+        var qkv = Reference.Random(rows * 3 * c, seed: tokens + headDim, scale: 1.5f);
+        var random = new Random(16);
+        var sizes = Enumerable.Range(0, rows).Select(i => sizeMode switch
+        {
+            SizeMode.Random => random.Next(1, 5),
+            SizeMode.WithZeros => i % tokens < 40 || i % 7 == 3 ? 0f : random.Next(1, 5),
+            SizeMode.AllZero => 0f,
+            _ => 1f,
+        }).ToArray();
+
+        var (output, keyMean, cls) = Run(new CpuBackend(2), qkv, sizeMode == SizeMode.None ? null : sizes, batch, tokens, heads, headDim);
+
+        double scale = 1 / Math.Sqrt(headDim);
+        var expectedCls = new double[rows];
+        for (int b = 0; b < batch; b++)
+            for (int h = 0; h < heads; h++)
+                for (int i = 0; i < tokens; i++)
+                {
+                    var logits = new double[tokens];
+                    for (int j = 0; j < tokens; j++)
+                    {
+                        double dot = 0;
+                        for (int e = 0; e < headDim; e++)
+                            dot += (double)Q(i, e) * K(j, e);
+                        logits[j] = dot * scale + (sizeMode == SizeMode.None ? 0 : Math.Log(sizes[b * tokens + j]));
+                    }
+                    double max = logits.Max();
+                    var p = logits.Select(l => double.IsNegativeInfinity(max) ? 0 : Math.Exp(l - max)).ToArray();
+                    double sum = p.Sum();
+                    for (int j = 0; j < tokens; j++)
+                        p[j] = sum > 0 ? p[j] / sum : 0;
+                    if (i == 0)
+                        for (int j = 0; j < tokens; j++)
+                            expectedCls[b * tokens + j] += p[j] / heads;
+                    for (int e = 0; e < headDim; e++)
+                    {
+                        double value = 0, magnitude = 0;
+                        for (int j = 0; j < tokens; j++)
+                        {
+                            value += p[j] * V(j, e);
+                            magnitude += p[j] * Math.Abs(V(j, e));
+                        }
+                        float actual = output[(b * tokens + i) * c + h * headDim + e];
+                        Assert.True(Math.Abs(actual - value) <= 1e-6 + 2e-5 * magnitude,
+                            $"B={batch} T={tokens} D={headDim} {sizeMode}: out[{b},{i},{h},{e}] = {actual}, expected {value}");
+                    }
+
+                    float Q(int token, int e) => qkv[(b * tokens + token) * 3 * c + h * headDim + e];
+                    float K(int token, int e) => qkv[(b * tokens + token) * 3 * c + c + h * headDim + e];
+                    float V(int token, int e) => qkv[(b * tokens + token) * 3 * c + 2 * c + h * headDim + e];
+                }
+        for (int i = 0; i < rows; i++)
+        {
+            Assert.True(Math.Abs(cls[i] - expectedCls[i]) <= 1e-6 + 1e-5 * expectedCls[i], $"class attention [{i}] = {cls[i]}, expected {expectedCls[i]}");
+            for (int e = 0; e < headDim; e++)
+            {
+                double mean = 0;
+                for (int h = 0; h < heads; h++)
+                    mean += qkv[i * 3 * c + c + h * headDim + e];
+                Assert.True(Math.Abs(keyMean[i * headDim + e] - mean / heads) <= 1e-6, $"key mean [{i}, {e}]");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(5, 197, 3, 64)]
+    [InlineData(2, 577, 2, 80)]
+    public void ResultDoesNotDependOnThreadsOrBatch(int batch, int tokens, int heads, int headDim)
+    {
+        int c = heads * headDim, rows = batch * tokens;
+        var qkv = Reference.Random(rows * 3 * c, seed: 3, scale: 2f);
+        var sizes = Enumerable.Range(0, rows).Select(i => 1f + i % 5).ToArray();
+        var one = Run(new CpuBackend(1), qkv, sizes, batch, tokens, heads, headDim);
+        var two = Run(new CpuBackend(2), qkv, sizes, batch, tokens, heads, headDim);
+        Assert.Equal(one.Output, two.Output);
+        Assert.Equal(one.Class, two.Class);
+        // The last image alone gives the same bits as inside the batch.
+        var last = Run(new CpuBackend(2), qkv[((batch - 1) * tokens * 3 * c)..], sizes[((batch - 1) * tokens)..], 1, tokens, heads, headDim);
+        Assert.Equal(two.Output[((batch - 1) * tokens * c)..], last.Output);
+    }
+
+    // Outputs are allocated with a NaN tail that must survive (no write past the tensor).
+    private static (float[] Output, float[] KeyMean, float[] Class) Run(CpuBackend cpu, float[] qkv, float[]? sizes,
+        int batch, int tokens, int heads, int headDim)
+    {
+        int c = heads * headDim, rows = batch * tokens, pad = 37;
+        var input = cpu.AllocateFloat(qkv.Length);
+        cpu.Upload(qkv, input);
+        DeviceBuffer? size = null;
+        if (sizes is not null)
+        {
+            size = cpu.AllocateFloat(rows);
+            cpu.Upload(sizes, size);
+        }
+        DeviceBuffer Output(int n)
+        {
+            var buffer = cpu.AllocateFloat(n + pad);
+            cpu.Upload(Enumerable.Repeat(float.NaN, n + pad).ToArray(), buffer);
+            return buffer;
+        }
+        var output = Output(rows * c);
+        var keyMean = Output(rows * headDim);
+        var cls = Output(rows);
+        cpu.Attention(input, size, batch, tokens, heads, headDim, output, keyMean, cls);
+        float[] Read(DeviceBuffer buffer, int n)
+        {
+            var all = new float[n + pad];
+            cpu.Download(buffer, all);
+            Assert.All(all[n..], v => Assert.True(float.IsNaN(v), "a value was written past the end of an output"));
+            return all[..n];
+        }
+        return (Read(output, rows * c), Read(keyMean, rows * headDim), Read(cls, rows));
+    }
+}

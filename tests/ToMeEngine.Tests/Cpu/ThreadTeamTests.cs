@@ -1,0 +1,71 @@
+using ToMe.Backends.Cpu;
+
+namespace ToMe.Tests.Cpu;
+
+public class ThreadTeamTests
+{
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(2, 2)]
+    [InlineData(2, 1000)]
+    [InlineData(3, 7)]
+    public void EveryIndexRunsExactlyOnce(int threads, int count)
+    {
+        var team = ThreadTeam.Get(threads);
+        for (int round = 0; round < 200; round++)
+        {
+            var hits = new int[count];
+            team.For(count, i => Interlocked.Increment(ref hits[i]));
+            Assert.All(hits, h => Assert.Equal(1, h));
+        }
+    }
+
+    [Fact]
+    public void ChunksCoverTheRangeWithoutGapsOrOverlap()
+    {
+        var team = ThreadTeam.Get(2);
+        foreach (int count in new[] { 1, 2, 63, 64, 197, 3152 })
+        {
+            var hits = new int[count];
+            team.For(count, 16, (start, end) =>
+            {
+                for (int i = start; i < end; i++)
+                    Interlocked.Increment(ref hits[i]);
+            }, chunksPerThread: 4);
+            Assert.All(hits, h => Assert.Equal(1, h));
+        }
+    }
+
+    [Fact]
+    public void NestedAndConcurrentLoopsComplete()
+    {
+        var team = ThreadTeam.Get(2);
+        var hits = new int[8 * 8];
+        // Nested: the inner loops find the team busy and run on their own thread.
+        team.For(8, i => team.For(8, j => Interlocked.Increment(ref hits[i * 8 + j])));
+        Assert.All(hits, h => Assert.Equal(1, h));
+
+        var sums = new long[4];
+        Parallel.For(0, 4, k =>
+        {
+            for (int round = 0; round < 100; round++)
+                team.For(50, i => Interlocked.Add(ref sums[k], i));
+        });
+        Assert.All(sums, s => Assert.Equal(100L * 49 * 50 / 2, s));
+    }
+
+    [Fact]
+    public void AnExceptionInABodyReachesTheCallerAndTheTeamStaysUsable()
+    {
+        var team = ThreadTeam.Get(2);
+        var error = Assert.Throws<AggregateException>(() => team.For(100, i =>
+        {
+            if (i == 57)
+                throw new InvalidOperationException("boom");
+        }));
+        Assert.IsType<InvalidOperationException>(error.InnerException);
+        int runs = 0;
+        team.For(100, _ => Interlocked.Increment(ref runs));
+        Assert.Equal(100, runs);
+    }
+}
