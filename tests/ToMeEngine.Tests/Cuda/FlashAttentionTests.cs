@@ -2,6 +2,7 @@ using ToMe.Backends;
 using ToMe.Backends.Cpu;
 using ToMe.Backends.Cuda;
 using ToMe.Backends.Cuda.Kernels;
+using SizeMode = ToMe.Tests.Cuda.CudaBackendOpTests.SizeMode;
 
 namespace ToMe.Tests.Cuda;
 
@@ -16,8 +17,6 @@ public class FlashAttentionTests
 {
     private const int Pad = 64;
     private const ushort Sentinel = 0x7bad;
-
-    public enum SizeMode { None, Random, WithZeros, AllZero }
 
     [Theory]
     [InlineData(false, 1, 1, 3, SizeMode.Random)]
@@ -51,14 +50,7 @@ public class FlashAttentionTests
     {
         int c = heads * headDim, rows = batch * tokens;
         var codes = HalfBits.Encode(Gpu.Random(rows * 3 * c, seed: tokens + heads, scale: 1.5f), bf16);
-        var random = new Random(16);
-        var sizes = Enumerable.Range(0, rows).Select(i => sizeMode switch
-        {
-            SizeMode.Random => random.Next(1, 5),
-            SizeMode.WithZeros => i % tokens < 40 || i % 7 == 3 ? 0f : random.Next(1, 5),
-            _ => 0f,
-        }).ToArray();
-        float[]? size = sizeMode == SizeMode.None ? null : sizes;
+        float[]? size = sizeMode == SizeMode.None ? null : CudaBackendOpTests.AttentionSizes(sizeMode, rows, tokens);
         var expected = CpuAttention(HalfBits.Decode(codes, bf16), size, batch, tokens, heads, headDim);
 
         using var context = Gpu.Context();
