@@ -2,11 +2,10 @@
 // (library_types.h), and queuing a matrix product on a stream.
 #pragma once
 #include <memory>
-#include <mutex>
-#include <set>
 
 #include "driver.h"
 #include "gemm.h"
+#include "handles.h"
 #include "stream.h"
 
 namespace tome_emu {
@@ -42,30 +41,5 @@ bool RoundingOf(int compute_type, bool tf32_math, InputRounding* rounding);
 
 // Queues `problem` on `stream_handle` (0: the legacy stream) after checking the context.
 int QueueGemm(void* stream_handle, GemmProblem problem, bool lt);
-
-template <typename T>
-struct HandleSet {
-    std::mutex gate;
-    std::set<T*> live;
-    T* Add(T* item)
-    {
-        std::lock_guard<std::mutex> lock(gate);
-        live.insert(item);
-        return item;
-    }
-    bool Has(const void* item)
-    {
-        std::lock_guard<std::mutex> lock(gate);
-        return live.count(static_cast<T*>(const_cast<void*>(item))) != 0;
-    }
-    bool Remove(void* item)
-    {
-        std::lock_guard<std::mutex> lock(gate);
-        if (live.erase(static_cast<T*>(item)) == 0)
-            return false;
-        delete static_cast<T*>(item);
-        return true;
-    }
-};
 
 }  // namespace tome_emu

@@ -2,9 +2,9 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <set>
 
 #include "driver.h"
+#include "handles.h"
 #include "module.h"
 #include "stream.h"
 
@@ -12,35 +12,16 @@ using namespace tome_emu;
 
 namespace {
 
-std::mutex handles_gate;
-std::set<Event*>* events = new std::set<Event*>();
-
 struct Graph {
     std::vector<Op> ops;
 };
 struct GraphExec {
     std::shared_ptr<const std::vector<Op>> ops;
 };
-std::set<Graph*>* graphs = new std::set<Graph*>();
-std::set<GraphExec*>* graph_execs = new std::set<GraphExec*>();
 
-template <typename T>
-bool Live(std::set<T*>* set, void* handle)
-{
-    std::lock_guard<std::mutex> lock(handles_gate);
-    return set->count(static_cast<T*>(handle)) != 0;
-}
-
-Event* EventOf(void* handle, Status* status)
-{
-    if (!Live(events, handle)) {
-        *status = Fail(kInvalidHandle, Format("event %p does not exist", handle));
-        return nullptr;
-    }
-    return static_cast<Event*>(handle);
-}
-
-std::shared_ptr<Stream> StreamOf(void* handle, Status* status) { return StreamSet::Get().Resolve(handle, status); }
+HandleSet<Event> events;
+HandleSet<Graph> graphs;
+HandleSet<GraphExec> graph_execs;
 
 }  // namespace
 
@@ -62,9 +43,8 @@ TOME_EMU_EXPORT int cuStreamDestroy_v2(void* stream)
 TOME_EMU_EXPORT int cuStreamSynchronize(void* handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuStreamSynchronize"));
-    Status status;
-    auto stream = StreamOf(handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(handle, &stream));
     if (stream->legacy())
         TOME_EMU_CHECK(StreamSet::Get().CheckNotCapturing("cuStreamSynchronize(legacy stream)"));
     return Report(StreamSet::Get().Synchronize(stream));
@@ -73,11 +53,10 @@ TOME_EMU_EXPORT int cuStreamSynchronize(void* handle)
 TOME_EMU_EXPORT int cuStreamWaitEvent(void* handle, void* event_handle, unsigned int flags)
 {
     TOME_EMU_CHECK(Ready(true, "cuStreamWaitEvent"));
-    Status status;
-    auto stream = StreamOf(handle, &status);
-    TOME_EMU_CHECK(status);
-    Event* event = EventOf(event_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(handle, &stream));
+    Event* event = nullptr;
+    TOME_EMU_CHECK(events.Find(event_handle, &event, "event"));
     if (flags != 0)
         return Report(Fail(kInvalidValue, "cuStreamWaitEvent flags must be 0"));
     if (event->stream == nullptr)
@@ -99,9 +78,8 @@ TOME_EMU_EXPORT int cuStreamWaitEvent(void* handle, void* event_handle, unsigned
 TOME_EMU_EXPORT int cuStreamIsCapturing(void* handle, int* capture_status)
 {
     TOME_EMU_CHECK(Ready(true, "cuStreamIsCapturing"));
-    Status status;
-    auto stream = StreamOf(handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(handle, &stream));
     *capture_status = StreamSet::Get().CaptureStatus(stream);
     return kSuccess;
 }
@@ -113,37 +91,35 @@ TOME_EMU_EXPORT int cuEventCreate(void** event, unsigned int flags)
         return Report(Fail(kInvalidValue, Format("event flags 0x%x", flags)));
     auto* created = new Event();
     created->flags = flags;
-    std::lock_guard<std::mutex> lock(handles_gate);
-    events->insert(created);
-    *event = created;
+    *event = events.Add(created);
     return kSuccess;
 }
 
 TOME_EMU_EXPORT int cuEventDestroy_v2(void* handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuEventDestroy"));
-    std::lock_guard<std::mutex> lock(handles_gate);
-    if (events->erase(static_cast<Event*>(handle)) == 0)
-        return Report(Fail(kInvalidHandle, Format("event %p does not exist", handle)));
-    // Queued timestamp ops may still refer to the event; they hold it through shared state, see cuEventRecord.
-    return kSuccess;
+    return Report(events.Destroy(handle, "event"));   // a queued stamp keeps only the event's EventTime
 }
 
 TOME_EMU_EXPORT int cuEventRecord(void* event_handle, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuEventRecord"));
-    Status status;
-    Event* event = EventOf(event_handle, &status);
-    TOME_EMU_CHECK(status);
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
-    const uint64_t generation = ++event->generation;
+    Event* event = nullptr;
+    TOME_EMU_CHECK(events.Find(event_handle, &event, "event"));
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
+    std::shared_ptr<EventTime> time = event->time;
+    uint64_t generation;
+    {
+        std::lock_guard<std::mutex> lock(time->gate);
+        generation = ++time->generation;
+    }
     Op op;
     op.what = "cuEventRecord";
-    op.run = [event, generation] {
-        std::lock_guard<std::mutex> lock(handles_gate);
-        if (events->count(event) != 0 && event->generation == generation)
-            event->time_ms = NowMilliseconds();
+    op.run = [time, generation] {
+        std::lock_guard<std::mutex> lock(time->gate);
+        if (time->generation == generation)
+            time->ms = NowMilliseconds();
         return Status{};
     };
     const bool capturing = StreamSet::Get().CaptureStatus(stream) != 0;
@@ -159,9 +135,8 @@ TOME_EMU_EXPORT int cuEventRecord(void* event_handle, void* stream_handle)
 TOME_EMU_EXPORT int cuEventSynchronize(void* handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuEventSynchronize"));
-    Status status;
-    Event* event = EventOf(handle, &status);
-    TOME_EMU_CHECK(status);
+    Event* event = nullptr;
+    TOME_EMU_CHECK(events.Find(handle, &event, "event"));
     if (event->captured)
         return Report(Fail(kCapturedEvent, "the event was last recorded in a stream capture"));
     if (event->stream == nullptr)
@@ -177,18 +152,17 @@ TOME_EMU_EXPORT int cuEventQuery(void* handle) { return cuEventSynchronize(handl
 TOME_EMU_EXPORT int cuEventElapsedTime(float* milliseconds, void* start_handle, void* end_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuEventElapsedTime"));
-    Status status;
-    Event* start = EventOf(start_handle, &status);
-    TOME_EMU_CHECK(status);
-    Event* end = EventOf(end_handle, &status);
-    TOME_EMU_CHECK(status);
+    Event *start = nullptr, *end = nullptr;
+    TOME_EMU_CHECK(events.Find(start_handle, &start, "event"));
+    TOME_EMU_CHECK(events.Find(end_handle, &end, "event"));
     if ((start->flags & 2u) || (end->flags & 2u))
         return Report(Fail(kInvalidHandle, "an event created with CU_EVENT_DISABLE_TIMING has no time"));
     if (start->stream == nullptr || end->stream == nullptr)
         return Report(Fail(kInvalidHandle, "an event that was never recorded has no time"));
     if (!start->stream->Done(start->sequence) || !end->stream->Done(end->sequence))
         return Report(Fail(kNotReady, "the events have not completed (synchronize the end event first)"));
-    *milliseconds = (float)(end->time_ms - start->time_ms);
+    std::scoped_lock lock(start->time->gate, end->time->gate);
+    *milliseconds = (float)(end->time->ms - start->time->ms);
     return kSuccess;
 }
 
@@ -263,46 +237,39 @@ TOME_EMU_EXPORT int cuLaunchKernel(void* handle, unsigned int gx, unsigned int g
     Status status;
     Function* f = ResolveFunction(handle, &status);
     TOME_EMU_CHECK(status);
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     return Report(Launch(f, Dim3{gx, gy, gz}, Dim3{bx, by, bz}, shared_bytes, stream, params, extra));
 }
 
 TOME_EMU_EXPORT int cuStreamBeginCapture_v2(void* handle, int mode)
 {
     TOME_EMU_CHECK(Ready(true, "cuStreamBeginCapture"));
-    Status status;
-    auto stream = StreamOf(handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(handle, &stream));
     return Report(StreamSet::Get().BeginCapture(stream, mode));
 }
 
 TOME_EMU_EXPORT int cuStreamEndCapture(void* handle, void** graph)
 {
     TOME_EMU_CHECK(Ready(true, "cuStreamEndCapture"));
-    Status status;
-    auto stream = StreamOf(handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(handle, &stream));
     *graph = nullptr;
     auto captured = std::make_unique<Graph>();
     TOME_EMU_CHECK(StreamSet::Get().EndCapture(stream, &captured->ops));
-    std::lock_guard<std::mutex> lock(handles_gate);
-    graphs->insert(captured.get());
-    *graph = captured.release();
+    *graph = graphs.Add(captured.release());
     return kSuccess;
 }
 
 TOME_EMU_EXPORT int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long flags)
 {
     TOME_EMU_CHECK(Ready(true, "cuGraphInstantiateWithFlags"));
-    if (!Live(graphs, graph))
-        return Report(Fail(kInvalidHandle, Format("graph %p does not exist", graph)));
+    Graph* captured = nullptr;
+    TOME_EMU_CHECK(graphs.Find(graph, &captured, "graph"));
     if (flags != 0)
         return Report(Fail(kNotSupported, Format("graph instantiation flags 0x%llx are not emulated", flags)));
-    auto* instance = new GraphExec{std::make_shared<const std::vector<Op>>(static_cast<Graph*>(graph)->ops)};
-    std::lock_guard<std::mutex> lock(handles_gate);
-    graph_execs->insert(instance);
-    *exec = instance;
+    *exec = graph_execs.Add(new GraphExec{std::make_shared<const std::vector<Op>>(captured->ops)});
     return kSuccess;
 }
 
@@ -310,12 +277,11 @@ TOME_EMU_EXPORT int cuGraphInstantiateWithFlags(void** exec, void* graph, unsign
 TOME_EMU_EXPORT int cuGraphLaunch(void* exec, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuGraphLaunch"));
-    if (!Live(graph_execs, exec))
-        return Report(Fail(kInvalidHandle, Format("graph exec %p does not exist", exec)));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
-    auto ops = static_cast<GraphExec*>(exec)->ops;
+    GraphExec* instance = nullptr;
+    TOME_EMU_CHECK(graph_execs.Find(exec, &instance, "graph exec"));
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
+    auto ops = instance->ops;
     Op op;
     op.what = Format("graph launch (%zu captured operations)", ops->size());
     for (const auto& captured : *ops)
@@ -332,19 +298,11 @@ TOME_EMU_EXPORT int cuGraphLaunch(void* exec, void* stream_handle)
 TOME_EMU_EXPORT int cuGraphExecDestroy(void* exec)
 {
     TOME_EMU_CHECK(Ready(true, "cuGraphExecDestroy"));
-    std::lock_guard<std::mutex> lock(handles_gate);
-    if (graph_execs->erase(static_cast<GraphExec*>(exec)) == 0)
-        return Report(Fail(kInvalidHandle, Format("graph exec %p does not exist", exec)));
-    delete static_cast<GraphExec*>(exec);   // queued replays hold the ops themselves
-    return kSuccess;
+    return Report(graph_execs.Destroy(exec, "graph exec"));   // queued replays hold the ops themselves
 }
 
 TOME_EMU_EXPORT int cuGraphDestroy(void* graph)
 {
     TOME_EMU_CHECK(Ready(true, "cuGraphDestroy"));
-    std::lock_guard<std::mutex> lock(handles_gate);
-    if (graphs->erase(static_cast<Graph*>(graph)) == 0)
-        return Report(Fail(kInvalidHandle, Format("graph %p does not exist", graph)));
-    delete static_cast<Graph*>(graph);
-    return kSuccess;
+    return Report(graphs.Destroy(graph, "graph"));
 }

@@ -74,8 +74,6 @@ Status QueueFill(const std::shared_ptr<Stream>& stream, const char* api, uintptr
     return StreamSet::Get().Enqueue(stream, std::move(op));
 }
 
-std::shared_ptr<Stream> StreamOf(void* handle, Status* status) { return StreamSet::Get().Resolve(handle, status); }
-
 // A queued copy that the host must see completed before the call returns.
 Status CopyAndWait(const std::shared_ptr<Stream>& stream, const char* api, void* destination, const void* source, size_t bytes)
 {
@@ -126,9 +124,8 @@ TOME_EMU_EXPORT int cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes)
 TOME_EMU_EXPORT int cuMemAllocAsync(unsigned long long* pointer, size_t bytes, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemAllocAsync"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     if (StreamSet::Get().CaptureStatus(stream) != 0)
         return Report(StreamSet::Get().Invalidate(stream, Fail(kNotSupported, "the emulated device does not capture stream-ordered allocations")));
     uintptr_t address = 0;
@@ -145,9 +142,8 @@ TOME_EMU_EXPORT int cuMemAllocAsync(unsigned long long* pointer, size_t bytes, v
 TOME_EMU_EXPORT int cuMemFreeAsync(unsigned long long pointer, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemFreeAsync"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     TOME_EMU_CHECK(Memory::Get().CheckDevice(pointer, 0, "cuMemFreeAsync"));
     Op op;
     op.what = "cuMemFreeAsync";
@@ -259,9 +255,8 @@ TOME_EMU_EXPORT int cuMemcpyDtoD_v2(unsigned long long destination, unsigned lon
 TOME_EMU_EXPORT int cuMemcpyHtoDAsync_v2(unsigned long long destination, const void* source, size_t bytes, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemcpyHtoDAsync"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     TOME_EMU_CHECK(Memory::Get().CheckDevice(destination, bytes, "cuMemcpyHtoDAsync"));
     if (bytes == 0)
         return kSuccess;
@@ -274,9 +269,8 @@ TOME_EMU_EXPORT int cuMemcpyHtoDAsync_v2(unsigned long long destination, const v
 TOME_EMU_EXPORT int cuMemcpyDtoHAsync_v2(void* destination, unsigned long long source, size_t bytes, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemcpyDtoHAsync"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     TOME_EMU_CHECK(Memory::Get().CheckDevice(source, bytes, "cuMemcpyDtoHAsync"));
     if (bytes == 0)
         return kSuccess;
@@ -288,9 +282,8 @@ TOME_EMU_EXPORT int cuMemcpyDtoHAsync_v2(void* destination, unsigned long long s
 TOME_EMU_EXPORT int cuMemcpyDtoDAsync_v2(unsigned long long destination, unsigned long long source, size_t bytes, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemcpyDtoDAsync"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     TOME_EMU_CHECK(Memory::Get().CheckDevice(destination, bytes, "cuMemcpyDtoDAsync destination"));
     TOME_EMU_CHECK(Memory::Get().CheckDevice(source, bytes, "cuMemcpyDtoDAsync source"));
     return bytes == 0 ? kSuccess : Report(QueueCopy(stream, "cuMemcpyDtoDAsync", (void*)destination, (const void*)source, bytes, false));
@@ -313,17 +306,15 @@ TOME_EMU_EXPORT int cuMemsetD32_v2(unsigned long long destination, unsigned int 
 TOME_EMU_EXPORT int cuMemsetD8Async(unsigned long long destination, unsigned char value, size_t count, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemsetD8Async"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     return Report(QueueFill<unsigned char>(stream, "cuMemsetD8Async", destination, value, count));
 }
 
 TOME_EMU_EXPORT int cuMemsetD32Async(unsigned long long destination, unsigned int value, size_t count, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemsetD32Async"));
-    Status status;
-    auto stream = StreamOf(stream_handle, &status);
-    TOME_EMU_CHECK(status);
+    std::shared_ptr<Stream> stream;
+    TOME_EMU_CHECK(StreamSet::Get().Find(stream_handle, &stream));
     return Report(QueueFill<unsigned int>(stream, "cuMemsetD32Async", destination, value, count));
 }

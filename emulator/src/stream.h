@@ -78,14 +78,20 @@ private:
     Status error_;
 };
 
+// When an event's recorded point was reached; shared with the queued op that stamps it, which may outlive the event.
+struct EventTime {
+    std::mutex gate;
+    uint64_t generation = 0;   // a newer record makes an older, still queued stamp moot
+    double ms = 0;
+};
+
 struct Event {
     unsigned int flags = 0;
     std::shared_ptr<Stream> stream;   // where it was last recorded
     uint64_t sequence = 0;
     Clock clock;                      // what the recorded point covers
-    uint64_t generation = 0;
-    double time_ms = 0;
     bool captured = false;
+    std::shared_ptr<EventTime> time = std::make_shared<EventTime>();
 };
 
 // The context's streams: the legacy default stream, created streams, capture and the implicit
@@ -96,6 +102,12 @@ public:
 
     // The stream a CUstream names: 0 and CU_STREAM_LEGACY (1) and CU_STREAM_PER_THREAD (2) are the legacy stream.
     std::shared_ptr<Stream> Resolve(void* handle, Status* status);
+    Status Find(void* handle, std::shared_ptr<Stream>* stream)
+    {
+        Status status;
+        *stream = Resolve(handle, &status);
+        return status;
+    }
     void* Create(unsigned int flags);
     Status Destroy(void* handle);
 

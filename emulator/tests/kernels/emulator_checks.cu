@@ -1,5 +1,5 @@
 // emulator_checks.cu: small kernels that each break (or keep) one rule of the CUDA execution model, for the
-// emulated device's own tests (tests/ToMeEngine.Tests/Cuda/EmulatorTests.cs). Compiled by NVRTC like the
+// emulated device's own tests (tests/ToMeEngine.Tests/Cuda/EmulatorExecutionTests.cs). Compiled by NVRTC like the
 // engine's kernels (the CUBIN the emulator loads) and by the emulator's build (the code it runs).
 #include "common.cuh"
 

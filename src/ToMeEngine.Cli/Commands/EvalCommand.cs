@@ -55,7 +55,7 @@ internal static class EvalCommand
             {
                 try
                 {
-                    tensors[i] = engine.Preprocess(ImageDecoder.Decode(chunk[i].Path, engine.Options.Decode));
+                    tensors[i] = engine.Preprocess(chunk[i].Path);
                 }
                 catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException)
                 {

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using ToMe.Imaging;
 using ToMe.Model;
 
@@ -13,7 +14,7 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(string path, int topK = 5)
     {
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(path, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(path), topK);
     }
 
     /// <summary>Classifies an encoded image held in memory.</summary>
@@ -22,14 +23,14 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5)
     {
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(encoded), topK);
     }
 
     /// <inheritdoc cref="Classify(byte[], int)"/>
     public IReadOnlyList<Prediction> Classify(ReadOnlyMemory<byte> encoded, int topK = 5)
     {
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(ImageDecoder.ArrayOf(encoded)), topK);
     }
 
     /// <summary>Classifies an encoded image read from a stream (read to its end; the caller keeps the stream).</summary>
@@ -37,9 +38,13 @@ public sealed partial class ToMeEngine
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
     public IReadOnlyList<Prediction> Classify(Stream encoded, int topK = 5)
     {
+        ArgumentNullException.ThrowIfNull(encoded);
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(ImageDecoder.ReadAllAsync(encoded, Options.Decode, CancellationToken.None, synchronous: true).GetAwaiter().GetResult()), topK);
     }
+
+    // Encoded input goes straight to the tensor (Preprocessor.Run(byte[])): a JPEG is decoded only as far as the crop reads.
+    private IReadOnlyList<Prediction> ClassifyTensor(float[] tensor, int topK) => TopK(Logits(tensor, 1), topK);
 
     /// <summary>Classifies decoded pixels.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
@@ -57,12 +62,36 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<RgbImage> images, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(images);
+        return ClassifyChunks(images, (image, tensor) => preprocessor.Run(image, tensor.Span), topK);
+    }
+
+    /// <summary>
+    /// Forward passes of at most MaxBatchSize inputs, each chunk preprocessed in parallel first; a failure ends the call
+    /// with the error of the first failing input in sequence order.
+    /// </summary>
+    private List<IReadOnlyList<Prediction>> ClassifyChunks<T>(IEnumerable<T> inputs, Action<T, Memory<float>> preprocess, int topK)
+    {
         CheckTopK(topK);
         var results = new List<IReadOnlyList<Prediction>>();
-        int classes = Config.NumClasses;
-        foreach (var chunk in images.Chunk(Options.MaxBatchSize))
+        int classes = Config.NumClasses, n = preprocessor.OutputLength;
+        foreach (var chunk in inputs.Chunk(Options.MaxBatchSize))
         {
-            var logits = Logits(preprocessor.RunBatch(chunk), chunk.Length);
+            var batch = new float[checked(chunk.Length * n)];
+            var errors = new Exception?[chunk.Length];
+            Parallel.For(0, chunk.Length, i =>
+            {
+                try
+                {
+                    preprocess(chunk[i], batch.AsMemory(i * n, n));
+                }
+                catch (Exception e)
+                {
+                    errors[i] = e;
+                }
+            });
+            if (Array.Find(errors, e => e is not null) is { } error)
+                ExceptionDispatchInfo.Throw(error);
+            var logits = Logits(batch, chunk.Length);
             for (int b = 0; b < chunk.Length; b++)
                 results.Add(TopK(logits.AsSpan(b * classes, classes), topK));
         }
@@ -70,7 +99,7 @@ public sealed partial class ToMeEngine
     }
 
     /// <summary>
-    /// Classifies any sequence of image files, decoding one batch at a time on the calling thread (memory stays bounded by
+    /// Classifies any sequence of image files, decoding one batch at a time, in parallel (memory stays bounded by
     /// <see cref="EngineOptions.MaxBatchSize"/>). The first file that cannot be read ends the call with its error; for
     /// per-image errors and parallel decoding use <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/>.
     /// </summary>
@@ -80,7 +109,7 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<string> paths, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        return ClassifyBatch(paths.Select(p => ImageDecoder.Decode(p, Options.Decode)), topK);
+        return ClassifyChunks(paths, (path, tensor) => ImageDecoder.ReadFile(path, Options.Decode, data => preprocessor.Run(data, tensor.Span, Options.Decode)), topK);
     }
 
     /// <summary>
@@ -95,7 +124,7 @@ public sealed partial class ToMeEngine
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(string path, int topK = 5, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return ClassifyAsync(ct => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK, cancellationToken);
+        return ClassifyAsync(ct => ImageDecoder.ReadFileAsync(path, Options.Decode, data => preprocessor.Run(data, Options.Decode), ct), topK, cancellationToken);
     }
 
     /// <summary>Classifies an encoded image read asynchronously from a stream (to its end; the caller keeps the stream).</summary>
@@ -106,7 +135,8 @@ public sealed partial class ToMeEngine
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(Stream encoded, int topK = 5, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoded);
-        return ClassifyAsync(ct => ImageDecoder.DecodeAsync(encoded, Options.Decode, ct), topK, cancellationToken);
+        return ClassifyAsync(async ct => preprocessor.Run(await ImageDecoder.ReadAllAsync(encoded, Options.Decode, ct).ConfigureAwait(false), Options.Decode),
+            topK, cancellationToken);
     }
 
     /// <summary>Classifies an encoded image held in memory (a <c>byte[]</c> converts implicitly); the bytes must not change until the task completes.</summary>
@@ -115,7 +145,7 @@ public sealed partial class ToMeEngine
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(ReadOnlyMemory<byte> encoded, int topK = 5, CancellationToken cancellationToken = default) =>
-        ClassifyAsync(_ => Task.FromResult(ImageDecoder.Decode(encoded, Options.Decode)), topK, cancellationToken);
+        ClassifyAsync(_ => Task.FromResult(preprocessor.Run(ImageDecoder.ArrayOf(encoded), Options.Decode)), topK, cancellationToken);
 
     /// <summary>Classifies decoded pixels on the thread pool.</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the forward pass started.</exception>
@@ -124,13 +154,21 @@ public sealed partial class ToMeEngine
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(RgbImage image, int topK = 5, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return ClassifyAsync(_ => Task.FromResult(image), topK, cancellationToken);
+        return ClassifyAsync(_ => Task.FromResult(preprocessor.Run(image)), topK, cancellationToken);
     }
 
-    private Task<IReadOnlyList<Prediction>> ClassifyAsync(Func<CancellationToken, Task<RgbImage>> decode, int topK, CancellationToken cancellationToken)
+    /// <summary>Preprocesses on the thread pool (<paramref name="tensorOf"/>), then runs one forward pass.</summary>
+    private Task<IReadOnlyList<Prediction>> ClassifyAsync(Func<CancellationToken, Task<float[]>> tensorOf, int topK, CancellationToken cancellationToken)
     {
         CheckTopK(topK);
-        return RunAsync(decode, returnTokens: false, (_, result) => TopK(result.Logits, topK), cancellationToken);
+        return Run();
+
+        async Task<IReadOnlyList<Prediction>> Run()
+        {
+            var tensor = await Task.Run(() => tensorOf(cancellationToken), cancellationToken).ConfigureAwait(false);
+            var result = await ForwardAsync(tensor, 1, returnTokens: false, cancellationToken).ConfigureAwait(false);
+            return TopK(result.Logits, topK);
+        }
     }
 
     /// <summary>Decodes and preprocesses on the thread pool, runs one forward pass, and turns its result into the answer.</summary>

@@ -41,7 +41,9 @@ public sealed partial class ToMeEngine
     /// <exception cref="ObjectDisposedException">The engine was disposed (from the enumeration).</exception>
     public IAsyncEnumerable<ImageClassification<string>> ClassifyManyAsync(IEnumerable<string> paths, int topK = 5, int maxDegreeOfParallelism = 0,
                                                                            CancellationToken cancellationToken = default) =>
-        ClassifyManyAsync(paths, (path, ct) => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK, maxDegreeOfParallelism, cancellationToken);
+        StartPipeline(Asynchronously(paths ?? throw new ArgumentNullException(nameof(paths))),
+            (path, ct) => ImageDecoder.ReadFileAsync(path, Options.Decode, data => preprocessor.Run(data, Options.Decode), ct),
+            topK, maxDegreeOfParallelism, cancellationToken);
 
     /// <summary>
     /// <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/> for any input: <paramref name="decode"/>
@@ -65,9 +67,16 @@ public sealed partial class ToMeEngine
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(decode);
+        return StartPipeline(inputs, async (input, ct) => preprocessor.Run(await decode(input, ct).ConfigureAwait(false)), topK, maxDegreeOfParallelism, cancellationToken);
+    }
+
+    /// <summary>Checks the arguments at the call, then the pipeline over inputs that <paramref name="tensorOf"/> reads and preprocesses.</summary>
+    private IAsyncEnumerable<ImageClassification<T>> StartPipeline<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<float[]>> tensorOf,
+                                                                    int topK, int maxDegreeOfParallelism, CancellationToken cancellationToken)
+    {
         CheckTopK(topK);
         ArgumentOutOfRangeException.ThrowIfNegative(maxDegreeOfParallelism);
-        return Pipeline(inputs, decode, topK, maxDegreeOfParallelism == 0 ? Environment.ProcessorCount : maxDegreeOfParallelism, cancellationToken);
+        return Pipeline(inputs, tensorOf, topK, maxDegreeOfParallelism == 0 ? Environment.ProcessorCount : maxDegreeOfParallelism, cancellationToken);
     }
 
     private static async IAsyncEnumerable<T> Asynchronously<T>(IEnumerable<T> items)
@@ -77,7 +86,7 @@ public sealed partial class ToMeEngine
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<RgbImage>> decode,
+    private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<float[]>> tensorOf,
                                                                          int topK, int parallelism, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -157,7 +166,7 @@ public sealed partial class ToMeEngine
                 {
                     try
                     {
-                        return preprocessor.Run(await decode(input, stop.Token).ConfigureAwait(false));
+                        return await tensorOf(input, stop.Token).ConfigureAwait(false);
                     }
                     finally
                     {

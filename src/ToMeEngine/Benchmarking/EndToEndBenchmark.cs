@@ -19,7 +19,7 @@ internal static class EndToEndBenchmark
             long start = Stopwatch.GetTimestamp();
             var input = new float[chunk.Length * 3 * s * s];
             Parallel.For(0, chunk.Length, i =>
-                engine.Preprocess(ImageDecoder.Decode(chunk[i], engine.Options.Decode)).CopyTo(input, i * 3 * s * s));
+                engine.Preprocess(chunk[i]).CopyTo(input, i * 3 * s * s));
             decodeMs += Stopwatch.GetElapsedTime(start).TotalMilliseconds;
             start = Stopwatch.GetTimestamp();
             var logits = engine.Logits(input, chunk.Length);

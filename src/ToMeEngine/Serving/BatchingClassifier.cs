@@ -138,10 +138,9 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             }
             else
             {
-                var pixels = await image.DecodeAsync(engine.Options.Decode, cancellationToken).ConfigureAwait(false);
-                cancellationToken.ThrowIfCancellationRequested();
                 tensor = tensors.Rent();
-                preprocessor.Run(pixels, tensor);
+                await image.PreprocessAsync(preprocessor, engine.Options.Decode, tensor.AsMemory(0, tensorLength), cancellationToken).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
             }
             request = new Request(tensor, topK, activity);
             try

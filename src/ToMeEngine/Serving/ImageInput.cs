@@ -53,17 +53,19 @@ public sealed class ImageInput
 
     public static implicit operator ImageInput(RgbImage image) => FromImage(image);
 
+    /// <summary>Decodes and preprocesses into <paramref name="tensor"/>: encoded input straight from its bytes, decoding only what the crop reads.</summary>
     /// <exception cref="InvalidImageException">The input is not a supported, intact image (or the stream is over the size limit).</exception>
-    internal async ValueTask<RgbImage> DecodeAsync(DecodeOptions options, CancellationToken cancellationToken)
+    internal async ValueTask PreprocessAsync(Preprocessor preprocessor, DecodeOptions options, Memory<float> tensor, CancellationToken cancellationToken)
     {
         if (pixels is not null)
-            return pixels;
-        if (bytes is not null)
-            return ImageDecoder.Decode(bytes, options);
-        if (path is not null)
-            return ImageDecoder.Decode(path, options);
-        // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
-        return await ImageDecoder.DecodeAsync(stream!, options, cancellationToken).ConfigureAwait(false);
+            preprocessor.Run(pixels, tensor.Span);
+        else if (bytes is not null)
+            preprocessor.Run(bytes, tensor.Span, options);
+        else if (path is not null)
+            ImageDecoder.ReadFile(path, options, data => preprocessor.Run(data, tensor.Span, options));
+        else
+            // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
+            preprocessor.Run(await ImageDecoder.ReadAllAsync(stream!, options, cancellationToken).ConfigureAwait(false), tensor.Span, options);
     }
 
     public override string ToString() =>

@@ -11,27 +11,30 @@ namespace ToMe.Tests.Cuda;
 /// </summary>
 public sealed class PlantedBugTests(PlantedBugTests.Mutants mutants, ITestOutputHelper output) : IClassFixture<PlantedBugTests.Mutants>
 {
-    /// <summary>A bug: one textual change to one kernel file, and the existing test that must catch it.</summary>
-    public sealed record Bug(string Name, string File, string Find, string Replace, Action Check);
+    /// <summary>
+    /// A bug: one textual change to one kernel file, the existing test that must catch it, and what its failure must say
+    /// (the emulator's error, or the test's "values outside" for a wrong result).
+    /// </summary>
+    public sealed record Bug(string Name, string File, string Find, string Replace, Action Check, string CaughtBy);
 
     public static readonly IReadOnlyList<Bug> Bugs =
     [
         new("dropped __syncthreads", "attention.cu", "        __syncthreads();\n\n#pragma unroll", "\n#pragma unroll",
-            () => new CudaBackendOpTests().AttentionMatchesCpu(3, 197, 3, 64, CudaBackendOpTests.SizeMode.Random, true)),
+            () => new CudaBackendOpTests().AttentionMatchesCpu(3, 197, 3, 64, CudaBackendOpTests.SizeMode.Random, true), "values outside"),
         new("read past the end", "bipartite_match.cu", "d < dim; d += WARP_SIZE) squares", "d <= dim; d += WARP_SIZE) squares",
-            () => new CudaMergingOpTests().BipartiteMatchMatchesCpu(3, 197, 64, 1)),
+            () => new CudaMergingOpTests().BipartiteMatchMatchesCpu(3, 197, 64, 1), "values outside"),
         new("shuffle under a partial-warp mask", "bipartite_match.cu", "__shfl_xor_sync(FULL_MASK, v, offset)", "__shfl_xor_sync(0x0000ffffu, v, offset)",
-            () => new CudaMergingOpTests().BipartiteMatchMatchesCpu(3, 197, 64, 1)),
+            () => new CudaMergingOpTests().BipartiteMatchMatchesCpu(3, 197, 64, 1), "calls __shfl_xor_sync(mask 0x0000ffff)"),
         new("barrier in divergent code", "topr_sort.cu", "            __syncthreads();\n", "            if (threadIdx.x < blockDim.x / 2) __syncthreads();\n",
-            () => new CudaMergingOpTests().SelectTopRMatchesCpuOnUniqueValues(3, 513, 100, true)),
+            () => new CudaMergingOpTests().SelectTopRMatchesCpuOnUniqueValues(3, 513, 100, true), "wait at different barriers"),
         new("off-by-one tail", "merge_assigned.cu", "if (w >= (i64)batch * new_tokens) return;", "if (w > (i64)batch * new_tokens) return;",
-            () => new CudaVariantOpTests().MergeAssignedMatchesCpu(3, 197, 64, 98, 98)),
+            () => new CudaVariantOpTests().MergeAssignedMatchesCpu(3, 197, 64, 98, 98), "invalid memory access"),
         new("cp.async tile read before its wait", "flash_attention.cu", "        cp_async_wait<1>();", "        // (no wait)",
-            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 197, 2, CudaBackendOpTests.SizeMode.Random)),
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 197, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
         new("V fragments loaded untransposed", "flash_attention.cu", "ldmatrix_x4_trans(vf,", "ldmatrix_x4(vf,",
-            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 197, 2, CudaBackendOpTests.SizeMode.Random)),
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 197, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
         new("K/V buffer refilled while other warps read it", "flash_attention.cu", "        __syncthreads();   // tile j's buffers", "        //",
-            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 577, 2, CudaBackendOpTests.SizeMode.Random)),
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 577, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
     ];
 
     public static TheoryData<string> BugNames() => [.. Bugs.Select(b => b.Name)];
@@ -46,6 +49,8 @@ public sealed class PlantedBugTests(PlantedBugTests.Mutants mutants, ITestOutput
         {
             var caught = Record.Exception(bug.Check);
             Assert.True(caught is not null, $"planted bug '{bug.Name}' in {bug.File} went unnoticed");
+            Assert.True(caught.Message.Contains(bug.CaughtBy, StringComparison.Ordinal),
+                $"planted bug '{bug.Name}' was expected to fail with '{bug.CaughtBy}', not: {caught.Message}");
             output.WriteLine($"{bug.Name} ({bug.File}): caught by {caught.GetType().Name}: {caught.Message.Split('\n')[0]}");
         }
     }

@@ -5,13 +5,15 @@ namespace ToMe.Tests.Support;
 /// <summary>Runs the built `tome` command (tome.dll beside the tests), or another program, as a child process, with a time limit.</summary>
 internal static class TomeProcess
 {
-    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) => Run(new Dictionary<string, string?>(), args);
+    public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) =>
+        RunProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "tome.dll"), .. args]);
 
     /// <summary>Runs `tome` with <paramref name="environment"/> changed (null removes a variable).</summary>
     public static (int ExitCode, string Stdout, string Stderr) Run(IReadOnlyDictionary<string, string?> environment, params string[] args) =>
         RunProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "tome.dll"), .. args], environment: environment);
 
-    /// <summary>Runs <paramref name="program"/> (the built tome.dll through dotnet, or an installed `tome`) in a folder, with the environment changed (null removes a variable).</summary>
+    /// <summary>Runs <paramref name="program"/> (the built tome.dll through dotnet, or an installed `tome`) in a folder, with
+    /// <paramref name="environment"/> changed (null removes a variable).</summary>
     public static (int ExitCode, string Stdout, string Stderr) RunProgram(string program, IEnumerable<string> args, string? workingDirectory = null,
                                                                           IReadOnlyDictionary<string, string?>? environment = null, TimeSpan? limit = null)
     {
