@@ -1,7 +1,7 @@
 // attention.cu: fused multi-head attention with ToMe's size bias (proportional attention), fp32.
 //
 // Variants:
-//   attention_f32_d{32,64,80,96,128}
+//   attention_{f32,f16,bf16}_d{32,64,80,96,128}   (qkv and out in that type; tiles, softmax and sums in fp32)
 //       out[b][n][h][:] = softmax_m(q·k_m · scale + log size[b][m]) · v, one pass over key tiles with
 //       an online softmax (running max m, running sum l, rescaled accumulator; flash-attention style).
 //       Block = (image b, head h, 16 queries): 4 warps × 4 queries per warp. Per tile of 32 keys
@@ -42,10 +42,11 @@
 // s = q·k · scale + bias, rounded like the CPU (product, then sum), never contracted into an FMA.
 TOME_DEVICE float attention_logit(float dot, float scale, float bias) { return __fadd_rn(__fmul_rn(dot, scale), bias); }
 
-template <int D>
+// T: the storage type of qkv and out (float, half_t, bf16_t); shared tiles and all arithmetic are fp32.
+template <typename T, int D>
 TOME_DEVICE void attention_body(
-    const float* __restrict__ qkv, const float* __restrict__ size, int tokens, int heads, float scale,
-    float* __restrict__ out, float* __restrict__ class_stats)
+    const T* __restrict__ qkv, const float* __restrict__ size, int tokens, int heads, float scale,
+    T* __restrict__ out, float* __restrict__ class_stats)
 {
     constexpr int DPL = (D + WARP_SIZE - 1) / WARP_SIZE;   // output dims per lane
     __shared__ float qs[ATT_BQ][D];
@@ -58,11 +59,11 @@ TOME_DEVICE void attention_body(
     const int C = heads * D;
     const i64 row_stride = 3LL * C;
     // q[n][d] = base[n·3C + d], k[n][d] = base[n·3C + C + d], v[n][d] = base[n·3C + 2C + d]
-    const float* base = qkv + (i64)b * tokens * row_stride + h * D;
+    const T* base = qkv + (i64)b * tokens * row_stride + h * D;
 
     for (int i = tid; i < ATT_BQ * D; i += blockDim.x) {
         const int qi = i / D, d = i % D, n = q0 + qi;
-        qs[qi][d] = n < tokens ? base[n * row_stride + d] : 0.0f;   // padded queries compute, never store
+        qs[qi][d] = n < tokens ? to_float(base[n * row_stride + d]) : 0.0f;   // padded queries compute, never store
     }
 
     float m[ATT_QPW], l[ATT_QPW], acc[ATT_QPW][DPL];
@@ -79,8 +80,8 @@ TOME_DEVICE void attention_body(
         for (int i = tid; i < ATT_BK * D; i += blockDim.x) {
             const int j = i / D, d = i % D, key = k0 + j;
             // Zeros, not garbage, past the end: p = 0 there, and 0 · NaN would still poison the sum.
-            ks[j][d] = key < tokens ? base[key * row_stride + C + d] : 0.0f;
-            vs[j][d] = key < tokens ? base[key * row_stride + 2 * C + d] : 0.0f;
+            ks[j][d] = key < tokens ? to_float(base[key * row_stride + C + d]) : 0.0f;
+            vs[j][d] = key < tokens ? to_float(base[key * row_stride + 2 * C + d]) : 0.0f;
         }
         if (tid < ATT_BK) {
             const int key = k0 + tid;
@@ -121,11 +122,11 @@ TOME_DEVICE void attention_body(
         const int n = q0 + warp * ATT_QPW + qi;
         if (n >= tokens) continue;
         // out[b][n][h][d]
-        float* o = out + ((i64)b * tokens + n) * C + h * D;
+        T* o = out + ((i64)b * tokens + n) * C + h * D;
 #pragma unroll
         for (int i = 0; i < DPL; ++i) {
             const int d = lane + i * WARP_SIZE;
-            if (d < D) o[d] = l[qi] > 0.0f ? acc[qi][i] / l[qi] : 0.0f;
+            if (d < D) o[d] = from_float<T>(l[qi] > 0.0f ? acc[qi][i] / l[qi] : 0.0f);
         }
         if (class_stats != nullptr && n == 0 && lane == 0) {
             class_stats[((i64)b * heads + h) * 2] = m[qi];
@@ -134,19 +135,20 @@ TOME_DEVICE void attention_body(
     }
 }
 
-#define ATTENTION_ENTRY(D)                                                                                    \
-    extern "C" __global__ void __launch_bounds__(ATT_WARPS * WARP_SIZE) attention_f32_d##D(                  \
-        const float* __restrict__ qkv, const float* __restrict__ size, int tokens, int heads, float scale,    \
-        float* __restrict__ out, float* __restrict__ class_stats)                                            \
+#define ATTENTION_ENTRY(NAME, T, D)                                                                           \
+    extern "C" __global__ void __launch_bounds__(ATT_WARPS * WARP_SIZE) attention_##NAME##_d##D(             \
+        const T* __restrict__ qkv, const float* __restrict__ size, int tokens, int heads, float scale,        \
+        T* __restrict__ out, float* __restrict__ class_stats)                                                \
     {                                                                                                         \
-        attention_body<D>(qkv, size, tokens, heads, scale, out, class_stats);                                 \
+        attention_body<T, D>(qkv, size, tokens, heads, scale, out, class_stats);                              \
     }
+#define ATTENTION_ENTRIES(NAME, T) \
+    ATTENTION_ENTRY(NAME, T, 32) ATTENTION_ENTRY(NAME, T, 64) ATTENTION_ENTRY(NAME, T, 80) ATTENTION_ENTRY(NAME, T, 96) ATTENTION_ENTRY(NAME, T, 128)
 
-ATTENTION_ENTRY(32)
-ATTENTION_ENTRY(64)
-ATTENTION_ENTRY(80)
-ATTENTION_ENTRY(96)
-ATTENTION_ENTRY(128)
+ATTENTION_ENTRIES(f32, float)
+// Half storage on CUDA cores: the attention of GPUs without sm_80's mma.sync m16n8k16 (flash_attention.cu).
+ATTENTION_ENTRIES(f16, half_t)
+ATTENTION_ENTRIES(bf16, bf16_t)
 
 extern "C" __global__ void attention_class_row_f32(
     const float* __restrict__ qkv, const float* __restrict__ size, const float* __restrict__ class_stats,

@@ -4,7 +4,7 @@
 // So the half and bfloat16 storage types and their conversions are defined here with inline PTX,
 // and the few intrinsics the kernels need come from NVRTC's built-ins.
 //
-// Inline PTX appears only here, and only through TOME_PTX(twin, asm): NVRTC compiles the asm; the emulated
+// Inline PTX appears only here and in tensor_core.cuh, and only through TOME_PTX(twin, asm): NVRTC compiles the asm; the emulated
 // CUDA device (emulator/, TOME_EMULATED_DEVICE) calls the twin from emulator/include/tome_ptx_twins.h,
 // written from the PTX ISA's definition and checked on random data. A new instruction needs both.
 #pragma once

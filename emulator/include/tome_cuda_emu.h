@@ -155,3 +155,4 @@ TOME_EMU_NORETURN inline void __trap(TOME_EMU_SITE) { tome_emu_trap("__trap()", 
 
 #include "tome_emu_warp.h"
 #include "tome_ptx_twins.h"
+#include "tome_ptx_mma.h"

@@ -18,11 +18,11 @@ internal static class ForwardCommand
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
-        var precision = ModelOptions.Precision();
         var merges = new Option<bool>("--merges")
         {
             Description = "also write each bipartite merge decision: layerL.src_idx and layerL.dst_idx I32 [B, r] (the golden fixtures' names)",
         };
+        var precision = ModelOptions.Precision();
         var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
         {
             model, input, output, schedule, noPropAttn, backend, precision, threads, merges,

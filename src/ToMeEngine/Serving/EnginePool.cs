@@ -56,10 +56,13 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         loggers ??= NullLoggerFactory.Instance;
         var log = loggers.CreateLogger<EnginePool>();
         var weights = ModelLoader.Load(model);
-        // int8 runs on the CPU only: unless devices are named (and then refused clearly), the pool uses none; auto never
-        // picks the emulated test device.
-        var devices = pool.CudaDevices ?? (engine.Backend == BackendKind.Cpu || engine.Precision == Precision.Int8
-            || (engine.Backend == BackendKind.Auto && CudaDriver.IsEmulated) ? [] : CudaDevices());
+        // int8 runs on the CPU only: unless devices are named (and then refused clearly), the pool uses none.
+        var devices = pool.CudaDevices ?? (engine.Backend, engine.Precision) switch
+        {
+            (BackendKind.Cpu, _) or (_, Precision.Int8) => [],
+            (BackendKind.Auto, _) when CudaDriver.IsEmulated => [],   // auto never picks the emulated test device
+            _ => CudaDevices(),
+        };
         var built = new List<BatchingClassifier>();
         try
         {

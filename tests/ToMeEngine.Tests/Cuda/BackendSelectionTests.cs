@@ -62,7 +62,7 @@ public class BackendSelectionTests
         Assert.Single(stderr.TrimEnd().Split('\n'));
         var auto = WithoutDriver(dir, [.. forward, "auto"]);
         Assert.True(auto.ExitCode == 0, auto.Stderr);
-        Assert.Contains("(cpu fp32)", auto.Stdout);
+        Assert.Contains("(cpu fp32)", auto.Stdout);   // the backend and the precision it resolved
     }
 
     [Fact]

@@ -108,6 +108,18 @@ public class CudaBackendOpTests
     /// <summary>Size patterns for attention: none, random 1..4, with zeros (the whole first key tile too), all zero.</summary>
     public enum SizeMode { None, Random, WithZeros, AllZero }
 
+    /// <summary>Sizes of <paramref name="rows"/> tokens (images of <paramref name="tokens"/>) in a pattern (None gives all zeros: pass no sizes then).</summary>
+    public static float[] AttentionSizes(SizeMode mode, int rows, int tokens)
+    {
+        var random = new Random(16);
+        return Enumerable.Range(0, rows).Select(i => mode switch
+        {
+            SizeMode.Random => random.Next(1, 5),
+            SizeMode.WithZeros => i % tokens < 40 || i % 7 == 3 ? 0f : random.Next(1, 5),
+            _ => 0f,
+        }).ToArray();
+    }
+
     [Theory]
     [InlineData(1, 1, 3, 64, SizeMode.Random, true)]
     [InlineData(1, 2, 2, 64, SizeMode.None, true)]
@@ -125,14 +137,7 @@ public class CudaBackendOpTests
         using var pair = BackendPair.Create();
         int c = heads * headDim, rows = batch * tokens;
         var qkv = pair.Floats(Gpu.Random(rows * 3 * c, seed: tokens + headDim, scale: 1.5f));
-        var random = new Random(16);
-        var sizes = Enumerable.Range(0, rows).Select(i => sizeMode switch
-        {
-            SizeMode.Random => random.Next(1, 5),
-            SizeMode.WithZeros => i % tokens < 40 || i % 7 == 3 ? 0f : random.Next(1, 5),
-            _ => 0f,
-        }).ToArray();
-        var size = sizeMode == SizeMode.None ? default : pair.Floats(sizes);
+        var size = sizeMode == SizeMode.None ? default : pair.Floats(AttentionSizes(sizeMode, rows, tokens));
         var output = pair.FloatOutput(rows * c);
         var keyMean = pair.FloatOutput(rows * headDim);
         var cls = classAttention ? pair.FloatOutput(rows) : default;

@@ -6,21 +6,22 @@ using ToMe.Tests.Support;
 namespace ToMe.Tests.Cuda;
 
 /// <summary>
-/// The emulated device's check kernels (emulator/tests/kernels/emulator_checks.cu) on a stream of their own: compiled by
-/// NVRTC like the engine's kernels, loaded with the emulator's build of them. Skips where the emulated device is not in use.
+/// The emulated device's check kernels (a file of emulator/tests/kernels/, emulator_checks.cu unless named) on a stream of
+/// their own: compiled by NVRTC like the engine's kernels, loaded with the emulator's build of them. Skips where the
+/// emulated device is not in use.
 /// </summary>
 internal sealed class EmulatorCheckKernels : IDisposable
 {
-    private static readonly Lazy<CompiledKernel> compiled = new(Compile);
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<CompiledKernel>> compiled = new();
     private readonly List<IDisposable> owned = [];
 
-    public EmulatorCheckKernels()
+    public EmulatorCheckKernels(string file = "emulator_checks.cu")
     {
         EmulatedDevice.Require();
         Context = Gpu.Context();
         Stream = new CudaStream(Context);
         using (EmulatedDevice.UseKernels(Path.Combine(EmulatedDevice.BuildDirectory!, "test-kernels")))
-            Module = new CudaModule(Context, compiled.Value.Image, "emulator_checks.cu");
+            Module = new CudaModule(Context, compiled.GetOrAdd(file, f => new Lazy<CompiledKernel>(() => Compile(f))).Value.Image, file);
     }
 
     public CudaContext Context { get; }
@@ -75,10 +76,10 @@ internal sealed class EmulatorCheckKernels : IDisposable
         return resource;
     }
 
-    private static CompiledKernel Compile()
+    private static CompiledKernel Compile(string file)
     {
-        var path = Path.Combine(EmulatedDevice.BuildDirectory!, "..", "tests", "kernels", "emulator_checks.cu");
-        var source = new KernelSource("emulator_checks.cu", File.ReadAllText(path));
+        var path = Path.Combine(EmulatedDevice.BuildDirectory!, "..", "tests", "kernels", file);
+        var source = new KernelSource(file, File.ReadAllText(path));
         return new KernelCompiler(KernelCache.Default()).Compile(source, new KernelCompileOptions("sm_90"));
     }
 

@@ -29,6 +29,12 @@ public sealed class PlantedBugTests(PlantedBugTests.Mutants mutants, ITestOutput
             () => new CudaMergingOpTests().SelectTopRMatchesCpuOnUniqueValues(3, 513, 100, true), "wait at different barriers"),
         new("off-by-one tail", "merge_assigned.cu", "if (w >= (i64)batch * new_tokens) return;", "if (w > (i64)batch * new_tokens) return;",
             () => new CudaVariantOpTests().MergeAssignedMatchesCpu(3, 197, 64, 98, 98), "invalid memory access"),
+        new("cp.async tile read before its wait", "flash_attention.cu", "        cp_async_wait<1>();", "        // (no wait)",
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 197, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
+        new("V fragments loaded untransposed", "flash_attention.cu", "ldmatrix_x4_trans(vf,", "ldmatrix_x4(vf,",
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 197, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
+        new("K/V buffer refilled while other warps read it", "flash_attention.cu", "        __syncthreads();   // tile j's buffers", "        //",
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 577, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
     ];
 
     public static TheoryData<string> BugNames() => [.. Bugs.Select(b => b.Name)];
