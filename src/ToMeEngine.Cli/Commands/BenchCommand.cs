@@ -33,14 +33,15 @@ internal static class BenchCommand
         var runs = new Option<int>("--runs") { Description = "timed runs per schedule (the first quarter is discarded)", DefaultValueFactory = _ => 8 };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
-        var images = new Option<string?>("--images") { Description = "end-to-end mode: time decode + preprocess + forward + top-k over the image files in this folder" };
+        var images = new Option<string?>("--images") { Description = "end-to-end mode: decode rate, forward rate and end-to-end images/s over the image files in this folder, and which stage bounds the run" };
         var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
+        var decodeThreads = new Option<int>("--decode-threads") { Description = "end-to-end mode: images decoded at once (0 = one per core)" };
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var profile = new Option<bool>("--profile") { Description = "also time every op and print where the forward's time goes (cpu backend)" };
         var strategy = new StrategyOptions();
         var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn, profile,
+            model, random, backend, batch, schedules, warmup, runs, threads, json, images, limit, decodeThreads, noPropAttn, profile,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -61,9 +62,10 @@ internal static class BenchCommand
             bool asJson = parse.GetValue(json);
             if (parse.GetValue(images) is { } folder)
             {
-                if (backendName != "cpu")
-                    throw new NotSupportedException("the end-to-end mode (--images) runs on --backend cpu in this build");
-                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), asJson);
+                if (parse.GetValue(decodeThreads) < 0)
+                    throw new ArgumentException("--decode-threads must be 0 (one per core) or positive");
+                return EndToEnd(weights, backendName, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads),
+                    parse.GetValue(decodeThreads), asJson);
             }
             bool profiled = parse.GetValue(profile);
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
@@ -112,8 +114,8 @@ internal static class BenchCommand
         return command;
     }
 
-    private static int EndToEnd(Model.ModelWeights weights, string folder, int limit, int batch, List<MergeSchedule> schedules,
-        MergeStrategy merge, bool propAttn, int threads, bool asJson)
+    private static int EndToEnd(Model.ModelWeights weights, string backendName, string folder, int limit, int batch, List<MergeSchedule> schedules,
+        MergeStrategy merge, bool propAttn, int threads, int decodeThreads, bool asJson)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"--images {folder}: no such folder");
@@ -122,27 +124,42 @@ internal static class BenchCommand
         if (files.Count == 0)
             throw new FileNotFoundException($"--images {folder}: no image files");
         var inv = CultureInfo.InvariantCulture;
-        var rows = new List<object>();
-        if (!asJson)
-        {
-            Console.WriteLine($"{weights.Config.Architecture}, cpu fp32, end to end from {files.Count} files in {folder}, batch {batch}");
-            Console.WriteLine("| merge | r | images/s | decode+preprocess ms/image | forward+top-k ms/image |");
-            Console.WriteLine("|---|---|---:|---:|---:|");
-        }
+        var rows = new List<EndToEndTiming>();
+        int decoders = decodeThreads > 0 ? decodeThreads : Environment.ProcessorCount;
+        double decodeRate = 0;
+        float[][] sample = [];
         foreach (var schedule in schedules)
         {
             using var engine = ToMeEngine.Create(weights, new EngineOptions
             {
-                Backend = BackendKind.Cpu, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+                Backend = backendName switch { "cpu" => BackendKind.Cpu, "cuda" => BackendKind.Cuda, _ => BackendKind.Auto },
+                Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
             });
-            EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), batch); // warm-up
-            var t = EndToEndBenchmark.Run(engine, files, batch);
-            rows.Add(new { merge = merge.ToString(), schedule = schedule.ToString(), t.Images, t.Batch, t.Seconds, t.ImagesPerSecond, t.DecodeMilliseconds, t.ForwardMilliseconds });
+            if (rows.Count == 0)
+            {
+                EndToEndBenchmark.Decode(engine, files.Take(batch).ToList(), decodeThreads, keep: 0); // warm-up
+                (decodeRate, int decoded, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
+                if (decoded == 0)
+                    throw new InvalidDataException($"--images {folder}: none of the {files.Count} files decoded");
+                if (!asJson)
+                {
+                    Console.WriteLine($"{weights.Config.Architecture}, {engine.BackendName} fp32, {files.Count} files in {folder}, batch {batch}, {decoders} decode threads");
+                    Console.WriteLine("| merge | r | decode images/s | forward images/s | end to end images/s | bound by |");
+                    Console.WriteLine("|---|---|---:|---:|---:|---|");
+                }
+            }
+            double forwardRate = EndToEndBenchmark.Forward(engine, sample, Math.Max(2, (files.Count + batch - 1) / batch));
+            EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), decodeThreads); // warm-up
+            double endToEnd = EndToEndBenchmark.Run(engine, files, decodeThreads);
+            var t = new EndToEndTiming(merge.ToString(), merge.UsesSchedule ? schedule.ToString() : "-", files.Count, batch, decoders,
+                decodeRate, forwardRate, endToEnd, decodeRate < forwardRate ? "decode" : "forward");
+            rows.Add(t);
             if (!asJson)
-                Console.WriteLine(string.Create(inv, $"| {merge} | {schedule} | {t.ImagesPerSecond:F1} | {t.DecodeMilliseconds:F2} | {t.ForwardMilliseconds:F2} |"));
+                Console.WriteLine(string.Create(inv,
+                    $"| {t.Merge} | {t.Schedule} | {t.DecodeImagesPerSecond:F1} | {t.ForwardImagesPerSecond:F1} | {t.ImagesPerSecond:F1} | {t.BoundBy} |"));
         }
         if (asJson)
-            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", mode = "end-to-end", results = rows },
+            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = backendName, mode = "end-to-end", results = rows },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         return 0;
     }

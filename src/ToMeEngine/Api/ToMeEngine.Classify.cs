@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using ToMe.Imaging;
 using ToMe.Model;
 
@@ -46,33 +47,27 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(RgbImage image, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return ClassifyBatch([image], topK)[0];
+        CheckTopK(topK);
+        return TopK(Logits(preprocessor.Run(image), 1), topK);
     }
 
     /// <summary>
-    /// Classifies any sequence of decoded images, in forward passes of at most <see cref="EngineOptions.MaxBatchSize"/>; the
-    /// sequence is read one batch at a time. Results are in input order.
+    /// Classifies any sequence of decoded images, in forward passes of at most <see cref="EngineOptions.MaxBatchSize"/>.
+    /// The images are resized and normalized on every core, ahead of the forward passes; the sequence is read as the
+    /// pipeline has room. Results are in input order.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<RgbImage> images, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(images);
-        CheckTopK(topK);
-        var results = new List<IReadOnlyList<Prediction>>();
-        int classes = Config.NumClasses;
-        foreach (var chunk in images.Chunk(Options.MaxBatchSize))
-        {
-            var logits = Logits(preprocessor.RunBatch(chunk), chunk.Length);
-            for (int b = 0; b < chunk.Length; b++)
-                results.Add(TopK(logits.AsSpan(b * classes, classes), topK));
-        }
-        return results;
+        return ClassifyAll(images, static (image, _) => Task.FromResult(image ?? throw new ArgumentNullException(nameof(images), "the sequence holds a null image")), topK);
     }
 
     /// <summary>
-    /// Classifies any sequence of image files, decoding one batch at a time on the calling thread (memory stays bounded by
-    /// <see cref="EngineOptions.MaxBatchSize"/>). The first file that cannot be read ends the call with its error; for
-    /// per-image errors and parallel decoding use <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/>.
+    /// Classifies any sequence of image files, read and decoded on every core ahead of the forward passes (memory stays
+    /// bounded by <see cref="EngineOptions.MaxBatchSize"/> and the core count). The first file, in input order, that cannot
+    /// be read ends the call with its error; for per-image errors use
+    /// <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/>.
     /// </summary>
     /// <exception cref="FileNotFoundException">A path has no file (or is a directory).</exception>
     /// <exception cref="InvalidImageException">A file is not a supported, intact image; the message names it.</exception>
@@ -80,7 +75,21 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<string> paths, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        return ClassifyBatch(paths.Select(p => ImageDecoder.Decode(p, Options.Decode)), topK);
+        return ClassifyAll(paths, (path, ct) => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK);
+    }
+
+    /// <summary>The synchronous form of the ClassifyManyAsync pipeline: every result, or the first error in input order.</summary>
+    private IReadOnlyList<IReadOnlyList<Prediction>> ClassifyAll<T>(IEnumerable<T> inputs, Func<T, CancellationToken, Task<RgbImage>> decode, int topK)
+    {
+        CheckTopK(topK);
+        var results = new List<IReadOnlyList<Prediction>>();
+        foreach (var result in Pipeline(Asynchronously(inputs), decode, topK, Environment.ProcessorCount, CancellationToken.None).ToBlockingEnumerable())
+        {
+            if (!result.Succeeded)
+                ExceptionDispatchInfo.Throw(result.Error);
+            results.Add(result.Predictions);
+        }
+        return results;
     }
 
     /// <summary>

@@ -74,8 +74,15 @@ public static class ImageDecoder
 
     private static async Task<RgbImage> DecodeAsync(Stream stream, DecodeOptions? options, CancellationToken cancellationToken, bool synchronous)
     {
-        ArgumentNullException.ThrowIfNull(stream);
         options ??= DecodeOptions.Default;
+        return Decode(await ReadAllAsync(stream, options, cancellationToken, synchronous).ConfigureAwait(false), options);
+    }
+
+    /// <summary>Reads <paramref name="stream"/> to its end, refusing more than <see cref="DecodeOptions.MaxFileBytes"/>.</summary>
+    /// <exception cref="InvalidImageException">The stream is longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    internal static async Task<byte[]> ReadAllAsync(Stream stream, DecodeOptions options, CancellationToken cancellationToken, bool synchronous = false)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int n;
@@ -86,7 +93,7 @@ public static class ImageDecoder
                 throw new InvalidImageException($"input larger than {options.MaxFileBytes} bytes (DecodeOptions.MaxFileBytes)");
             buffer.Write(chunk, 0, n);
         }
-        return Decode(buffer.ToArray(), options);
+        return buffer.ToArray();
     }
 
     /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>

@@ -53,18 +53,21 @@ public sealed class ImageInput
 
     public static implicit operator ImageInput(RgbImage image) => FromImage(image);
 
-    /// <exception cref="InvalidImageException">The input is not a supported, intact image (or the stream is over the size limit).</exception>
-    internal async ValueTask<RgbImage> DecodeAsync(DecodeOptions options, CancellationToken cancellationToken)
-    {
-        if (pixels is not null)
-            return pixels;
-        if (bytes is not null)
-            return ImageDecoder.Decode(bytes, options);
-        if (path is not null)
-            return ImageDecoder.Decode(path, options);
-        // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
-        return await ImageDecoder.DecodeAsync(stream!, options, cancellationToken).ConfigureAwait(false);
-    }
+    /// <summary>
+    /// What the input needs before decoding can start without waiting on I/O that a client paces: a stream is read to its
+    /// end (asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread or a
+    /// decoder); every other input is returned as it is.
+    /// </summary>
+    /// <exception cref="InvalidImageException">The stream is over <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    internal async ValueTask<ImageInput> BufferAsync(DecodeOptions options, CancellationToken cancellationToken) =>
+        stream is null ? this : FromBytes(await ImageDecoder.ReadAllAsync(stream, options, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>Decodes a file, bytes or pixels (a stream after <see cref="BufferAsync"/>) on the calling thread.</summary>
+    /// <exception cref="InvalidImageException">The input is not a supported, intact image.</exception>
+    internal RgbImage Decode(DecodeOptions options) =>
+        pixels ?? (bytes is not null ? ImageDecoder.Decode(bytes, options)
+            : path is not null ? ImageDecoder.Decode(path, options)
+            : throw new InvalidOperationException("a stream input is decoded after BufferAsync"));
 
     public override string ToString() =>
         path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream"
