@@ -126,7 +126,7 @@ internal static class BenchCommand
         var inv = CultureInfo.InvariantCulture;
         var rows = new List<EndToEndTiming>();
         int decoders = decodeThreads > 0 ? decodeThreads : Environment.ProcessorCount;
-        double decodeRate = 0;
+        double decodeRate = 0, coresBusy = 0;
         float[][] sample = [];
         foreach (var schedule in schedules)
         {
@@ -138,12 +138,13 @@ internal static class BenchCommand
             if (rows.Count == 0)
             {
                 EndToEndBenchmark.Decode(engine, files.Take(batch).ToList(), decodeThreads, keep: 0); // warm-up
-                (decodeRate, int decoded, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
+                (decodeRate, coresBusy, int decoded, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
                 if (decoded == 0)
                     throw new InvalidDataException($"--images {folder}: none of the {files.Count} files decoded");
                 if (!asJson)
                 {
-                    Console.WriteLine($"{weights.Config.Architecture}, {engine.BackendName} fp32, {files.Count} files in {folder}, batch {batch}, {decoders} decode threads");
+                    Console.WriteLine(string.Create(inv,
+                        $"{weights.Config.Architecture}, {engine.BackendName} fp32, {files.Count} files in {folder}, batch {batch}; {decoders} decode threads kept {coresBusy:F2} cores busy"));
                     Console.WriteLine("| merge | r | decode images/s | forward images/s | end to end images/s | bound by |");
                     Console.WriteLine("|---|---|---:|---:|---:|---|");
                 }
@@ -152,7 +153,7 @@ internal static class BenchCommand
             EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), decodeThreads); // warm-up
             double endToEnd = EndToEndBenchmark.Run(engine, files, decodeThreads);
             var t = new EndToEndTiming(merge.ToString(), merge.UsesSchedule ? schedule.ToString() : "-", files.Count, batch, decoders,
-                decodeRate, forwardRate, endToEnd, decodeRate < forwardRate ? "decode" : "forward");
+                decodeRate, coresBusy, forwardRate, endToEnd, decodeRate < forwardRate ? "decode" : "forward");
             rows.Add(t);
             if (!asJson)
                 Console.WriteLine(string.Create(inv,

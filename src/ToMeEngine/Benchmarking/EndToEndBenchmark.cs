@@ -15,6 +15,7 @@ public sealed record EndToEndTiming(
     int Batch,
     int DecodeThreads,
     double DecodeImagesPerSecond,
+    double DecodeCoresBusy,
     double ForwardImagesPerSecond,
     double ImagesPerSecond,
     string BoundBy);
@@ -23,13 +24,16 @@ internal static class EndToEndBenchmark
 {
     /// <summary>
     /// Decode rate: every file through the input pipeline with <paramref name="threads"/> decoders (0: one per core),
-    /// tensors dropped as they arrive. Returns images/s over the files that decoded and the first <paramref name="keep"/> tensors.
+    /// tensors dropped as they arrive. Returns images/s over the files that decoded, the cores the process kept busy meanwhile
+    /// (CPU time / wall time: below the thread count when the machine has fewer cores free) and the first
+    /// <paramref name="keep"/> tensors.
     /// </summary>
-    public static (double ImagesPerSecond, int Decoded, float[][] Kept) Decode(ToMeEngine engine, IReadOnlyList<string> files, int threads, int keep)
+    public static (double ImagesPerSecond, double CoresBusy, int Decoded, float[][] Kept) Decode(ToMeEngine engine, IReadOnlyList<string> files, int threads, int keep)
     {
         var pipeline = new InputPipeline(new Preprocessor(engine.Config.Preprocess), threads);
         var kept = new List<float[]>();
         int decoded = 0;
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
         foreach (var item in pipeline.RunAsync(Sequence(files), (path, ct) => ImageDecoder.DecodeAsync(path, engine.Options.Decode, ct),
                      window: 4 * pipeline.Parallelism).ToBlockingEnumerable())
@@ -42,7 +46,9 @@ internal static class EndToEndBenchmark
             else
                 pipeline.Return(tensor);
         }
-        return (decoded / clock.Elapsed.TotalSeconds, decoded, kept.ToArray());
+        double wall = clock.Elapsed.TotalSeconds;
+        double busy = (Process.GetCurrentProcess().TotalProcessorTime - cpu).TotalSeconds / wall;
+        return (decoded / wall, busy, decoded, kept.ToArray());
     }
 
     /// <summary>Forward rate: <paramref name="batches"/> forward passes + top-k over one preprocessed batch, after one untimed pass.</summary>
