@@ -14,8 +14,9 @@
 # --small runs ViT-S at batch 1 and 2 only, short timings, so the whole script can be rehearsed on a slow or emulated
 # device. Each step has a time limit and its own log; a failing step is recorded and the next one still runs. The exit
 # status is non-zero when any step failed. Environment: PRECISIONS (default "fp32", the precisions `tome bench` offers),
-# PYTHON (default python3), CUDA_TESTS_FILTER (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace and
-# the CUDA soak).
+# TIME_SCALE (default 1; multiplies every step's time limit, for a slow or emulated device), PYTHON (default python3),
+# CUDA_TESTS_FILTER (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace and the CUDA soak), TOME_SHARED
+# (a copy of ../shared, for the tests that read the full fixtures; without it they skip).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,7 +46,7 @@ pack() {
 
 # Runs one step: name, time limit in seconds, command...; output in $out/logs/name.log, status in $out/steps.tsv.
 step() {
-    local name="$1" limit="$2"
+    local name="$1" limit=$(($2 * ${TIME_SCALE:-1}))
     shift 2
     local start=$SECONDS
     echo "== $name ($(date -u +%T))"
@@ -79,7 +80,7 @@ run_steps() {
     cp "$out/logs/devices.log" "$out/json/devices.json" 2>/dev/null
     local filter=(-filter "/*/ToMe.Tests.Cuda/*/*" -filter "/*/ToMe.Tests.Reliability/SoakTests/CudaEngineStaysFlat")
     [ -n "${CUDA_TESTS_FILTER:-}" ] && read -r -a filter <<< "$CUDA_TESTS_FILTER"
-    step cuda-tests 240 env TOME_REQUIRE_GPU=1 "${test_cmd[@]}" "${filter[@]}" -noLogo -noColor -xml "$out/cuda-tests.xml"
+    step cuda-tests 300 env TOME_REQUIRE_GPU=1 "${test_cmd[@]}" "${filter[@]}" -noLogo -noColor -xml "$out/cuda-tests.xml"
     # A filter that selects nothing passes in xunit; here it is a failure.
     if ! grep -q 'total="[1-9]' "$out/cuda-tests.xml" 2>/dev/null; then
         printf '%s\t%s\t%s\n' cuda-tests-ran "failed (no test ran)" 0 >> "$out/steps.tsv"
@@ -98,7 +99,7 @@ run_steps() {
     done
     local device=cuda
     [ "$small" = 1 ] && ! "${PYTHON:-python3}" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cpu
-    step torch-baseline 240 "${PYTHON:-python3}" "$bench/torch_gpu_baseline.py" --device $device --models "$tmodels" --batch "$tbatches" \
+    step torch-baseline 300 "${PYTHON:-python3}" "$bench/torch_gpu_baseline.py" --device $device --models "$tmodels" --batch "$tbatches" \
         --r 0,13,16 --runs $truns --warmup $twarm --json "$out/json/torch.json"
     "${PYTHON:-python3}" "$bench/gpu_check_summary.py" "$out" > "$out/summary.md" || echo "summary failed" >> "$out/summary.md"
     cat "$out/summary.md"

@@ -5,10 +5,12 @@ seeded random weights of the named architecture, so timm is not needed and the e
 the same shapes. Variants, each timed with CUDA events (warm-up, timed runs, first quarter discarded, median):
     eager-fp32           plain eager, fp32 (what the engine's fp32 path competes with)
     eager-fp16-autocast  eager under torch.autocast(float16)
-    compile-fp16         torch.compile of the same forward under autocast (skipped with the reason where unavailable)
+    compile-fp16         torch.compile of the same forward under autocast, at the r values of --compile-r only (default 0:
+                         every configuration compiles anew, which would not fit the device check's time otherwise);
+                         where torch.compile is unavailable the row says why
 Usage:
     python3 bench/torch_gpu_baseline.py [--models ViT-S,ViT-B,ViT-L] [--batch 1,64,256] [--r 0,13,16] [--runs 20]
-        [--variants eager-fp32,eager-fp16-autocast,compile-fp16] [--device cuda] [--json OUT.json]
+        [--variants eager-fp32,eager-fp16-autocast,compile-fp16] [--compile-r 0] [--device cuda] [--json OUT.json]
 One JSON object per line on stdout; with --device cpu it runs small sizes anywhere (a rehearsal, not a baseline).
 """
 import argparse, json, os, sys, time
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--variants", default="eager-fp32,eager-fp16-autocast,compile-fp16")
+    ap.add_argument("--compile-r", default="0", help="the r values torch.compile runs at (each (model, batch, r) compiles anew)")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--json", help="also write all rows to this file")
     a = ap.parse_args()
@@ -80,6 +83,8 @@ def main():
             x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(1)).to(a.device)
             for r in map(int, a.r.split(",")):
                 for variant in a.variants.split(","):
+                    if variant.startswith("compile") and str(r) not in a.compile_r.split(","):
+                        continue
                     row = {"torch": torch.__version__, "device": gpu, "model": name, "batch": batch, "r": r, "variant": variant}
                     try:
                         fn = forward
@@ -106,10 +111,10 @@ def main():
                             torch.cuda.empty_cache()
                     rows.append(row)
                     print(json.dumps(row), flush=True)
+                    if a.json:  # after every row, so that a run stopped by a time limit keeps what it measured
+                        with open(a.json, "w") as f:
+                            json.dump(rows, f, indent=1)
         del w
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
 
 
 if __name__ == "__main__":
