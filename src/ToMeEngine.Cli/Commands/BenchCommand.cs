@@ -45,6 +45,7 @@ internal static class BenchCommand
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
+        command.Subcommands.Add(DecodeBenchCommand.Create());
         command.SetAction(parse => CliErrors.Run(() =>
         {
             var backendName = parse.GetValue(backend)!;

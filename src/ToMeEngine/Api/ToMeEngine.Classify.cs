@@ -14,7 +14,7 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(string path, int topK = 5)
     {
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(path, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(path), topK);
     }
 
     /// <summary>Classifies an encoded image held in memory.</summary>
@@ -23,14 +23,14 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5)
     {
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(encoded), topK);
     }
 
     /// <inheritdoc cref="Classify(byte[], int)"/>
     public IReadOnlyList<Prediction> Classify(ReadOnlyMemory<byte> encoded, int topK = 5)
     {
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(ImageDecoder.ArrayOf(encoded)), topK);
     }
 
     /// <summary>Classifies an encoded image read from a stream (read to its end; the caller keeps the stream).</summary>
@@ -38,9 +38,13 @@ public sealed partial class ToMeEngine
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
     public IReadOnlyList<Prediction> Classify(Stream encoded, int topK = 5)
     {
+        ArgumentNullException.ThrowIfNull(encoded);
         CheckTopK(topK);
-        return Classify(ImageDecoder.Decode(encoded, Options.Decode), topK);
+        return ClassifyTensor(Preprocess(ImageDecoder.ReadAllAsync(encoded, Options.Decode, CancellationToken.None, synchronous: true).GetAwaiter().GetResult()), topK);
     }
+
+    // Encoded input goes straight to the tensor (Preprocessor.Run(byte[])): a JPEG is decoded only as far as the crop reads.
+    private IReadOnlyList<Prediction> ClassifyTensor(float[] tensor, int topK) => TopK(Logits(tensor, 1), topK);
 
     /// <summary>Classifies decoded pixels.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
@@ -60,7 +64,11 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<RgbImage> images, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(images);
-        return ClassifyAll(images, static (image, _) => Task.FromResult(image ?? throw new ArgumentNullException(nameof(images), "the sequence holds a null image")), topK);
+        return ClassifyAll(images, (image, tensor, _) =>
+        {
+            preprocessor.Run(image ?? throw new ArgumentNullException(nameof(images), "the sequence holds a null image"), tensor);
+            return Task.CompletedTask;
+        }, topK);
     }
 
     /// <summary>
@@ -75,15 +83,15 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<string> paths, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        return ClassifyAll(paths, (path, ct) => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK);
+        return ClassifyAll(paths, PreprocessFileAsync, topK);
     }
 
     /// <summary>The synchronous form of the ClassifyManyAsync pipeline: every result, or the first error in input order.</summary>
-    private IReadOnlyList<IReadOnlyList<Prediction>> ClassifyAll<T>(IEnumerable<T> inputs, Func<T, CancellationToken, Task<RgbImage>> decode, int topK)
+    private IReadOnlyList<IReadOnlyList<Prediction>> ClassifyAll<T>(IEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill, int topK)
     {
         CheckTopK(topK);
         var results = new List<IReadOnlyList<Prediction>>();
-        foreach (var result in Pipeline(Asynchronously(inputs), decode, topK, Environment.ProcessorCount, CancellationToken.None).ToBlockingEnumerable())
+        foreach (var result in Pipeline(Asynchronously(inputs), fill, topK, Environment.ProcessorCount, CancellationToken.None).ToBlockingEnumerable())
         {
             if (!result.Succeeded)
                 ExceptionDispatchInfo.Throw(result.Error);
@@ -104,7 +112,7 @@ public sealed partial class ToMeEngine
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(string path, int topK = 5, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return ClassifyAsync(ct => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK, cancellationToken);
+        return ClassifyAsync(ct => ImageDecoder.ReadFileAsync(path, Options.Decode, data => preprocessor.Run(data, Options.Decode), ct), topK, cancellationToken);
     }
 
     /// <summary>Classifies an encoded image read asynchronously from a stream (to its end; the caller keeps the stream).</summary>
@@ -115,7 +123,8 @@ public sealed partial class ToMeEngine
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(Stream encoded, int topK = 5, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(encoded);
-        return ClassifyAsync(ct => ImageDecoder.DecodeAsync(encoded, Options.Decode, ct), topK, cancellationToken);
+        return ClassifyAsync(async ct => preprocessor.Run(await ImageDecoder.ReadAllAsync(encoded, Options.Decode, ct).ConfigureAwait(false), Options.Decode),
+            topK, cancellationToken);
     }
 
     /// <summary>Classifies an encoded image held in memory (a <c>byte[]</c> converts implicitly); the bytes must not change until the task completes.</summary>
@@ -124,7 +133,7 @@ public sealed partial class ToMeEngine
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(ReadOnlyMemory<byte> encoded, int topK = 5, CancellationToken cancellationToken = default) =>
-        ClassifyAsync(_ => Task.FromResult(ImageDecoder.Decode(encoded, Options.Decode)), topK, cancellationToken);
+        ClassifyAsync(_ => Task.FromResult(preprocessor.Run(ImageDecoder.ArrayOf(encoded), Options.Decode)), topK, cancellationToken);
 
     /// <summary>Classifies decoded pixels on the thread pool.</summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the forward pass started.</exception>
@@ -133,13 +142,21 @@ public sealed partial class ToMeEngine
     public Task<IReadOnlyList<Prediction>> ClassifyAsync(RgbImage image, int topK = 5, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return ClassifyAsync(_ => Task.FromResult(image), topK, cancellationToken);
+        return ClassifyAsync(_ => Task.FromResult(preprocessor.Run(image)), topK, cancellationToken);
     }
 
-    private Task<IReadOnlyList<Prediction>> ClassifyAsync(Func<CancellationToken, Task<RgbImage>> decode, int topK, CancellationToken cancellationToken)
+    /// <summary>Preprocesses on the thread pool (<paramref name="tensorOf"/>), then runs one forward pass.</summary>
+    private Task<IReadOnlyList<Prediction>> ClassifyAsync(Func<CancellationToken, Task<float[]>> tensorOf, int topK, CancellationToken cancellationToken)
     {
         CheckTopK(topK);
-        return RunAsync(decode, returnTokens: false, (_, result) => TopK(result.Logits, topK), cancellationToken);
+        return Run();
+
+        async Task<IReadOnlyList<Prediction>> Run()
+        {
+            var tensor = await Task.Run(() => tensorOf(cancellationToken), cancellationToken).ConfigureAwait(false);
+            var result = await ForwardAsync(tensor, 1, returnTokens: false, cancellationToken).ConfigureAwait(false);
+            return TopK(result.Logits, topK);
+        }
     }
 
     /// <summary>Decodes and preprocesses on the thread pool, runs one forward pass, and turns its result into the answer.</summary>

@@ -41,7 +41,9 @@ public sealed partial class ToMeEngine
     /// <exception cref="ObjectDisposedException">The engine was disposed (from the enumeration).</exception>
     public IAsyncEnumerable<ImageClassification<string>> ClassifyManyAsync(IEnumerable<string> paths, int topK = 5, int maxDegreeOfParallelism = 0,
                                                                            CancellationToken cancellationToken = default) =>
-        ClassifyManyAsync(paths, (path, ct) => ImageDecoder.DecodeAsync(path, Options.Decode, ct), topK, maxDegreeOfParallelism, cancellationToken);
+        StartPipeline(Asynchronously(paths ?? throw new ArgumentNullException(nameof(paths))),
+            PreprocessFileAsync,
+            topK, maxDegreeOfParallelism, cancellationToken);
 
     /// <summary>
     /// <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/> for any input: <paramref name="decode"/>
@@ -65,10 +67,25 @@ public sealed partial class ToMeEngine
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(decode);
+        return StartPipeline(inputs, async (input, tensor, ct) => preprocessor.Run(await decode(input, ct).ConfigureAwait(false), tensor), topK, maxDegreeOfParallelism, cancellationToken);
+    }
+
+    /// <summary>Checks the arguments at the call, then the pipeline over inputs that <paramref name="fill"/> reads and preprocesses into a tensor.</summary>
+    private IAsyncEnumerable<ImageClassification<T>> StartPipeline<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
+                                                                    int topK, int maxDegreeOfParallelism, CancellationToken cancellationToken)
+    {
         CheckTopK(topK);
         ArgumentOutOfRangeException.ThrowIfNegative(maxDegreeOfParallelism);
-        return Pipeline(inputs, decode, topK, maxDegreeOfParallelism == 0 ? Environment.ProcessorCount : maxDegreeOfParallelism, cancellationToken);
+        return Pipeline(inputs, fill, topK, maxDegreeOfParallelism == 0 ? Environment.ProcessorCount : maxDegreeOfParallelism, cancellationToken);
     }
+
+    /// <summary>Reads an image file asynchronously, then decodes and preprocesses it into <paramref name="tensor"/> straight from its bytes.</summary>
+    internal Task PreprocessFileAsync(string path, float[] tensor, CancellationToken cancellationToken) =>
+        ImageDecoder.ReadFileAsync(path, Options.Decode, data =>
+        {
+            preprocessor.Run(data, tensor, Options.Decode);
+            return tensor;
+        }, cancellationToken);
 
     private static async IAsyncEnumerable<T> Asynchronously<T>(IEnumerable<T> items)
     {
@@ -77,7 +94,7 @@ public sealed partial class ToMeEngine
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<RgbImage>> decode,
+    private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
                                                                          int topK, int parallelism, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         int max = Options.MaxBatchSize, length = preprocessor.OutputLength, classes = Config.NumClasses;
@@ -86,7 +103,7 @@ public sealed partial class ToMeEngine
         var batch = Array.Empty<float>();
         var segment = new List<(int Index, T Input, Exception? Error)>(max);
         // While a batch runs, the pipeline decodes up to the next batch and `parallelism` more.
-        await using var prepared = pipeline.RunAsync(inputs, decode, max + parallelism, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        await using var prepared = pipeline.RunAsync(inputs, fill, max + parallelism, cancellationToken).GetAsyncEnumerator(cancellationToken);
         for (bool more = true; more;)
         {
             // One segment: inputs in order until a full batch has decoded; failures keep their place in it.

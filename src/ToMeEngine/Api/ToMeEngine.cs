@@ -140,6 +140,18 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>Decodes nothing: preprocesses an image exactly as timm's eval transform does, into [3, S, S].</summary>
     public float[] Preprocess(RgbImage image) => preprocessor.Run(image);
 
+    /// <summary>
+    /// Decodes an image file held in memory and preprocesses it, into [3, S, S]: the same values as
+    /// <c>Preprocess(ImageDecoder.Decode(encoded))</c>, faster, since a JPEG is decoded only as far as the crop reads.
+    /// </summary>
+    /// <exception cref="InvalidImageException">The bytes are not a supported, intact image.</exception>
+    public float[] Preprocess(byte[] encoded) => preprocessor.Run(encoded ?? throw new ArgumentNullException(nameof(encoded)), Options.Decode);
+
+    /// <summary>Reads an image file and preprocesses it as <see cref="Preprocess(byte[])"/> does.</summary>
+    /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
+    /// <exception cref="InvalidImageException">The file is not a supported, intact image; the message starts with the path.</exception>
+    public float[] Preprocess(string path) => ImageDecoder.ReadFile(path, Options.Decode, Preprocess);
+
     /// <summary>Runs the forward pass on preprocessed images [B, 3, S, S] and returns the logits [B, classes].</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>

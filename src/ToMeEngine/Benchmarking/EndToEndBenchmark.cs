@@ -35,7 +35,7 @@ internal static class EndToEndBenchmark
         int decoded = 0;
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
-        foreach (var item in pipeline.RunAsync(Sequence(files), (path, ct) => ImageDecoder.DecodeAsync(path, engine.Options.Decode, ct),
+        foreach (var item in pipeline.RunAsync(Sequence(files), engine.PreprocessFileAsync,
                      window: 4 * pipeline.Parallelism).ToBlockingEnumerable())
         {
             if (item.Tensor is not { } tensor)

@@ -32,16 +32,34 @@ public static class ImageDecoder
         if (data.Length == 0)
             throw new InvalidImageException("empty input (0 bytes)");
         var format = Sniff(data);
+        return Guarded(() => format switch
+        {
+            ImageFormat.Jpeg => JpegDecoder.Decode(data, options),
+            ImageFormat.Png => PngDecoder.Decode(data, options),
+            ImageFormat.Bmp => BmpDecoder.Decode(data, options),
+            ImageFormat.Pnm => PnmDecoder.Decode(data, options),
+            _ => (options.ExternalDecoderFor(format) ?? throw Unsupported(format, data, options)).Decode(data, format, options),
+        });
+    }
+
+    /// <summary>
+    /// Decodes into pooled planes; a JPEG fills only the pixels <paramref name="regionOf"/> (called with the
+    /// picture's size) asks for. The caller disposes the result.
+    /// </summary>
+    /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
+    internal static PlanarImage DecodePlanar(byte[] data, DecodeOptions options, Func<int, int, PixelRegion>? regionOf)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (data.Length == 0 || Sniff(data) != ImageFormat.Jpeg)
+            return PlanarImage.From(Decode(data, options));
+        return Guarded(() => JpegDecoder.DecodePlanar(data, options, regionOf));
+    }
+
+    private static T Guarded<T>(Func<T> decode)
+    {
         try
         {
-            return format switch
-            {
-                ImageFormat.Jpeg => JpegDecoder.Decode(data, options),
-                ImageFormat.Png => PngDecoder.Decode(data, options),
-                ImageFormat.Bmp => BmpDecoder.Decode(data, options),
-                ImageFormat.Pnm => PnmDecoder.Decode(data, options),
-                _ => (options.ExternalDecoderFor(format) ?? throw Unsupported(format, data, options)).Decode(data, format, options),
-            };
+            return decode();
         }
         catch (InvalidImageException)
         {
@@ -57,9 +75,7 @@ public static class ImageDecoder
 
     /// <summary>Decodes an encoded image held in memory; no copy when it spans a whole array.</summary>
     /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
-    internal static RgbImage Decode(ReadOnlyMemory<byte> data, DecodeOptions? options) =>
-        Decode(MemoryMarshal.TryGetArray(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
-            ? segment.Array : data.ToArray(), options);
+    internal static RgbImage Decode(ReadOnlyMemory<byte> data, DecodeOptions? options) => Decode(ArrayOf(data), options);
 
     /// <summary>Reads <paramref name="stream"/> to its end and decodes it.</summary>
     /// <exception cref="InvalidImageException">The data is not a supported, intact image, or longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
@@ -78,7 +94,7 @@ public static class ImageDecoder
         return Decode(await ReadAllAsync(stream, options, cancellationToken, synchronous).ConfigureAwait(false), options);
     }
 
-    /// <summary>Reads <paramref name="stream"/> to its end, refusing more than <see cref="DecodeOptions.MaxFileBytes"/>.</summary>
+    /// <summary>A stream's bytes to its end, refused past <see cref="DecodeOptions.MaxFileBytes"/>.</summary>
     /// <exception cref="InvalidImageException">The stream is longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
     internal static async Task<byte[]> ReadAllAsync(Stream stream, DecodeOptions options, CancellationToken cancellationToken, bool synchronous = false)
     {
@@ -96,25 +112,53 @@ public static class ImageDecoder
         return buffer.ToArray();
     }
 
+    /// <summary>The bytes of an encoded image held in memory; no copy when they span a whole array.</summary>
+    internal static byte[] ArrayOf(ReadOnlyMemory<byte> data) =>
+        MemoryMarshal.TryGetArray(data, out var segment) && segment.Offset == 0 && segment.Count == segment.Array!.Length
+            ? segment.Array : data.ToArray();
+
     /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
     /// <exception cref="InvalidImageException">The file is not a supported, intact image; the message starts with the path.</exception>
     public static RgbImage Decode(string path, DecodeOptions? options = null)
     {
         options ??= DecodeOptions.Default;
+        return ReadFile(path, options, data => Decode(data, options));
+    }
+
+    /// <summary>
+    /// Reads an image file (after <see cref="CheckFile"/>) and hands its bytes to <paramref name="use"/>; an
+    /// <see cref="InvalidImageException"/> from it names the file.
+    /// </summary>
+    internal static T ReadFile<T>(string path, DecodeOptions options, Func<byte[], T> use)
+    {
         CheckFile(path, options);
-        return Named(path, () => Decode(File.ReadAllBytes(path), options));
+        return Named(path, () => use(File.ReadAllBytes(path)));
+    }
+
+    /// <inheritdoc cref="ReadFile{T}(string, DecodeOptions, Func{byte[], T})"/>
+    internal static void ReadFile(string path, DecodeOptions options, Action<byte[]> use) =>
+        ReadFile(path, options, data =>
+        {
+            use(data);
+            return true;
+        });
+
+    /// <summary>Reads an image file asynchronously (after <see cref="CheckFile"/>), then hands its bytes to <paramref name="use"/>.</summary>
+    internal static async Task<T> ReadFileAsync<T>(string path, DecodeOptions options, Func<byte[], T> use, CancellationToken cancellationToken)
+    {
+        CheckFile(path, options);
+        var data = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        return Named(path, () => use(data));
     }
 
     /// <summary>Reads the file asynchronously, then decodes it (on the calling thread).</summary>
     /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
     /// <exception cref="InvalidImageException">The file is not a supported, intact image; the message starts with the path.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while reading.</exception>
-    public static async Task<RgbImage> DecodeAsync(string path, DecodeOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<RgbImage> DecodeAsync(string path, DecodeOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= DecodeOptions.Default;
-        CheckFile(path, options);
-        var data = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
-        return Named(path, () => Decode(data, options));
+        return ReadFileAsync(path, options, data => Decode(data, options), cancellationToken);
     }
 
     /// <summary>The format of a file, from its first bytes.</summary>
@@ -143,7 +187,7 @@ public static class ImageDecoder
             throw new InvalidImageException($"{path}: {length} bytes exceeds DecodeOptions.MaxFileBytes");
     }
 
-    private static RgbImage Named(string path, Func<RgbImage> decode)
+    private static T Named<T>(string path, Func<T> decode)
     {
         try
         {

@@ -44,6 +44,9 @@ internal sealed class InputPipeline
         decoders = new SemaphoreSlim(Parallelism, Parallelism);
     }
 
+    /// <summary>The model's eval transform, for the callers' fill functions.</summary>
+    public Preprocessor Preprocessor => preprocessor;
+
     /// <summary>Most inputs decoded and preprocessed at once.</summary>
     public int Parallelism { get; }
 
@@ -66,18 +69,18 @@ internal sealed class InputPipeline
     public void Return(float[] tensor) => tensors.Return(tensor);
 
     /// <summary>
-    /// Decodes (through <paramref name="decode"/>) and preprocesses one input on the thread pool once a decoder is free;
-    /// the tensor is the caller's until it calls <see cref="Return"/>. What <paramref name="decode"/> or the preprocessing
+    /// Reads, decodes and preprocesses one input into a pooled tensor (through <paramref name="fill"/>) on the thread pool
+    /// once a decoder is free; the tensor is the caller's until it calls <see cref="Return"/>. What <paramref name="fill"/>
     /// throws is thrown here.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired while waiting or decoding.</exception>
-    public async Task<float[]> PrepareAsync(Func<CancellationToken, Task<RgbImage>> decode, CancellationToken cancellationToken)
+    public async Task<float[]> PrepareAsync(Func<float[], CancellationToken, Task> fill, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(decode);
+        ArgumentNullException.ThrowIfNull(fill);
         await decoders.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await Task.Run(() => Prepare(decode, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return await Task.Run(() => Prepare(fill, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -85,7 +88,7 @@ internal sealed class InputPipeline
         }
     }
 
-    private async Task<float[]> Prepare(Func<CancellationToken, Task<RgbImage>> decode, CancellationToken cancellationToken)
+    private async Task<float[]> Prepare(Func<float[], CancellationToken, Task> fill, CancellationToken cancellationToken)
     {
         int now = Interlocked.Increment(ref running);
         for (int seen; (seen = Volatile.Read(ref peak)) < now && Interlocked.CompareExchange(ref peak, now, seen) != seen;)
@@ -94,11 +97,10 @@ internal sealed class InputPipeline
         long start = Stopwatch.GetTimestamp();
         try
         {
-            var image = await decode(cancellationToken).ConfigureAwait(false);
             var tensor = tensors.Rent();
             try
             {
-                preprocessor.Run(image, tensor);
+                await fill(tensor, cancellationToken).ConfigureAwait(false);
             }
             catch
             {
@@ -121,16 +123,16 @@ internal sealed class InputPipeline
     /// the enumeration early (or cancelling) stops the decoders and waits for them, so none runs unobserved.
     /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
-    public async IAsyncEnumerable<PreparedInput<T>> RunAsync<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<RgbImage>> decode,
+    public async IAsyncEnumerable<PreparedInput<T>> RunAsync<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
                                                               int window, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        ArgumentNullException.ThrowIfNull(decode);
+        ArgumentNullException.ThrowIfNull(fill);
         ArgumentOutOfRangeException.ThrowIfLessThan(window, 1);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var room = new SemaphoreSlim(window, window);
         var started = Channel.CreateUnbounded<(int Index, T Input, Task<float[]> Tensor)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        var producer = Task.Run(() => Produce(inputs, decode, room, started.Writer, stop.Token), stop.Token);
+        var producer = Task.Run(() => Produce(inputs, fill, room, started.Writer, stop.Token), stop.Token);
         try
         {
             while (await started.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
@@ -166,7 +168,7 @@ internal sealed class InputPipeline
     }
 
     /// <summary>Reads the source as room frees up and starts each input's preparation, in order; ends the channel with the source's error.</summary>
-    private async Task Produce<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<RgbImage>> decode, SemaphoreSlim room,
+    private async Task Produce<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill, SemaphoreSlim room,
                                   ChannelWriter<(int, T, Task<float[]>)> writer, CancellationToken stop)
     {
         Exception? error = null;
@@ -180,7 +182,7 @@ internal sealed class InputPipeline
                     break;
                 var input = source.Current;
                 // Decoders are taken in the order asked for, so the oldest input, which the consumer waits on, goes first.
-                writer.TryWrite((index, input, PrepareAsync(ct => decode(input, ct), stop)));
+                writer.TryWrite((index, input, PrepareAsync((tensor, ct) => fill(input, tensor, ct), stop)));
             }
         }
         catch (Exception e)

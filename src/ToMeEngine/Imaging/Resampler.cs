@@ -1,3 +1,6 @@
+using System.Buffers;
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -15,7 +18,8 @@ public enum ResampleFilter
 /// coefficients from <c>precompute_coeffs</c>, rounded to 22-bit fixed point (<c>normalize_coeffs_8bpc</c>),
 /// a horizontal pass then a vertical pass with rounding and clipping to 8 bits in between, and a pass
 /// skipped when that dimension keeps its size. Any window of the output can be computed alone; its
-/// values equal those of the full resize.
+/// values equal those of the full resize. Runs on <see cref="PlanarImage"/>s: the horizontal pass reads
+/// the source column by column, 16 rows per vector, the vertical pass 16 columns per vector.
 /// </summary>
 public static class Resampler
 {
@@ -74,6 +78,19 @@ public static class Resampler
         return new Coeffs(ksize, bounds, weights);
     }
 
+    private static readonly ConcurrentDictionary<(int, int, ResampleFilter, int, int), Coeffs> CoeffCache = new();
+
+    /// <summary><see cref="Precompute"/>, remembered: a stream of pictures tends to repeat a few sizes.</summary>
+    internal static Coeffs Cached(int inSize, int outSize, ResampleFilter f, int first, int count)
+    {
+        var key = (inSize, outSize, f, first, count);
+        if (CoeffCache.TryGetValue(key, out var c)) return c;
+        c = Precompute(inSize, outSize, f, first, count);
+        if (CoeffCache.Count >= 256) CoeffCache.Clear();
+        CoeffCache[key] = c;
+        return c;
+    }
+
     private static byte Clip8(int v)
     {
         if (v >= (1 << PrecisionBits) << 8) return 255;
@@ -93,136 +110,228 @@ public static class Resampler
     public static RgbImage ResizeWindow(RgbImage src, int outWidth, int outHeight, ResampleFilter filter, int x0, int y0, int w, int h)
     {
         ArgumentNullException.ThrowIfNull(src);
+        CheckWindow(outWidth, outHeight, x0, y0, w, h);
+        using var planar = PlanarImage.From(src);
+        var planes = new byte[checked(3 * w * h)];
+        ResizeWindow(planar, outWidth, outHeight, filter, x0, y0, w, h, planes);
+        return Interleave(planes, w, h);
+    }
+
+    private static void CheckWindow(int outWidth, int outHeight, int x0, int y0, int w, int h)
+    {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outWidth);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outHeight);
         if (x0 < 0 || y0 < 0 || w <= 0 || h <= 0 || x0 + w > outWidth || y0 + h > outHeight)
             throw new ArgumentOutOfRangeException(nameof(w), $"window {x0},{y0} {w}x{h} outside {outWidth}x{outHeight}");
-        bool needH = outWidth != src.Width, needV = outHeight != src.Height;
-
-        // Source rows the window's vertical pass reads.
-        int rowFirst = y0, rowEnd = y0 + h;
-        Coeffs cv = default;
-        if (needV)
-        {
-            cv = Precompute(src.Height, outHeight, filter, y0, h);
-            rowFirst = int.MaxValue;
-            rowEnd = 0;
-            for (var j = 0; j < h; j++)
-            {
-                rowFirst = Math.Min(rowFirst, cv.Bounds[j * 2]);
-                rowEnd = Math.Max(rowEnd, cv.Bounds[j * 2] + cv.Bounds[j * 2 + 1]);
-            }
-        }
-        var rows = rowEnd - rowFirst;
-        var tempStride = w * 3;
-        var temp = new byte[checked(rows * tempStride)];
-        if (needH)
-            Horizontal(src, Precompute(src.Width, outWidth, filter, x0, w), w, rowFirst, rows, temp);
-        else
-            for (var r = 0; r < rows; r++)
-                src.Pixels.AsSpan((rowFirst + r) * src.Stride + x0 * 3, tempStride).CopyTo(temp.AsSpan(r * tempStride));
-        if (!needV)
-            return new RgbImage(w, h, temp);
-
-        var output = new byte[h * tempStride];
-        Vertical(temp, tempStride, rowFirst, cv, h, output);
-        return new RgbImage(w, h, output);
     }
 
-    private static unsafe void Horizontal(RgbImage src, Coeffs c, int w, int rowFirst, int rows, byte[] temp)
+    /// <summary>Planar row-major (R plane, G plane, B plane) to interleaved RGB.</summary>
+    internal static RgbImage Interleave(ReadOnlySpan<byte> planes, int w, int h)
     {
-        var stride = src.Stride;
-        var tempStride = w * 3;
-        // Bounds were clamped to the source width by Precompute, so every tap is inside the row.
-        fixed (byte* px = src.Pixels, tp = temp)
-        fixed (int* bounds = c.Bounds, weights = c.Weights)
+        var image = new RgbImage(w, h);
+        var px = image.Pixels;
+        var n = w * h;
+        for (int i = 0, d = 0; i < n; i++, d += 3)
         {
-            var end = px + src.Pixels.Length;
-            for (var r = 0; r < rows; r++)
+            px[d] = planes[i];
+            px[d + 1] = planes[n + i];
+            px[d + 2] = planes[2 * n + i];
+        }
+        return image;
+    }
+
+    /// <summary>
+    /// The source pixels (columns X0..X1-1, rows Y0..Y1-1) that the window of a resize from
+    /// <paramref name="inWidth"/> x <paramref name="inHeight"/> reads.
+    /// </summary>
+    internal static PixelRegion SourceRegion(int inWidth, int inHeight, int outWidth, int outHeight, ResampleFilter filter,
+        int x0, int y0, int w, int h)
+    {
+        var (cx0, cx1) = outWidth == inWidth ? (x0, x0 + w) : Span(Cached(inWidth, outWidth, filter, x0, w), w);
+        var (ry0, ry1) = outHeight == inHeight ? (y0, y0 + h) : Span(Cached(inHeight, outHeight, filter, y0, h), h);
+        return new PixelRegion(cx0, ry0, cx1, ry1);
+    }
+
+    private static (int First, int End) Span(Coeffs c, int count)
+    {
+        int first = int.MaxValue, end = 0;
+        for (var j = 0; j < count; j++)
+        {
+            first = Math.Min(first, c.Bounds[j * 2]);
+            end = Math.Max(end, c.Bounds[j * 2] + c.Bounds[j * 2 + 1]);
+        }
+        return first < end ? (first, end) : (0, 0);
+    }
+
+    /// <summary>
+    /// The window of the resize of a planar picture into <paramref name="dst"/>: three row-major planes of
+    /// w x h bytes (R, G, B). Reads only <see cref="SourceRegion"/> of the source.
+    /// </summary>
+    internal static unsafe void ResizeWindow(PlanarImage src, int outWidth, int outHeight, ResampleFilter filter,
+        int x0, int y0, int w, int h, Span<byte> dst, SimdLevel simd = SimdLevel.Avx512)
+    {
+        CheckWindow(outWidth, outHeight, x0, y0, w, h);
+        if (dst.Length < 3 * w * h)
+            throw new ArgumentException($"destination holds {dst.Length} bytes, need {3 * w * h}", nameof(dst));
+        bool needH = outWidth != src.Width, needV = outHeight != src.Height;
+        var region = SourceRegion(src.Width, src.Height, outWidth, outHeight, filter, x0, y0, w, h);
+        var ch = needH ? Cached(src.Width, outWidth, filter, x0, w) : default;
+        var cv = needV ? Cached(src.Height, outHeight, filter, y0, h) : default;
+        int rowFirst = region.Y0, rows = region.Y1 - region.Y0;
+        simd = (SimdLevel)Math.Min((int)simd, (int)Simd.Best);
+        var temp = needV ? ArrayPool<byte>.Shared.Rent(checked(rows * w)) : null;
+        try
+        {
+            fixed (byte* d = dst, t = temp)
             {
-                var line = px + (long)(rowFirst + r) * stride;
-                var o = tp + (long)r * tempStride;
-                for (var xx = 0; xx < w; xx++)
+                var plane = w * h;
+                for (var c = 0; c < 3; c++)
                 {
-                    int xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1];
-                    var k = weights + xx * c.KSize;
-                    var sp = line + xmin * 3;
-                    // One 4-lane vector per tap (R, G, B and a discarded byte), unless that extra byte
-                    // would be read past the end of the picture.
-                    if (Sse41.IsSupported && sp + xmax * 3 < end)
+                    var o = d + (long)c * plane;
+                    if (c > 0 && src.IsGray)
                     {
-                        var acc = Vector128.Create(1 << (PrecisionBits - 1));
-                        for (var x = 0; x < xmax; x++, sp += 3)
-                            acc += Sse41.ConvertToVector128Int32(sp) * k[x];
-                        var v = Vector128.Min(Vector128.Max(acc >> PrecisionBits, Vector128<int>.Zero), Vector128.Create(255));
-                        o[3 * xx] = (byte)v.GetElement(0);
-                        o[3 * xx + 1] = (byte)v.GetElement(1);
-                        o[3 * xx + 2] = (byte)v.GetElement(2);
+                        Buffer.MemoryCopy(d, o, plane, plane);
                         continue;
                     }
-                    int s0 = 1 << (PrecisionBits - 1), s1 = s0, s2 = s0;
-                    for (var x = 0; x < xmax; x++, sp += 3)
+                    // Without a vertical pass the horizontal one writes the output rows directly.
+                    var rowsOut = needV ? t : o;
+                    long start = ImagingProfile.Now();
+                    fixed (byte* s = src.Plane(c))
                     {
-                        var kx = k[x];
-                        s0 += sp[0] * kx;
-                        s1 += sp[1] * kx;
-                        s2 += sp[2] * kx;
+                        if (needH)
+                            Horizontal(s, src.ColumnStride, ch, w, rowFirst, rows, rowsOut, simd);
+                        else
+                            Transpose(s + (long)x0 * src.ColumnStride + rowFirst, src.ColumnStride, w, rows, rowsOut);
                     }
-                    o[3 * xx] = Clip8(s0);
-                    o[3 * xx + 1] = Clip8(s1);
-                    o[3 * xx + 2] = Clip8(s2);
+                    start = ImagingProfile.Lap(ImagingStage.ResizeHorizontal, start);
+                    if (needV)
+                        Vertical(t, w, rowFirst, cv, h, o, simd);
+                    ImagingProfile.Lap(ImagingStage.ResizeVertical, start);
+                }
+            }
+        }
+        finally
+        {
+            if (temp is not null) ArrayPool<byte>.Shared.Return(temp);
+        }
+    }
+
+    /// <summary>Columns x0.. of a planar source to rows: o[r * w + x] = s[x * stride + r].</summary>
+    private static unsafe void Transpose(byte* s, int stride, int w, int rows, byte* o)
+    {
+        for (var x = 0; x < w; x++)
+        {
+            var col = s + (long)x * stride;
+            for (var r = 0; r < rows; r++)
+                o[(long)r * w + x] = col[r];
+        }
+    }
+
+    /// <summary>
+    /// The horizontal pass: output column xo of source rows rowFirst.. is a weighted sum of source columns,
+    /// which the planar layout stores contiguously, so 16 rows go in one step. Tiles of 16 columns x 16
+    /// rows are transposed in registers and written to row-major rows (o[r * w + xo]).
+    /// </summary>
+    private static unsafe void Horizontal(byte* plane, int stride, Coeffs c, int w, int rowFirst, int rows, byte* o, SimdLevel simd)
+    {
+        var tile = stackalloc Vector128<byte>[16];
+        fixed (int* bounds = c.Bounds, weights = c.Weights)
+        {
+            var x0 = 0;
+            if (simd != SimdLevel.Scalar && rows >= 16 && w >= 16)
+            {
+                foreach (var xg in new Steps(w, 16))
+                    foreach (var r in new Steps(rows, 16))
+                    {
+                        for (var i = 0; i < 16; i++)
+                        {
+                            var xo = xg + i;
+                            tile[i] = Sum16(plane + (long)bounds[xo * 2] * stride + rowFirst + r, stride, weights + xo * c.KSize, bounds[xo * 2 + 1], simd);
+                        }
+                        PlanarImage.Transpose16(tile);
+                        for (var i = 0; i < 16; i++)
+                            Vector128.Store(tile[i], o + (long)(r + i) * w + xg);
+                    }
+                x0 = w;
+            }
+            for (var xo = x0; xo < w; xo++)
+            {
+                int xmin = bounds[xo * 2], taps = bounds[xo * 2 + 1];
+                var k = weights + xo * c.KSize;
+                var col = plane + (long)xmin * stride + rowFirst;
+                for (var r = 0; r < rows; r++)
+                {
+                    var acc = 1 << (PrecisionBits - 1);
+                    var p = col + r;
+                    for (var x = 0; x < taps; x++, p += stride)
+                        acc += *p * k[x];
+                    o[(long)r * w + xo] = Clip8(acc);
+                }
+            }
+        }
+    }
+
+    /// <summary>The vertical pass over row-major rows: 16 output columns per step.</summary>
+    private static unsafe void Vertical(byte* temp, int w, int rowFirst, Coeffs c, int h, byte* o, SimdLevel simd)
+    {
+        fixed (int* bounds = c.Bounds, weights = c.Weights)
+        {
+            for (var yo = 0; yo < h; yo++)
+            {
+                int ymin = bounds[yo * 2] - rowFirst, taps = bounds[yo * 2 + 1];
+                var k = weights + yo * c.KSize;
+                var first = temp + (long)ymin * w;
+                var dst = o + (long)yo * w;
+                if (simd != SimdLevel.Scalar && w >= 16)
+                {
+                    foreach (var x in new Steps(w, 16))
+                        Vector128.Store(Sum16(first + x, w, k, taps, simd), dst + x);
+                    continue;
+                }
+                for (var x = 0; x < w; x++)
+                {
+                    var acc = 1 << (PrecisionBits - 1);
+                    var p = first + x;
+                    for (var y = 0; y < taps; y++, p += w)
+                        acc += *p * k[y];
+                    dst[x] = Clip8(acc);
                 }
             }
         }
     }
 
     /// <summary>
-    /// The vertical pass for 8 samples at a time: the same 32-bit sums, the taps accumulated in a
-    /// register; Clip8 is clamp(sum >> 22, 0, 255). Returns how many samples of the row it wrote.
+    /// Sixteen sums of taps rows of 16 samples (each <paramref name="stride"/> bytes after the last)
+    /// weighted by k: Pillow's 32-bit integer sums, then clip8 = clamp(sum >> 22, 0, 255).
     /// </summary>
-    private static unsafe int VerticalAvx2(byte* first, int stride, int* k, int taps, byte* o)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe Vector128<byte> Sum16(byte* p, int stride, int* k, int taps, SimdLevel simd)
     {
-        var i = 0;
+        if (simd == SimdLevel.Avx512)
+        {
+            var acc = Vector512.Create(1 << (PrecisionBits - 1));
+            for (var t = 0; t < taps; t++, p += stride)
+                acc += Avx512F.ConvertToVector512Int32(Vector128.Load(p)) * Vector512.Create(k[t]);
+            return Avx512F.ConvertToVector128ByteWithSaturation(Vector512.Max(acc >> PrecisionBits, Vector512<int>.Zero).AsUInt32());
+        }
         var round = Vector256.Create(1 << (PrecisionBits - 1));
-        for (; i + 8 <= stride; i += 8)
+        Vector256<int> lo = round, hi = round;
+        for (var t = 0; t < taps; t++, p += stride)
         {
-            var acc = round;
-            var p = first + i;
-            for (var y = 0; y < taps; y++, p += stride)
-                acc += Avx2.ConvertToVector256Int32(p) * k[y];
-            var v = Vector256.Min(Vector256.Max(acc >> PrecisionBits, Vector256<int>.Zero), Vector256.Create(255));
-            var packed = Vector256.Narrow(Vector256.Narrow(v, v), Vector256<short>.Zero);
-            *(ulong*)(o + i) = packed.AsUInt64().GetElement(0);
+            var kt = Vector256.Create(k[t]);
+            lo += Avx2.ConvertToVector256Int32(p) * kt;
+            hi += Avx2.ConvertToVector256Int32(p + 8) * kt;
         }
-        return i;
+        lo = Vector256.Min(Vector256.Max(lo >> PrecisionBits, Vector256<int>.Zero), Vector256.Create(255));
+        hi = Vector256.Min(Vector256.Max(hi >> PrecisionBits, Vector256<int>.Zero), Vector256.Create(255));
+        var s = Vector256.Narrow(lo, hi);
+        return Vector256.Narrow(s, s).GetLower().AsByte();
     }
+}
 
-    private static unsafe void Vertical(byte[] temp, int stride, int rowFirst, Coeffs c, int h, byte[] output)
-    {
-        var acc = new int[stride];
-        fixed (byte* tp = temp, op = output)
-        fixed (int* a = acc, bounds = c.Bounds, weights = c.Weights)
-        {
-            for (var yy = 0; yy < h; yy++)
-            {
-                int ymin = bounds[yy * 2] - rowFirst, ymax = bounds[yy * 2 + 1];
-                var k = weights + yy * c.KSize;
-                var o = op + (long)yy * stride;
-                var first = tp + (long)ymin * stride;
-                var done = Avx2.IsSupported ? VerticalAvx2(first, stride, k, ymax, o) : 0;
-                if (done == stride) continue;
-                new Span<int>(a, stride).Fill(1 << (PrecisionBits - 1));
-                // Row-major accumulation: the same integer sums as Pillow's per-pixel loop, cache friendly.
-                for (var y = 0; y < ymax; y++)
-                {
-                    var ky = k[y];
-                    var line = tp + (long)(ymin + y) * stride;
-                    for (var i = done; i < stride; i++)
-                        a[i] += line[i] * ky;
-                }
-                for (var i = done; i < stride; i++)
-                    o[i] = Clip8(a[i]);
-            }
-        }
-    }
+/// <summary>A rectangle of pixels: columns X0..X1-1, rows Y0..Y1-1.</summary>
+internal readonly record struct PixelRegion(int X0, int Y0, int X1, int Y1)
+{
+    public int Width => X1 - X0;
+    public int Height => Y1 - Y0;
 }

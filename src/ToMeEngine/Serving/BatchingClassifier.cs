@@ -139,7 +139,11 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             {
                 var decodeOptions = engine.Options.Decode;
                 var input = await image.BufferAsync(decodeOptions, cancellationToken).ConfigureAwait(false);
-                tensor = await pipeline.PrepareAsync(_ => Task.FromResult(input.Decode(decodeOptions)), cancellationToken).ConfigureAwait(false);
+                tensor = await pipeline.PrepareAsync((chw, _) =>
+                {
+                    input.Preprocess(pipeline.Preprocessor, decodeOptions, chw);
+                    return Task.CompletedTask;
+                }, cancellationToken).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
             }
             request = new Request(tensor, topK, activity);

@@ -62,12 +62,22 @@ public sealed class ImageInput
     internal async ValueTask<ImageInput> BufferAsync(DecodeOptions options, CancellationToken cancellationToken) =>
         stream is null ? this : FromBytes(await ImageDecoder.ReadAllAsync(stream, options, cancellationToken).ConfigureAwait(false));
 
-    /// <summary>Decodes a file, bytes or pixels (a stream after <see cref="BufferAsync"/>) on the calling thread.</summary>
+    /// <summary>
+    /// Decodes and preprocesses a file, bytes or pixels (a stream after <see cref="BufferAsync"/>) into <paramref name="tensor"/>
+    /// on the calling thread: encoded input straight from its bytes, decoding only what the crop reads.
+    /// </summary>
     /// <exception cref="InvalidImageException">The input is not a supported, intact image.</exception>
-    internal RgbImage Decode(DecodeOptions options) =>
-        pixels ?? (bytes is not null ? ImageDecoder.Decode(bytes, options)
-            : path is not null ? ImageDecoder.Decode(path, options)
-            : throw new InvalidOperationException("a stream input is decoded after BufferAsync"));
+    internal void Preprocess(Preprocessor preprocessor, DecodeOptions options, float[] tensor)
+    {
+        if (pixels is not null)
+            preprocessor.Run(pixels, tensor);
+        else if (bytes is not null)
+            preprocessor.Run(bytes, tensor, options);
+        else if (path is not null)
+            ImageDecoder.ReadFile(path, options, data => preprocessor.Run(data, tensor, options));
+        else
+            throw new InvalidOperationException("a stream input is preprocessed after BufferAsync");
+    }
 
     public override string ToString() =>
         path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream"

@@ -164,7 +164,11 @@ public sealed class InputPipelineTests : IDisposable
         int pulled = 0, taken = 0, ahead = 0;
 
         var seen = new List<int>();
-        await foreach (var item in pipeline.RunAsync(Source(), (i, _) => Task.FromResult(image), window, Token))
+        await foreach (var item in pipeline.RunAsync(Source(), (i, tensor, _) =>
+        {
+            pipeline.Preprocessor.Run(image, tensor);
+            return Task.CompletedTask;
+        }, window, Token))
         {
             Assert.Null(item.Error);
             seen.Add(item.Input);

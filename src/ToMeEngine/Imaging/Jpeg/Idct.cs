@@ -4,6 +4,8 @@ namespace ToMe.Imaging.Jpeg;
 /// libjpeg-turbo's accurate integer inverse DCT (jidctint.c, "islow": Loeffler-Ligtenberg-Moschytz
 /// with 13-bit constants, 2 extra bits between passes). The arithmetic, including rounding and the
 /// wrap-around range-limit table, is copied so that the samples equal libjpeg-turbo's (PIL's) exactly.
+/// The 8x8 samples are stored column by column (sample (x, y) at x * stride + y), the layout of
+/// <see cref="PlanarImage"/>.
 /// </summary>
 internal static unsafe class Idct
 {
@@ -28,6 +30,7 @@ internal static unsafe class Idct
         return t;
     }
 
+    /// <summary>Checked entry for tests: the block's columns at output[outOffset + x * stride].</summary>
     public static void Islow(ReadOnlySpan<short> coefs, int[] quant, byte[] output, int outOffset, int stride, bool allowSimd = true)
     {
         if (coefs.Length < 64 || quant.Length < 64 || outOffset < 0 || (long)outOffset + 7L * stride + 8 > output.Length)
@@ -35,26 +38,28 @@ internal static unsafe class Idct
         fixed (short* c = coefs)
         fixed (int* q = quant)
         fixed (byte* o = &output[outOffset])
-        fixed (byte* l = RangeLimit)
+            Islow(c, q, o, stride, allowSimd);
+    }
+
+    public static void Islow(short* coef, int* q, byte* output, int stride, bool allowSimd = true)
+    {
+        if (allowSimd && IdctAvx2.IsSupported)
         {
-            if (allowSimd && IdctAvx2.IsSupported)
-                IdctAvx2.Islow(c, q, o, stride);
-            else
-                Islow(c, q, o, stride, l);
+            IdctAvx2.Islow(coef, q, output, stride);
+            return;
         }
+        fixed (byte* l = RangeLimit)
+            Islow(coef, q, output, stride, l);
     }
 
     /// <summary>A block with only a DC coefficient: both passes' DC shortcuts, so the same value as the full transform.</summary>
-    public static void DcOnly(short dc, int q0, byte[] output, int outOffset, int stride)
+    public static void DcOnly(short dc, int q0, byte* output, int stride)
     {
         var ws = dc * q0 << Pass1Bits;
         var v = RangeLimit[((ws + (1 << (Pass1Bits + 2))) >> (Pass1Bits + 3)) & 1023];
         var fill = v * 0x0101010101010101UL;
-        if (outOffset < 0 || (long)outOffset + 7L * stride + 8 > output.Length)
-            throw new ArgumentOutOfRangeException(nameof(outOffset));
-        fixed (byte* o = &output[outOffset])
-            for (var r = 0; r < 8; r++)
-                *(ulong*)(o + r * stride) = fill;
+        for (var r = 0; r < 8; r++)
+            *(ulong*)(output + r * stride) = fill;
     }
 
     private static void Islow(short* coef, int* q, byte* output, int stride, byte* limit)
@@ -104,11 +109,12 @@ internal static unsafe class Idct
         for (var row = 0; row < 8; row++)
         {
             var w = ws + row * 8;
-            var o = output + row * stride;
+            // Column-major output: sample x of this row at o[x * stride].
+            var o = output + row;
             if (w[1] == 0 && w[2] == 0 && w[3] == 0 && w[4] == 0 && w[5] == 0 && w[6] == 0 && w[7] == 0)
             {
                 var v = limit[((w[0] + (1 << (Pass1Bits + 2))) >> (Pass1Bits + 3)) & 1023];
-                *(ulong*)o = v * 0x0101010101010101UL;
+                for (var x = 0; x < 8; x++) o[x * stride] = v;
                 continue;
             }
 
@@ -129,13 +135,13 @@ internal static unsafe class Idct
 
             const int s2 = ConstBits + Pass1Bits + 3, r2 = 1 << (s2 - 1);
             o[0] = limit[((tmp10 + tmp3 + r2) >> s2) & 1023];
-            o[7] = limit[((tmp10 - tmp3 + r2) >> s2) & 1023];
-            o[1] = limit[((tmp11 + tmp2 + r2) >> s2) & 1023];
-            o[6] = limit[((tmp11 - tmp2 + r2) >> s2) & 1023];
-            o[2] = limit[((tmp12 + tmp1 + r2) >> s2) & 1023];
-            o[5] = limit[((tmp12 - tmp1 + r2) >> s2) & 1023];
-            o[3] = limit[((tmp13 + tmp0 + r2) >> s2) & 1023];
-            o[4] = limit[((tmp13 - tmp0 + r2) >> s2) & 1023];
+            o[7 * stride] = limit[((tmp10 - tmp3 + r2) >> s2) & 1023];
+            o[stride] = limit[((tmp11 + tmp2 + r2) >> s2) & 1023];
+            o[6 * stride] = limit[((tmp11 - tmp2 + r2) >> s2) & 1023];
+            o[2 * stride] = limit[((tmp12 + tmp1 + r2) >> s2) & 1023];
+            o[5 * stride] = limit[((tmp12 - tmp1 + r2) >> s2) & 1023];
+            o[3 * stride] = limit[((tmp13 + tmp0 + r2) >> s2) & 1023];
+            o[4 * stride] = limit[((tmp13 - tmp0 + r2) >> s2) & 1023];
         }
     }
 

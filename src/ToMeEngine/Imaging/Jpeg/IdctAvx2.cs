@@ -5,8 +5,9 @@ namespace ToMe.Imaging.Jpeg;
 
 /// <summary>
 /// The islow IDCT with AVX2: pass 1 runs the 8 columns in the 8 lanes, the workspace is transposed and
-/// pass 2 runs the 8 rows the same way. Same integer operations in the same order as the scalar code
-/// (whose all-zero shortcuts give the same values as the full formulas), hence identical samples.
+/// pass 2 runs the 8 rows the same way, leaving register x with output column x, which is stored as is
+/// (column-major output). Same integer operations in the same order as the scalar code (whose all-zero
+/// shortcuts give the same values as the full formulas), hence identical samples.
 /// </summary>
 internal static unsafe class IdctAvx2
 {
@@ -22,26 +23,34 @@ internal static unsafe class IdctAvx2
         Butterfly(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7, ConstBits - Pass1Bits);
         Transpose(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7);
         Butterfly(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7, ConstBits + Pass1Bits + 3);
-        Transpose(ref c0, ref c1, ref c2, ref c3, ref c4, ref c5, ref c6, ref c7);
 
-        var rows0 = Vector256.Narrow(Vector256.Narrow(Limit(c0), Limit(c1)), Vector256.Narrow(Limit(c2), Limit(c3))).AsUInt64();
-        var rows1 = Vector256.Narrow(Vector256.Narrow(Limit(c4), Limit(c5)), Vector256.Narrow(Limit(c6), Limit(c7))).AsUInt64();
+        var cols0 = Pack(c0, c1, c2, c3);
+        var cols1 = Pack(c4, c5, c6, c7);
         for (var r = 0; r < 4; r++)
         {
-            *(ulong*)(output + r * stride) = rows0.GetElement(r);
-            *(ulong*)(output + (r + 4) * stride) = rows1.GetElement(r);
+            *(ulong*)(output + r * stride) = cols0.GetElement(r);
+            *(ulong*)(output + (r + 4) * stride) = cols1.GetElement(r);
         }
     }
 
     private static Vector256<int> Load(short* coef, int* q, int row) =>
-        Vector256.WidenLower(Vector256.Create(Vector128.Load(coef + row * 8), Vector128<short>.Zero)) * Vector256.Load(q + row * 8);
+        Avx2.ConvertToVector256Int32(coef + row * 8) * Vector256.Load(q + row * 8);
 
-    /// <summary>libjpeg's post-IDCT range limit, including its wrap-around for out-of-range values.</summary>
-    private static Vector256<int> Limit(Vector256<int> x)
+    /// <summary>
+    /// libjpeg's post-IDCT range limit of four columns, as four 8-byte columns: the table is indexed by the
+    /// low 10 bits of the value (a wrap-around for out-of-range values) and holds clamp(v + 128, 0, 255) of
+    /// their signed reading, which the saturating packs provide.
+    /// </summary>
+    private static Vector256<ulong> Pack(Vector256<int> a, Vector256<int> b, Vector256<int> c, Vector256<int> d)
     {
-        var u = (x + Vector256.Create(128)) & Vector256.Create(1023);
-        var r = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(u, Vector256.Create(256)), Vector256.Create(255), u);
-        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(u, Vector256.Create(640)), Vector256<int>.Zero, r);
+        var center = Vector256.Create(128);
+        a = ((a << 22) >> 22) + center;
+        b = ((b << 22) >> 22) + center;
+        c = ((c << 22) >> 22) + center;
+        d = ((d << 22) >> 22) + center;
+        // Per 128-bit lane: bytes of a, b, c, d rows 0-3 | rows 4-7; gather each column's two halves.
+        var bytes = Avx2.PackUnsignedSaturate(Avx2.PackSignedSaturate(a, b), Avx2.PackSignedSaturate(c, d));
+        return Avx2.PermuteVar8x32(bytes.AsInt32(), Vector256.Create(0, 4, 1, 5, 2, 6, 3, 7)).AsUInt64();
     }
 
     private static void Butterfly(ref Vector256<int> v0, ref Vector256<int> v1, ref Vector256<int> v2, ref Vector256<int> v3,

@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace ToMe.Imaging.Jpeg;
 
 /// <summary>One colour component of the frame and its decoded sample plane.</summary>
@@ -7,17 +9,22 @@ internal sealed class JpegComponent
     public int BlocksW, BlocksH;          // allocated, padded to whole MCUs
     public int CompBlocksW, CompBlocksH;  // blocks that hold picture data (non-interleaved scans cover these)
     public int DownW, DownH;              // libjpeg's downsampled_width/height
-    public byte[] Plane = [];             // BlocksW*8 x BlocksH*8 samples
-    public short[]? Coefs;                // progressive only: all blocks, natural order
+    public byte[]? Plane;                 // pooled, column by column: sample (x, y) at x * ColumnStride + y
+    public short[]? Coefs;                // progressive only: all blocks, natural order (pooled)
     public int[]? Quant;                  // latched at the component's first scan, as libjpeg does
     public int DcPred, DcTable, AcTable;
-    public int PlaneStride => BlocksW * 8;
+    public bool Scanned;
+    public int Bx0, Bx1, By0, By1;        // the blocks the requested region needs (inverse DCT only these)
+    public int ColumnStride => BlocksH * 8;
 }
 
 /// <summary>
 /// Baseline and progressive Huffman JPEG decoder reproducing libjpeg-turbo's default output (islow IDCT,
 /// fancy upsampling, fixed-point YCbCr->RGB), which is what PIL returns. This file parses markers and
-/// drives scans; entropy decoding, IDCT and colour conversion live beside it.
+/// drives scans; entropy decoding, IDCT and colour conversion live beside it. Output is a
+/// <see cref="PlanarImage"/> on pooled buffers; given a region, only the blocks it needs go through the
+/// inverse DCT and colour conversion (entropy decoding always covers the whole file, so a damaged file
+/// fails the same way whatever the region).
 /// </summary>
 internal sealed partial class JpegDecoder
 {
@@ -36,17 +43,57 @@ internal sealed partial class JpegDecoder
     private bool sawJfif, sawAdobe;
     private int adobeTransform;
 
-    private JpegDecoder(byte[] data, DecodeOptions options)
+    private readonly Func<int, int, PixelRegion>? regionOf;
+    private PixelRegion region;
+
+    private JpegDecoder(byte[] data, DecodeOptions options, Func<int, int, PixelRegion>? regionOf)
     {
         this.data = data;
         this.options = options;
+        this.regionOf = regionOf;
     }
 
-    public static RgbImage Decode(byte[] data, DecodeOptions options) => new JpegDecoder(data, options).Run();
+    public static RgbImage Decode(byte[] data, DecodeOptions options)
+    {
+        using var planar = DecodePlanar(data, options);
+        return planar.ToRgb();
+    }
+
+    /// <summary>
+    /// Decodes into planes. <paramref name="regionOf"/>, called with the frame's size, names the pixels the
+    /// caller will read; the others are left undefined. Null means the whole picture.
+    /// </summary>
+    public static PlanarImage DecodePlanar(byte[] data, DecodeOptions options, Func<int, int, PixelRegion>? regionOf = null)
+    {
+        var decoder = new JpegDecoder(data, options, regionOf);
+        try
+        {
+            return decoder.Run();
+        }
+        finally
+        {
+            decoder.ReleaseBuffers();
+        }
+    }
 
     internal static InvalidImageException Error(string message) => new($"JPEG: {message}");
 
-    private RgbImage Run()
+    /// <summary>Returns every pooled buffer the output did not adopt.</summary>
+    private void ReleaseBuffers()
+    {
+        foreach (var c in comps)
+        {
+            if (c is null) continue; // a frame header that failed half-way
+            if (c.Plane is { } plane) ArrayPool<byte>.Shared.Return(plane);
+            if (c.Coefs is { } coefs) ArrayPool<short>.Shared.Return(coefs);
+            c.Plane = null;
+            c.Coefs = null;
+        }
+        if (rowCoefs is { } row) ArrayPool<short>.Shared.Return(row);
+        rowCoefs = null;
+    }
+
+    private PlanarImage Run()
     {
         if (data.Length < 4 || data[0] != 0xFF || data[1] != 0xD8)
             throw Error("missing SOI marker");
@@ -177,7 +224,7 @@ internal sealed partial class JpegDecoder
             var total = 0;
             foreach (var c in counts) total += c;
             if (total > 256 || pos + 17 + total > end) throw Error("DHT segment inconsistent with its code counts");
-            var table = new HuffmanTable(counts, data.AsSpan(pos + 17, total));
+            var table = new HuffmanTable(counts, data.AsSpan(pos + 17, total), isAc: tc == 1);
             (tc == 0 ? dcTables : acTables)[th] = table;
             pos += 17 + total;
         }
@@ -232,13 +279,25 @@ internal sealed partial class JpegDecoder
         // declared frame from nothing, seconds of work and a gigabyte of planes for a few bytes of input.
         if (codedBlocks > (long)data.Length * 8)
             throw Error($"{width}x{height} needs at least {codedBlocks / 8} bytes of coded data, the file has {data.Length} (truncated or forged header)");
+        region = new PixelRegion(0, 0, width, height);
+        if (regionOf?.Invoke(width, height) is { } r && r.X0 < r.X1 && r.Y0 < r.Y1)
+            region = new PixelRegion(Math.Max(r.X0, 0), Math.Max(r.Y0, 0), Math.Min(r.X1, width), Math.Min(r.Y1, height));
         foreach (var c in comps)
         {
             c.BlocksW = mcusX * c.H;
             c.BlocksH = mcusY * c.V;
-            c.Plane = new byte[checked(c.BlocksW * 8 * c.BlocksH * 8)];
+            c.Plane = PlanarImage.RentPlane(c.BlocksW * 8, c.ColumnStride);
             if (isProgressive)
-                c.Coefs = new short[checked(c.BlocksW * c.BlocksH * 64)];
+            {
+                var count = checked(c.BlocksW * c.BlocksH * 64);
+                c.Coefs = ArrayPool<short>.Shared.Rent(count);
+                Array.Clear(c.Coefs, 0, count);
+            }
+            // Component samples the region needs: upsampling reads one neighbour on each side.
+            int hx = maxH / c.H, vx = maxV / c.V;
+            int cx0 = Math.Max(region.X0 / hx - 1, 0), cx1 = Math.Min((region.X1 - 1) / hx + 2, c.DownW);
+            int cy0 = Math.Max(region.Y0 / vx - 1, 0), cy1 = Math.Min((region.Y1 - 1) / vx + 2, c.DownH);
+            (c.Bx0, c.Bx1, c.By0, c.By1) = (cx0 / 8, (cx1 + 7) / 8, cy0 / 8, (cy1 + 7) / 8);
         }
         progressive = isProgressive;
         frameSeen = true;
@@ -281,6 +340,7 @@ internal sealed partial class JpegDecoder
 
         foreach (var c in scanComps)
         {
+            c.Scanned = true;
             c.Quant ??= (int[]?)quant[c.Tq]?.Clone() ?? throw Error($"missing quantization table {c.Tq}");
             var needDc = !progressive || (ss == 0 && ah == 0);
             var needAc = !progressive || ss > 0;

@@ -1,16 +1,29 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
 namespace ToMe.Imaging.Jpeg;
 
-/// <summary>Bit reader and Huffman decoding of baseline and progressive scans (T.81 annex F and G).</summary>
+/// <summary>
+/// The bit reader, Huffman decoding shared by both kinds of scan, restarts, and progressive scans (T.81 annex F
+/// and G); the sequential hot path is in JpegBaseline.cs.
+/// </summary>
 internal sealed partial class JpegDecoder
 {
     // Zig-zag position -> natural position, padded with 63 so that a corrupt run past the end of the
-    // block lands harmlessly on the last coefficient, as libjpeg's jpeg_natural_order does.
+    // block lands harmlessly on the last coefficient, as libjpeg's jpeg_natural_order does, and so does
+    // the zero that the fast path writes for an end of block (k + 64 < 128).
     internal static readonly byte[] ZigZag =
     [
         0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
         12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
         35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
         58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+        63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
+        63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
         63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
         63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63,
     ];
@@ -30,39 +43,48 @@ internal sealed partial class JpegDecoder
         hitEnd = false;
     }
 
-    /// <summary>
-    /// Tops the buffer up to at least 57 bits. At a marker, libjpeg supplies zero bits (corrupt data
-    /// decodes as flat blocks); at the end of the input the zeros are counted so that consuming them is
-    /// reported as truncation.
-    /// </summary>
     private void Fill()
     {
-        while (bitCount <= 56)
+        var (bits, count, p) = (bitBuf, bitCount, pos);
+        FillBytes(ref bits, ref count, ref p);
+        (bitBuf, bitCount, pos) = (bits, count, p);
+    }
+
+    /// <summary>
+    /// Tops the buffer up to at least 57 bits, byte by byte. At a marker, libjpeg supplies zero bits
+    /// (corrupt data decodes as flat blocks); at the end of the input the zeros are counted so that
+    /// consuming them is reported as truncation.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void FillBytes(ref ulong bits, ref int count, ref int p)
+    {
+        var d = data;
+        while (count <= 56)
         {
             ulong b = 0;
             if (hitMarker || hitEnd)
             {
                 padBits += 8;
             }
-            else if (pos >= data.Length)
+            else if ((uint)p >= (uint)d.Length)
             {
                 hitEnd = true;
                 padBits += 8;
             }
             else
             {
-                b = data[pos];
+                b = d[p];
                 if (b == 0xFF)
                 {
-                    if (pos + 1 >= data.Length)
+                    if (p + 1 >= d.Length)
                     {
                         hitEnd = true;
                         padBits += 8;
                         b = 0;
                     }
-                    else if (data[pos + 1] == 0)
+                    else if (d[p + 1] == 0)
                     {
-                        pos += 2;
+                        p += 2;
                     }
                     else
                     {
@@ -73,11 +95,11 @@ internal sealed partial class JpegDecoder
                 }
                 else
                 {
-                    pos++;
+                    p++;
                 }
             }
-            bitBuf |= b << (56 - bitCount);
-            bitCount += 8;
+            bits |= b << (56 - count);
+            count += 8;
         }
     }
 
@@ -111,21 +133,37 @@ internal sealed partial class JpegDecoder
             bitCount -= len;
             return e & 0xFF;
         }
-        var code16 = (int)(bitBuf >> 48);
+        e = LongCode(t, bitBuf);
+        var n = e >> 8;
+        bitBuf <<= n;
+        bitCount -= n;
+        return e & 0xFF;
+    }
+
+    /// <summary>
+    /// A code longer than the look-up table's: (length &lt;&lt; 8) | symbol by the canonical limits
+    /// (at least 16 bits buffered, MSB first).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int LongCode(HuffmanTable t, ulong bits)
+    {
+        var code16 = (int)(bits >> 48);
         for (var len = HuffmanTable.LookBits + 1; len <= 16; len++)
         {
             var code = code16 >> (16 - len);
             if (code <= t.MaxCode[len])
             {
-                bitBuf <<= len;
-                bitCount -= len;
                 var idx = code + t.ValOffset[len];
-                if ((uint)idx >= (uint)t.Values.Length) throw Error("corrupt Huffman data");
-                return t.Values[idx];
+                if ((uint)idx >= (uint)t.Values.Length) ThrowCorrupt("corrupt Huffman data");
+                return (len << 8) | t.Values[idx];
             }
         }
-        throw Error("corrupt entropy-coded data (invalid Huffman code)");
+        ThrowCorrupt("corrupt entropy-coded data (invalid Huffman code)");
+        return 0;
     }
+
+    [DoesNotReturn]
+    private static void ThrowCorrupt(string message) => throw Error(message);
 
     private static int Extend(int v, int s) => v < 1 << (s - 1) ? v - (1 << s) + 1 : v;
 
@@ -177,65 +215,59 @@ internal sealed partial class JpegDecoder
         insufficientData = false;
     }
 
+    /// <summary>Before each MCU: after every restartInterval of them, the restart marker.</summary>
+    private void NextUnit(JpegComponent[] scanComps, ref int todo)
+    {
+        if (restartInterval == 0) return;
+        if (todo == 0)
+        {
+            Restart(scanComps);
+            todo = restartInterval;
+        }
+        todo--;
+    }
+
     private void DecodeScan(JpegComponent[] scanComps, int ss, int se, int ah, int al)
     {
         ResetBits();
         eobRun = 0;
         insufficientData = false;
+        if (!progressive)
+        {
+            DecodeBaselineScan(scanComps);
+            return;
+        }
         var single = scanComps.Length == 1;
         var c0 = scanComps[0];
         int unitsX = single ? c0.CompBlocksW : mcusX, unitsY = single ? c0.CompBlocksH : mcusY;
         long total = (long)unitsX * unitsY;
-        var block = new short[64];
         var todo = restartInterval;
         for (long m = 0; m < total; m++)
         {
-            if (restartInterval > 0)
-            {
-                if (todo == 0)
-                {
-                    Restart(scanComps);
-                    todo = restartInterval;
-                }
-                todo--;
-            }
+            NextUnit(scanComps, ref todo);
             int ux = (int)(m % unitsX), uy = (int)(m / unitsX);
             if (single)
             {
-                DecodeUnit(c0, ux, uy, block, ss, se, ah, al);
+                DecodeProgressiveUnit(c0, ux, uy, ss, se, ah, al);
             }
             else
             {
                 foreach (var c in scanComps)
                     for (var v = 0; v < c.V; v++)
                         for (var h = 0; h < c.H; h++)
-                            DecodeUnit(c, ux * c.H + h, uy * c.V + v, block, ss, se, ah, al);
+                            DecodeProgressiveUnit(c, ux * c.H + h, uy * c.V + v, ss, se, ah, al);
             }
             CheckOverrun();
             // Nothing left to read before the next restart: progressive blocks would stay as they are.
-            if (insufficientData && progressive && restartInterval == 0)
+            if (insufficientData && restartInterval == 0)
                 break;
         }
     }
 
-    private void DecodeUnit(JpegComponent c, int bx, int by, short[] block, int ss, int se, int ah, int al)
+    private void DecodeProgressiveUnit(JpegComponent c, int bx, int by, int ss, int se, int ah, int al)
     {
-        if (insufficientData)
-        {
-            // An all-zero block; progressive coefficients keep what earlier scans gave them.
-            if (!progressive)
-                Idct.DcOnly(0, 0, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
-            return;
-        }
-        if (!progressive)
-        {
-            Array.Clear(block);
-            if (DecodeBaselineBlock(c, block))
-                Idct.Islow(block, c.Quant!, c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
-            else
-                Idct.DcOnly(block[0], c.Quant![0], c.Plane, by * 8 * c.PlaneStride + bx * 8, c.PlaneStride);
-            return;
-        }
+        // Past a marker: progressive coefficients keep what earlier scans gave them.
+        if (insufficientData) return;
         var coefs = c.Coefs.AsSpan((by * c.BlocksW + bx) * 64, 64);
         if (ss == 0)
         {
@@ -257,67 +289,6 @@ internal sealed partial class JpegDecoder
         {
             DecodeAcRefine(acTables[c.AcTable]!, coefs, ss, se, al);
         }
-    }
-
-    /// <summary>Decodes one block; false when it has no AC coefficients (the IDCT reduces to a fill).</summary>
-    /// <remarks>
-    /// Hot path: one refill per coefficient guarantees 32 bits, enough for a code (at most 16 bits)
-    /// and its value (at most 16 bits), so the symbol and value reads need no further checks.
-    /// </remarks>
-    private bool DecodeBaselineBlock(JpegComponent c, short[] block)
-    {
-        var dc = dcTables[c.DcTable]!;
-        var ac = acTables[c.AcTable]!;
-        if (bitCount < 32) Fill();
-        var t = DecodeFilled(dc);
-        if (t > 16) throw Error("corrupt entropy-coded data (coefficient size > 16 bits)");
-        if (t != 0) c.DcPred += Extend(TakeBits(t), t);
-        block[0] = (short)c.DcPred;
-        var any = false;
-        for (var k = 1; k < 64; k++)
-        {
-            if (bitCount < 32) Fill();
-            var rs = DecodeFilled(ac);
-            int r = rs >> 4, s = rs & 15;
-            if (s != 0)
-            {
-                k += r;
-                block[ZigZag[k]] = (short)Extend(TakeBits(s), s);
-                any = true;
-            }
-            else if (r == 15)
-            {
-                k += 15;
-            }
-            else
-            {
-                break;
-            }
-        }
-        return any;
-    }
-
-    /// <summary>Reads n (1..16) bits; the caller has made sure they are buffered.</summary>
-    private int TakeBits(int n)
-    {
-        var v = (int)(bitBuf >> (64 - n));
-        bitBuf <<= n;
-        bitCount -= n;
-        return v;
-    }
-
-    /// <summary>Decodes a symbol with at least 16 bits buffered.</summary>
-    private int DecodeFilled(HuffmanTable t)
-    {
-        int e = t.Lookup[(int)(bitBuf >> (64 - HuffmanTable.LookBits))];
-        if (e != 0)
-        {
-            var len = e >> 8;
-            bitBuf <<= len;
-            bitCount -= len;
-            return e & 0xFF;
-        }
-        return DecodeSymbol(t);
     }
 
     private void DecodeAcFirst(HuffmanTable ac, Span<short> coefs, int ss, int se, int al)
