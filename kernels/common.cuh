@@ -3,7 +3,17 @@
 // No CUDA toolkit header is included anywhere: NVRTC alone compiles the kernels, on any machine.
 // So the half and bfloat16 storage types and their conversions are defined here with inline PTX,
 // and the few intrinsics the kernels need come from NVRTC's built-ins.
+//
+// Inline PTX appears only here, and only through TOME_PTX(twin, asm): NVRTC compiles the asm; the emulated
+// CUDA device (emulator/, TOME_EMULATED_DEVICE) calls the twin from emulator/include/tome_ptx_twins.h,
+// written from the PTX ISA's definition and checked on random data. A new instruction needs both.
 #pragma once
+
+#ifdef TOME_EMULATED_DEVICE
+#define TOME_PTX(twin, ...) twin
+#else
+#define TOME_PTX(twin, ...) __VA_ARGS__
+#endif
 
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -20,18 +30,27 @@ typedef long long i64;
 struct half_t { u16 bits; };
 struct bf16_t { u16 bits; };
 
-TOME_DEVICE float as_float(u32 bits) { float f; asm("mov.b32 %0, %1;" : "=f"(f) : "r"(bits)); return f; }
-TOME_DEVICE u32 as_bits(float f) { u32 u; asm("mov.b32 %0, %1;" : "=r"(u) : "f"(f)); return u; }
+TOME_DEVICE float as_float(u32 bits) {
+    float f;
+    TOME_PTX(f = tome_ptx::mov_b32_to_f32(bits), asm("mov.b32 %0, %1;" : "=f"(f) : "r"(bits)));
+    return f;
+}
+
+TOME_DEVICE u32 as_bits(float f) {
+    u32 u;
+    TOME_PTX(u = tome_ptx::mov_f32_to_b32(f), asm("mov.b32 %0, %1;" : "=r"(u) : "f"(f)));
+    return u;
+}
 
 TOME_DEVICE float half_to_float(half_t h) {
     float f;
-    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h.bits));
+    TOME_PTX(f = tome_ptx::cvt_f32_f16(h.bits), asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h.bits)));
     return f;
 }
 
 TOME_DEVICE half_t float_to_half(float f) {
     half_t h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(f));
+    TOME_PTX(h.bits = tome_ptx::cvt_rn_f16_f32(f), asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(f)));
     return h;
 }
 
@@ -41,7 +60,7 @@ TOME_DEVICE float bf16_to_float(bf16_t b) { return as_float(((u32)b.bits) << 16)
 TOME_DEVICE bf16_t float_to_bf16(float f) {
     bf16_t b;
 #if __CUDA_ARCH__ >= 800
-    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b.bits) : "f"(f));
+    TOME_PTX(b.bits = tome_ptx::cvt_rn_bf16_f32(f), asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b.bits) : "f"(f)));
 #else
     // Round to nearest even by hand; NaN stays a quiet NaN instead of rounding into Inf.
     u32 u = as_bits(f);

@@ -72,6 +72,9 @@ internal static class BenchCommand
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
             if (profiled && engine is not CpuBackend)
                 throw new NotSupportedException($"--profile times each op on the host clock, which needs --backend cpu ({engine.Name} runs its ops asynchronously)");
+            bool emulated = engine is CudaBackend { Device.IsEmulated: true };
+            if (emulated)
+                Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
                 log: asJson ? null : Console.Error.WriteLine, profile: profiled);
             var machine = engine is CudaBackend gpu
@@ -84,6 +87,7 @@ internal static class BenchCommand
                 {
                     model = weights.Config.Architecture,
                     backend = engine.Name,
+                    emulated,
                     precision = "fp32",
                     threads = threadCount,
                     batch = b,

@@ -5,7 +5,10 @@ using ToMe.Backends.Cuda;
 
 namespace ToMe.Cli.Commands;
 
-/// <summary><c>tome devices [--json]</c>: the CUDA libraries found and every GPU; exits non-zero without a usable device.</summary>
+/// <summary>
+/// <c>tome devices [--json]</c>: the CUDA libraries found and every GPU (or the emulated CUDA device, named as such);
+/// exits non-zero without a usable device.
+/// </summary>
 internal static class DevicesCommand
 {
     public static Command Create()
@@ -46,9 +49,11 @@ internal static class DevicesCommand
             error.WriteLine(info.DeviceError);
             return;
         }
+        if (CudaDriver.EmulatorDescription is { } emulator)
+            output.WriteLine($"emulated device: {emulator}. It proves logic, never speed: --backend cuda runs on it, auto never does.");
         foreach (var d in info.Devices)
         {
-            output.WriteLine($"GPU {d.Ordinal}: {d.Name}, {d.Arch}, {d.MultiprocessorCount} SMs, " +
+            output.WriteLine($"{(d.IsEmulated ? "Emulated device" : "GPU")} {d.Ordinal}: {d.Name}, {d.Arch}, {d.MultiprocessorCount} SMs, " +
                 $"{d.TotalMemoryBytes / (1024.0 * 1024 * 1024):F1} GiB, L2 {d.L2CacheBytes / (1024.0 * 1024):F1} MiB, " +
                 $"smem/block {d.MaxSharedMemoryPerBlockOptin / 1024} KiB, memory pools {(d.MemoryPoolsSupported ? "yes" : "no")}");
         }
@@ -75,6 +80,7 @@ internal static class DevicesCommand
                 w.WriteEndObject();
             }
             w.WriteString("deviceError", info.DeviceError);
+            w.WriteString("emulator", CudaDriver.EmulatorDescription);
             w.WriteStartArray("devices");
             foreach (var d in info.Devices)
             {
@@ -82,6 +88,7 @@ internal static class DevicesCommand
                 w.WriteNumber("ordinal", d.Ordinal);
                 w.WriteString("name", d.Name);
                 w.WriteString("arch", d.Arch);
+                w.WriteBoolean("emulated", d.IsEmulated);
                 w.WriteNumber("multiprocessors", d.MultiprocessorCount);
                 w.WriteNumber("memoryBytes", d.TotalMemoryBytes);
                 w.WriteNumber("l2CacheBytes", d.L2CacheBytes);

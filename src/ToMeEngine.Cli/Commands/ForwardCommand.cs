@@ -18,9 +18,13 @@ internal static class ForwardCommand
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var merges = new Option<bool>("--merges")
+        {
+            Description = "also write each bipartite merge decision: layerL.src_idx and layerL.dst_idx I32 [B, r] (the golden fixtures' names)",
+        };
         var command = new Command("forward", "run the model on a preprocessed batch and write logits, tokens per layer, sizes and groups")
         {
-            model, input, output, schedule, noPropAttn, backend, threads,
+            model, input, output, schedule, noPropAttn, backend, threads, merges,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -51,8 +55,16 @@ internal static class ForwardCommand
             }
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads));
             using var pass = new ForwardPass(engine, weights);
-            var result = pass.Run(images, batch, options);
-            new SafeTensorsWriter()
+            var decisions = new SortedDictionary<int, (int[] Src, int[] Dst)>();
+            var trace = parse.GetValue(merges) ? new ForwardTrace { OnMerge = (l, src, dst) => decisions[l] = (src, dst) } : null;
+            var result = pass.Run(images, batch, options, trace);
+            var writer = new SafeTensorsWriter();
+            foreach (var (layer, (src, dst)) in decisions)
+            {
+                writer.Add($"layer{layer}.src_idx", [batch, src.Length / batch], src);
+                writer.Add($"layer{layer}.dst_idx", [batch, dst.Length / batch], dst);
+            }
+            writer
                 .AddMetadata("merge", options.Strategy.ToString())
                 .AddMetadata("schedule", options.Schedule.ToString())
                 .AddMetadata("prop_attn", options.ProportionalAttention ? "true" : "false")

@@ -3,7 +3,10 @@ using ToMe.Backends.Cuda;
 
 namespace ToMe.Backends;
 
-/// <summary>Backends by name, as the command line spells them: <c>cpu</c>, <c>cuda</c>, or <c>auto</c> (CUDA where a device is usable, else CPU).</summary>
+/// <summary>
+/// Backends by name, as the command line spells them: <c>cpu</c>, <c>cuda</c>, or <c>auto</c> (CUDA where a GPU is usable,
+/// else CPU). The emulated CUDA device runs under <c>cuda</c> only: <c>auto</c> never picks a test device.
+/// </summary>
 internal static class BackendFactory
 {
     public static readonly IReadOnlyList<string> Names = ["cpu", "cuda", "auto"];
@@ -23,7 +26,7 @@ internal static class BackendFactory
                     return cuda!;
                 throw new NotSupportedException($"no CUDA device: {FirstLine(reason)}");
             case "auto":
-                return CudaBackend.TryCreate(out var found, out _, device) ? found! : new CpuBackend(cpuThreads);
+                return !CudaDriver.IsEmulated && CudaBackend.TryCreate(out var found, out _, device) ? found! : new CpuBackend(cpuThreads);
             default:
                 throw new ArgumentException($"backend '{name}' is not one of {string.Join(", ", Names)}");
         }

@@ -56,7 +56,12 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         loggers ??= NullLoggerFactory.Instance;
         var log = loggers.CreateLogger<EnginePool>();
         var weights = ModelLoader.Load(model);
-        var devices = pool.CudaDevices ?? (engine.Backend == BackendKind.Cpu ? [] : CudaDevices());
+        var devices = pool.CudaDevices ?? engine.Backend switch
+        {
+            BackendKind.Cpu => [],
+            BackendKind.Auto when CudaDriver.IsEmulated => [],   // auto never picks the emulated test device
+            _ => CudaDevices(),
+        };
         var built = new List<BatchingClassifier>();
         try
         {

@@ -54,6 +54,21 @@ public class ThreadTeamTests
         Assert.All(sums, s => Assert.Equal(100L * 49 * 50 / 2, s));
     }
 
+    /// <summary>A loop that runs on the caller alone (one thread, or the team busy) fails as the team's loop does.</summary>
+    [Fact]
+    public void ALoopOnTheCallerAloneFailsAsTheTeamDoes()
+    {
+        int runs = 0;
+        var error = Assert.Throws<AggregateException>(() => ThreadTeam.Get(1).For(100, i =>
+        {
+            Interlocked.Increment(ref runs);
+            if (i == 57)
+                throw new InvalidOperationException("boom");
+        }));
+        Assert.IsType<InvalidOperationException>(error.InnerException);
+        Assert.Equal(100, runs);
+    }
+
     [Fact]
     public void AnExceptionInABodyReachesTheCallerAndTheTeamStaysUsable()
     {

@@ -10,8 +10,7 @@ internal static class BackendPair
     /// <summary>The CUDA backend on device 0, or a skip naming what is missing (a failure with TOME_REQUIRE_GPU=1).</summary>
     public static CudaBackend CreateGpu()
     {
-        if (!CudaDriver.TryInitialize(out var reason))
-            GpuRequirement.SkipOrFail(reason);
+        GpuRequirement.RequireDevice();
         NvrtcRequirement.Require();
         if (!CudaLibraries.TryLoad(CudaLibrary.Cublas, out _, out var tried))
             GpuRequirement.SkipOrFail("cuBLAS not found; tried:\n  " + string.Join("\n  ", tried));

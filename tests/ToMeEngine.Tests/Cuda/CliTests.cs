@@ -20,34 +20,30 @@ public class CliTests
     }
 
     [Fact]
-    public void DevicesWithoutDriverExitsNonZeroAndSaysWhatWasTried()
-    {
-        if (CudaLibraries.TryLoad(CudaLibrary.Driver, out var path, out _))
-            Assert.Skip($"a CUDA driver is present ({path})");
-        var (exitCode, _, error) = Run("devices");
-        Assert.NotEqual(0, exitCode);
-        Assert.Contains("no CUDA driver found (tried: ", error);
-        Assert.Contains(OperatingSystem.IsWindows() ? "nvcuda.dll" : "libcuda.so.1", error);
-
-        var (jsonExit, json, _) = Run("devices", "--json");
-        Assert.NotEqual(0, jsonExit);
-        using var document = JsonDocument.Parse(json);
-        Assert.False(document.RootElement.GetProperty("hasDevice").GetBoolean());
-        Assert.False(document.RootElement.GetProperty("driver").GetProperty("found").GetBoolean());
-        Assert.NotEqual(0, document.RootElement.GetProperty("driver").GetProperty("tried").GetArrayLength());
-    }
-
-    [Fact]
     public void DevicesListsEachGpu()
     {
-        if (!CudaDriver.TryInitialize(out var reason))
-            Support.GpuRequirement.SkipOrFail(reason);
+        Support.GpuRequirement.RequireDevice();
         var (exitCode, output, _) = Run("devices", "--json");
         Assert.Equal(0, exitCode);
         using var document = JsonDocument.Parse(output);
         var first = document.RootElement.GetProperty("devices")[0];
         Assert.StartsWith("sm_", first.GetProperty("arch").GetString());
         Assert.True(first.GetProperty("multiprocessors").GetInt32() > 0);
+        Assert.Equal(CudaDriver.IsEmulated, first.GetProperty("emulated").GetBoolean());
+    }
+
+    [Fact]
+    public void DevicesNamesTheEmulatedDevice()
+    {
+        Support.EmulatedDevice.Require();
+        var (exitCode, output, _) = Run("devices");
+        Assert.Equal(0, exitCode);
+        Assert.Contains("emulated device: ToMe CUDA emulator", output);
+        Assert.Contains("Emulated device 0: ToMe CUDA emulator (sm_90 on the CPU; a test device, not a GPU), sm_90", output);
+        var (_, json, _) = Run("devices", "--json");
+        using var document = JsonDocument.Parse(json);
+        Assert.Contains("sm_90 on the CPU", document.RootElement.GetProperty("emulator").GetString());
+        Assert.True(document.RootElement.GetProperty("devices")[0].GetProperty("emulated").GetBoolean());
     }
 
     [Fact]

@@ -8,30 +8,14 @@ internal static class Gpu
 {
     public static CudaContext Context()
     {
-        if (!CudaDriver.TryInitialize(out var reason))
-            GpuRequirement.SkipOrFail(reason);
+        GpuRequirement.RequireDevice();
         NvrtcRequirement.Require();
         return CudaContext.Create(0);
     }
 
-    /// <summary>|actual − expected| ≤ atol + rtol·|expected| everywhere; the message lists the first mismatches.</summary>
-    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float atol, float rtol, string what)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        var mismatches = new List<string>();
-        var count = 0;
-        for (var i = 0; i < expected.Length; i++)
-        {
-            var bad = float.IsNaN(expected[i]) != float.IsNaN(actual[i])
-                || (!float.IsNaN(expected[i]) && !(MathF.Abs(actual[i] - expected[i]) <= atol + rtol * MathF.Abs(expected[i])));
-            if (!bad)
-                continue;
-            count++;
-            if (mismatches.Count < 8)
-                mismatches.Add($"[{i}] expected {expected[i]:R}, got {actual[i]:R}");
-        }
-        Assert.True(count == 0, $"{what}: {count} of {expected.Length} values differ (atol {atol}, rtol {rtol}):\n  {string.Join("\n  ", mismatches)}");
-    }
+    /// <summary>|actual − expected| ≤ atol + rtol·|expected| everywhere (see <see cref="Close"/>).</summary>
+    public static void AssertClose(ReadOnlySpan<float> expected, ReadOnlySpan<float> actual, float atol, float rtol, string what) =>
+        Close.AssertAll(expected, actual, atol, rtol, what);
 
     public static float[] Random(int length, int seed, float scale = 1f)
     {

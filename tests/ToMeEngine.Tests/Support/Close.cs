@@ -1,6 +1,9 @@
 namespace ToMe.Tests.Support;
 
-/// <summary>Element-wise closeness, |a − r| ≤ atol + rtol·|r|, reporting the first mismatches (llm.c style).</summary>
+/// <summary>
+/// Element-wise closeness, |a − r| ≤ atol + rtol·|r|, reporting the first mismatches (llm.c style). Non-finite values must
+/// agree exactly: a NaN where the reference has one, the same infinity where it has one.
+/// </summary>
 internal static class Close
 {
     public static void AssertAll(ReadOnlySpan<double> expected, ReadOnlySpan<float> actual, double atol, double rtol, string what)
@@ -12,8 +15,11 @@ internal static class Close
         for (int i = 0; i < expected.Length; i++)
         {
             double diff = Math.Abs(actual[i] - expected[i]);
-            bool ok = diff <= atol + rtol * Math.Abs(expected[i]) && !(double.IsNaN(actual[i]) ^ double.IsNaN(expected[i]));
-            worst = Math.Max(worst, diff);
+            bool ok = double.IsFinite(expected[i])
+                ? diff <= atol + rtol * Math.Abs(expected[i])
+                : expected[i].Equals((double)actual[i]);   // Equals: NaN equals NaN, ∞ equals ∞
+            if (double.IsFinite(diff))
+                worst = Math.Max(worst, diff);
             if (!ok && bad++ < 5)
                 failures.Add($"[{i}] {actual[i]:R} vs {expected[i]:R} (diff {diff:E2})");
         }

@@ -15,7 +15,12 @@ internal static class TomeProcess
     private static bool SelfContained =>
         File.Exists(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "coreclr.dll" : OperatingSystem.IsMacOS() ? "libcoreclr.dylib" : "libcoreclr.so"));
 
-    /// <summary>Runs <paramref name="program"/> (the built tome.dll through dotnet, or an installed `tome`) in a folder, with extra environment variables.</summary>
+    /// <summary>Runs `tome` with <paramref name="environment"/> changed (null removes a variable).</summary>
+    public static (int ExitCode, string Stdout, string Stderr) Run(IReadOnlyDictionary<string, string?> environment, params string[] args) =>
+        RunProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "tome.dll"), .. args], environment: environment);
+
+    /// <summary>Runs <paramref name="program"/> (the built tome.dll through dotnet, or an installed `tome`) in a folder, with
+    /// <paramref name="environment"/> changed (null removes a variable).</summary>
     public static (int ExitCode, string Stdout, string Stderr) RunProgram(string program, IEnumerable<string> args, string? workingDirectory = null,
                                                                           IReadOnlyDictionary<string, string?>? environment = null, TimeSpan? limit = null)
     {
@@ -23,7 +28,12 @@ internal static class TomeProcess
         if (workingDirectory is not null)
             info.WorkingDirectory = workingDirectory;
         foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
-            info.Environment[name] = value;
+        {
+            if (value is null)
+                info.Environment.Remove(name);
+            else
+                info.Environment[name] = value;
+        }
         foreach (var a in args)
             info.ArgumentList.Add(a);
         using var process = Process.Start(info)!;

@@ -42,19 +42,20 @@ internal sealed class ThreadTeam
 
     /// <summary>
     /// Runs body(i) for every i in [0, count) on the team, returning when all are done. A loop started while the team
-    /// is already running one (from another thread, or nested in a body) runs on the calling thread alone.
+    /// is already running one (from another thread, or nested in a body) runs on the calling thread alone. Either way
+    /// every index runs, and a body's exception reaches the caller as an AggregateException after the loop.
     /// </summary>
     public void For(int count, Action<int> body)
     {
         if (count <= 0)
             return;
+        var job = new Job(body, count);
         if (count == 1 || Threads == 1 || Interlocked.CompareExchange(ref busy, 1, 0) != 0)
         {
-            for (int i = 0; i < count; i++)
-                body(i);
+            job.Run();
+            job.ThrowIfFailed();
             return;
         }
-        var job = new Job(body, count);
         try
         {
             Volatile.Write(ref current, job);
@@ -79,11 +80,6 @@ internal sealed class ThreadTeam
     public void For(int count, int minChunk, Action<int, int> body, int chunksPerThread = 1)
     {
         int chunks = (int)Math.Clamp(count / Math.Max(1, minChunk), 1, Math.Min(count, (long)Threads * chunksPerThread));
-        if (chunks <= 1)
-        {
-            body(0, count);
-            return;
-        }
         For(chunks, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
     }
 

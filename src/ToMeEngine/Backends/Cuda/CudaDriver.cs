@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using ToMe.Backends.Cuda.Native;
 
 namespace ToMe.Backends.Cuda;
@@ -19,6 +20,9 @@ public sealed record CudaDeviceInfo(
 {
     /// <summary>The NVRTC architecture name for this device, e.g. <c>sm_86</c>.</summary>
     public string Arch => $"sm_{ComputeMajor}{ComputeMinor}";
+
+    /// <summary>True for the emulated CUDA device (emulator/): a test device that runs kernels on the CPU, never a GPU.</summary>
+    public bool IsEmulated { get; init; }
 }
 
 /// <summary>Loads and initializes the driver once per process; enumerates devices.</summary>
@@ -62,6 +66,26 @@ public static class CudaDriver
         }
     }
 
+    /// <summary>
+    /// What the emulated CUDA device says about itself when the loaded driver is the emulator (emulator/, found like any
+    /// driver through the library resolver), else null. A test device: <c>--backend auto</c> never picks it.
+    /// </summary>
+    public static string? EmulatorDescription => emulatorDescription.Value;
+
+    /// <summary>True when the loaded driver is the emulated CUDA device.</summary>
+    public static bool IsEmulated => EmulatorDescription is not null;
+
+    private static readonly Lazy<string?> emulatorDescription = new(DescribeEmulator);
+
+    private static unsafe string? DescribeEmulator()
+    {
+        if (!CudaLibraries.TryLoad(CudaLibrary.Driver, out _, out _)
+            || !NativeLibrary.TryGetExport(CudaLibraries.Require(CudaLibrary.Driver), "tomeEmuDescribe", out var describe))
+            return null;
+        var text = ((delegate* unmanaged<byte*>)describe)();
+        return text == null ? "emulated CUDA device" : new string((sbyte*)text);
+    }
+
     /// <summary>The driver's CUDA version as (major, minor), e.g. (12, 4).</summary>
     public static (int Major, int Minor) Version()
     {
@@ -102,7 +126,10 @@ public static class CudaDriver
             Attribute(CuDeviceAttribute.ClockRate),
             Attribute(CuDeviceAttribute.MemoryClockRate),
             Attribute(CuDeviceAttribute.GlobalMemoryBusWidth),
-            Attribute(CuDeviceAttribute.MemoryPoolsSupported) != 0);
+            Attribute(CuDeviceAttribute.MemoryPoolsSupported) != 0)
+        {
+            IsEmulated = IsEmulated,
+        };
     }
 
     /// <summary>Every device the driver reports.</summary>

@@ -109,6 +109,8 @@ public sealed unsafe class CudaFunction
 
     public string Name { get; }
 
+    internal nint Handle => handle;
+
     /// <summary>Registers per thread, as the loaded binary reports.</summary>
     public int Registers => Attribute(CuFunctionAttribute.NumRegs);
 

@@ -150,13 +150,23 @@ internal static class CublasCheck
     public static void Check(CublasStatus status, [CallerArgumentExpression(nameof(status))] string expression = "")
     {
         if (status != CublasStatus.Success)
-            throw new CudaException(CudaApi.Cublas, (int)status, Name(status), Describe(status), expression);
+            throw new CudaException(CudaApi.Cublas, (int)status, Name(status), Describe(status), expression, EmulatorDetail());
     }
 
     public static void CheckLt(CublasStatus status, [CallerArgumentExpression(nameof(status))] string expression = "")
     {
         if (status != CublasStatus.Success)
-            throw new CudaException(CudaApi.CublasLt, (int)status, Name(status), Describe(status), expression);
+            throw new CudaException(CudaApi.CublasLt, (int)status, Name(status), Describe(status), expression, EmulatorDetail());
+    }
+
+    /// <summary>The emulated CUDA device's explanation of the last cuBLAS(Lt) failure on this thread; null on a real GPU.</summary>
+    private static unsafe string? EmulatorDetail()
+    {
+        if (!CudaLibraries.TryLoad(CudaLibrary.Cublas, out _, out _)
+            || !System.Runtime.InteropServices.NativeLibrary.TryGetExport(CudaLibraries.Require(CudaLibrary.Cublas), "tomeEmuLastBlasError", out var last))
+            return null;
+        var text = ((delegate* unmanaged<byte*>)last)();
+        return text == null || *text == 0 ? null : "emulated CUDA device: " + new string((sbyte*)text);
     }
 
     public static string Name(CublasStatus status) => status switch

@@ -1,0 +1,87 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using ToMe.Backends.Cuda;
+using ToMe.Backends.Cuda.Native;
+
+namespace ToMe.Tests.Support;
+
+/// <summary>
+/// Which CUDA device the tests use. By default the emulated CUDA device (emulator/, which the test project builds when
+/// g++ and make are present): the test process points the library resolver at emulator/build before anything loads, so
+/// every CUDA test runs on a machine without a GPU, and <c>tome</c> child processes inherit the choice. With
+/// <c>TOME_REQUIRE_GPU=1</c> the tests use the real driver instead and fail (never skip) without a GPU, also when the
+/// driver found turns out to be the emulator. A <c>TOME_CUDA_LIB_DIR</c> set by the caller is left alone.
+/// </summary>
+internal static class EmulatedDevice
+{
+    private const string DriverFile = "libcuda.so.1";
+
+    /// <summary>
+    /// The emulator build in use: the one TOME_CUDA_LIB_DIR names (e.g. emulator/build-asan), else emulator/build of this
+    /// checkout; null when it is not built (no g++ or make, or not Linux).
+    /// </summary>
+    public static string? BuildDirectory { get; } = FindBuild();
+
+    [ModuleInitializer]
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2255", Justification = "the device must be chosen before any CUDA library loads")]
+    internal static void Select()
+    {
+        if (GpuRequirement.Required || !string.IsNullOrEmpty(Environment.GetEnvironmentVariable("TOME_CUDA_LIB_DIR")) || BuildDirectory is null)
+            return;
+        Environment.SetEnvironmentVariable("TOME_CUDA_LIB_DIR", BuildDirectory);
+    }
+
+    /// <summary>For tests of the emulator itself (its checks, planted bugs): skips unless the emulated device is loaded.</summary>
+    public static void Require()
+    {
+        if (!CudaDriver.IsEmulated && GpuRequirement.EmulatorRequired && !GpuRequirement.Required)
+            Assert.Fail("TOME_REQUIRE_EMULATOR is set but the emulated CUDA device is not loaded (is emulator/build built? make -C emulator)");
+        if (!CudaDriver.IsEmulated)
+            Assert.Skip(GpuRequirement.Required
+                ? "tests the emulated CUDA device, and TOME_REQUIRE_GPU=1 selects the real GPU"
+                : BuildDirectory is null ? "the emulated CUDA device is not built (needs g++ and make: make -C emulator)"
+                                         : "the CUDA driver loaded is not the emulated device (TOME_CUDA_LIB_DIR points elsewhere)");
+    }
+
+    /// <summary>Modules this thread loads until disposal resolve their kernels in <paramref name="directory"/> (a planted-bug build).</summary>
+    public static IDisposable UseKernels(string directory)
+    {
+        SetKernelDirectory(directory);
+        return new Restore();
+    }
+
+    private static unsafe void SetKernelDirectory(string? directory)
+    {
+        var set = (delegate* unmanaged<byte*, void>)NativeLibrary.GetExport(CudaLibraries.Require(CudaLibrary.Driver), "tomeEmuSetKernelDirectory");
+        if (directory is null)
+        {
+            set(null);
+            return;
+        }
+        var bytes = System.Text.Encoding.UTF8.GetBytes(directory + "\0");
+        fixed (byte* p = bytes)
+            set(p);
+    }
+
+    private sealed class Restore : IDisposable
+    {
+        public void Dispose() => SetKernelDirectory(null);
+    }
+
+    private static string? FindBuild()
+    {
+        if (!OperatingSystem.IsLinux())
+            return null;
+        var named = Environment.GetEnvironmentVariable("TOME_CUDA_LIB_DIR");
+        if (!string.IsNullOrEmpty(named) && File.Exists(Path.Combine(named, "libtome_cuda_emulator.so")))
+            return Path.GetFullPath(named);
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (!File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
+                continue;
+            var build = Path.Combine(dir.FullName, "emulator", "build");
+            return File.Exists(Path.Combine(build, DriverFile)) ? build : null;
+        }
+        return null;
+    }
+}
