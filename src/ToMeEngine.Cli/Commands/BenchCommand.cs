@@ -34,14 +34,15 @@ internal static class BenchCommand
         var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
         var precision = ModelOptions.Precision();
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
-        var images = new Option<string?>("--images") { Description = "end-to-end mode: time decode + preprocess + forward + top-k over the image files in this folder" };
+        var images = new Option<string?>("--images") { Description = "end-to-end mode: decode rate, forward rate and end-to-end images/s over the image files in this folder, and which stage bounds the run" };
         var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
+        var decodeThreads = new Option<int>("--decode-threads") { Description = "end-to-end mode: images decoded at once (0 = one per core)" };
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var profile = new Option<bool>("--profile") { Description = "also time every op and print where the forward's time goes (cpu backend)" };
         var strategy = new StrategyOptions();
         var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, noPropAttn, profile,
+            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, decodeThreads, noPropAttn, profile,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -64,9 +65,10 @@ internal static class BenchCommand
             bool asJson = parse.GetValue(json);
             if (parse.GetValue(images) is { } folder)
             {
-                if (backendName != "cpu")
-                    throw new NotSupportedException("the end-to-end mode (--images) runs on --backend cpu in this build");
-                return EndToEnd(weights, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads), requested, asJson);
+                if (parse.GetValue(decodeThreads) < 0)
+                    throw new ArgumentException("--decode-threads must be 0 (one per core) or positive");
+                return EndToEnd(weights, backendName, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads),
+                    parse.GetValue(decodeThreads), requested, asJson);
             }
             bool profiled = parse.GetValue(profile);
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
@@ -120,8 +122,8 @@ internal static class BenchCommand
         return command;
     }
 
-    private static int EndToEnd(Model.ModelWeights weights, string folder, int limit, int batch, List<MergeSchedule> schedules,
-        MergeStrategy merge, bool propAttn, int threads, Precision precision, bool asJson)
+    private static int EndToEnd(Model.ModelWeights weights, string backendName, string folder, int limit, int batch, List<MergeSchedule> schedules,
+        MergeStrategy merge, bool propAttn, int threads, int decodeThreads, Precision precision, bool asJson)
     {
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"--images {folder}: no such folder");
@@ -130,27 +132,43 @@ internal static class BenchCommand
         if (files.Count == 0)
             throw new FileNotFoundException($"--images {folder}: no image files");
         var inv = CultureInfo.InvariantCulture;
-        var rows = new List<object>();
-        if (!asJson)
-        {
-            Console.WriteLine($"{weights.Config.Architecture}, cpu {precision.Name()}, end to end from {files.Count} files in {folder}, batch {batch}");
-            Console.WriteLine("| merge | r | images/s | decode+preprocess ms/image | forward+top-k ms/image |");
-            Console.WriteLine("|---|---|---:|---:|---:|");
-        }
+        var rows = new List<EndToEndTiming>();
+        int decoders = decodeThreads > 0 ? decodeThreads : Environment.ProcessorCount;
+        double decodeRate = 0, coresBusy = 0;
+        float[][] sample = [];
         foreach (var schedule in schedules)
         {
             using var engine = ToMeEngine.Create(weights, new EngineOptions
             {
-                Backend = BackendKind.Cpu, Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+                Backend = backendName switch { "cpu" => BackendKind.Cpu, "cuda" => BackendKind.Cuda, _ => BackendKind.Auto },
+                Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
             });
-            EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), batch); // warm-up
-            var t = EndToEndBenchmark.Run(engine, files, batch);
-            rows.Add(new { merge = merge.ToString(), schedule = schedule.ToString(), t.Images, t.Batch, t.Seconds, t.ImagesPerSecond, t.DecodeMilliseconds, t.ForwardMilliseconds });
+            if (rows.Count == 0)
+            {
+                EndToEndBenchmark.Decode(engine, files.Take(batch).ToList(), decodeThreads, keep: 0); // warm-up
+                (decodeRate, coresBusy, int decoded, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
+                if (decoded == 0)
+                    throw new InvalidDataException($"--images {folder}: none of the {files.Count} files decoded");
+                if (!asJson)
+                {
+                    Console.WriteLine(string.Create(inv,
+                        $"{weights.Config.Architecture}, {engine.BackendName} {engine.Precision.Name()}, {files.Count} files in {folder}, batch {batch}; {decoders} decode threads kept {coresBusy:F2} cores busy"));
+                    Console.WriteLine("| merge | r | decode images/s | forward images/s | end to end images/s | bound by |");
+                    Console.WriteLine("|---|---|---:|---:|---:|---|");
+                }
+            }
+            double forwardRate = EndToEndBenchmark.Forward(engine, sample, Math.Max(2, (files.Count + batch - 1) / batch));
+            EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), decodeThreads); // warm-up
+            double endToEnd = EndToEndBenchmark.Run(engine, files, decodeThreads);
+            var t = new EndToEndTiming(merge.ToString(), merge.UsesSchedule ? schedule.ToString() : "-", files.Count, batch, decoders,
+                decodeRate, coresBusy, forwardRate, endToEnd, decodeRate < forwardRate ? "decode" : "forward");
+            rows.Add(t);
             if (!asJson)
-                Console.WriteLine(string.Create(inv, $"| {merge} | {schedule} | {t.ImagesPerSecond:F1} | {t.DecodeMilliseconds:F2} | {t.ForwardMilliseconds:F2} |"));
+                Console.WriteLine(string.Create(inv,
+                    $"| {t.Merge} | {t.Schedule} | {t.DecodeImagesPerSecond:F1} | {t.ForwardImagesPerSecond:F1} | {t.ImagesPerSecond:F1} | {t.BoundBy} |"));
         }
         if (asJson)
-            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = "cpu", precision = precision.Name(), mode = "end-to-end", results = rows },
+            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = backendName, precision = precision.Name(), mode = "end-to-end", results = rows },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         return 0;
     }

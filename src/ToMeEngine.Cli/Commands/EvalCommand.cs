@@ -45,52 +45,34 @@ internal static class EvalCommand
         int done = 0, top1 = 0, top5 = 0, bad = 0;
         bool terminal = !Console.IsErrorRedirected;
         var clock = Stopwatch.StartNew();
-        int s = engine.Config.ImageSize;
-        for (int start = 0; start < samples.Count; start += batchSize)
+        // The engine's input pipeline: files decode on every core while the previous batch runs, results come in order.
+        var results = engine.ClassifyManyAsync(samples.Select(s => s.Path), topK: 5).ToBlockingEnumerable();
+        foreach (var result in results)
         {
-            var chunk = samples.Skip(start).Take(batchSize).ToArray();
-            var tensors = new float[chunk.Length][];
-            var errors = new string?[chunk.Length];
-            Parallel.For(0, chunk.Length, i =>
-            {
-                try
-                {
-                    tensors[i] = engine.Preprocess(chunk[i].Path);
-                }
-                catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException)
-                {
-                    errors[i] = e.Message;
-                }
-            });
-            var good = Enumerable.Range(0, chunk.Length).Where(i => errors[i] is null).ToArray();
-            foreach (var i in Enumerable.Range(0, chunk.Length).Where(i => errors[i] is not null))
+            int label = samples[result.Index].Label;
+            if (!result.Succeeded)
             {
                 bad++;
-                Console.Error.WriteLine($"{(terminal ? "\r" : "")}skipped {chunk[i].Path}: {errors[i]}");
+                Console.Error.WriteLine($"{(terminal ? "\r" : "")}skipped {result.Input}: {result.Error.Message}");
             }
-            if (good.Length > 0)
+            else
             {
-                var input = new float[good.Length * 3 * s * s];
-                for (int g = 0; g < good.Length; g++)
-                    tensors[good[g]].CopyTo(input, g * 3 * s * s);
-                var logits = engine.Logits(input, good.Length);
-                for (int g = 0; g < good.Length; g++)
-                {
-                    var (path, label) = chunk[good[g]];
-                    var best = engine.TopK(logits.AsSpan(g * engine.Config.NumClasses, engine.Config.NumClasses), 5);
-                    if (best[0].ClassIndex == label)
-                        top1++;
-                    if (best.Any(p => p.ClassIndex == label))
-                        top5++;
-                    done++;
-                    csv?.Append(string.Create(inv, $"{Path.GetFileName(path)},{label},{string.Join(",", best.Select(p => p.ClassIndex))},{best[0].Probability:R}\n"));
-                }
+                var best = result.Predictions;
+                if (best[0].ClassIndex == label)
+                    top1++;
+                if (best.Any(p => p.ClassIndex == label))
+                    top5++;
+                done++;
+                csv?.Append(string.Create(inv, $"{Path.GetFileName(result.Input)},{label},{string.Join(",", best.Select(p => p.ClassIndex))},{best[0].Probability:R}\n"));
             }
+            int seen = done + bad;
+            if (seen % batchSize != 0 && seen != samples.Count)
+                continue;
             double rate = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
-            string progress = string.Create(inv, $"{done + bad}/{samples.Count} images, top-1 {Percent(top1, done):F1}%, top-5 {Percent(top5, done):F1}%, {rate:F1} images/s");
+            string progress = string.Create(inv, $"{seen}/{samples.Count} images, top-1 {Percent(top1, done):F1}%, top-5 {Percent(top5, done):F1}%, {rate:F1} images/s");
             if (terminal)
                 Console.Error.Write($"\r{progress}   ");
-            else if ((start / batchSize) % 10 == 9 || start + batchSize >= samples.Count)
+            else if ((seen / batchSize) % 10 == 0 || seen == samples.Count)
                 Console.Error.WriteLine(progress);
         }
         if (terminal)

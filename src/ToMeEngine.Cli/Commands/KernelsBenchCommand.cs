@@ -2,48 +2,97 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using ToMe.Backends.Cpu;
+using ToMe.Backends.Cuda;
 using ToMe.Benchmarking;
 
 namespace ToMe.Cli.Commands;
 
-/// <summary><c>tome kernels bench</c>: each kernel alone at ViT-S/B/L shapes, against the machine's measured peaks.</summary>
+/// <summary><c>tome kernels bench</c>: each kernel alone at ViT-S/B/L shapes, against the machine's peaks measured in the same run.</summary>
 internal static class KernelsBenchCommand
 {
     public static Command Create()
     {
-        var backend = new Option<string>("--backend") { Description = "cpu (the CUDA kernels need a GPU machine)", DefaultValueFactory = _ => "cpu" };
-        var batches = new Option<string>("--batch") { Description = "comma-separated batch sizes", DefaultValueFactory = _ => "1,16" };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var backend = new Option<string>("--backend") { Description = "cpu (the CPU kernels against the FMA peak) or cuda (every op of the GPU backend)", DefaultValueFactory = _ => "cpu" };
+        var batches = new Option<string?>("--batch") { Description = "comma-separated batch sizes (default: 1,16 on cpu, 1,64,256 on cuda)" };
+        var models = new Option<string>("--models") { Description = "cuda: models whose shapes to run, among ViT-S,ViT-B,ViT-L", DefaultValueFactory = _ => "ViT-S,ViT-B,ViT-L" };
+        var device = new Option<int>("--device") { Description = "cuda: the device ordinal" };
+        var gemm = new Option<int>("--peak-gemm") { Description = "cuda: N of the N×N×N GEMM that measures the peak", DefaultValueFactory = _ => 8192 };
+        var copy = new Option<int>("--peak-copy-mib") { Description = "cuda: MiB copied device to device to measure the bandwidth peak", DefaultValueFactory = _ => 1024 };
+        var time = new Option<double>("--time-ms") { Description = "cuda: time each kernel over about this long (0: a single timed call)", DefaultValueFactory = _ => 25 };
+        var threads = new Option<int>("--threads") { Description = "cpu: threads (0 = all cores)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
-        var command = new Command("bench", "time each kernel alone at the shapes ViT-S/B/L produce, with the percentage of the measured peak")
+        var command = new Command("bench", "time each kernel alone at the shapes ViT-S/B/L produce, with the percentage of the peaks measured in the same run")
         {
-            backend, batches, threads, json,
+            backend, batches, models, device, gemm, copy, time, threads, json,
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
-            if (parse.GetValue(backend) is not "cpu")
-                throw new NotSupportedException($"--backend {parse.GetValue(backend)}: only the CPU kernels can be benchmarked by this build without a GPU (expected cpu)");
-            var sizes = parse.GetValue(batches)!.Split(',').Select(s => int.Parse(s.Trim(), CultureInfo.InvariantCulture)).ToArray();
+            var name = parse.GetValue(backend)!;
+            if (name is not ("cpu" or "cuda"))
+                throw new ArgumentException($"--backend '{name}' is not available (expected cpu or cuda)");
+            var sizes = (parse.GetValue(batches) ?? (name == "cpu" ? "1,16" : "1,64,256")).Split(',')
+                .Select(s => int.Parse(s.Trim(), CultureInfo.InvariantCulture)).ToArray();
             if (sizes.Any(b => b < 1))
                 throw new ArgumentException("--batch sizes must be positive");
-            int n = parse.GetValue(threads) is > 0 and var t ? t : Environment.ProcessorCount;
-            double peak = CpuKernelBenchmark.MeasureFmaPeak(n);
-            double copy = CpuKernelBenchmark.MeasureCopyBandwidth();
-            var inv = CultureInfo.InvariantCulture;
-            bool asJson = parse.GetValue(json);
-            if (!asJson)
-            {
-                Console.WriteLine(string.Create(inv, $"cpu: {n} threads, {CpuGemm.BestPath} micro-kernel; measured FMA peak {peak:F1} GFLOP/s, copy {copy:F1} GB/s"));
-                Console.WriteLine("| kernel | model | batch | shape | ms | rate | % of peak |");
-                Console.WriteLine("|---|---|---:|---|---:|---:|---:|");
-            }
-            var results = CpuKernelBenchmark.Run(n, sizes, peak, copy, asJson ? null : r => Console.WriteLine(string.Create(inv,
-                $"| {r.Kernel} | {r.Model} | {r.Batch} | {r.Shape} | {r.Milliseconds:F3} | {r.Rate:F1} {r.Unit} | {r.PercentOfPeak:F0}% |")));
-            if (asJson)
-                Console.WriteLine(JsonSerializer.Serialize(new { backend = "cpu", threads = n, micro_kernel = CpuGemm.BestPath.ToString(), fma_peak_gflops = peak, copy_gbs = copy, results },
-                    new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
-            return 0;
+            return name == "cpu"
+                ? Cpu(sizes, parse.GetValue(threads), parse.GetValue(json))
+                : Cuda(sizes, parse.GetValue(models)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries), parse.GetValue(device),
+                    parse.GetValue(gemm), parse.GetValue(copy), parse.GetValue(time), parse.GetValue(json));
         }));
         return command;
     }
+
+    private static int Cpu(int[] sizes, int threads, bool asJson)
+    {
+        int n = threads > 0 ? threads : Environment.ProcessorCount;
+        double peak = CpuKernelBenchmark.MeasureFmaPeak(n);
+        double copy = CpuKernelBenchmark.MeasureCopyBandwidth();
+        var inv = CultureInfo.InvariantCulture;
+        if (!asJson)
+        {
+            Console.WriteLine(string.Create(inv, $"cpu: {n} threads, {CpuGemm.BestPath} micro-kernel; measured FMA peak {peak:F1} GFLOP/s, copy {copy:F1} GB/s"));
+            PrintHeader();
+        }
+        var results = CpuKernelBenchmark.Run(n, sizes, peak, copy, asJson ? null : Print);
+        if (asJson)
+            Console.WriteLine(Json(new { backend = "cpu", threads = n, micro_kernel = CpuGemm.BestPath.ToString(), fma_peak_gflops = peak, copy_gbs = copy, results }));
+        return 0;
+    }
+
+    private static int Cuda(int[] sizes, string[] models, int ordinal, int gemmSize, int copyMib, double budget, bool asJson)
+    {
+        var unknown = models.Where(m => !DeviceKernelBenchmark.Models.Any(k => k.Name.Equals(m, StringComparison.OrdinalIgnoreCase))).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"--models {string.Join(",", unknown)}: expected among {string.Join(",", DeviceKernelBenchmark.Models.Select(m => m.Name))}");
+        if (gemmSize < 16 || copyMib < 1 || budget < 0)
+            throw new ArgumentException("--peak-gemm must be at least 16, --peak-copy-mib at least 1, --time-ms 0 or more");
+        if (!CudaBackend.TryCreate(out var gpu, out var reason, ordinal))
+            throw new NotSupportedException($"no CUDA device: {reason}");
+        using var backend = gpu!;
+        var peaks = DeviceKernelBenchmark.MeasurePeaks(backend, gemmSize, (long)copyMib << 20, budget);
+        var inv = CultureInfo.InvariantCulture;
+        string device = $"{backend.Device.Name} ({backend.Device.Arch})";
+        if (!asJson)
+        {
+            Console.WriteLine(string.Create(inv,
+                $"cuda: {device}, fp32; measured peaks: GEMM {peaks.GemmTflops:F2} TFLOP/s ({gemmSize}³ through the backend's Linear), copy {peaks.CopyGigabytesPerSecond:F0} GB/s ({copyMib} MiB device to device)"));
+            PrintHeader();
+        }
+        var results = DeviceKernelBenchmark.Run(backend, models, sizes, peaks, budget, asJson ? null : Print);
+        if (asJson)
+            Console.WriteLine(Json(new { backend = "cuda", device, precision = "fp32", peaks, results }));
+        return 0;
+    }
+
+    private static void PrintHeader()
+    {
+        Console.WriteLine("| kernel | model | batch | shape | ms | rate | % of peak |");
+        Console.WriteLine("|---|---|---:|---|---:|---:|---:|");
+    }
+
+    private static void Print(KernelTiming r) => Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+        $"| {r.Kernel} | {r.Model} | {r.Batch} | {r.Shape} | {r.Milliseconds:F3} | {r.Rate:F2} {r.Unit} | {r.PercentOfPeak:F0}% |"));
+
+    private static string Json(object value) =>
+        JsonSerializer.Serialize(value, new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower });
 }

@@ -38,6 +38,7 @@ internal static partial class KernelsCommand
 
         var kernels = new Command("kernels", "Build and inspect the CUDA kernels.");
         kernels.Subcommands.Add(compile);
+        kernels.Subcommands.Add(KernelsTestCommand.Create());
         kernels.Subcommands.Add(KernelsBenchCommand.Create());
         return kernels;
     }

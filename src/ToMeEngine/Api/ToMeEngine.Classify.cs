@@ -51,57 +51,31 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(RgbImage image, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return ClassifyBatch([image], topK)[0];
+        CheckTopK(topK);
+        return TopK(Logits(preprocessor.Run(image), 1), topK);
     }
 
     /// <summary>
-    /// Classifies any sequence of decoded images, in forward passes of at most <see cref="EngineOptions.MaxBatchSize"/>; the
-    /// sequence is read one batch at a time. Results are in input order.
+    /// Classifies any sequence of decoded images, in forward passes of at most <see cref="EngineOptions.MaxBatchSize"/>.
+    /// The images are resized and normalized on every core, ahead of the forward passes; the sequence is read as the
+    /// pipeline has room. Results are in input order.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<RgbImage> images, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(images);
-        return ClassifyChunks(images, (image, tensor) => preprocessor.Run(image, tensor.Span), topK);
-    }
-
-    /// <summary>
-    /// Forward passes of at most MaxBatchSize inputs, each chunk preprocessed in parallel first; a failure ends the call
-    /// with the error of the first failing input in sequence order.
-    /// </summary>
-    private List<IReadOnlyList<Prediction>> ClassifyChunks<T>(IEnumerable<T> inputs, Action<T, Memory<float>> preprocess, int topK)
-    {
-        CheckTopK(topK);
-        var results = new List<IReadOnlyList<Prediction>>();
-        int classes = Config.NumClasses, n = preprocessor.OutputLength;
-        foreach (var chunk in inputs.Chunk(Options.MaxBatchSize))
+        return ClassifyAll(images, (image, tensor, _) =>
         {
-            var batch = new float[checked(chunk.Length * n)];
-            var errors = new Exception?[chunk.Length];
-            Parallel.For(0, chunk.Length, i =>
-            {
-                try
-                {
-                    preprocess(chunk[i], batch.AsMemory(i * n, n));
-                }
-                catch (Exception e)
-                {
-                    errors[i] = e;
-                }
-            });
-            if (Array.Find(errors, e => e is not null) is { } error)
-                ExceptionDispatchInfo.Throw(error);
-            var logits = Logits(batch, chunk.Length);
-            for (int b = 0; b < chunk.Length; b++)
-                results.Add(TopK(logits.AsSpan(b * classes, classes), topK));
-        }
-        return results;
+            preprocessor.Run(image ?? throw new ArgumentNullException(nameof(images), "the sequence holds a null image"), tensor);
+            return Task.CompletedTask;
+        }, topK);
     }
 
     /// <summary>
-    /// Classifies any sequence of image files, decoding one batch at a time, in parallel (memory stays bounded by
-    /// <see cref="EngineOptions.MaxBatchSize"/>). The first file that cannot be read ends the call with its error; for
-    /// per-image errors and parallel decoding use <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/>.
+    /// Classifies any sequence of image files, read and decoded on every core ahead of the forward passes (memory stays
+    /// bounded by <see cref="EngineOptions.MaxBatchSize"/> and the core count). The first file, in input order, that cannot
+    /// be read ends the call with its error; for per-image errors use
+    /// <see cref="ClassifyManyAsync(IEnumerable{string}, int, int, CancellationToken)"/>.
     /// </summary>
     /// <exception cref="FileNotFoundException">A path has no file (or is a directory).</exception>
     /// <exception cref="InvalidImageException">A file is not a supported, intact image; the message names it.</exception>
@@ -109,7 +83,21 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<IReadOnlyList<Prediction>> ClassifyBatch(IEnumerable<string> paths, int topK = 5)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        return ClassifyChunks(paths, (path, tensor) => ImageDecoder.ReadFile(path, Options.Decode, data => preprocessor.Run(data, tensor.Span, Options.Decode)), topK);
+        return ClassifyAll(paths, PreprocessFileAsync, topK);
+    }
+
+    /// <summary>The synchronous form of the ClassifyManyAsync pipeline: every result, or the first error in input order.</summary>
+    private IReadOnlyList<IReadOnlyList<Prediction>> ClassifyAll<T>(IEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill, int topK)
+    {
+        CheckTopK(topK);
+        var results = new List<IReadOnlyList<Prediction>>();
+        foreach (var result in Pipeline(Asynchronously(inputs), fill, topK, Environment.ProcessorCount, CancellationToken.None).ToBlockingEnumerable())
+        {
+            if (!result.Succeeded)
+                ExceptionDispatchInfo.Throw(result.Error);
+            results.Add(result.Predictions);
+        }
+        return results;
     }
 
     /// <summary>

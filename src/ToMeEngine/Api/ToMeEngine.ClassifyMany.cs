@@ -42,7 +42,7 @@ public sealed partial class ToMeEngine
     public IAsyncEnumerable<ImageClassification<string>> ClassifyManyAsync(IEnumerable<string> paths, int topK = 5, int maxDegreeOfParallelism = 0,
                                                                            CancellationToken cancellationToken = default) =>
         StartPipeline(Asynchronously(paths ?? throw new ArgumentNullException(nameof(paths))),
-            (path, ct) => ImageDecoder.ReadFileAsync(path, Options.Decode, data => preprocessor.Run(data, Options.Decode), ct),
+            PreprocessFileAsync,
             topK, maxDegreeOfParallelism, cancellationToken);
 
     /// <summary>
@@ -67,17 +67,25 @@ public sealed partial class ToMeEngine
     {
         ArgumentNullException.ThrowIfNull(inputs);
         ArgumentNullException.ThrowIfNull(decode);
-        return StartPipeline(inputs, async (input, ct) => preprocessor.Run(await decode(input, ct).ConfigureAwait(false)), topK, maxDegreeOfParallelism, cancellationToken);
+        return StartPipeline(inputs, async (input, tensor, ct) => preprocessor.Run(await decode(input, ct).ConfigureAwait(false), tensor), topK, maxDegreeOfParallelism, cancellationToken);
     }
 
-    /// <summary>Checks the arguments at the call, then the pipeline over inputs that <paramref name="tensorOf"/> reads and preprocesses.</summary>
-    private IAsyncEnumerable<ImageClassification<T>> StartPipeline<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<float[]>> tensorOf,
+    /// <summary>Checks the arguments at the call, then the pipeline over inputs that <paramref name="fill"/> reads and preprocesses into a tensor.</summary>
+    private IAsyncEnumerable<ImageClassification<T>> StartPipeline<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
                                                                     int topK, int maxDegreeOfParallelism, CancellationToken cancellationToken)
     {
         CheckTopK(topK);
         ArgumentOutOfRangeException.ThrowIfNegative(maxDegreeOfParallelism);
-        return Pipeline(inputs, tensorOf, topK, maxDegreeOfParallelism == 0 ? Environment.ProcessorCount : maxDegreeOfParallelism, cancellationToken);
+        return Pipeline(inputs, fill, topK, maxDegreeOfParallelism == 0 ? Environment.ProcessorCount : maxDegreeOfParallelism, cancellationToken);
     }
+
+    /// <summary>Reads an image file asynchronously, then decodes and preprocesses it into <paramref name="tensor"/> straight from its bytes.</summary>
+    internal Task PreprocessFileAsync(string path, float[] tensor, CancellationToken cancellationToken) =>
+        ImageDecoder.ReadFileAsync(path, Options.Decode, data =>
+        {
+            preprocessor.Run(data, tensor, Options.Decode);
+            return tensor;
+        }, cancellationToken);
 
     private static async IAsyncEnumerable<T> Asynchronously<T>(IEnumerable<T> items)
     {
@@ -86,94 +94,41 @@ public sealed partial class ToMeEngine
         await Task.CompletedTask.ConfigureAwait(false);
     }
 
-    private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, CancellationToken, Task<float[]>> tensorOf,
+    private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
                                                                          int topK, int parallelism, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        // Started decodes, in input order: the head is always the oldest, so it never waits behind later inputs.
-        var pending = new Queue<(int Index, T Input, Task<float[]> Tensor)>();
-        var running = new int[1];
-        int window = Options.MaxBatchSize + parallelism, next = 0, length = preprocessor.OutputLength, classes = Config.NumClasses;
-        bool more = true;
-        var source = inputs.GetAsyncEnumerator(stop.Token);
-        try
+        int max = Options.MaxBatchSize, length = preprocessor.OutputLength, classes = Config.NumClasses;
+        var pipeline = new InputPipeline(preprocessor, parallelism, max + parallelism + 1);
+        // Grown to the largest batch seen, so that a call with one image holds one image's floats.
+        var batch = Array.Empty<float>();
+        var segment = new List<(int Index, T Input, Exception? Error)>(max);
+        // While a batch runs, the pipeline decodes up to the next batch and `parallelism` more.
+        await using var prepared = pipeline.RunAsync(inputs, fill, max + parallelism, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        for (bool more = true; more;)
         {
-            while (true)
+            // One segment: inputs in order until a full batch has decoded; failures keep their place in it.
+            segment.Clear();
+            int decoded = 0;
+            while (decoded < max && (more = await prepared.MoveNextAsync().ConfigureAwait(false)))
             {
-                var segment = new List<(int Index, T Input, float[]? Tensor, Exception? Error)>();
-                int decoded = 0;
-                // One segment: inputs in order until a full batch has decoded; failures keep their place in it.
-                while (decoded < Options.MaxBatchSize)
+                var (index, input, tensor, error) = prepared.Current;
+                if (tensor is not null)
                 {
-                    await Fill().ConfigureAwait(false);
-                    if (pending.Count == 0)
-                        break;
-                    var (index, item, task) = pending.Dequeue();
-                    try
-                    {
-                        segment.Add((index, item, await task.ConfigureAwait(false), null));
-                        decoded++;
-                    }
-                    catch (Exception e)
-                    {
-                        cancellationToken.ThrowIfCancellationRequested();
-                        segment.Add((index, item, null, e));
-                    }
+                    if (batch.Length < (decoded + 1) * length)
+                        Array.Resize(ref batch, Math.Min(max, Math.Max(2 * decoded, 1)) * length);
+                    tensor.CopyTo(batch, decoded++ * length);
+                    pipeline.Return(tensor);
                 }
-                cancellationToken.ThrowIfCancellationRequested();
-                if (segment.Count == 0)
-                    yield break;
-                float[]? logits = null;
-                if (decoded > 0)
-                {
-                    var batch = new float[decoded * length];
-                    int row = 0;
-                    foreach (var s in segment)
-                        if (s.Tensor is not null)
-                            s.Tensor.CopyTo(batch, row++ * length);
-                    await Fill().ConfigureAwait(false); // the next images decode while this batch runs
-                    logits = (await ForwardAsync(batch, decoded, false, cancellationToken).ConfigureAwait(false)).Logits;
-                }
-                int b = 0;
-                foreach (var s in segment)
-                    yield return s.Tensor is null
-                        ? new ImageClassification<T>(s.Index, s.Input, null, s.Error)
-                        : new ImageClassification<T>(s.Index, s.Input, TopK(logits.AsSpan(b++ * classes, classes), topK), null);
+                segment.Add((index, input, error));
             }
-        }
-        finally
-        {
-            // The consumer stopped early, failed or was cancelled: stop the decoders and let none run unobserved.
-            await stop.CancelAsync().ConfigureAwait(false);
-            foreach (var (_, _, task) in pending)
-                await ((Task)task).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            await source.DisposeAsync().ConfigureAwait(false);
-        }
-
-        // Starts decodes in input order while fewer than `parallelism` run and fewer than `window` tensors are held.
-        async Task Fill()
-        {
-            while (more && pending.Count < window && Volatile.Read(ref running[0]) < parallelism)
-            {
-                if (!await source.MoveNextAsync().ConfigureAwait(false))
-                {
-                    more = false;
-                    break;
-                }
-                var input = source.Current;
-                Interlocked.Increment(ref running[0]);
-                pending.Enqueue((next++, input, Task.Run(async () =>
-                {
-                    try
-                    {
-                        return await tensorOf(input, stop.Token).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        Interlocked.Decrement(ref running[0]);
-                    }
-                }, stop.Token)));
-            }
+            cancellationToken.ThrowIfCancellationRequested();
+            float[]? logits = decoded == 0 ? null
+                : (await ForwardAsync(batch.AsMemory(0, decoded * length), decoded, false, cancellationToken).ConfigureAwait(false)).Logits;
+            int b = 0;
+            foreach (var (index, input, error) in segment)
+                yield return error is not null
+                    ? new ImageClassification<T>(index, input, null, error)
+                    : new ImageClassification<T>(index, input, TopK(logits.AsSpan(b++ * classes, classes), topK), null);
         }
     }
 }

@@ -188,7 +188,7 @@ public sealed partial class ToMeEngine : IDisposable
     /// <see cref="Forward(ReadOnlySpan{float}, int, bool)"/> on the thread pool: waits for the running forward pass without holding a thread, and stops
     /// waiting when <paramref name="cancellationToken"/> fires; once this pass starts, it completes.
     /// </summary>
-    private Task<ForwardResult> ForwardAsync(float[] images, int batch, bool returnTokens, CancellationToken cancellationToken)
+    private Task<ForwardResult> ForwardAsync(ReadOnlyMemory<float> images, int batch, bool returnTokens, CancellationToken cancellationToken)
     {
         CheckBatch(batch);
         var options = ForwardOptionsFor(returnTokens);
@@ -199,7 +199,7 @@ public sealed partial class ToMeEngine : IDisposable
             {
                 ObjectDisposedException.ThrowIf(disposed, this);
                 cancellationToken.ThrowIfCancellationRequested();
-                return pass.Run(images, batch, options);
+                return pass.Run(images.Span, batch, options);
             }
             finally
             {

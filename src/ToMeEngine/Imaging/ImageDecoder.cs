@@ -90,7 +90,6 @@ public static class ImageDecoder
 
     private static async Task<RgbImage> DecodeAsync(Stream stream, DecodeOptions? options, CancellationToken cancellationToken, bool synchronous)
     {
-        ArgumentNullException.ThrowIfNull(stream);
         options ??= DecodeOptions.Default;
         return Decode(await ReadAllAsync(stream, options, cancellationToken, synchronous).ConfigureAwait(false), options);
     }
@@ -99,6 +98,7 @@ public static class ImageDecoder
     /// <exception cref="InvalidImageException">The stream is longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
     internal static async Task<byte[]> ReadAllAsync(Stream stream, DecodeOptions options, CancellationToken cancellationToken, bool synchronous = false)
     {
+        ArgumentNullException.ThrowIfNull(stream);
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int n;

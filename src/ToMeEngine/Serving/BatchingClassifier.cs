@@ -16,8 +16,9 @@ public readonly record struct BatchingStatistics(long Requests, long Completed, 
 
 /// <summary>
 /// A <see cref="ToMeEngine"/> behind a dynamic batcher: <see cref="ClassifyAsync"/> may be called from any number of threads;
-/// each request is decoded and preprocessed on the calling thread, queued, and gathered with others into one forward pass
-/// by a single dedicated thread (so preprocessing of the next batch overlaps the running one). Each caller gets the answer
+/// each request is decoded and preprocessed by the engine's input pipeline (on every core, at most
+/// <see cref="BatchingOptions.DecodeParallelism"/> at once, in arrival order), queued, and gathered with others into one
+/// forward pass by a single dedicated thread (so preprocessing of the next batch overlaps the running one). Each caller gets the answer
 /// for its own image, identical to <see cref="ToMeEngine.Classify(RgbImage, int)"/>: the forward pass computes each row of a
 /// batch independently.
 /// </summary>
@@ -43,9 +44,8 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
 
     private readonly ToMeEngine engine;
     private readonly bool ownsEngine;
-    private readonly Preprocessor preprocessor;
+    private readonly InputPipeline pipeline;
     private readonly int tensorLength;
-    private readonly TensorPool tensors;
     private readonly ServingMetrics metrics;
     private readonly bool ownsMetrics;
     private readonly ILogger logger;
@@ -71,10 +71,9 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         Options.Validate();
         this.engine = engine;
         this.ownsEngine = ownsEngine;
-        preprocessor = new Preprocessor(engine.Config.Preprocess);
-        tensorLength = preprocessor.OutputLength;
-        // Enough for the batch being run and the one being gathered; a burst beyond that allocates and is then let go.
-        tensors = new TensorPool(tensorLength, 2 * Options.MaxBatchSize);
+        // Tensors enough for the batch being run and the one being gathered; a burst beyond that allocates and is then let go.
+        pipeline = new InputPipeline(new Preprocessor(engine.Config.Preprocess), Options.DecodeParallelism, 2 * Options.MaxBatchSize);
+        tensorLength = pipeline.TensorLength;
         ownsMetrics = metrics is null;
         this.metrics = metrics ?? new ServingMetrics();
         this.metrics.Track(this);
@@ -133,13 +132,18 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             {
                 if (preprocessed.Length != tensorLength)
                     throw new ArgumentException($"a preprocessed image has {preprocessed.Length} values, expected [3, {engine.Config.ImageSize}, {engine.Config.ImageSize}] = {tensorLength}", nameof(image));
-                tensor = tensors.Rent();
+                tensor = pipeline.Rent();
                 preprocessed.CopyTo(tensor, 0);
             }
             else
             {
-                tensor = tensors.Rent();
-                await image.PreprocessAsync(preprocessor, engine.Options.Decode, tensor.AsMemory(0, tensorLength), cancellationToken).ConfigureAwait(false);
+                var decodeOptions = engine.Options.Decode;
+                var input = await image.BufferAsync(decodeOptions, cancellationToken).ConfigureAwait(false);
+                tensor = await pipeline.PrepareAsync((chw, _) =>
+                {
+                    input.Preprocess(pipeline.Preprocessor, decodeOptions, chw);
+                    return Task.CompletedTask;
+                }, cancellationToken).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
             }
             request = new Request(tensor, topK, activity);
@@ -164,7 +168,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             // Failed before reaching the queue (bad image, cancelled, disposed): only this request is affected.
             Interlocked.Decrement(ref queued);
             if (tensor is not null)
-                tensors.Return(tensor);
+                pipeline.Return(tensor);
             Count(e, activity);
             throw;
         }
@@ -199,7 +203,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     {
         if (!Claim(request))
             return; // already in a batch, or ended by disposal
-        tensors.Return(request.Tensor);
+        pipeline.Return(request.Tensor);
         request.TrySetCanceled(token);
     }
 
@@ -259,7 +263,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     {
         if (!Claim(request))
             return;
-        tensors.Return(request.Tensor);
+        pipeline.Return(request.Tensor);
         request.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
     }
 
@@ -271,7 +275,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         for (int b = 0; b < n; b++)
         {
             batch[b].Tensor.AsSpan(0, tensorLength).CopyTo(input.AsSpan(b * tensorLength, tensorLength));
-            tensors.Return(batch[b].Tensor);
+            pipeline.Return(batch[b].Tensor);
             double queuedMs = Stopwatch.GetElapsedTime(batch[b].Admitted, start).TotalMilliseconds;
             metrics.QueueTime.Record(queuedMs);
             batch[b].Activity?.SetTag("tome.queue.time_ms", queuedMs).SetTag("tome.batch.size", n);

@@ -23,8 +23,16 @@ public sealed class BatchingOptions
     /// </summary>
     public int MaxQueueLength { get; set; } = 256;
 
+    /// <summary>
+    /// Requests decoded and preprocessed at once, on the thread pool; 0 (the default) means one per processor. Requests
+    /// beyond it wait for a decoder in arrival order (they count against <see cref="MaxQueueLength"/>).
+    /// </summary>
+    public int DecodeParallelism { get; set; }
+
     internal void Validate()
     {
+        if (DecodeParallelism < 0)
+            throw new ArgumentOutOfRangeException(nameof(DecodeParallelism), DecodeParallelism, "must be 0 (one per processor) or positive");
         if (MaxBatchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "must be at least 1");
         if (MaxQueueDelay < TimeSpan.Zero || MaxQueueDelay > TimeSpan.FromSeconds(10))

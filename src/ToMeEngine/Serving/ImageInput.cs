@@ -53,19 +53,30 @@ public sealed class ImageInput
 
     public static implicit operator ImageInput(RgbImage image) => FromImage(image);
 
-    /// <summary>Decodes and preprocesses into <paramref name="tensor"/>: encoded input straight from its bytes, decoding only what the crop reads.</summary>
-    /// <exception cref="InvalidImageException">The input is not a supported, intact image (or the stream is over the size limit).</exception>
-    internal async ValueTask PreprocessAsync(Preprocessor preprocessor, DecodeOptions options, Memory<float> tensor, CancellationToken cancellationToken)
+    /// <summary>
+    /// What the input needs before decoding can start without waiting on I/O that a client paces: a stream is read to its
+    /// end (asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread or a
+    /// decoder); every other input is returned as it is.
+    /// </summary>
+    /// <exception cref="InvalidImageException">The stream is over <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    internal async ValueTask<ImageInput> BufferAsync(DecodeOptions options, CancellationToken cancellationToken) =>
+        stream is null ? this : FromBytes(await ImageDecoder.ReadAllAsync(stream, options, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>
+    /// Decodes and preprocesses a file, bytes or pixels (a stream after <see cref="BufferAsync"/>) into <paramref name="tensor"/>
+    /// on the calling thread: encoded input straight from its bytes, decoding only what the crop reads.
+    /// </summary>
+    /// <exception cref="InvalidImageException">The input is not a supported, intact image.</exception>
+    internal void Preprocess(Preprocessor preprocessor, DecodeOptions options, float[] tensor)
     {
         if (pixels is not null)
-            preprocessor.Run(pixels, tensor.Span);
+            preprocessor.Run(pixels, tensor);
         else if (bytes is not null)
-            preprocessor.Run(bytes, tensor.Span, options);
+            preprocessor.Run(bytes, tensor, options);
         else if (path is not null)
-            ImageDecoder.ReadFile(path, options, data => preprocessor.Run(data, tensor.Span, options));
+            ImageDecoder.ReadFile(path, options, data => preprocessor.Run(data, tensor, options));
         else
-            // Read asynchronously: server request bodies forbid synchronous reads, and a slow client must not hold a thread.
-            preprocessor.Run(await ImageDecoder.ReadAllAsync(stream!, options, cancellationToken).ConfigureAwait(false), tensor.Span, options);
+            throw new InvalidOperationException("a stream input is preprocessed after BufferAsync");
     }
 
     public override string ToString() =>

@@ -26,6 +26,27 @@ public class BenchCommandTests
     }
 
     [Fact]
+    public void ImagesModeReportsTheDecodeAndForwardRatesAndWhichBounds()
+    {
+        var folder = RepoData.Path("images");
+        var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu", "--images", folder,
+            "--batch", "2", "--r", "0", "--decode-threads", "2", "--limit", "5", "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var row = Assert.Single(json.RootElement.GetProperty("results").EnumerateArray());
+        Assert.Equal(5, row.GetProperty("images").GetInt32());
+        Assert.Equal(2, row.GetProperty("decode_threads").GetInt32());
+        double decode = row.GetProperty("decode_images_per_second").GetDouble(), forward = row.GetProperty("forward_images_per_second").GetDouble();
+        Assert.True(decode > 0 && forward > 0 && row.GetProperty("images_per_second").GetDouble() > 0);
+        Assert.Equal(decode < forward ? "decode" : "forward", row.GetProperty("bound_by").GetString());
+
+        (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu", "--images", folder,
+            "--batch", "2", "--r", "0", "--limit", "3");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("| decode images/s | forward images/s | end to end images/s | bound by |", stdout);
+    }
+
+    [Fact]
     public void JsonWithoutABaselineRunHasNoSpeedup()
     {
         var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",

@@ -2,7 +2,7 @@ using ToMe.Backends;
 using ToMe.Backends.Cpu;
 using ToMe.Backends.Cuda;
 using ToMe.Backends.Cuda.Kernels;
-using SizeMode = ToMe.Tests.Cuda.CudaBackendOpTests.SizeMode;
+using ToMe.Backends.Checks;
 
 namespace ToMe.Tests.Cuda;
 
@@ -15,6 +15,9 @@ namespace ToMe.Tests.Cuda;
 /// </summary>
 public class FlashAttentionTests
 {
+    /// <summary>The library's OpChecks.SizeMode, public for theory data (same members, same order: cast between them).</summary>
+    public enum SizeMode { None, Random, WithZeros, AllZero }
+
     private const int Pad = 64;
     private const ushort Sentinel = 0x7bad;
 
@@ -50,7 +53,7 @@ public class FlashAttentionTests
     {
         int c = heads * headDim, rows = batch * tokens;
         var codes = HalfBits.Encode(Gpu.Random(rows * 3 * c, seed: tokens + heads, scale: 1.5f), bf16);
-        float[]? size = sizeMode == SizeMode.None ? null : CudaBackendOpTests.AttentionSizes(sizeMode, rows, tokens);
+        float[]? size = sizeMode == SizeMode.None ? null : OpChecks.AttentionSizes((OpChecks.SizeMode)sizeMode, rows, tokens);
         var expected = CpuAttention(HalfBits.Decode(codes, bf16), size, batch, tokens, heads, headDim);
 
         using var context = Gpu.Context();

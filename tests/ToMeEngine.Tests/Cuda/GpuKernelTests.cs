@@ -1,4 +1,3 @@
-using ToMe.Backends.Cpu;
 using ToMe.Backends.Cuda;
 using ToMe.Backends.Cuda.Kernels;
 using ToMe.Backends.Cuda.Native;
@@ -9,47 +8,6 @@ namespace ToMe.Tests.Cuda;
 public class GpuKernelTests
 {
     private const float Sentinel = -12345.5f;
-
-    /// <summary>
-    /// Against the CPU twin, in place (as the forward runs it) and out of place, with sentinels past the output. Rows on a
-    /// common offset of 1e4 need the twin's second centring pass: the fp32 mean's rounding alone is an error of ~1e-3.
-    /// </summary>
-    [Theory]
-    [InlineData(1, 768, 0f, false)]
-    [InlineData(197, 768, 0f, true)]
-    [InlineData(9, 37, 0f, false)]
-    [InlineData(1, 768, 1e4f, false)]
-    [InlineData(197, 768, 1e4f, true)]
-    [InlineData(9, 37, 1e4f, true)]
-    [InlineData(5, 1025, 1e4f, false)]
-    [InlineData(3, 3072, -1e4f, true)]
-    [InlineData(2, 1, 1e4f, false)]
-    public void LayerNormMatchesCpu(int rows, int channels, float offset, bool inPlace)
-    {
-        const int pad = 64;
-        using var context = Gpu.Context();
-        using var kernels = new KernelLibrary(context);
-        using var stream = new CudaStream(context);
-        int n = rows * channels;
-        var x = Gpu.Random(n, seed: rows, scale: 3f).Select(v => v + offset).ToArray();
-        var weight = Gpu.Random(channels, seed: 1);
-        var bias = Gpu.Random(channels, seed: 2);
-        var expected = new float[n];
-        RowOps.LayerNorm(x, expected, rows, channels, weight, bias, 1e-6f);
-        using var dx = DeviceBuffer<float>.FromHost(stream, [.. x, .. Enumerable.Repeat(Sentinel, pad)]);
-        using var dw = DeviceBuffer<float>.FromHost(stream, weight);
-        using var db = DeviceBuffer<float>.FromHost(stream, bias);
-        using var separate = inPlace ? null : DeviceBuffer<float>.Allocate(context, n + pad);
-        separate?.Fill32(BitConverter.SingleToUInt32Bits(Sentinel), stream);
-        var dy = separate ?? dx;
-
-        kernels.Function("layer_norm.cu", "layer_norm_f32").Launch(stream, grid: (rows + 7) / 8, block: 256, 0,
-            new KernelArgs().Add(dx).Add(dw).Add(db).Add(rows).Add(channels).Add(1e-6f).Add(dy));
-
-        var result = dy.ToArray(stream);
-        Gpu.AssertClose(expected, result.AsSpan(0, n), 1e-5f, 1e-5f, $"layer_norm {rows}x{channels} offset {offset} {(inPlace ? "in place" : "out of place")}");
-        Assert.All(result[n..], v => Assert.Equal(Sentinel, v));
-    }
 
     [Theory]
     [InlineData(1, 0)]

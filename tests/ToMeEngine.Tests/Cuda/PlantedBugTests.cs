@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ToMe.Backends.Checks;
 using ToMe.Backends.Cuda;
 using ToMe.Backends.Cuda.Native;
 using ToMe.Tests.Support;
@@ -13,29 +14,39 @@ public sealed class PlantedBugTests(PlantedBugTests.Mutants mutants, ITestOutput
 {
     /// <summary>
     /// A bug: one textual change to one kernel file, the existing test that must catch it, and what its failure must say
-    /// (the emulator's error, or the test's "values outside" for a wrong result).
+    /// (the emulator's error, or the op check's "values differ" for a wrong result).
     /// </summary>
     public sealed record Bug(string Name, string File, string Find, string Replace, Action Check, string CaughtBy);
 
     public static readonly IReadOnlyList<Bug> Bugs =
     [
         new("dropped __syncthreads", "attention.cu", "        __syncthreads();\n\n#pragma unroll", "\n#pragma unroll",
-            () => new CudaBackendOpTests().AttentionMatchesCpu(3, 197, 3, 64, CudaBackendOpTests.SizeMode.Random, true), "values outside"),
+            Op("attention B=3 T=197 H=3 D=64 sizes=random"), "values differ"),
         new("read past the end", "bipartite_match.cu", "d < dim; d += WARP_SIZE) squares", "d <= dim; d += WARP_SIZE) squares",
-            () => new CudaMergingOpTests().BipartiteMatchMatchesCpu(3, 197, 64, 1), "values outside"),
+            Op("bipartite_match B=3 T=197 D=64 prefix=1"), "values differ"),
         new("shuffle under a partial-warp mask", "bipartite_match.cu", "__shfl_xor_sync(FULL_MASK, v, offset)", "__shfl_xor_sync(0x0000ffffu, v, offset)",
-            () => new CudaMergingOpTests().BipartiteMatchMatchesCpu(3, 197, 64, 1), "calls __shfl_xor_sync(mask 0x0000ffff)"),
+            Op("bipartite_match B=3 T=197 D=64 prefix=1"), "calls __shfl_xor_sync(mask 0x0000ffff)"),
         new("barrier in divergent code", "topr_sort.cu", "            __syncthreads();\n", "            if (threadIdx.x < blockDim.x / 2) __syncthreads();\n",
-            () => new CudaMergingOpTests().SelectTopRMatchesCpuOnUniqueValues(3, 513, 100, true), "wait at different barriers"),
+            Op("select_top_r B=3 ta=513 r=100 kept in order"), "wait at different barriers"),
         new("off-by-one tail", "merge_assigned.cu", "if (w >= (i64)batch * new_tokens) return;", "if (w > (i64)batch * new_tokens) return;",
-            () => new CudaVariantOpTests().MergeAssignedMatchesCpu(3, 197, 64, 98, 98), "invalid memory access"),
+            Op("merge_assigned B=3 T=197 C=64 used=98 T'=98"), "invalid memory access"),
         new("cp.async tile read before its wait", "flash_attention.cu", "        cp_async_wait<1>();", "        // (no wait)",
-            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 197, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 197, 2, FlashAttentionTests.SizeMode.Random), "values outside"),
         new("V fragments loaded untransposed", "flash_attention.cu", "ldmatrix_x4_trans(vf,", "ldmatrix_x4(vf,",
-            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 197, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 197, 2, FlashAttentionTests.SizeMode.Random), "values outside"),
         new("K/V buffer refilled while other warps read it", "flash_attention.cu", "        __syncthreads();   // tile j's buffers", "        //",
-            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 577, 2, CudaBackendOpTests.SizeMode.Random), "values outside"),
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 577, 2, FlashAttentionTests.SizeMode.Random), "values outside"),
     ];
+
+    /// <summary>The first of the library's op checks whose name starts with <paramref name="name"/>, run on the device; a failed check throws its failure.</summary>
+    private static Action Op(string name) => () =>
+    {
+        var check = OpChecks.All.First(c => c.Name.StartsWith(name, StringComparison.Ordinal));
+        using var gpu = BackendPair.CreateGpu();
+        var result = OpChecks.Run(check, gpu);
+        if (!result.Passed)
+            Assert.Fail($"{check.Name}: {result.Failure}");
+    };
 
     public static TheoryData<string> BugNames() => [.. Bugs.Select(b => b.Name)];
 

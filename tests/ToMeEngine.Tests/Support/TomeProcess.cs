@@ -6,7 +6,14 @@ namespace ToMe.Tests.Support;
 internal static class TomeProcess
 {
     public static (int ExitCode, string Stdout, string Stderr) Run(params string[] args) =>
-        RunProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "tome.dll"), .. args]);
+        SelfContained
+            ? RunProgram(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "tome.exe" : "tome"), args)
+            : RunProgram("dotnet", [Path.Combine(AppContext.BaseDirectory, "tome.dll"), .. args]);
+
+    // A self-contained publish of the tests (the device check carries one to a machine without .NET) has the runtime
+    // beside the tests and tome's own executable, and no dotnet to start tome.dll with.
+    private static bool SelfContained =>
+        File.Exists(Path.Combine(AppContext.BaseDirectory, OperatingSystem.IsWindows() ? "coreclr.dll" : OperatingSystem.IsMacOS() ? "libcoreclr.dylib" : "libcoreclr.so"));
 
     /// <summary>Runs `tome` with <paramref name="environment"/> changed (null removes a variable).</summary>
     public static (int ExitCode, string Stdout, string Stderr) Run(IReadOnlyDictionary<string, string?> environment, params string[] args) =>

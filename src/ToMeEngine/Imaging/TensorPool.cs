@@ -1,4 +1,4 @@
-namespace ToMe.Serving;
+namespace ToMe.Imaging;
 
 /// <summary>
 /// Preprocessed images of one exact length, kept for reuse up to a fixed count. Unlike the shared ArrayPool, which rounds

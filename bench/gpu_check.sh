@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# One-run device check: the engine's CUDA test suite (no-GPU skips turned into failures), `tome kernels test`,
+# `tome kernels bench`, `tome bench` on ViT-S/B/L with random weights, and the PyTorch baselines of the same models on
+# the same GPU, all into one folder with a summary table. The GPU machine has no .NET, so the build travels:
+#
+#   bench/gpu_check.sh pack [PACK]          on a machine with the .NET SDK: self-contained linux-x64 publish of the test
+#                                           project (an xunit v3 executable) and the CLI into one folder, packed with the
+#                                           bench scripts into PACK (default .device/gpu-check.tar.xz, refused over 64 MiB)
+#   bench/gpu_check.sh run PACK OUT [--small]
+#                                           on the GPU machine: unpack, run every step, write OUT/summary.md
+#   bench/gpu_check.sh run-local OUT [--small]
+#                                           the same steps from this checkout's Release build (dotnet on PATH); a rehearsal
+#
+# --small runs ViT-S at batch 1 and 2 only, short timings, so the whole script can be rehearsed on a slow or emulated
+# device. Each step has a time limit and its own log; a failing step is recorded and the next one still runs. The exit
+# status is non-zero when any step failed. Environment: PRECISIONS (default "fp32", the precisions `tome bench` offers),
+# TIME_SCALE (default 1; multiplies every step's time limit, for a slow or emulated device), PYTHON (default python3),
+# CUDA_TESTS_FILTER (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace and the CUDA soak), TOME_SHARED
+# (a copy of ../shared, for the tests that read the full fixtures; without it they skip).
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+
+pack() {
+    local pack="${1:-$repo/.device/gpu-check.tar.xz}"
+    local stage="$repo/.device/gpu-check"
+    rm -rf "$stage" && mkdir -p "$stage/app" "$stage/bench" || exit 1
+    local common=(-c Release -r linux-x64 --self-contained true -p:DebugType=none -p:GenerateDocumentationFile=false -o "$stage/app")
+    dotnet publish "$repo/tests/ToMeEngine.Tests/ToMeEngine.Tests.csproj" "${common[@]}" || exit 1
+    dotnet publish "$repo/src/ToMeEngine.Cli/ToMeEngine.Cli.csproj" "${common[@]}" || exit 1
+    # Not needed on the GPU machine: the browser driver of the page tests, the code-coverage collector of the test SDK.
+    rm -rf "$stage/app/selenium-manager" "$stage/app/Microsoft.CodeCoverage" 2>/dev/null
+    cp "$here"/gpu_check.sh "$here"/gpu_check_summary.py "$here"/torch_gpu_baseline.py "$here"/torch_vit_baseline.py "$stage/bench/"
+    git -C "$repo" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
+    mkdir -p "$(dirname "$pack")"
+    XZ_OPT="${XZ_OPT:--6 -T0}" tar -C "$stage" -cJf "$pack" . || exit 1
+    local bytes
+    bytes=$(stat -c %s "$pack")
+    echo "packed $pack: $((bytes / 1048576)) MiB"
+    if [ "$bytes" -gt $((64 * 1048576)) ]; then
+        echo "error: $pack is over 64 MiB" >&2
+        exit 1
+    fi
+}
+
+# Runs one step: name, time limit in seconds, command...; output in $out/logs/name.log, status in $out/steps.tsv.
+step() {
+    local name="$1" limit=$(($2 * ${TIME_SCALE:-1}))
+    shift 2
+    local start=$SECONDS
+    echo "== $name ($(date -u +%T))"
+    timeout --kill-after=10 "$limit" "$@" > "$out/logs/$name.log" 2>&1
+    local code=$?
+    local status=ok
+    [ $code -ne 0 ] && status="failed (exit $code$([ $code -eq 124 ] && echo ", over ${limit} s"))"
+    printf '%s\t%s\t%s\n' "$name" "$status" "$((SECONDS - start))" >> "$out/steps.tsv"
+    echo "   $status in $((SECONDS - start)) s"
+}
+
+run_steps() {
+    local out="$1" small="$2"
+    local tome=("${tome_cmd[@]}")
+    mkdir -p "$out/logs" "$out/json" || exit 1
+    : > "$out/steps.tsv"
+    local models=(vit_small_patch16_224 vit_base_patch16_224 vit_large_patch16_224) tmodels="ViT-S,ViT-B,ViT-L"
+    local batches=(1 64 256) tbatches="1,64,256" runs=8 kbench=() truns=20 twarm=3
+    if [ "$small" = 1 ]; then
+        models=(vit_small_patch16_224) tmodels="ViT-S" batches=(1 2) tbatches="1,2" runs=2 truns=2 twarm=1
+        kbench=(--models ViT-S --batch 1 --peak-gemm 256 --peak-copy-mib 4 --time-ms 0)
+    fi
+    {
+        echo "date: $(date -u '+%F %T UTC')"
+        echo "commit: $commit"
+        echo "host: $(hostname), $(nproc) cores"
+        command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+    } > "$out/machine.txt" 2>&1
+
+    step devices 60 "${tome[@]}" devices --json
+    cp "$out/logs/devices.log" "$out/json/devices.json" 2>/dev/null
+    local filter=(-filter "/*/ToMe.Tests.Cuda/*/*" -filter "/*/ToMe.Tests.Reliability/SoakTests/CudaEngineStaysFlat")
+    [ -n "${CUDA_TESTS_FILTER:-}" ] && read -r -a filter <<< "$CUDA_TESTS_FILTER"
+    step cuda-tests 300 env TOME_REQUIRE_GPU=1 "${test_cmd[@]}" "${filter[@]}" -noLogo -noColor -xml "$out/cuda-tests.xml"
+    # A filter that selects nothing passes in xunit; here it is a failure.
+    if ! grep -q 'total="[1-9]' "$out/cuda-tests.xml" 2>/dev/null; then
+        printf '%s\t%s\t%s\n' cuda-tests-ran "failed (no test ran)" 0 >> "$out/steps.tsv"
+    fi
+    step kernels-test 120 sh -c "$(printf '%q ' "${tome[@]}") kernels test --backend cuda --json > '$out/json/kernels-test.json'"
+    step kernels-bench 120 sh -c "$(printf '%q ' "${tome[@]}") kernels bench --backend cuda ${kbench[*]} --json > '$out/json/kernels-bench.json'"
+    for precision in ${PRECISIONS:-fp32}; do
+        local popt=()
+        [ "$precision" != fp32 ] && popt=(--precision "$precision")
+        for model in "${models[@]}"; do
+            for batch in "${batches[@]}"; do
+                step "bench-$model-b$batch-$precision" 90 sh -c "$(printf '%q ' "${tome[@]}") bench --model $model --random-weights --backend cuda \
+                    --batch $batch --r 0,13,16 --runs $runs --warmup 2 ${popt[*]} --json > '$out/json/bench-$model-b$batch-$precision.json'"
+            done
+        done
+    done
+    local device=cuda
+    [ "$small" = 1 ] && ! "${PYTHON:-python3}" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cpu
+    step torch-baseline 300 "${PYTHON:-python3}" "$bench/torch_gpu_baseline.py" --device $device --models "$tmodels" --batch "$tbatches" \
+        --r 0,13,16 --runs $truns --warmup $twarm --json "$out/json/torch.json"
+    "${PYTHON:-python3}" "$bench/gpu_check_summary.py" "$out" > "$out/summary.md" || echo "summary failed" >> "$out/summary.md"
+    cat "$out/summary.md"
+    ! grep -q "failed" "$out/steps.tsv"
+}
+
+case "${1:-}" in
+    pack)
+        pack "${2:-}" ;;
+    run)
+        [ $# -ge 3 ] || { echo "usage: $0 run PACK OUT [--small]" >&2; exit 2; }
+        work="$(mktemp -d)"
+        tar -C "$work" -xJf "$2" || exit 1
+        out="$(mkdir -p "$3" && cd "$3" && pwd)"
+        bench="$work/bench"
+        commit="$(cat "$work/COMMIT")"
+        test_cmd=("$work/app/ToMeEngine.Tests")
+        tome_cmd=("$work/app/tome")
+        run_steps "$out" "$([ "${4:-}" = --small ] && echo 1 || echo 0)"
+        code=$?
+        rm -rf "$work"
+        exit $code ;;
+    run-local)
+        [ $# -ge 2 ] || { echo "usage: $0 run-local OUT [--small]" >&2; exit 2; }
+        out="$(mkdir -p "$2" && cd "$2" && pwd)"
+        bench="$here"
+        commit="$(git -C "$repo" rev-parse HEAD)"
+        bin="$repo/tests/ToMeEngine.Tests/bin/Release/net10.0"
+        test_cmd=(dotnet "$bin/ToMeEngine.Tests.dll")
+        tome_cmd=(dotnet "$bin/tome.dll")
+        run_steps "$out" "$([ "${3:-}" = --small ] && echo 1 || echo 0)" ;;
+    *)
+        sed -n '2,20p' "$0" >&2
+        exit 2 ;;
+esac

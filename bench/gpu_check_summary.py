@@ -1,0 +1,92 @@
+"""The summary of one bench/gpu_check.sh run: python3 bench/gpu_check_summary.py OUT > OUT/summary.md
+
+Reads OUT/steps.tsv, OUT/cuda-tests.xml and OUT/json/*.json (whatever the run produced; a missing file is reported,
+never invented) and prints markdown: the steps, the test and kernel-check counts, the kernel benchmark, and
+ToMeEngine against each PyTorch variant per (model, batch, r) from the same run.
+"""
+import glob, json, os, sys
+import xml.etree.ElementTree as ET
+
+ARCH = {"vit_small_patch16_224": "ViT-S", "vit_base_patch16_224": "ViT-B", "vit_large_patch16_224": "ViT-L"}
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        return {"_missing": f"{os.path.basename(path)}: {type(e).__name__}"}
+
+
+def main(out):
+    print("# Device check\n")
+    if os.path.exists(f"{out}/machine.txt"):
+        print("```\n" + open(f"{out}/machine.txt").read().strip() + "\n```\n")
+    print("## Steps\n\n| step | status | seconds |\n|---|---|---:|")
+    total = 0
+    for line in open(f"{out}/steps.tsv"):
+        name, status, seconds = line.rstrip("\n").split("\t")
+        total += int(seconds)
+        print(f"| {name} | {status} | {seconds} |")
+    print(f"| total | | {total} |\n")
+
+    print("## Tests\n")
+    try:
+        totals = {k: 0 for k in ("total", "passed", "failed", "skipped")}
+        for a in ET.parse(f"{out}/cuda-tests.xml").getroot().iter("assembly"):
+            for k in totals:
+                totals[k] += int(a.get(k, 0))
+        print("CUDA suite (TOME_REQUIRE_GPU=1): {total} tests, {passed} passed, {failed} failed, {skipped} skipped".format(**totals))
+    except (OSError, ET.ParseError) as e:
+        print(f"CUDA suite: no result ({type(e).__name__}); see logs/cuda-tests.log")
+    checks = load(f"{out}/json/kernels-test.json")
+    if "_missing" in checks:
+        print(f"\ntome kernels test: no result ({checks['_missing']}); see logs/kernels-test.log")
+    else:
+        print(f"\ntome kernels test on {checks.get('device')}: {checks.get('passed')} passed, {checks.get('failed')} failed")
+        for r in checks.get("results", []):
+            if not r.get("passed"):
+                print(f"* FAILED {r.get('op')} {r.get('case')}: {r.get('failure')}")
+
+    kb = load(f"{out}/json/kernels-bench.json")
+    print("\n## Kernels\n")
+    if "_missing" in kb:
+        print(f"no result ({kb['_missing']}); see logs/kernels-bench.log")
+    else:
+        p = kb.get("peaks", {})
+        print(f"{kb.get('device')}, {kb.get('precision')}; peaks measured in the run: GEMM {p.get('gemm_tflops', 0):.2f} TFLOP/s, "
+              f"copy {p.get('copy_gigabytes_per_second', 0):.0f} GB/s\n")
+        print("| kernel | model | batch | shape | ms | rate | % of peak |\n|---|---|---:|---|---:|---:|---:|")
+        for r in kb.get("results", []):
+            print(f"| {r['kernel']} | {r['model']} | {r['batch']} | {r['shape']} | {r['milliseconds']:.3f} | {r['rate']:.2f} {r['unit']} | {r['percent_of_peak']:.0f}% |")
+
+    torch_rows = load(f"{out}/json/torch.json")
+    torch_rows = [] if isinstance(torch_rows, dict) else torch_rows
+    variants = sorted({r["variant"] for r in torch_rows})
+    print("\n## Forward: ToMeEngine and PyTorch, images/s (same GPU, same run)\n")
+    head = "| model | batch | r | precision | ToMeEngine | " + " | ".join(f"PyTorch {v} | ratio" for v in variants) + " |"
+    print(head + "\n|" + "---|" * (head.count("|") - 1))
+    for path in sorted(glob.glob(f"{out}/json/bench-*.json")):
+        b = load(path)
+        if "_missing" in b:
+            print(f"| {os.path.basename(path)} | | | | no result | " + " | ".join("|" for _ in variants))
+            continue
+        model = ARCH.get(b["model"], b["model"])
+        for r in b["results"]:
+            cells = []
+            for v in variants:
+                t = next((x for x in torch_rows if x["model"] == model and x["batch"] == b["batch"] and str(x["r"]) == r["schedule"]
+                          and x["variant"] == v), None)
+                if t is None or "images_per_second" not in t:
+                    cells.append(f"{t['error'] if t else 'not run'} | ")
+                else:
+                    cells.append(f"{t['images_per_second']:.1f} | {r['images_per_second'] / t['images_per_second']:.2f}")
+            print(f"| {model} | {b['batch']} | {r['schedule']} | {b['precision']} | {r['images_per_second']:.1f} | " + " | ".join(cells) + " |")
+    if torch_rows:
+        print(f"\nPyTorch {torch_rows[0]['torch']} on {torch_rows[0]['device']}; ratio = ToMeEngine / PyTorch (above 1: ToMeEngine faster).")
+    else:
+        print("\nNo PyTorch result; see logs/torch-baseline.log.")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,39 @@
+using System.Text.Json;
+using ToMe.Backends.Cuda;
+using ToMe.Tests.Support;
+
+namespace ToMe.Tests.Cli;
+
+/// <summary><c>tome kernels bench --backend cuda</c>: its options are checked first; without a device it says so and fails, with one it measures.</summary>
+public class KernelsBenchCommandTests
+{
+    [Fact]
+    public void UnknownBackendAndModelAreNamed()
+    {
+        var (code, _, stderr) = TomeProcess.Run("kernels", "bench", "--backend", "rocm");
+        Assert.NotEqual(0, code);
+        Assert.Contains("'rocm'", stderr);
+        (code, _, stderr) = TomeProcess.Run("kernels", "bench", "--backend", "cuda", "--models", "ViT-S,ViT-X");
+        Assert.NotEqual(0, code);
+        Assert.Contains("ViT-X", stderr);
+    }
+
+    [Fact]
+    public void CudaRunsEveryOpOrSaysThereIsNoDevice()
+    {
+        var (code, stdout, stderr) = TomeProcess.Run("kernels", "bench", "--backend", "cuda", "--models", "ViT-S", "--batch", "1",
+            "--peak-gemm", "64", "--peak-copy-mib", "1", "--time-ms", "0", "--json");
+        if (!CudaBackend.TryCreate(out var gpu, out _))
+        {
+            Assert.NotEqual(0, code);
+            Assert.Contains("no CUDA device", stderr);
+            return;
+        }
+        gpu!.Dispose();
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.Equal("cuda", json.RootElement.GetProperty("backend").GetString());
+        Assert.True(json.RootElement.GetProperty("peaks").GetProperty("gemm_tflops").GetDouble() > 0);
+        Assert.Equal(16, json.RootElement.GetProperty("results").GetArrayLength());
+    }
+}
