@@ -11,12 +11,10 @@ public sealed record OpTime(string Op, double CallsPerForward, double Millisecon
 /// An <see cref="IBackend"/> that forwards every op to a synchronous backend (the CPU one) and adds up the wall time of
 /// each kind of op. Linear layers are told apart by their shape and epilogue, which a ViT block makes unambiguous.
 /// </summary>
-internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBackend
+internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : ForwardingBackend(inner)
 {
     private readonly Dictionary<string, (long Ticks, long Calls)> totals = [];
     private readonly List<string> order = [];
-
-    public string Name => inner.Name;
 
     /// <summary>Forgets what was measured so far (after the warm-up).</summary>
     public void Reset()
@@ -65,83 +63,70 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : IBa
         return o == config.NumClasses ? "head" : $"linear {o}x{i}";
     }
 
-    public long MaxBufferElements => inner.MaxBufferElements;
     // Every op over the whole batch, one op at a time: each op's time is then wall time of the forward, and the times add
     // up to it (images on concurrent threads would overlap their ops).
-    public int ImageConcurrency => 1;
-    public DeviceBuffer AllocateFloat(long length) => inner.AllocateFloat(length);
-    public DeviceBuffer AllocateInt(long length) => inner.AllocateInt(length);
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => inner.Upload(source, destination);
-    public void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => inner.Upload(source, destination);
-    public void Download(DeviceBuffer source, Span<float> destination) => inner.Download(source, destination);
-    public void Download(DeviceBuffer source, Span<int> destination) => inner.Download(source, destination);
+    public override int ImageConcurrency => 1;
 
-    public Precision ResolvePrecision(Precision requested) => inner.ResolvePrecision(requested);
-
-    public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
-        Precision precision = Precision.Float32) =>
-        inner.PrepareLinear(weight, outFeatures, inFeatures, bias, precision);
-
-    public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
+    public override void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x) =>
-        Time("patch embed", () => inner.PatchEmbed(images, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x));
+        Time("patch embed", () => Inner.PatchEmbed(images, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x));
 
-    public void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y) =>
-        Time("layer norm", () => inner.LayerNorm(x, weight, bias, rows, channels, eps, y));
+    public override void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y) =>
+        Time("layer norm", () => Inner.LayerNorm(x, weight, bias, rows, channels, eps, y));
 
-    public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
-        Time(LinearName(weights, epilogue), () => inner.Linear(x, weights, rows, epilogue, y));
+    public override void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
+        Time(LinearName(weights, epilogue), () => Inner.Linear(x, weights, rows, epilogue, y));
 
     /// <summary>int8 MLPs run fused (one row block through fc1, GELU and fc2) and are timed as one op; others layer by layer.</summary>
-    public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
+    public override void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
     {
         if (fc1.Precision == Precision.Int8 && fc2.Precision == Precision.Int8)
         {
-            Time("mlp fc1 + GELU + fc2 + residual (int8, fused)", () => inner.Mlp(x, fc1, fc2, rows, hidden, y));
+            Time("mlp fc1 + GELU + fc2 + residual (int8, fused)", () => Inner.Mlp(x, fc1, fc2, rows, hidden, y));
             return;
         }
         Linear(x, fc1, rows, LinearEpilogue.BiasGelu, hidden);
         Linear(hidden, fc2, rows, LinearEpilogue.BiasAccumulate, y);
     }
 
-    public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
+    public override void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
         DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention) =>
-        Time("attention", () => inner.Attention(qkv, size, batch, tokens, heads, headDim, output, keyMean, classAttention));
+        Time("attention", () => Inner.Attention(qkv, size, batch, tokens, heads, headDim, output, keyMean, classAttention));
 
-    public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, DeviceBuffer best, DeviceBuffer bestIndex) =>
-        Time("merge: bipartite match", () => inner.BipartiteMatch(metric, batch, tokens, dim, prefixTokens, best, bestIndex));
+    public override void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, DeviceBuffer best, DeviceBuffer bestIndex) =>
+        Time("merge: bipartite match", () => Inner.BipartiteMatch(metric, batch, tokens, dim, prefixTokens, best, bestIndex));
 
-    public void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order) =>
-        Time("merge: top r", () => inner.SelectTopR(best, batch, setA, r, keepUnmergedInOrder, order));
+    public override void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order) =>
+        Time("merge: top r", () => Inner.SelectTopR(best, batch, setA, r, keepUnmergedInOrder, order));
 
-    public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
+    public override void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
         int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut) =>
-        Time("merge: weighted average", () => inner.Merge(x, size, groups, order, bestIndex, weight, batch, tokens, channels, originalTokens, r,
+        Time("merge: weighted average", () => Inner.Merge(x, size, groups, order, bestIndex, weight, batch, tokens, channels, originalTokens, r,
             prefixTokens, xOut, sizeOut, groupsOut));
 
-    public void ClassImportance(DeviceBuffer qkv, DeviceBuffer classAttention, int batch, int tokens, int heads, int headDim, DeviceBuffer score) =>
-        Time("merge: class importance", () => inner.ClassImportance(qkv, classAttention, batch, tokens, heads, headDim, score));
+    public override void ClassImportance(DeviceBuffer qkv, DeviceBuffer classAttention, int batch, int tokens, int heads, int headDim, DeviceBuffer score) =>
+        Time("merge: class importance", () => Inner.ClassImportance(qkv, classAttention, batch, tokens, heads, headDim, score));
 
-    public void AssignToMostSimilar(DeviceBuffer metric, DeviceBuffer role, int batch, int tokens, int dim, int protectedOutputs, DeviceBuffer dest) =>
-        Time("merge: assign", () => inner.AssignToMostSimilar(metric, role, batch, tokens, dim, protectedOutputs, dest));
+    public override void AssignToMostSimilar(DeviceBuffer metric, DeviceBuffer role, int batch, int tokens, int dim, int protectedOutputs, DeviceBuffer dest) =>
+        Time("merge: assign", () => Inner.AssignToMostSimilar(metric, role, batch, tokens, dim, protectedOutputs, dest));
 
-    public void GridComponents(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, int gridHeight, int gridWidth,
+    public override void GridComponents(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, int gridHeight, int gridWidth,
         float threshold, DeviceBuffer dest, DeviceBuffer counts) =>
-        Time("merge: grid components", () => inner.GridComponents(metric, batch, tokens, dim, prefixTokens, gridHeight, gridWidth, threshold, dest, counts));
+        Time("merge: grid components", () => Inner.GridComponents(metric, batch, tokens, dim, prefixTokens, gridHeight, gridWidth, threshold, dest, counts));
 
-    public void MergeAssigned(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer dest,
+    public override void MergeAssigned(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer dest,
         int batch, int tokens, int channels, int originalTokens, int newTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut) =>
-        Time("merge: weighted average", () => inner.MergeAssigned(x, size, groups, dest, batch, tokens, channels, originalTokens, newTokens,
+        Time("merge: weighted average", () => Inner.MergeAssigned(x, size, groups, dest, batch, tokens, channels, originalTokens, newTokens,
             xOut, sizeOut, groupsOut));
 
-    public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled) =>
-        Time("pooling", () => inner.GatherPrefix(x, batch, tokens, channels, count, pooled));
+    public override void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled) =>
+        Time("pooling", () => Inner.GatherPrefix(x, batch, tokens, channels, count, pooled));
 
-    public void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled) =>
-        Time("pooling", () => inner.WeightedMeanPool(x, size, batch, tokens, channels, skip, pooled));
+    public override void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled) =>
+        Time("pooling", () => Inner.WeightedMeanPool(x, size, batch, tokens, channels, skip, pooled));
 
     /// <summary>The wrapped backend belongs to the caller.</summary>
-    public void Dispose() { }
+    public override void Dispose() { }
 }

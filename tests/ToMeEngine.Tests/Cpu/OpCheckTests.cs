@@ -51,24 +51,9 @@ public class OpCheckTests
     }
 
     /// <summary>The CPU backend with one op's output damaged after it runs: one element changed, or one written past the end.</summary>
-    private sealed class CorruptingBackend(CpuBackend inner, string op, bool pastEnd) : IBackend
+    private sealed class CorruptingBackend(CpuBackend inner, string op, bool pastEnd) : ForwardingBackend(inner)
     {
-        public string Name => "corrupted " + op;
-        public long MaxBufferElements => inner.MaxBufferElements;
-        public DeviceBuffer AllocateFloat(long length) => inner.AllocateFloat(length);
-        public DeviceBuffer AllocateInt(long length) => inner.AllocateInt(length);
-        public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => inner.Upload(source, destination);
-        public void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => inner.Upload(source, destination);
-        public void Download(DeviceBuffer source, Span<float> destination) => inner.Download(source, destination);
-        public void Download(DeviceBuffer source, Span<int> destination) => inner.Download(source, destination);
-
-        public Precision ResolvePrecision(Precision requested) => inner.ResolvePrecision(requested);
-
-        public ILinearWeights PrepareLinear(ReadOnlySpan<float> weight, int outFeatures, int inFeatures, ReadOnlySpan<float> bias,
-            Precision precision) => inner.PrepareLinear(weight, outFeatures, inFeatures, bias, precision);
-
-        public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y) =>
-            inner.Mlp(x, fc1, fc2, rows, hidden, y);
+        public override string Name => "corrupted " + op;
 
         private void Damage(string name, DeviceBuffer output, long length, bool ints = false)
         {
@@ -78,99 +63,97 @@ public class OpCheckTests
             if (ints)
             {
                 var values = new int[output.Length];
-                inner.Download(output, values);
+                Inner.Download(output, values);
                 values[index] += 1;
-                inner.Upload(values, output);
+                Inner.Upload(values, output);
             }
             else
             {
                 var values = new float[output.Length];
-                inner.Download(output, values);
+                Inner.Download(output, values);
                 float v = values[index];
                 values[index] = v == 0 || !float.IsFinite(v) ? 1f : v * 1.5f + 1f;
-                inner.Upload(values, output);
+                Inner.Upload(values, output);
             }
         }
 
-        public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+        public override void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
         {
-            inner.PatchEmbed(images, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+            Inner.PatchEmbed(images, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
             int grid = imageSize / patchSize;
             Damage("patch_embed", x, (long)batch * (prefixTokens + grid * grid) * patch.OutFeatures);
         }
 
-        public void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y)
+        public override void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y)
         {
-            inner.LayerNorm(x, weight, bias, rows, channels, eps, y);
+            Inner.LayerNorm(x, weight, bias, rows, channels, eps, y);
             Damage("layer_norm", y, (long)rows * channels);
         }
 
-        public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y)
+        public override void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y)
         {
-            inner.Linear(x, weights, rows, epilogue, y);
+            Inner.Linear(x, weights, rows, epilogue, y);
             Damage("linear", y, (long)rows * weights.OutFeatures);
         }
 
-        public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim, DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention)
+        public override void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim, DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention)
         {
-            inner.Attention(qkv, size, batch, tokens, heads, headDim, output, keyMean, classAttention);
+            Inner.Attention(qkv, size, batch, tokens, heads, headDim, output, keyMean, classAttention);
             Damage("attention", output, (long)batch * tokens * heads * headDim);
         }
 
-        public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, DeviceBuffer best, DeviceBuffer bestIndex)
+        public override void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, DeviceBuffer best, DeviceBuffer bestIndex)
         {
-            inner.BipartiteMatch(metric, batch, tokens, dim, prefixTokens, best, bestIndex);
+            Inner.BipartiteMatch(metric, batch, tokens, dim, prefixTokens, best, bestIndex);
             Damage("bipartite_match", best, (long)batch * ((tokens + 1) / 2));
         }
 
-        public void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order)
+        public override void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order)
         {
-            inner.SelectTopR(best, batch, setA, r, keepUnmergedInOrder, order);
+            Inner.SelectTopR(best, batch, setA, r, keepUnmergedInOrder, order);
             Damage("select_top_r", order, (long)batch * setA, ints: true);
         }
 
-        public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight, int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens, DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
+        public override void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight, int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens, DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
         {
-            inner.Merge(x, size, groups, order, bestIndex, weight, batch, tokens, channels, originalTokens, r, prefixTokens, xOut, sizeOut, groupsOut);
+            Inner.Merge(x, size, groups, order, bestIndex, weight, batch, tokens, channels, originalTokens, r, prefixTokens, xOut, sizeOut, groupsOut);
             Damage("merge", xOut, (long)batch * (tokens - r) * channels);
         }
 
-        public void ClassImportance(DeviceBuffer qkv, DeviceBuffer classAttention, int batch, int tokens, int heads, int headDim, DeviceBuffer score)
+        public override void ClassImportance(DeviceBuffer qkv, DeviceBuffer classAttention, int batch, int tokens, int heads, int headDim, DeviceBuffer score)
         {
-            inner.ClassImportance(qkv, classAttention, batch, tokens, heads, headDim, score);
+            Inner.ClassImportance(qkv, classAttention, batch, tokens, heads, headDim, score);
             Damage("class_importance", score, (long)batch * tokens);
         }
 
-        public void AssignToMostSimilar(DeviceBuffer metric, DeviceBuffer role, int batch, int tokens, int dim, int protectedOutputs, DeviceBuffer dest)
+        public override void AssignToMostSimilar(DeviceBuffer metric, DeviceBuffer role, int batch, int tokens, int dim, int protectedOutputs, DeviceBuffer dest)
         {
-            inner.AssignToMostSimilar(metric, role, batch, tokens, dim, protectedOutputs, dest);
+            Inner.AssignToMostSimilar(metric, role, batch, tokens, dim, protectedOutputs, dest);
             Damage("assign_to_most_similar", dest, (long)batch * tokens, ints: true);
         }
 
-        public void GridComponents(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, int gridHeight, int gridWidth, float threshold, DeviceBuffer dest, DeviceBuffer counts)
+        public override void GridComponents(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, int gridHeight, int gridWidth, float threshold, DeviceBuffer dest, DeviceBuffer counts)
         {
-            inner.GridComponents(metric, batch, tokens, dim, prefixTokens, gridHeight, gridWidth, threshold, dest, counts);
+            Inner.GridComponents(metric, batch, tokens, dim, prefixTokens, gridHeight, gridWidth, threshold, dest, counts);
             Damage("grid_components", dest, (long)batch * tokens, ints: true);
         }
 
-        public void MergeAssigned(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer dest, int batch, int tokens, int channels, int originalTokens, int newTokens, DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
+        public override void MergeAssigned(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer dest, int batch, int tokens, int channels, int originalTokens, int newTokens, DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
         {
-            inner.MergeAssigned(x, size, groups, dest, batch, tokens, channels, originalTokens, newTokens, xOut, sizeOut, groupsOut);
+            Inner.MergeAssigned(x, size, groups, dest, batch, tokens, channels, originalTokens, newTokens, xOut, sizeOut, groupsOut);
             Damage("merge_assigned", xOut, (long)batch * newTokens * channels);
         }
 
-        public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
+        public override void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
         {
-            inner.GatherPrefix(x, batch, tokens, channels, count, pooled);
+            Inner.GatherPrefix(x, batch, tokens, channels, count, pooled);
             Damage("gather_prefix", pooled, (long)batch * count * channels);
         }
 
-        public void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled)
+        public override void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled)
         {
-            inner.WeightedMeanPool(x, size, batch, tokens, channels, skip, pooled);
+            Inner.WeightedMeanPool(x, size, batch, tokens, channels, skip, pooled);
             Damage("weighted_mean_pool", pooled, (long)batch * channels);
         }
-
-        public void Dispose() => inner.Dispose();
     }
 }

@@ -66,6 +66,17 @@ public class BackendSelectionTests
     }
 
     [Fact]
+    public void WithoutDriverHalfPrecisionOnAutoIsOneLineErrorNamingBothReasons()
+    {
+        using var dir = new TempDirectory();
+        var (code, _, stderr) = WithoutDriver(dir, ["forward", "--model", Fixtures.ModelPath("vit_p14_d3"), "--input", Fixtures.GoldenPath("vit_p14_d3"),
+            "--output", Path.Combine(dir.Path, "out.safetensors"), "--backend", "auto", "--precision", "fp16"]);
+        Assert.Equal(2, code);
+        Assert.StartsWith("error: fp16 needs the CUDA backend, and there is no CUDA device: ", stderr);
+        Assert.Single(stderr.TrimEnd().Split('\n'));
+    }
+
+    [Fact]
     public void DevicesWithoutDriverExitsNonZeroAndSaysWhatWasTried()
     {
         using var dir = new TempDirectory();
