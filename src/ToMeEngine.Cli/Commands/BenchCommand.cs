@@ -136,15 +136,17 @@ internal static class BenchCommand
         int decoders = decodeThreads > 0 ? decodeThreads : Environment.ProcessorCount;
         double decodeRate = 0, coresBusy = 0;
         float[][] sample = [];
+        string ranOn = backendName, ranIn = precision.Name();   // what auto resolved to, for the JSON
         foreach (var schedule in schedules)
         {
             using var engine = ToMeEngine.Create(weights, new EngineOptions
             {
-                Backend = backendName switch { "cpu" => BackendKind.Cpu, "cuda" => BackendKind.Cuda, _ => BackendKind.Auto },
+                Backend = EngineCliOptions.ParseBackend(backendName),
                 Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
             });
             if (rows.Count == 0)
             {
+                (ranOn, ranIn) = (engine.BackendName, engine.Precision.Name());
                 EndToEndBenchmark.Decode(engine, files.Take(batch).ToList(), decodeThreads, keep: 0); // warm-up
                 (decodeRate, coresBusy, int decoded, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
                 if (decoded == 0)
@@ -168,7 +170,7 @@ internal static class BenchCommand
                     $"| {t.Merge} | {t.Schedule} | {t.DecodeImagesPerSecond:F1} | {t.ForwardImagesPerSecond:F1} | {t.ImagesPerSecond:F1} | {t.BoundBy} |"));
         }
         if (asJson)
-            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = backendName, precision = precision.Name(), mode = "end-to-end", results = rows },
+            Console.WriteLine(JsonSerializer.Serialize(new { model = weights.Config.Architecture, backend = ranOn, precision = ranIn, mode = "end-to-end", results = rows },
                 new JsonSerializerOptions { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
         return 0;
     }

@@ -22,18 +22,20 @@ internal sealed class EngineCliOptions
             command.Options.Add(option);
     }
 
+    /// <summary>The engine's backend for a --backend value; an unknown name is refused, never taken for auto.</summary>
+    public static BackendKind ParseBackend(string? name) => name switch
+    {
+        "cpu" => BackendKind.Cpu,
+        "cuda" => BackendKind.Cuda,
+        "auto" => BackendKind.Auto,
+        var other => throw new ArgumentException($"--backend '{other}' is not available (expected cpu, cuda or auto)"),
+    };
+
     public ToMeEngine Load(ParseResult parse, int maxBatch = 32)
     {
-        var backend = parse.GetValue(Backend) switch
-        {
-            "cpu" => BackendKind.Cpu,
-            "cuda" => BackendKind.Cuda,
-            "auto" => BackendKind.Auto,
-            var other => throw new ArgumentException($"--backend '{other}' is not available (expected cpu, cuda or auto)"),
-        };
         var options = new EngineOptions
         {
-            Backend = backend,
+            Backend = ParseBackend(parse.GetValue(Backend)),
             Precision = ModelOptions.ParsePrecision(parse, Precision),
             Schedule = Merging.MergeSchedule.Parse(parse.GetValue(Schedule)!),
             Merge = Strategy.Parse(parse),

@@ -30,9 +30,11 @@ public class BenchCommandTests
     {
         var folder = RepoData.Path("images");
         var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu", "--images", folder,
-            "--batch", "2", "--r", "0", "--decode-threads", "2", "--limit", "5", "--json");
+            "--batch", "2", "--r", "0", "--decode-threads", "2", "--limit", "5", "--precision", "auto", "--json");
         Assert.True(code == 0, stderr);
         using var json = JsonDocument.Parse(stdout);
+        Assert.Equal("cpu", json.RootElement.GetProperty("backend").GetString());
+        Assert.Equal("fp32", json.RootElement.GetProperty("precision").GetString());   // auto, resolved
         var row = Assert.Single(json.RootElement.GetProperty("results").EnumerateArray());
         Assert.Equal(5, row.GetProperty("images").GetInt32());
         Assert.Equal(2, row.GetProperty("decode_threads").GetInt32());
@@ -44,6 +46,10 @@ public class BenchCommandTests
             "--batch", "2", "--r", "0", "--limit", "3");
         Assert.True(code == 0, stderr);
         Assert.Contains("| decode images/s | forward images/s | end to end images/s | bound by |", stdout);
+
+        (code, _, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "gpu", "--images", folder, "--limit", "1");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--backend 'gpu' is not available", stderr);
     }
 
     [Fact]
