@@ -7,7 +7,7 @@ ToMeEngine against each PyTorch variant per (model, batch, r) from the same run.
 import glob, json, os, sys
 import xml.etree.ElementTree as ET
 
-ARCH = {"vit_small_patch16_224": "ViT-S", "vit_base_patch16_224": "ViT-B", "vit_large_patch16_224": "ViT-L"}
+ARCH = {"vit_tiny_patch16_224": "ViT-Ti", "vit_small_patch16_224": "ViT-S", "vit_base_patch16_224": "ViT-B", "vit_large_patch16_224": "ViT-L"}
 
 
 def load(path):
@@ -31,14 +31,19 @@ def main(out):
     print(f"| total | | {total} |\n")
 
     print("## Tests\n")
-    try:
-        totals = {k: 0 for k in ("total", "passed", "failed", "skipped")}
-        for a in ET.parse(f"{out}/cuda-tests.xml").getroot().iter("assembly"):
-            for k in totals:
-                totals[k] += int(a.get(k, 0))
-        print("CUDA suite (TOME_REQUIRE_GPU=1): {total} tests, {passed} passed, {failed} failed, {skipped} skipped".format(**totals))
-    except (OSError, ET.ParseError) as e:
-        print(f"CUDA suite: no result ({type(e).__name__}); see logs/cuda-tests.log")
+    emulated = "the emulated CUDA device" in (open(f"{out}/machine.txt").read() if os.path.exists(f"{out}/machine.txt") else "")
+    if emulated:
+        print("**A rehearsal on the emulated CUDA device: every number below was measured on the CPU and says nothing about a GPU.**\n")
+    mode = "TOME_REQUIRE_EMULATOR=1" if emulated else "TOME_REQUIRE_GPU=1"
+    for name, title in (("cuda-tests", "CUDA suite"), ("gpu-faults", "GPU fault checks and CUDA soak")):
+        try:
+            totals = {k: 0 for k in ("total", "passed", "failed", "skipped")}
+            for a in ET.parse(f"{out}/{name}.xml").getroot().iter("assembly"):
+                for k in totals:
+                    totals[k] += int(a.get(k, 0))
+            print(f"{title} ({mode}): " + "{total} tests, {passed} passed, {failed} failed, {skipped} skipped\n".format(**totals))
+        except (OSError, ET.ParseError) as e:
+            print(f"{title}: no result ({type(e).__name__}); see logs/{name}.log\n")
     checks = load(f"{out}/json/kernels-test.json")
     if "_missing" in checks:
         print(f"\ntome kernels test: no result ({checks['_missing']}); see logs/kernels-test.log")
