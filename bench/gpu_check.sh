@@ -19,8 +19,9 @@
 # a time limit and its own log; a failing step is recorded and the next one still runs. The exit status is non-zero
 # when any step failed. Environment: PRECISIONS (default "fp32", the precisions `tome bench` offers), TIME_SCALE
 # (default 1, 4 with --emulated; multiplies every step's time limit), PYTHON (default python3), CUDA_TESTS_FILTER
-# (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace), TOME_SHARED (a copy of ../shared, for the tests
-# that read the full fixtures; without it they skip).
+# (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace), FAULT_TESTS_FILTER (the same for the fault
+# checks; default: GpuFaultTests and the CUDA soaks), TOME_SHARED (a copy of ../shared, for the tests that read the
+# full fixtures; without it they skip).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -109,7 +110,9 @@ run_steps() {
     fi
     test_step cuda-tests 300 "${filter[@]}"
     # The GPU fault checks (out of memory, a lost context, allocation failures in turn) and the CUDA soak.
-    test_step gpu-faults 180 -filter "/*/ToMe.Tests.Cuda/GpuFaultTests/*" -filter "/*/ToMe.Tests.Reliability/SoakTests/Cuda*"
+    local faults=(-filter "/*/ToMe.Tests.Cuda/GpuFaultTests/*" -filter "/*/ToMe.Tests.Reliability/SoakTests/Cuda*")
+    [ -n "${FAULT_TESTS_FILTER:-}" ] && read -r -a faults <<< "$FAULT_TESTS_FILTER"
+    test_step gpu-faults 180 "${faults[@]}"
     step kernels-test 120 sh -c "$(printf '%q ' "${tome[@]}") kernels test --backend cuda --json > '$out/json/kernels-test.json'"
     step kernels-bench 120 sh -c "$(printf '%q ' "${tome[@]}") kernels bench --backend cuda ${kbench[*]} --json > '$out/json/kernels-bench.json'"
     for precision in ${PRECISIONS:-fp32}; do

@@ -19,9 +19,14 @@ def load(path):
 
 
 def main(out):
-    print("# Device check\n")
-    if os.path.exists(f"{out}/machine.txt"):
-        print("```\n" + open(f"{out}/machine.txt").read().strip() + "\n```\n")
+    machine = open(f"{out}/machine.txt").read().strip() if os.path.exists(f"{out}/machine.txt") else ""
+    emulated = "the emulated CUDA device" in machine
+    print("# Device check" + (" (rehearsal on the emulated CUDA device)" if emulated else "") + "\n")
+    if emulated:
+        print("**Every number below was measured on the CPU (the emulated device, PyTorch on the CPU) and says nothing "
+              "about a GPU.**\n")
+    if machine:
+        print("```\n" + machine + "\n```\n")
     print("## Steps\n\n| step | status | seconds |\n|---|---|---:|")
     total = 0
     for line in open(f"{out}/steps.tsv"):
@@ -31,9 +36,6 @@ def main(out):
     print(f"| total | | {total} |\n")
 
     print("## Tests\n")
-    emulated = "the emulated CUDA device" in (open(f"{out}/machine.txt").read() if os.path.exists(f"{out}/machine.txt") else "")
-    if emulated:
-        print("**A rehearsal on the emulated CUDA device: every number below was measured on the CPU and says nothing about a GPU.**\n")
     mode = "TOME_REQUIRE_EMULATOR=1" if emulated else "TOME_REQUIRE_GPU=1"
     for name, title in (("cuda-tests", "CUDA suite"), ("gpu-faults", "GPU fault checks and CUDA soak")):
         try:
@@ -68,7 +70,8 @@ def main(out):
     torch_rows = load(f"{out}/json/torch.json")
     torch_rows = [] if isinstance(torch_rows, dict) else torch_rows
     variants = sorted({r["variant"] for r in torch_rows})
-    print("\n## Forward: ToMeEngine and PyTorch, images/s (same GPU, same run)\n")
+    print("\n## Forward: ToMeEngine and PyTorch, images/s " + ("(emulated device and CPU: a rehearsal, not a comparison)" if emulated
+                                                              else "(same GPU, same run)") + "\n")
     head = "| model | batch | r | precision | ToMeEngine | " + " | ".join(f"PyTorch {v} | ratio" for v in variants) + " |"
     print(head + "\n|" + "---|" * (head.count("|") - 1))
     for path in sorted(glob.glob(f"{out}/json/bench-*.json")):
