@@ -6,17 +6,13 @@ using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Cuda;
 
-/// <summary>GPU fault tests count the device's live allocations and may lose the context, so they run alone.</summary>
-[CollectionDefinition(nameof(GpuFaultCollection), DisableParallelization = true)]
-public sealed class GpuFaultCollection;
-
 /// <summary>
 /// What the engine does when the GPU fails it: out of memory at load, in the workspace of a new batch size, in an op's
 /// scratch memory or in cuBLAS's workspace (each allocation made to fail in turn on the emulated device); an absurd batch;
 /// an illegal address that loses the context. Every failure names what failed, leaves no allocation behind and no
 /// later result changed, and the engine (or, after a lost context, a new engine) runs on.
 /// </summary>
-[Collection(nameof(GpuFaultCollection))]
+[Collection(nameof(Reliability.SoakCollection))] // counts the device's live allocations and may lose the context: runs alone
 public sealed class GpuFaultTests(ITestOutputHelper output)
 {
     /// <summary>Two blocks, 17 tokens of width 32: milliseconds per forward on the emulated device.</summary>

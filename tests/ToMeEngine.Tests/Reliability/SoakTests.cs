@@ -4,7 +4,10 @@ using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Reliability;
 
-/// <summary>Soak tests measure process-wide counters, so they run alone, after the parallel tests.</summary>
+/// <summary>
+/// Soak tests measure process-wide counters (and the GPU fault tests count device allocations and lose the context), so
+/// they run alone, after the parallel tests.
+/// </summary>
 [CollectionDefinition(nameof(SoakCollection), DisableParallelization = true)]
 public sealed class SoakCollection;
 
