@@ -205,7 +205,7 @@ internal sealed class ForwardPass : IDisposable
             fixed (float* pixels = images)
             {
                 nint first = (nint)pixels;
-                backend.ForEachImage(concurrent, i =>
+                backend.ForEachImage(concurrent, [MethodImpl(Jit.Hot)] (i) =>
                 {
                     var ws = RentImageWorkspace();
                     try
