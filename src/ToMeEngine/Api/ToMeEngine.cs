@@ -73,7 +73,17 @@ public sealed partial class ToMeEngine : IDisposable
             BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
             pass = new ForwardPass(backend, weights, options.Precision);
             if (options.WarmUp && backend is not Backends.Cuda.CudaBackend { Device.IsEmulated: true })
-                WarmUp();
+            {
+                try
+                {
+                    WarmUp();
+                }
+                catch
+                {
+                    pass.Dispose(); // e.g. out of device memory for the workspace: free the weights before the backend
+                    throw;
+                }
+            }
         }
         catch
         {
