@@ -237,6 +237,7 @@ internal sealed class ForwardPass : IDisposable
         }
     }
 
+    [MethodImpl(Jit.Hot)]
     private ForwardResult RunBatch(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace)
     {
         int s = config.ImageSize;
