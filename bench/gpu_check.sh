@@ -6,17 +6,22 @@
 #   bench/gpu_check.sh pack [PACK]          on a machine with the .NET SDK: self-contained linux-x64 publish of the test
 #                                           project (an xunit v3 executable) and the CLI into one folder, packed with the
 #                                           bench scripts into PACK (default .device/gpu-check.tar.xz, refused over 64 MiB)
-#   bench/gpu_check.sh run PACK OUT [--small]
+#   bench/gpu_check.sh run PACK OUT [--small] [--emulated]
 #                                           on the GPU machine: unpack, run every step, write OUT/summary.md
-#   bench/gpu_check.sh run-local OUT [--small]
-#                                           the same steps from this checkout's Release build (dotnet on PATH); a rehearsal
+#   bench/gpu_check.sh run-local OUT [--small] [--emulated]
+#                                           the same steps from this checkout's Release build (dotnet on PATH)
 #
-# --small runs ViT-S at batch 1 and 2 only, short timings, so the whole script can be rehearsed on a slow or emulated
-# device. Each step has a time limit and its own log; a failing step is recorded and the next one still runs. The exit
-# status is non-zero when any step failed. Environment: PRECISIONS (default "fp32", the precisions `tome bench` offers),
-# TIME_SCALE (default 1; multiplies every step's time limit, for a slow or emulated device), PYTHON (default python3),
-# CUDA_TESTS_FILTER (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace and the CUDA soak), TOME_SHARED
-# (a copy of ../shared, for the tests that read the full fixtures; without it they skip).
+# A GPU run is strict: the tests run with TOME_REQUIRE_GPU=1 (a missing driver, NVRTC or cuBLAS fails instead of
+# skipping, and so does finding the emulated device), and `tome devices` must show a real GPU. --small runs ViT-S at
+# batch 1 and 2 only, short timings. --emulated (implies --small) rehearses every step on the emulated CUDA device
+# (TOME_CUDA_LIB_DIR, default emulator/build of this checkout; `make -C emulator`): the tests with
+# TOME_REQUIRE_EMULATOR=1, the benches on ViT-Ti, PyTorch on the CPU; its numbers say nothing about a GPU. Each step has
+# a time limit and its own log; a failing step is recorded and the next one still runs. The exit status is non-zero
+# when any step failed. Environment: PRECISIONS (default "fp32", the precisions `tome bench` offers), TIME_SCALE
+# (default 1, 4 with --emulated; multiplies every step's time limit), PYTHON (default python3), CUDA_TESTS_FILTER
+# (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace), FAULT_TESTS_FILTER (the same for the fault
+# checks; default: GpuFaultTests and the CUDA soaks), TOME_SHARED (a copy of ../shared, for the tests that read the
+# full fixtures; without it they skip).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -58,33 +63,56 @@ step() {
     echo "   $status in $((SECONDS - start)) s"
 }
 
+# Records a failed check that is not a command: name, reason.
+fail_check() {
+    printf '%s\t%s\t%s\n' "$1" "failed ($2)" 0 >> "$out/steps.tsv"
+    echo "== $1: failed ($2)"
+}
+
+# Runs the test executable as step NAME with filter arguments, results in OUT/NAME.xml; a filter that selects nothing
+# passes in xunit, so here it is a failure too.
+test_step() {
+    local name="$1" limit="$2"
+    shift 2
+    step "$name" "$limit" env "${device_env[@]}" "${test_cmd[@]}" "$@" -noLogo -noColor -xml "$out/$name.xml"
+    grep -q 'total="[1-9]' "$out/$name.xml" 2>/dev/null || fail_check "$name-ran" "no test ran"
+}
+
 run_steps() {
-    local out="$1" small="$2"
-    local tome=("${tome_cmd[@]}")
+    local out="$1" small="$2" emulated="$3"
+    local tome=(env "${device_env[@]}" "${tome_cmd[@]}")
     mkdir -p "$out/logs" "$out/json" || exit 1
     : > "$out/steps.tsv"
     local models=(vit_small_patch16_224 vit_base_patch16_224 vit_large_patch16_224) tmodels="ViT-S,ViT-B,ViT-L"
-    local batches=(1 64 256) tbatches="1,64,256" runs=8 kbench=() truns=20 twarm=3
+    local batches=(1 64 256) tbatches="1,64,256" runs=8 warmup=2 kbench=() truns=20 twarm=3
     if [ "$small" = 1 ]; then
         models=(vit_small_patch16_224) tmodels="ViT-S" batches=(1 2) tbatches="1,2" runs=2 truns=2 twarm=1
         kbench=(--models ViT-S --batch 1 --peak-gemm 256 --peak-copy-mib 4 --time-ms 0)
     fi
+    local filter=(-filter "/*/ToMe.Tests.Cuda/*/*")
+    if [ "$emulated" = 1 ]; then
+        models=(vit_tiny_patch16_224) tmodels="ViT-Ti" runs=1 warmup=1 truns=1
+    fi
+    [ -n "${CUDA_TESTS_FILTER:-}" ] && read -r -a filter <<< "$CUDA_TESTS_FILTER"
     {
         echo "date: $(date -u '+%F %T UTC')"
         echo "commit: $commit"
         echo "host: $(hostname), $(nproc) cores"
+        [ "$emulated" = 1 ] && echo "device: the emulated CUDA device ($TOME_CUDA_LIB_DIR), a rehearsal: no number here says anything about a GPU"
         command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
     } > "$out/machine.txt" 2>&1
 
     step devices 60 "${tome[@]}" devices --json
     cp "$out/logs/devices.log" "$out/json/devices.json" 2>/dev/null
-    local filter=(-filter "/*/ToMe.Tests.Cuda/*/*" -filter "/*/ToMe.Tests.Reliability/SoakTests/CudaEngineStaysFlat")
-    [ -n "${CUDA_TESTS_FILTER:-}" ] && read -r -a filter <<< "$CUDA_TESTS_FILTER"
-    step cuda-tests 300 env TOME_REQUIRE_GPU=1 "${test_cmd[@]}" "${filter[@]}" -noLogo -noColor -xml "$out/cuda-tests.xml"
-    # A filter that selects nothing passes in xunit; here it is a failure.
-    if ! grep -q 'total="[1-9]' "$out/cuda-tests.xml" 2>/dev/null; then
-        printf '%s\t%s\t%s\n' cuda-tests-ran "failed (no test ran)" 0 >> "$out/steps.tsv"
+    # A GPU run on the emulated device (TOME_CUDA_LIB_DIR pointing at it) would measure nothing: refuse it.
+    if [ "$emulated" = 0 ] && grep -q '"emulated": *true' "$out/json/devices.json" 2>/dev/null; then
+        fail_check devices-real "the CUDA driver found is the emulated device; run with --emulated to rehearse, or point TOME_CUDA_LIB_DIR at the GPU driver"
     fi
+    test_step cuda-tests 300 "${filter[@]}"
+    # The GPU fault checks (out of memory, a lost context, allocation failures in turn) and the CUDA soak.
+    local faults=(-filter "/*/ToMe.Tests.Cuda/GpuFaultTests/*" -filter "/*/ToMe.Tests.Reliability/SoakTests/Cuda*")
+    [ -n "${FAULT_TESTS_FILTER:-}" ] && read -r -a faults <<< "$FAULT_TESTS_FILTER"
+    test_step gpu-faults 180 "${faults[@]}"
     step kernels-test 120 sh -c "$(printf '%q ' "${tome[@]}") kernels test --backend cuda --json > '$out/json/kernels-test.json'"
     step kernels-bench 120 sh -c "$(printf '%q ' "${tome[@]}") kernels bench --backend cuda ${kbench[*]} --json > '$out/json/kernels-bench.json'"
     for precision in ${PRECISIONS:-fp32}; do
@@ -93,12 +121,12 @@ run_steps() {
         for model in "${models[@]}"; do
             for batch in "${batches[@]}"; do
                 step "bench-$model-b$batch-$precision" 90 sh -c "$(printf '%q ' "${tome[@]}") bench --model $model --random-weights --backend cuda \
-                    --batch $batch --r 0,13,16 --runs $runs --warmup 2 ${popt[*]} --json > '$out/json/bench-$model-b$batch-$precision.json'"
+                    --batch $batch --r 0,13,16 --runs $runs --warmup $warmup ${popt[*]} --json > '$out/json/bench-$model-b$batch-$precision.json'"
             done
         done
     done
     local device=cuda
-    [ "$small" = 1 ] && ! "${PYTHON:-python3}" -c 'import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cpu
+    [ "$emulated" = 1 ] && device=cpu
     step torch-baseline 300 "${PYTHON:-python3}" "$bench/torch_gpu_baseline.py" --device $device --models "$tmodels" --batch "$tbatches" \
         --r 0,13,16 --runs $truns --warmup $twarm --json "$out/json/torch.json"
     "${PYTHON:-python3}" "$bench/gpu_check_summary.py" "$out" > "$out/summary.md" || echo "summary failed" >> "$out/summary.md"
@@ -106,11 +134,36 @@ run_steps() {
     ! grep -q "failed" "$out/steps.tsv"
 }
 
+# --small, --emulated: sets small, emulated and the environment of every step that touches the device (device_env).
+options() {
+    small=0 emulated=0
+    for option in "$@"; do
+        case "$option" in
+            --small) small=1 ;;
+            --emulated) small=1 emulated=1 ;;
+            *) echo "error: unknown option $option (expected --small or --emulated)" >&2; exit 2 ;;
+        esac
+    done
+    if [ "$emulated" = 1 ]; then
+        export TOME_CUDA_LIB_DIR="${TOME_CUDA_LIB_DIR:-$repo/emulator/build}"
+        [ -f "$TOME_CUDA_LIB_DIR/libtome_cuda_emulator.so" ] || {
+            echo "error: no emulated CUDA device in $TOME_CUDA_LIB_DIR (build it: make -C emulator)" >&2
+            exit 2
+        }
+        device_env=(TOME_REQUIRE_EMULATOR=1 TOME_CUDA_LIB_DIR="$TOME_CUDA_LIB_DIR")
+        # Kernels run on the CPU, about a thousand times slower than on a GPU.
+        TIME_SCALE="${TIME_SCALE:-4}"
+    else
+        device_env=(TOME_REQUIRE_GPU=1)
+    fi
+}
+
 case "${1:-}" in
     pack)
         pack "${2:-}" ;;
     run)
-        [ $# -ge 3 ] || { echo "usage: $0 run PACK OUT [--small]" >&2; exit 2; }
+        [ $# -ge 3 ] || { echo "usage: $0 run PACK OUT [--small] [--emulated]" >&2; exit 2; }
+        options "${@:4}"
         work="$(mktemp -d)"
         tar -C "$work" -xJf "$2" || exit 1
         out="$(mkdir -p "$3" && cd "$3" && pwd)"
@@ -118,20 +171,21 @@ case "${1:-}" in
         commit="$(cat "$work/COMMIT")"
         test_cmd=("$work/app/ToMeEngine.Tests")
         tome_cmd=("$work/app/tome")
-        run_steps "$out" "$([ "${4:-}" = --small ] && echo 1 || echo 0)"
+        run_steps "$out" "$small" "$emulated"
         code=$?
         rm -rf "$work"
         exit $code ;;
     run-local)
-        [ $# -ge 2 ] || { echo "usage: $0 run-local OUT [--small]" >&2; exit 2; }
+        [ $# -ge 2 ] || { echo "usage: $0 run-local OUT [--small] [--emulated]" >&2; exit 2; }
+        options "${@:3}"
         out="$(mkdir -p "$2" && cd "$2" && pwd)"
         bench="$here"
         commit="$(git -C "$repo" rev-parse HEAD)"
         bin="$repo/tests/ToMeEngine.Tests/bin/Release/net10.0"
         test_cmd=(dotnet "$bin/ToMeEngine.Tests.dll")
         tome_cmd=(dotnet "$bin/tome.dll")
-        run_steps "$out" "$([ "${3:-}" = --small ] && echo 1 || echo 0)" ;;
+        run_steps "$out" "$small" "$emulated" ;;
     *)
-        sed -n '2,20p' "$0" >&2
+        sed -n '2,/^set -uo pipefail/p' "$0" | sed '$d' >&2
         exit 2 ;;
 esac

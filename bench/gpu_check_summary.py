@@ -7,7 +7,7 @@ ToMeEngine against each PyTorch variant per (model, batch, r) from the same run.
 import glob, json, os, sys
 import xml.etree.ElementTree as ET
 
-ARCH = {"vit_small_patch16_224": "ViT-S", "vit_base_patch16_224": "ViT-B", "vit_large_patch16_224": "ViT-L"}
+ARCH = {"vit_tiny_patch16_224": "ViT-Ti", "vit_small_patch16_224": "ViT-S", "vit_base_patch16_224": "ViT-B", "vit_large_patch16_224": "ViT-L"}
 
 
 def load(path):
@@ -19,9 +19,14 @@ def load(path):
 
 
 def main(out):
-    print("# Device check\n")
-    if os.path.exists(f"{out}/machine.txt"):
-        print("```\n" + open(f"{out}/machine.txt").read().strip() + "\n```\n")
+    machine = open(f"{out}/machine.txt").read().strip() if os.path.exists(f"{out}/machine.txt") else ""
+    emulated = "the emulated CUDA device" in machine
+    print("# Device check" + (" (rehearsal on the emulated CUDA device)" if emulated else "") + "\n")
+    if emulated:
+        print("**Every number below was measured on the CPU (the emulated device, PyTorch on the CPU) and says nothing "
+              "about a GPU.**\n")
+    if machine:
+        print("```\n" + machine + "\n```\n")
     print("## Steps\n\n| step | status | seconds |\n|---|---|---:|")
     total = 0
     for line in open(f"{out}/steps.tsv"):
@@ -31,14 +36,16 @@ def main(out):
     print(f"| total | | {total} |\n")
 
     print("## Tests\n")
-    try:
-        totals = {k: 0 for k in ("total", "passed", "failed", "skipped")}
-        for a in ET.parse(f"{out}/cuda-tests.xml").getroot().iter("assembly"):
-            for k in totals:
-                totals[k] += int(a.get(k, 0))
-        print("CUDA suite (TOME_REQUIRE_GPU=1): {total} tests, {passed} passed, {failed} failed, {skipped} skipped".format(**totals))
-    except (OSError, ET.ParseError) as e:
-        print(f"CUDA suite: no result ({type(e).__name__}); see logs/cuda-tests.log")
+    mode = "TOME_REQUIRE_EMULATOR=1" if emulated else "TOME_REQUIRE_GPU=1"
+    for name, title in (("cuda-tests", "CUDA suite"), ("gpu-faults", "GPU fault checks and CUDA soak")):
+        try:
+            totals = {k: 0 for k in ("total", "passed", "failed", "skipped")}
+            for a in ET.parse(f"{out}/{name}.xml").getroot().iter("assembly"):
+                for k in totals:
+                    totals[k] += int(a.get(k, 0))
+            print(f"{title} ({mode}): " + "{total} tests, {passed} passed, {failed} failed, {skipped} skipped\n".format(**totals))
+        except (OSError, ET.ParseError) as e:
+            print(f"{title}: no result ({type(e).__name__}); see logs/{name}.log\n")
     checks = load(f"{out}/json/kernels-test.json")
     if "_missing" in checks:
         print(f"\ntome kernels test: no result ({checks['_missing']}); see logs/kernels-test.log")
@@ -63,7 +70,8 @@ def main(out):
     torch_rows = load(f"{out}/json/torch.json")
     torch_rows = [] if isinstance(torch_rows, dict) else torch_rows
     variants = sorted({r["variant"] for r in torch_rows})
-    print("\n## Forward: ToMeEngine and PyTorch, images/s (same GPU, same run)\n")
+    print("\n## Forward: ToMeEngine and PyTorch, images/s " + ("(emulated device and CPU: a rehearsal, not a comparison)" if emulated
+                                                              else "(same GPU, same run)") + "\n")
     head = "| model | batch | r | precision | ToMeEngine | " + " | ".join(f"PyTorch {v} | ratio" for v in variants) + " |"
     print(head + "\n|" + "---|" * (head.count("|") - 1))
     for path in sorted(glob.glob(f"{out}/json/bench-*.json")):

@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_vit_baseline import forward  # noqa: E402
 
-ARCHS = {"ViT-S": (12, 6, 384), "ViT-B": (12, 12, 768), "ViT-L": (24, 16, 1024)}
+ARCHS = {"ViT-Ti": (12, 3, 192), "ViT-S": (12, 6, 384), "ViT-B": (12, 12, 768), "ViT-L": (24, 16, 1024)}
 
 
 def random_weights(name, device, classes=1000, patch=16, image=224):

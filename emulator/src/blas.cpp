@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "blas_common.h"
+#include "memory.h"
 
 namespace tome_emu {
 
@@ -15,7 +16,12 @@ struct BlasHandle {
     int math_mode = 0;   // cublasMath_t; 3 (CUBLAS_TF32_TENSOR_OP_MATH) lets fp32 GEMMs round inputs to TF32
     unsigned long long workspace = 0;
     size_t workspace_bytes = 0;
+    unsigned long long own_workspace = 0;   // allocated at the first GEMM without a user workspace, as cuBLAS does
 };
+
+// cuBLAS's default workspace on sm_90 is 32 MiB; the emulator needs none, so it takes less host memory but is still a
+// device allocation that can fail (CUBLAS_STATUS_ALLOC_FAILED), in the first GEMM, as with the real library.
+constexpr size_t kDefaultWorkspaceBytes = (size_t)1 << 20;
 
 HandleSet<BlasHandle> handles;
 thread_local std::string last_blas_error;
@@ -93,7 +99,12 @@ TOME_EMU_EXPORT int cublasCreate_v2(void** handle)
 
 TOME_EMU_EXPORT int cublasDestroy_v2(void* handle)
 {
-    return handles.Remove(handle) ? kBlasSuccess : BlasReport(kBlasNotInitialized, "cublasDestroy: not a live cuBLAS handle");
+    if (!handles.Has(handle))
+        return BlasReport(kBlasNotInitialized, "cublasDestroy: not a live cuBLAS handle");
+    if (unsigned long long own = static_cast<BlasHandle*>(handle)->own_workspace; own != 0)
+        Memory::Get().Free(own);   // fails only when a context reset already freed it
+    handles.Remove(handle);
+    return kBlasSuccess;
 }
 
 TOME_EMU_EXPORT int cublasSetStream_v2(void* handle, void* stream)
@@ -132,7 +143,16 @@ TOME_EMU_EXPORT int cublasGemmStridedBatchedEx(void* handle, int transa, int tra
 {
     if (!handles.Has(handle))
         return BlasReport(kBlasNotInitialized, "cublasGemmStridedBatchedEx: not a live cuBLAS handle");
-    const auto* h = static_cast<const BlasHandle*>(handle);
+    auto* h = static_cast<BlasHandle*>(handle);
+    if (h->workspace == 0 && h->own_workspace == 0) {
+        if (Status status = Ready(true, "cublasGemmStridedBatchedEx"); !status.ok())
+            return BlasReport(kBlasNotInitialized, status.detail);
+        uintptr_t address = 0;
+        if (Status status = Memory::Get().Allocate(kDefaultWorkspaceBytes, &address); !status.ok())
+            return BlasReport(kBlasAllocFailed, Format("cublasGemmStridedBatchedEx: cuBLAS could not allocate its %zu-byte workspace: %s",
+                                                       kDefaultWorkspaceBytes, status.detail.c_str()));
+        h->own_workspace = address;
+    }
     GemmProblem g;
     g.api = Format("cublasGemmStridedBatchedEx(%s, %s, m %d, n %d, k %d, lda %d, ldb %d, ldc %d, batch %d)", OperationName(transa),
                    OperationName(transb), m, n, k, lda, ldb, ldc, batch_count);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "driver.h"
+#include "faults.h"
 #include "kernels.h"
 #include "memory.h"
 #include "module.h"
@@ -79,7 +80,7 @@ Status Ready(bool needs_context, const char* api)
     std::lock_guard<std::mutex> lock(context_gate);
     if (primary_context.retains == 0)
         return Fail(kInvalidContext, Format("%s in a primary context that was released", api));
-    return {};
+    return StickyError(api);
 }
 
 }  // namespace tome_emu
@@ -185,6 +186,7 @@ TOME_EMU_EXPORT int cuDevicePrimaryCtxRelease_v2(int device)
         lock.unlock();
         StreamSet::Get().Reset();
         Memory::Get().FreeAll();
+        ClearStickyError();
     }
     return kSuccess;
 }

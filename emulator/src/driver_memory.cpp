@@ -121,6 +121,14 @@ TOME_EMU_EXPORT int cuMemGetInfo_v2(size_t* free_bytes, size_t* total_bytes)
     return kSuccess;
 }
 
+// Live device allocations (cuMemAlloc, cuMemAllocAsync, cuBLAS workspaces; not pinned host memory) and their bytes
+// (each rounded up to 256): the tests count them to show that nothing leaks.
+TOME_EMU_EXPORT void tomeEmuDeviceMemory(long long* allocations, unsigned long long* bytes)
+{
+    *allocations = (long long)Memory::Get().LiveAllocations();
+    *bytes = Memory::Get().Used();
+}
+
 TOME_EMU_EXPORT int cuMemAllocAsync(unsigned long long* pointer, size_t bytes, void* stream_handle)
 {
     TOME_EMU_CHECK(Ready(true, "cuMemAllocAsync"));

@@ -1,6 +1,8 @@
 // memory.cpp: the emulated device's allocations (see memory.h).
 #include "memory.h"
 
+#include "faults.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -81,6 +83,8 @@ Status Memory::Allocate(size_t bytes, uintptr_t* pointer)
 {
     if (bytes == 0)
         return Fail(kInvalidValue, "cannot allocate 0 bytes of device memory");
+    if (Status injected = InjectedAllocationFailure(bytes); !injected.ok())
+        return injected;
     const size_t rounded = RoundUp(bytes, kAlignment);
     const size_t mapped = RoundUp(rounded, page_);
     std::lock_guard<std::mutex> lock(gate_);
@@ -243,6 +247,15 @@ std::string Memory::Describe(uintptr_t address) const
     return Format("0x%llx is %llu bytes past the end of a %s%zu-byte %s allocation at 0x%llx", (unsigned long long)address,
                   (unsigned long long)(address - allocation->base - allocation->size), state, allocation->size, kind,
                   (unsigned long long)allocation->base);
+}
+
+size_t Memory::LiveAllocations() const
+{
+    std::lock_guard<std::mutex> lock(gate_);
+    size_t count = 0;
+    for (const auto& entry : live_)
+        count += entry.second.pinned ? 0 : 1;
+    return count;
 }
 
 size_t Memory::Used() const

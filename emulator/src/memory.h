@@ -45,6 +45,7 @@ public:
     std::string Describe(uintptr_t address) const;
 
     size_t Used() const;
+    size_t LiveAllocations() const;   // device allocations, not pinned host memory
     size_t Total() const { return limit_; }
     void FreeAll();   // the primary context was reset
 

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <set>
 
+#include "faults.h"
 #include "memory.h"
 #include "pool.h"
 
@@ -305,6 +306,12 @@ Status Launch(Function* f, Dim3 grid, Dim3 block, unsigned int shared_bytes, con
         op.accesses.push_back(Access{value, entry.param_is_pointer[i] == 2});
     }
     op.run = [launch] { return RunLaunch(*launch); };
+    if (TakeInjectedLaunchFault(name)) {
+        const std::string culprit = op.what;
+        op.run = [culprit] {
+            return Fail(kIllegalAddress, culprit + " read past the end of a device allocation (a fault injected by tomeEmuInjectLaunchFault)");
+        };
+    }
     return StreamSet::Get().Enqueue(stream, std::move(op));
 }
 

@@ -7,6 +7,8 @@
 #include <mutex>
 #include <unordered_set>
 
+#include "faults.h"
+
 namespace tome_emu {
 
 namespace {
@@ -88,6 +90,7 @@ int Report(const Status& status)
     if (!status.ok()) {
         last_code = status.code;
         last_detail = status.detail;
+        NoteReportedError(status);
         if (Verbose())
             std::fprintf(stderr, "[tome cuda emulator] %s: %s\n", ErrorName(status.code) ? ErrorName(status.code) : "?",
                          status.detail.c_str());

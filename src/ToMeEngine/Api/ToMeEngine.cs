@@ -16,7 +16,11 @@ namespace ToMe;
 /// <see cref="FileNotFoundException"/>; bytes that are not a supported, intact image are an <see cref="InvalidImageException"/>
 /// (naming the file when there is one); a model that is not there is a <see cref="FileNotFoundException"/> whose message
 /// says how to get one; model files that do not describe a supported model are an <see cref="InvalidModelException"/>.
-/// Calls on a disposed engine throw <see cref="ObjectDisposedException"/>. Async calls honour their
+/// Calls on a disposed engine throw <see cref="ObjectDisposedException"/>. On the CUDA backend, a batch that does not fit the
+/// GPU's memory is a <see cref="Backends.Cuda.CudaOutOfMemoryException"/> naming the batch and the memory, after which smaller
+/// batches still run; an error that loses the GPU context (an illegal address) is a
+/// <see cref="Backends.Cuda.CudaContextLostException"/>, after which the engine has released the device and every call throws
+/// the same (create a new engine). Async calls honour their
 /// <see cref="CancellationToken"/> until the forward pass starts (<see cref="OperationCanceledException"/>); a running
 /// forward pass completes.
 /// </remarks>
@@ -202,8 +206,7 @@ public sealed partial class ToMeEngine : IDisposable
         gate.Wait();
         try
         {
-            ObjectDisposedException.ThrowIf(disposed, this);
-            return pass.Run(images, batch, options);
+            return RunPass(images, batch, options);
         }
         finally
         {
@@ -224,15 +227,50 @@ public sealed partial class ToMeEngine : IDisposable
             await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                ObjectDisposedException.ThrowIf(disposed, this);
+                ThrowIfUnusable();
                 cancellationToken.ThrowIfCancellationRequested();
-                return pass.Run(images.Span, batch, options);
+                return RunPass(images.Span, batch, options);
             }
             finally
             {
                 gate.Release();
             }
         }, cancellationToken);
+    }
+
+    // Under the gate. A GPU error that loses the context (an illegal address, a device-side assert) fails every later call
+    // in it: the engine says so, releases its device memory at once, and refuses further work with the same explanation.
+    private ForwardResult RunPass(ReadOnlySpan<float> images, int batch, ForwardOptions options)
+    {
+        ThrowIfUnusable();
+        try
+        {
+            return pass.Run(images, batch, options);
+        }
+        catch (Backends.Cuda.Native.CudaException e) when (backend.Name == "cuda" && Backends.Cuda.CudaFaults.ContextLost(e, out var cause))
+        {
+            contextLost = cause;
+            disposed = true;
+            try
+            {
+                pass.Dispose();
+                backend.Dispose();
+            }
+            catch (Backends.Cuda.Native.CudaException)
+            {
+                // Releasing in a lost context may fail; the driver frees everything when the context resets.
+            }
+            throw new Backends.Cuda.CudaContextLostException(cause, Config.Architecture);
+        }
+    }
+
+    private Backends.Cuda.Native.CudaException? contextLost;
+
+    private void ThrowIfUnusable()
+    {
+        if (contextLost is not null)
+            throw new Backends.Cuda.CudaContextLostException(contextLost, Config.Architecture);
+        ObjectDisposedException.ThrowIf(disposed, this);
     }
 
     private ForwardOptions ForwardOptionsFor(bool returnTokens) => returnTokens ? forwardOptions with { ReturnTokens = true } : forwardOptions;

@@ -87,19 +87,58 @@ internal sealed class ForwardPass : IDisposable
         Precision = backend.ResolvePrecision(precision);
         var resolved = Precision;
         layerPrecision ??= layer => layer.DefaultPrecision(resolved);
+        // Everything uploaded so far is released when a later upload fails (out of device memory at load): an engine that
+        // fails to load leaves nothing behind on a device other engines share.
+        loading = [];
+        try
+        {
+            (patch, prefix, pos, blocks, normWeight, normBias, fcNormWeight, fcNormBias, head) = Upload(weights, layerPrecision);
+        }
+        catch (Backends.Cuda.CudaOutOfMemoryException e)
+        {
+            ReleaseLoaded();
+            throw e.For($"{e.What}, loading {config.Architecture} (its weights are {Backends.Cuda.CudaFaults.Bytes(4 * config.ParameterCount)} in fp32)");
+        }
+        catch
+        {
+            ReleaseLoaded();
+            throw;
+        }
+        loading = null;
+    }
+
+    private List<IDisposable>? loading;
+
+    private void ReleaseLoaded()
+    {
+        for (int i = loading!.Count - 1; i >= 0; i--)
+            loading[i].Dispose();
+        loading = null;
+    }
+
+    private T Loaded<T>(T resource) where T : IDisposable
+    {
+        loading!.Add(resource);
+        return resource;
+    }
+
+    private (ILinearWeights, DeviceBuffer?, DeviceBuffer, PreparedBlock[], DeviceBuffer?, DeviceBuffer?, DeviceBuffer?, DeviceBuffer?, ILinearWeights)
+        Upload(ModelWeights weights, Func<LinearLayer, Precision> layerPrecision)
+    {
+        DeviceBuffer? prefix = null, normWeight = null, normBias = null, fcNormWeight = null, fcNormBias = null;
         int c = config.EmbedDim;
-        patch = backend.PrepareLinear(weights.PatchWeight, c, 3 * config.PatchSize * config.PatchSize, weights.PatchBias,
-            layerPrecision(new(LinearKind.PatchEmbed, -1)));
+        var patch = Loaded(backend.PrepareLinear(weights.PatchWeight, c, 3 * config.PatchSize * config.PatchSize, weights.PatchBias,
+            layerPrecision(new(LinearKind.PatchEmbed, -1))));
         // timm's order: [cls, dist, patches] or [cls, reg..., patches] (a distilled model has no registers).
         if (config.PrefixTokens > 0)
             prefix = Vector([.. weights.ClassToken ?? [], .. weights.DistToken ?? [], .. weights.RegTokens ?? []]);
-        pos = Vector(FullPositionEmbedding(weights));
-        blocks = weights.Blocks.Select((b, l) => new PreparedBlock(
+        var pos = Vector(FullPositionEmbedding(weights));
+        var blocks = weights.Blocks.Select((b, l) => new PreparedBlock(
             Vector(b.Norm1Weight), Vector(b.Norm1Bias),
-            backend.PrepareLinear(b.QkvWeight, 3 * c, c, b.QkvBias, layerPrecision(new(LinearKind.Qkv, l))),
+            Loaded(backend.PrepareLinear(b.QkvWeight, 3 * c, c, b.QkvBias, layerPrecision(new(LinearKind.Qkv, l)))),
             PrepareScaled(b.ProjWeight, c, c, b.ProjBias, b.LayerScale1, layerPrecision(new(LinearKind.Proj, l))),
             Vector(b.Norm2Weight), Vector(b.Norm2Bias),
-            backend.PrepareLinear(b.Fc1Weight, config.MlpHidden, c, b.Fc1Bias, layerPrecision(new(LinearKind.Fc1, l))),
+            Loaded(backend.PrepareLinear(b.Fc1Weight, config.MlpHidden, c, b.Fc1Bias, layerPrecision(new(LinearKind.Fc1, l)))),
             PrepareScaled(b.Fc2Weight, c, config.MlpHidden, b.Fc2Bias, b.LayerScale2, layerPrecision(new(LinearKind.Fc2, l))))).ToArray();
         if (weights.NormWeight is not null)
         {
@@ -111,7 +150,8 @@ internal sealed class ForwardPass : IDisposable
             fcNormWeight = Vector(weights.FcNormWeight);
             fcNormBias = Vector(weights.FcNormBias!);
         }
-        head = PrepareHead(weights, layerPrecision(new(LinearKind.Head, -1)));
+        var head = PrepareHead(weights, layerPrecision(new(LinearKind.Head, -1)));
+        return (patch, prefix, pos, blocks, normWeight, normBias, fcNormWeight, fcNormBias, head);
     }
 
     /// <summary>
@@ -130,7 +170,7 @@ internal sealed class ForwardPass : IDisposable
 
     private DeviceBuffer Vector(float[] values)
     {
-        var buffer = backend.AllocateFloat(values.Length);
+        var buffer = Loaded(backend.AllocateFloat(values.Length));
         backend.Upload(values, buffer);
         return buffer;
     }
@@ -139,7 +179,7 @@ internal sealed class ForwardPass : IDisposable
     private ILinearWeights PrepareScaled(float[] weight, int outFeatures, int inFeatures, float[] bias, float[]? gamma, Precision precision)
     {
         if (gamma is null)
-            return backend.PrepareLinear(weight, outFeatures, inFeatures, bias, precision);
+            return Loaded(backend.PrepareLinear(weight, outFeatures, inFeatures, bias, precision));
         var w = (float[])weight.Clone();
         var b = (float[])bias.Clone();
         for (int o = 0; o < outFeatures; o++)
@@ -147,7 +187,7 @@ internal sealed class ForwardPass : IDisposable
             System.Numerics.Tensors.TensorPrimitives.Multiply(w.AsSpan(o * inFeatures, inFeatures), gamma[o], w.AsSpan(o * inFeatures, inFeatures));
             b[o] *= gamma[o];
         }
-        return backend.PrepareLinear(w, outFeatures, inFeatures, b, precision);
+        return Loaded(backend.PrepareLinear(w, outFeatures, inFeatures, b, precision));
     }
 
     /// <summary>
@@ -158,7 +198,7 @@ internal sealed class ForwardPass : IDisposable
     {
         int c = config.EmbedDim, k = config.NumClasses;
         if (!config.Distilled || config.GlobalPool != GlobalPool.Token)
-            return backend.PrepareLinear(weights.HeadWeight, k, c, weights.HeadBias, precision);
+            return Loaded(backend.PrepareLinear(weights.HeadWeight, k, c, weights.HeadBias, precision));
         var w = new float[k * 2 * c];
         var b = new float[k];
         for (int o = 0; o < k; o++)
@@ -170,7 +210,7 @@ internal sealed class ForwardPass : IDisposable
             }
             b[o] = (weights.HeadBias[o] + weights.HeadDistBias![o]) * 0.5f;
         }
-        return backend.PrepareLinear(w, k, 2 * c, b, precision);
+        return Loaded(backend.PrepareLinear(w, k, 2 * c, b, precision));
     }
 
     /// <summary>Runs a preprocessed batch. images: [B, 3, S, S] float32.</summary>
@@ -185,7 +225,22 @@ internal sealed class ForwardPass : IDisposable
             throw new ArgumentException($"input has {images.Length} values, expected [{batch}, 3, {s}, {s}] = {(long)batch * 3 * s * s}", nameof(images));
         if (options.Strategy is CisMerge && !config.ClassToken)
             throw new ArgumentException($"--merge cis weighs tokens by the class token's attention, and {config.Architecture} has no class token");
+        try
+        {
+            return RunBatch(images, batch, options, trace);
+        }
+        catch (Backends.Cuda.CudaOutOfMemoryException e)
+        {
+            // Nothing of the failed batch stays allocated (the workspace is dropped before it is replaced; scratch grows
+            // only after the old block is freed): a smaller batch runs next.
+            throw e.For($"{e.What}, in a forward pass of {config.Architecture} at batch {batch} (smaller batches still run)");
+        }
+    }
 
+    [MethodImpl(Jit.Hot)]
+    private ForwardResult RunBatch(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace)
+    {
+        int s = config.ImageSize;
         // Images never interact, so a backend that can run several at once (the CPU backend: one image per thread, each
         // image's ops on its thread alone) gets them one by one: no synchronization between threads inside a forward, and
         // an image's activations stay in the core's own cache. Full rounds go that way; a remainder smaller than the
@@ -462,8 +517,9 @@ internal sealed class ForwardPass : IDisposable
         public Workspace(IBackend backend, ModelConfig config, int batch)
         {
             Capacity = batch;
-            DeviceBuffer Float(long perImage) => Own(backend.AllocateFloat(batch * perImage));
-            DeviceBuffer Int(long perImage) => Own(backend.AllocateInt(batch * perImage));
+            long allocated = 0;
+            DeviceBuffer Float(long perImage) => Own(backend.AllocateFloat(batch * perImage), ref allocated);
+            DeviceBuffer Int(long perImage) => Own(backend.AllocateInt(batch * perImage), ref allocated);
             long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
             try
             {
@@ -489,9 +545,14 @@ internal sealed class ForwardPass : IDisposable
                 Dest = Int(t0);
                 Counts = Int(1);
             }
+            catch (Backends.Cuda.CudaOutOfMemoryException e)
+            {
+                Dispose(); // a partial workspace frees what it got
+                throw e.For($"the forward pass's workspace (after {Backends.Cuda.CudaFaults.Bytes(allocated)} of it)");
+            }
             catch
             {
-                Dispose(); // a partial workspace frees what it got (out of device memory at a large batch)
+                Dispose();
                 throw;
             }
             HostRole = new int[batch * t0];
@@ -511,9 +572,10 @@ internal sealed class ForwardPass : IDisposable
 
         private readonly List<DeviceBuffer> owned = [];
 
-        private DeviceBuffer Own(DeviceBuffer buffer)
+        private DeviceBuffer Own(DeviceBuffer buffer, ref long bytes)
         {
             owned.Add(buffer);
+            bytes += buffer.Length * 4;
             return buffer;
         }
 

@@ -47,7 +47,7 @@ internal static class EmulatedDevice
     public static IDisposable UseKernels(string directory)
     {
         SetKernelDirectory(directory);
-        return new Restore();
+        return new Undo(() => SetKernelDirectory(null));
     }
 
     private static unsafe void SetKernelDirectory(string? directory)
@@ -63,9 +63,63 @@ internal static class EmulatedDevice
             set(p);
     }
 
-    private sealed class Restore : IDisposable
+    /// <summary>
+    /// Fails device allocations on this thread (<c>tomeEmuInjectAllocationFailure</c>): of the next allocations of at least
+    /// <paramref name="minBytes"/>, <paramref name="skip"/> succeed, then <paramref name="count"/> fail with
+    /// CUDA_ERROR_OUT_OF_MEMORY (−1: every one) until disposal.
+    /// </summary>
+    public static IDisposable FailAllocations(long skip, ulong minBytes = 0, long count = 1)
     {
-        public void Dispose() => SetKernelDirectory(null);
+        InjectAllocationFailure(skip, minBytes, count);
+        return new Undo(() => InjectAllocationFailure(0, 0, 0));
+    }
+
+    /// <summary>The launch of <paramref name="kernel"/> on this thread after <paramref name="skip"/> such launches faults with an illegal address.</summary>
+    public static IDisposable FaultLaunch(string kernel, long skip = 0)
+    {
+        SetLaunchFault(kernel, skip);
+        return new Undo(() => SetLaunchFault(null, -1));
+    }
+
+    /// <summary>Until disposal, an illegal address loses the context as on a GPU (process-wide: for tests that run alone).</summary>
+    public static IDisposable StickyErrors()
+    {
+        Call("tomeEmuSetStickyErrors", 1);
+        return new Undo(() => Call("tomeEmuSetStickyErrors", 0));
+    }
+
+    /// <summary>Live device allocations and their bytes (not pinned host memory), process-wide.</summary>
+    public static unsafe (long Allocations, long Bytes) DeviceMemory()
+    {
+        long allocations;
+        ulong bytes;
+        ((delegate* unmanaged<long*, ulong*, void>)Export("tomeEmuDeviceMemory"))(&allocations, &bytes);
+        return (allocations, (long)bytes);
+    }
+
+    private static nint Export(string name) => NativeLibrary.GetExport(CudaLibraries.Require(CudaLibrary.Driver), name);
+
+    private static unsafe void Call(string name, int value) => ((delegate* unmanaged<int, void>)Export(name))(value);
+
+    private static unsafe void InjectAllocationFailure(long skip, ulong minBytes, long count) =>
+        ((delegate* unmanaged<long, ulong, long, void>)Export("tomeEmuInjectAllocationFailure"))(skip, minBytes, count);
+
+    private static unsafe void SetLaunchFault(string? kernel, long skip)
+    {
+        var set = (delegate* unmanaged<byte*, long, void>)Export("tomeEmuInjectLaunchFault");
+        if (kernel is null)
+        {
+            set(null, skip);
+            return;
+        }
+        var bytes = System.Text.Encoding.UTF8.GetBytes(kernel + "\0");
+        fixed (byte* p = bytes)
+            set(p, skip);
+    }
+
+    private sealed class Undo(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     private static string? FindBuild()

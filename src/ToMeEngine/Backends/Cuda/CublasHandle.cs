@@ -68,11 +68,20 @@ public sealed unsafe class CublasHandle : CudaResource
         if (computeType is CublasComputeType.Compute16F or CublasComputeType.Compute16FPedantic or CublasComputeType.Compute64F or CublasComputeType.Compute32I)
             throw new ArgumentException($"{computeType} needs non-fp32 alpha/beta; use a 32F compute type");
         Context.MakeCurrent();
-        CublasCheck.Check(Cublas.cublasGemmStridedBatchedEx(
+        var status = Cublas.cublasGemmStridedBatchedEx(
             handle, transA, transB, m, n, k, &alpha,
             a, aType, lda, strideA, b, bType, ldb, strideB, &beta,
-            c, cType, ldc, strideC, batchCount, computeType, CublasGemmAlgo.Default),
-            $"cublasGemmStridedBatchedEx({transA}, {transB}, m {m}, n {n}, k {k}, {aType}/{bType}->{cType}, batch {batchCount}, {computeType})");
+            c, cType, ldc, strideC, batchCount, computeType, CublasGemmAlgo.Default);
+        var call = $"cublasGemmStridedBatchedEx({transA}, {transB}, m {m}, n {n}, k {k}, {aType}/{bType}->{cType}, batch {batchCount}, {computeType})";
+        try
+        {
+            CublasCheck.Check(status, call);
+        }
+        catch (CudaException e) when (status == CublasStatus.AllocFailed)
+        {
+            // Without a user workspace cuBLAS allocates its own at a handle's first GEMM (and may again per stream).
+            throw CudaFaults.OutOfMemory(e, Context, "cuBLAS's workspace, which it allocates at a handle's first GEMM", -1);
+        }
     }
 
     protected override void Release() => Cublas.cublasDestroy_v2(handle);

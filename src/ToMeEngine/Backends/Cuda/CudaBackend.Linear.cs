@@ -30,11 +30,11 @@ internal sealed partial class CudaBackend
         if (weight.Length != (long)outFeatures * inFeatures || bias.Length != outFeatures)
             throw new ArgumentException($"Linear weight has {weight.Length} values and bias {bias.Length}, expected [{outFeatures}, {inFeatures}] and [{outFeatures}]");
         var context = Current();
-        var w = DeviceBuffer<float>.Allocate(context, weight.Length);
+        var w = DeviceBuffer<float>.Allocate(context, weight.Length, $"the weights of a Linear layer [{outFeatures}, {inFeatures}]");
         DeviceBuffer<float>? b = null;
         try
         {
-            b = DeviceBuffer<float>.Allocate(context, bias.Length);
+            b = DeviceBuffer<float>.Allocate(context, bias.Length, $"the bias of a Linear layer [{outFeatures}]");
             StreamCopy.Upload(stream, weight, w.Pointer);
             StreamCopy.Upload(stream, bias, b.Pointer);
             return new CudaLinearWeights(w, b, outFeatures, inFeatures);

@@ -63,7 +63,7 @@ internal sealed class ScratchBuffer<T>(CudaContext context, CudaStream stream) :
                 buffer.Dispose();
                 buffer = null;
             }
-            buffer = DeviceBuffer<T>.Allocate(context, Math.Max(1, length));
+            buffer = DeviceBuffer<T>.Allocate(context, Math.Max(1, length), $"scratch memory between an op's kernels ({length:N0} {typeof(T).Name} elements)");
         }
         return buffer.Pointer;
     }

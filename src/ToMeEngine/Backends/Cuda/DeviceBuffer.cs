@@ -19,14 +19,28 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     }
 
     /// <summary>Allocates <paramref name="length"/> elements with <c>cuMemAlloc</c>; contents are undefined.</summary>
-    public static DeviceBuffer<T> Allocate(CudaContext context, long length)
+    /// <param name="context">The device's context.</param>
+    /// <param name="length">Elements.</param>
+    /// <param name="what">What the memory is for, named by a <see cref="CudaOutOfMemoryException"/> when it does not fit.</param>
+    public static DeviceBuffer<T> Allocate(CudaContext context, long length, string? what = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         context.MakeCurrent();
         ulong pointer = 0;
         if (length > 0)
-            Cu.Check(CuDriver.cuMemAlloc_v2(out pointer, (nuint)(length * sizeof(T))));
+            CheckAllocation(context, CuDriver.cuMemAlloc_v2(out pointer, (nuint)(length * sizeof(T))), length, what);
         return new DeviceBuffer<T>(context, pointer, length, null);
+    }
+
+    private static void CheckAllocation(CudaContext context, CuResult result, long length, string? what,
+        [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(result))] string expression = "")
+    {
+        if (result == CuResult.Success)
+            return;
+        var error = Cu.Error(result, expression);
+        throw result == CuResult.ErrorOutOfMemory
+            ? CudaFaults.OutOfMemory(error, context, what ?? $"a buffer of {length:N0} {typeof(T).Name} elements", length * sizeof(T))
+            : error;
     }
 
     /// <summary>Allocates stream-ordered from the default memory pool; freed on <paramref name="stream"/> at Dispose.</summary>
@@ -36,7 +50,7 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
         stream.Context.MakeCurrent();
         ulong pointer = 0;
         if (length > 0)
-            Cu.Check(CuDriver.cuMemAllocAsync(out pointer, (nuint)(length * sizeof(T)), stream.Handle));
+            CheckAllocation(stream.Context, CuDriver.cuMemAllocAsync(out pointer, (nuint)(length * sizeof(T)), stream.Handle), length, null);
         return new DeviceBuffer<T>(stream.Context, pointer, length, stream);
     }
 

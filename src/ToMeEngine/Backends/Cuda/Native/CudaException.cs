@@ -23,6 +23,15 @@ public class CudaException : Exception
         Expression = expression;
     }
 
+    /// <summary>For errors that restate a failed call in the engine's terms (<see cref="CudaOutOfMemoryException"/>, <see cref="CudaContextLostException"/>).</summary>
+    protected CudaException(string message, CudaException cause) : base(message, cause)
+    {
+        Api = cause.Api;
+        Status = cause.Status;
+        StatusName = cause.StatusName;
+        Expression = cause.Expression;
+    }
+
     public CudaApi Api { get; }
 
     /// <summary>The numeric status (CUresult, nvrtcResult or cublasStatus_t).</summary>
