@@ -103,35 +103,29 @@ TOME_DEVICE void flash_key_mean(const T* image, i64 row_stride, int heads, int h
     }
 }
 
-// Where an mma accumulator's element i sits: which of the lane's two rows (slot), and the lanes sharing a row.
-struct Mma16816Rows {   // rows g, g + 8: elements 0-1, 2-3; a row's 8 columns over the quad (lanes xor 1, 2)
-    static constexpr int N = 4;
-    static TOME_DEVICE int slot(int i) { return i >> 1; }
+// The lanes holding one accumulator row: this lane's and those at xor A, B, xor A ^ B (a row's max and sum over them).
+template <int A, int B> struct RowLanes {
     static TOME_DEVICE float max(float x)
     {
-        x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, 1));
-        return fmaxf(x, __shfl_xor_sync(FULL_MASK, x, 2));
+        x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, A));
+        return fmaxf(x, __shfl_xor_sync(FULL_MASK, x, B));
     }
     static TOME_DEVICE float sum(float x)
     {
-        x += __shfl_xor_sync(FULL_MASK, x, 1);
-        return x + __shfl_xor_sync(FULL_MASK, x, 2);
+        x += __shfl_xor_sync(FULL_MASK, x, A);
+        return x + __shfl_xor_sync(FULL_MASK, x, B);
     }
 };
 
-struct Mma884Rows {   // rows X, X + 2: elements with i & 2 clear, set; a row over lanes xor 2 and the quad-pair xor 8
+// Where an mma accumulator's element i sits: which of the lane's two rows (slot), N elements per 8 columns.
+struct Mma16816Rows : RowLanes<1, 2> {   // rows g, g + 8: elements 0-1, 2-3; a row's 8 columns over the quad
+    static constexpr int N = 4;
+    static TOME_DEVICE int slot(int i) { return i >> 1; }
+};
+
+struct Mma884Rows : RowLanes<2, 8> {   // rows X, X + 2: i & 2 clear, set; a row over lanes xor 2 and the quad-pair xor 8
     static constexpr int N = 8;
     static TOME_DEVICE int slot(int i) { return (i >> 1) & 1; }
-    static TOME_DEVICE float max(float x)
-    {
-        x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, 2));
-        return fmaxf(x, __shfl_xor_sync(FULL_MASK, x, 8));
-    }
-    static TOME_DEVICE float sum(float x)
-    {
-        x += __shfl_xor_sync(FULL_MASK, x, 2);
-        return x + __shfl_xor_sync(FULL_MASK, x, 8);
-    }
 };
 
 // One tile of the online softmax on already scaled and biased logits s: new running max m, s ← exp(s − m), the lane's

@@ -19,12 +19,7 @@ public class TensorCoreHelperTests
     [InlineData(true, 4)]
     public void MmaTileMatchesFloat64Product(bool bf16, int seed)
     {
-        // Exact products summed in double and rounded once: within an fp32 rounding of the float64 result.
-        ThreadOrders.InEach(order =>
-        {
-            var (d, expected) = MmaTile(bf16, seed, wrong: 0);
-            Gpu.AssertClose(expected, d, 1e-6f, 1e-6f, $"mma m16n8k16 {(bf16 ? "bf16" : "f16")} {order}");
-        });
+        ProductMatches(() => MmaTile(bf16, seed, wrong: 0), $"mma m16n8k16 {(bf16 ? "bf16" : "f16")}");
     }
 
     [Theory]
@@ -36,12 +31,7 @@ public class TensorCoreHelperTests
     [InlineData(true, 3)]
     public void WrongFragmentMappingGivesAWrongProduct(bool bf16, int wrong)
     {
-        ThreadOrders.InEach(order =>
-        {
-            var (d, expected) = MmaTile(bf16, seed: 9, wrong);
-            double worst = d.Zip(expected, (x, y) => Math.Abs(x - y)).Max();
-            Assert.True(worst > 0.1, $"planted mistake {wrong} went unnoticed in the {order} order (largest difference {worst})");
-        });
+        ProductIsWrong(() => MmaTile(bf16, seed: 9, wrong), $"planted m16n8k16 mistake {wrong}");
     }
 
     [Theory]
@@ -49,11 +39,7 @@ public class TensorCoreHelperTests
     [InlineData(true, 2)]
     public void Mma884MatchesFloat64Product(bool bRow, int seed)
     {
-        ThreadOrders.InEach(order =>
-        {
-            var (d, expected) = Mma884Tiles(bRow, seed, wrong: 0);
-            Gpu.AssertClose(expected, d, 1e-6f, 1e-6f, $"mma m8n8k4 B {(bRow ? "row" : "col")} {order}");
-        });
+        ProductMatches(() => Mma884Tiles(bRow, seed, wrong: 0), $"mma m8n8k4 B {(bRow ? "row" : "col")}");
     }
 
     [Theory]
@@ -64,12 +50,7 @@ public class TensorCoreHelperTests
     [InlineData(false, 3)]
     public void Mma884WrongFragmentMappingGivesAWrongProduct(bool bRow, int wrong)
     {
-        ThreadOrders.InEach(order =>
-        {
-            var (d, expected) = Mma884Tiles(bRow, seed: 9, wrong);
-            double worst = d.Zip(expected, (x, y) => Math.Abs(x - y)).Max();
-            Assert.True(worst > 0.1, $"planted m8n8k4 mistake {wrong} went unnoticed in the {order} order (largest difference {worst})");
-        });
+        ProductIsWrong(() => Mma884Tiles(bRow, seed: 9, wrong), $"planted m8n8k4 mistake {wrong}");
     }
 
     [Fact]
@@ -115,6 +96,20 @@ public class TensorCoreHelperTests
         k.Run("cp_async_read_back", 1, 32, new KernelArgs().Add(x).Add(y).Add(0));
         Assert.All(k.Download(y), v => Assert.Equal(Poison, BitConverter.SingleToUInt32Bits(v)));
     }
+
+    /// <summary>Exact products summed in double and rounded once: within an fp32 rounding of the float64 result, in every order.</summary>
+    private static void ProductMatches(Func<(float[] D, float[] Expected)> run, string what) => ThreadOrders.InEach(order =>
+    {
+        var (d, expected) = run();
+        Gpu.AssertClose(expected, d, 1e-6f, 1e-6f, $"{what} {order}");
+    });
+
+    private static void ProductIsWrong(Func<(float[] D, float[] Expected)> run, string what) => ThreadOrders.InEach(order =>
+    {
+        var (d, expected) = run();
+        double worst = d.Zip(expected, (x, y) => Math.Abs(x - y)).Max();
+        Assert.True(worst > 0.1, $"{what} went unnoticed in the {order} order (largest difference {worst})");
+    });
 
     /// <summary>Four independent 8×8×4 products (one per quad-pair), A and B row-major, against float64.</summary>
     private static (float[] D, float[] Expected) Mma884Tiles(bool bRow, int seed, int wrong)
