@@ -16,6 +16,7 @@
 
 extern "C" {
 extern const tome_emu::WarpOp tome_emu_op_mma_m16n8k16;
+extern const tome_emu::WarpOp tome_emu_op_mma_m8n8k4;
 extern const tome_emu::WarpOp tome_emu_op_ldmatrix;
 // cp.async on the calling fiber: op 0 issues a 16-byte copy, 1 commits a group, 2 + N waits for all but N groups.
 void tome_emu_cp_async(int op, void* dst, const void* src);
@@ -32,6 +33,14 @@ struct MmaLane {
     float c[4];
 };
 
+// What one lane deposits for mma.sync.m8n8k4 .f16 → .f32 (A, B and C fragments of its quad-pair's product); it
+// gets back its 8 D values.
+struct Mma884Lane {
+    uint32_t a[2];
+    uint32_t b[2];
+    float c[8];
+};
+
 inline uint32_t shared_address(const void* p) { return (uint32_t)(uintptr_t)p; }
 
 inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2], MmaType type,
@@ -43,6 +52,19 @@ inline void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (
     memcpy(in.c, d, sizeof in.c);
     float out[4];
     tome_emu_warp_collective(&tome_emu_op_mma_m16n8k16, 0xffffffffu, (int)type, &in, out, file, line);
+    memcpy(d, out, sizeof out);
+}
+
+// mma.sync.aligned.m8n8k4.row.{row,col}.f32.f16.f16.f32 (b_row: B's layout is .row).
+inline void mma_m8n8k4(float (&d)[8], const uint32_t (&a)[2], const uint32_t (&b)[2], bool b_row,
+                       const char* file = __builtin_FILE(), int line = __builtin_LINE())
+{
+    Mma884Lane in;
+    memcpy(in.a, a, sizeof in.a);
+    memcpy(in.b, b, sizeof in.b);
+    memcpy(in.c, d, sizeof in.c);
+    float out[8];
+    tome_emu_warp_collective(&tome_emu_op_mma_m8n8k4, 0xffffffffu, b_row ? 1 : 0, &in, out, file, line);
     memcpy(d, out, sizeof out);
 }
 

@@ -1,4 +1,4 @@
-// mma_ops.cpp: the combine steps of mma.sync.m16n8k16 and ldmatrix (emulator/include/tome_ptx_mma.h), from the
+// mma_ops.cpp: the combine steps of mma.sync.m16n8k16, mma.sync.m8n8k4 and ldmatrix (emulator/include/tome_ptx_mma.h), from the
 // PTX ISA's fragment layouts ("Matrix Fragments for mma.m16n8k16 with floating point type", "ldmatrix").
 // g = lane / 4 (groupID), t = lane % 4 (threadID_in_group); the lower-indexed element sits in a register's low half.
 #include <cstdint>
@@ -51,6 +51,53 @@ const char* Mma(const WarpOp*, unsigned int mask, int type, const void* const* i
             for (int k = 0; k < 16; ++k)
                 sum += (double)a[row][k] * (double)b[k][col];
             d[i] = (float)sum;
+        }
+    }
+    return nullptr;
+}
+
+// mma.sync.aligned.m8n8k4.row.{col,row}.f32.f16.f16.f32: four independent 8×8×4 products, quad-pair q being lanes
+// 4q..4q+3 ("low", hi = 0) and 16+4q..16+4q+3 ("high", hi = 1). From the ISA's tables, with i the element index
+// (a0..a3 and b0..b3 two per register, c0..c7 one per register):
+//   A .row:   A[lane%4 + 4hi][i]
+//   B .col:   B[i][lane%4 + 4hi]            B .row:   B[lane%4][i + 4hi]
+//   C/D .f32: C[(lane&1) + (i&2) + 4hi][(i&4) + (lane&2) + (i&1)]
+const char* Mma884(const WarpOp*, unsigned int mask, int b_row, const void* const* in, void* const* out)
+{
+    if (mask != 0xffffffffu)
+        return "mma.sync.aligned needs all 32 lanes of the warp";
+    if (b_row != 0 && b_row != 1)
+        return "mma.sync.m8n8k4: unknown B layout";
+    for (int q = 0; q < 4; ++q) {
+        float a[8][4], b[4][8], c[8][8];
+        for (int hi = 0; hi < 2; ++hi) {
+            for (int j = 0; j < 4; ++j) {
+                const int lane = 16 * hi + 4 * q + j;
+                const auto* f = static_cast<const tome_ptx::Mma884Lane*>(in[lane]);
+                for (int i = 0; i < 4; ++i) {
+                    const float ai = Element(Half(f->a[i / 2], i % 2), 0), bi = Element(Half(f->b[i / 2], i % 2), 0);
+                    a[lane % 4 + 4 * hi][i] = ai;
+                    if (b_row)
+                        b[lane % 4][i + 4 * hi] = bi;
+                    else
+                        b[i][lane % 4 + 4 * hi] = bi;
+                }
+                for (int i = 0; i < 8; ++i)
+                    c[(lane & 1) + (i & 2) + 4 * hi][(i & 4) + (lane & 2) + (i & 1)] = f->c[i];
+            }
+        }
+        for (int hi = 0; hi < 2; ++hi) {
+            for (int j = 0; j < 4; ++j) {
+                const int lane = 16 * hi + 4 * q + j;
+                float* d = static_cast<float*>(out[lane]);
+                for (int i = 0; i < 8; ++i) {
+                    const int row = (lane & 1) + (i & 2) + 4 * hi, col = (i & 4) + (lane & 2) + (i & 1);
+                    double sum = c[row][col];
+                    for (int k = 0; k < 4; ++k)
+                        sum += (double)a[row][k] * (double)b[k][col];
+                    d[i] = (float)sum;
+                }
+            }
         }
     }
     return nullptr;
@@ -149,4 +196,5 @@ extern "C" __attribute__((visibility("default"))) void tome_emu_cp_async(int op,
 }
 
 extern "C" __attribute__((visibility("default"))) const WarpOp tome_emu_op_mma_m16n8k16 = {"mma.sync.aligned.m16n8k16", &Mma};
+extern "C" __attribute__((visibility("default"))) const WarpOp tome_emu_op_mma_m8n8k4 = {"mma.sync.aligned.m8n8k4", &Mma884};
 extern "C" __attribute__((visibility("default"))) const WarpOp tome_emu_op_ldmatrix = {"ldmatrix.sync.aligned.m8n8", &LdMatrix};

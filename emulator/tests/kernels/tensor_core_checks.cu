@@ -63,3 +63,33 @@ extern "C" __global__ void cp_async_read_back(const float* in, float* out, int w
         out[lane * 4 + i] = tile[lane][i];
     cp_async_wait<0>();
 }
+
+// mma.sync m8n8k4 (.row A, B .row when b_row, else .col), one warp: quad-pair q multiplies a[q] (8×4, row-major) by
+// b[q] (4×8, row-major) and adds c[q] (8×8 fp32); d[q] gets the result. Fragments are read straight from global memory
+// by the ISA's tables. `wrong` plants a mistake: 1 a[0] and a[1] swapped, 2 the high half's B fragments taken from the
+// low half's columns (or rows), 3 D scattered with the fp16 accumulator's layout (row lane%4 + 4hi, column i).
+extern "C" __global__ void mma884_tile(const half_t* a, const half_t* b, const float* c, float* d, int b_row, int wrong)
+{
+    const int lane = threadIdx.x, q = (lane / 4) % 4, hi = lane / 16;
+    const half_t* aq = a + q * 32;
+    const half_t* bq = b + q * 32;
+    const int row = lane % 4 + 4 * hi, bhi = wrong == 2 ? 0 : hi;
+    u32 fa[2], fb[2];
+    for (int r = 0; r < 2; ++r) {
+        fa[r] = pack2(aq[row * 4 + 2 * r], aq[row * 4 + 2 * r + 1]);
+        fb[r] = b_row ? pack2(bq[(lane % 4) * 8 + 4 * bhi + 2 * r], bq[(lane % 4) * 8 + 4 * bhi + 2 * r + 1])
+                      : pack2(bq[(2 * r) * 8 + lane % 4 + 4 * bhi], bq[(2 * r + 1) * 8 + lane % 4 + 4 * bhi]);
+    }
+    if (wrong == 1) { u32 x = fa[0]; fa[0] = fa[1]; fa[1] = x; }
+    float acc[8];
+    for (int i = 0; i < 8; ++i)
+        acc[i] = c[q * 64 + ((lane & 1) + (i & 2) + 4 * hi) * 8 + (i & 4) + (lane & 2) + (i & 1)];
+    if (b_row)
+        mma_m8n8k4_f16<true>(acc, fa, fb);
+    else
+        mma_m8n8k4_f16<false>(acc, fa, fb);
+    for (int i = 0; i < 8; ++i) {
+        const int r = wrong == 3 ? row : (lane & 1) + (i & 2) + 4 * hi, col = wrong == 3 ? i : (i & 4) + (lane & 2) + (i & 1);
+        d[q * 64 + r * 8 + col] = acc[i];
+    }
+}

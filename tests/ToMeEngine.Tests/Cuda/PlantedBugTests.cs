@@ -36,6 +36,11 @@ public sealed class PlantedBugTests(PlantedBugTests.Mutants mutants, ITestOutput
             () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 197, 2, FlashAttentionTests.SizeMode.Random), "values outside"),
         new("K/V buffer refilled while other warps read it", "flash_attention.cu", "        __syncthreads();   // tile j's buffers", "        //",
             () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(false, 1, 577, 2, FlashAttentionTests.SizeMode.Random), "values outside"),
+        new("P read back before the warp wrote it", "flash_attention.cu", "        __syncwarp();\n", "\n",
+            () => new FlashAttentionTests().MatchesCpuAttentionOnHalfInputs(FlashAttentionTests.Path.M8n8k4, false, 1, 197, 2, 64,
+                FlashAttentionTests.SizeMode.Random, ThreadOrder.Forward), "values outside"),
+        new("a head left out of the metric", "flash_attention.cu", "hh < heads; ++hh", "hh < heads - 1; ++hh",
+            () => new FlashAttentionTests().FlashMatchesCpuAttentionOnHalfInputs(true, 1, 65, 3, FlashAttentionTests.SizeMode.None), "key mean differs"),
     ];
 
     /// <summary>The first of the library's op checks whose name starts with <paramref name="name"/>, run on the device; a failed check throws its failure.</summary>
