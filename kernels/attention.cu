@@ -12,6 +12,7 @@
 //       no -inf − (-inf) = NaN), and a query whose keys are all masked outputs zeros (as the CPU).
 //       class_stats != null: the block holding query 0 writes its final (max, sum) per (b, h), for
 //       attention_class_row_f32.
+//   attention_class_row_{f32,f16,bf16}, key_mean_{f32,f16,bf16}: qkv in that type, fp32 arithmetic and outputs.
 //   attention_class_row_f32
 //       class_attention[b][m] = (Σ_h exp(s_hm − max_h) / sum_h) / H, s_hm = q_0h·k_mh · scale + log size,
 //       heads added in order h = 0..H−1 as the CPU does. One thread per (b, key m).
@@ -150,21 +151,22 @@ ATTENTION_ENTRIES(f32, float)
 ATTENTION_ENTRIES(f16, half_t)
 ATTENTION_ENTRIES(bf16, bf16_t)
 
-extern "C" __global__ void attention_class_row_f32(
-    const float* __restrict__ qkv, const float* __restrict__ size, const float* __restrict__ class_stats,
+template <typename T>
+TOME_DEVICE void attention_class_row_body(
+    const T* __restrict__ qkv, const float* __restrict__ size, const float* __restrict__ class_stats,
     int tokens, int heads, int head_dim, float scale,
     float* __restrict__ class_attention)
 {
     const int key = blockIdx.x * blockDim.x + threadIdx.x, b = blockIdx.y;
     if (key >= tokens) return;
     const int C = heads * head_dim;
-    const float* q = qkv + (i64)b * tokens * 3 * C;                   // query 0 of image b
-    const float* k = qkv + ((i64)b * tokens + key) * 3 * C + C;       // key `key` of image b
+    const T* q = qkv + (i64)b * tokens * 3 * C;                   // query 0 of image b
+    const T* k = qkv + ((i64)b * tokens + key) * 3 * C + C;       // key `key` of image b
     const float bias = size != nullptr ? logf(size[(i64)b * tokens + key]) : 0.0f;
     float total = 0.0f;
     for (int h = 0; h < heads; ++h) {
         float dot = 0.0f;
-        for (int d = 0; d < head_dim; ++d) dot += q[h * head_dim + d] * k[h * head_dim + d];
+        for (int d = 0; d < head_dim; ++d) dot += to_float(q[h * head_dim + d]) * to_float(k[h * head_dim + d]);
         const float s = attention_logit(dot, scale, bias);
         const float row_max = class_stats[((i64)b * heads + h) * 2];
         const float row_sum = class_stats[((i64)b * heads + h) * 2 + 1];
@@ -173,7 +175,8 @@ extern "C" __global__ void attention_class_row_f32(
     class_attention[(i64)b * tokens + key] = total / (float)heads;
 }
 
-extern "C" __global__ void key_mean_f32(const float* __restrict__ qkv, int rows, int heads, int head_dim, float* __restrict__ key_mean)
+template <typename T>
+TOME_DEVICE void key_mean_body(const T* __restrict__ qkv, int rows, int heads, int head_dim, float* __restrict__ key_mean)
 {
     const i64 n = (i64)rows * head_dim;
     const i64 stride = (i64)gridDim.x * blockDim.x;
@@ -181,9 +184,25 @@ extern "C" __global__ void key_mean_f32(const float* __restrict__ qkv, int rows,
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         const i64 row = i / head_dim;
         const int d = (int)(i - row * head_dim);
-        const float* k = qkv + row * 3 * C + C + d;   // k[row][h][d] = k[h·D]
-        float sum = k[0];
-        for (int h = 1; h < heads; ++h) sum = __fadd_rn(sum, k[(i64)h * head_dim]);
+        const T* k = qkv + row * 3 * C + C + d;   // k[row][h][d] = k[h·D]
+        float sum = to_float(k[0]);
+        for (int h = 1; h < heads; ++h) sum = __fadd_rn(sum, to_float(k[(i64)h * head_dim]));
         key_mean[i] = sum / (float)heads;
     }
 }
+
+#define ATTENTION_SIDE_ENTRIES(NAME, T)                                                                        \
+    extern "C" __global__ void attention_class_row_##NAME(const T* __restrict__ qkv, const float* __restrict__ size, \
+        const float* __restrict__ class_stats, int tokens, int heads, int head_dim, float scale,                \
+        float* __restrict__ class_attention)                                                                   \
+    {                                                                                                          \
+        attention_class_row_body<T>(qkv, size, class_stats, tokens, heads, head_dim, scale, class_attention);   \
+    }                                                                                                          \
+    extern "C" __global__ void key_mean_##NAME(const T* __restrict__ qkv, int rows, int heads, int head_dim,   \
+                                               float* __restrict__ key_mean)                                   \
+    {                                                                                                          \
+        key_mean_body<T>(qkv, rows, heads, head_dim, key_mean);                                                \
+    }
+ATTENTION_SIDE_ENTRIES(f32, float)
+ATTENTION_SIDE_ENTRIES(f16, half_t)
+ATTENTION_SIDE_ENTRIES(bf16, bf16_t)
