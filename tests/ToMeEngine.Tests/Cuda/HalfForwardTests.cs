@@ -21,8 +21,14 @@ public class HalfForwardTests(ITestOutputHelper output)
         return data;
     }
 
-    /// <summary>Logits within 2e-2 of float64 (measured maximum printed), the same top-1 per image.</summary>
-    public const double LogitTolerance = 2e-2;
+    /// <summary>
+    /// Logits against float64, the same top-1 per image (measured maxima printed; README). fp16: within 2e-2 (measured at
+    /// most 2.1e-3 where every merge decision equals fp32's, 1.5e-2 where some went otherwise). bf16 keeps 8 significant
+    /// bits, and the fixtures' logits reach 3.0: within 2.5e-2 where the decisions equal fp32's (measured 2.2e-2, on
+    /// vit_p14_d3), within 3.5e-2 where some went otherwise (measured 2.8e-2): other tokens are averaged there.
+    /// </summary>
+    private static double LogitTolerance(Precision precision, bool decisionsDiffer) =>
+        precision == Precision.Float16 ? 2e-2 : decisionsDiffer ? 3.5e-2 : 2.5e-2;
 
     /// <summary>
     /// A decision gap the precision cannot flip: a few units in the last place of the stored keys (2⁻⁸ bf16, 2⁻¹¹ fp16)
@@ -69,7 +75,8 @@ public class HalfForwardTests(ITestOutputHelper output)
         double? gap = MinDecisionGap(golden, caseKey);
         output.WriteLine($"{what}: max |logit - float64| = {maxError:E2}; merge decisions differing from fp32 in {differing} of {merging} layers (min decision gap {gap?.ToString("E2") ?? "-"})");
 
-        Assert.True(maxError <= LogitTolerance, $"{what}: max |logit - float64| {maxError:E3} > {LogitTolerance}");
+        double tolerance = LogitTolerance(precision, differing > 0);
+        Assert.True(maxError <= tolerance, $"{what}: max |logit - float64| {maxError:E3} > {tolerance} ({differing} layers decided otherwise)");
         for (int b = 0; b < batch; b++)
             Assert.Equal(ArgMax(expected.AsSpan(b * classes, classes)), ArgMax(result.Logits.AsSpan(b * classes, classes)));
         Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
