@@ -78,7 +78,7 @@ public class HalfForwardTests(ITestOutputHelper output)
         double tolerance = LogitTolerance(precision, differing > 0);
         Assert.True(maxError <= tolerance, $"{what}: max |logit - float64| {maxError:E3} > {tolerance} ({differing} layers decided otherwise)");
         for (int b = 0; b < batch; b++)
-            Assert.Equal(ArgMax(expected.AsSpan(b * classes, classes)), ArgMax(result.Logits.AsSpan(b * classes, classes)));
+            Assert.Equal(Top1.ArgMax(expected.AsSpan(b * classes, classes)), Top1.ArgMax(result.Logits.AsSpan(b * classes, classes)));
         Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
         if (gap is { } g && g > DecisionResolution(precision))
             Assert.True(differing == 0, $"{what}: {differing} layers decided otherwise than fp32 with a decision gap of {g:E2}");
@@ -89,23 +89,5 @@ public class HalfForwardTests(ITestOutputHelper output)
         using var doc = JsonDocument.Parse(golden.Metadata["cases"]);
         var c = doc.RootElement.EnumerateArray().Single(e => e.GetProperty("key").GetString() == caseKey);
         return c.TryGetProperty("min_decision_gap", out var gap) && gap.ValueKind == JsonValueKind.Number ? gap.GetDouble() : null;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best])
-                best = i;
-        return best;
-    }
-
-    private static int ArgMax(ReadOnlySpan<double> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best])
-                best = i;
-        return best;
     }
 }
