@@ -143,6 +143,7 @@ internal static class BenchCommand
             {
                 Backend = EngineCliOptions.ParseBackend(backendName),
                 Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+                WarmUp = false, // timed after a warm-up of its own
             });
             if (rows.Count == 0)
             {

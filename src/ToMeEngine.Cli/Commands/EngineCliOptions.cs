@@ -31,7 +31,8 @@ internal sealed class EngineCliOptions
         var other => throw new ArgumentException($"--backend '{other}' is not available (expected cpu, cuda or auto)"),
     };
 
-    public ToMeEngine Load(ParseResult parse, int maxBatch = 32)
+    /// <param name="warmUp">EngineOptions.WarmUp: for a server; a command that runs the model once would only run it twice.</param>
+    public ToMeEngine Load(ParseResult parse, int maxBatch = 32, bool warmUp = false)
     {
         var options = new EngineOptions
         {
@@ -43,6 +44,7 @@ internal sealed class EngineCliOptions
             Threads = parse.GetValue(Threads),
             MaxBatchSize = maxBatch,
             Decode = BridgeDecoding.Options,
+            WarmUp = warmUp,
         };
         var model = parse.GetValue(Model) ?? DefaultModel.Find();
         return ToMeEngine.Load(ModelOptions.ResolveModel(model), options);

@@ -28,7 +28,7 @@ internal static class ServeCommand
             };
             // Checked before the model loads, so a bad number costs no load time.
             batching.Validate();
-            var engine = engineOptions.Load(parse, batching.MaxBatchSize);
+            var engine = engineOptions.Load(parse, batching.MaxBatchSize, warmUp: true);
             var options = new ClassifierServerOptions
             {
                 Host = parse.GetValue(host)!,

@@ -45,6 +45,14 @@ public sealed record EngineOptions
     /// <summary>The CUDA device ordinal the CUDA backend runs on (0 by default); ignored by the CPU backend.</summary>
     public int Device { get; init; }
 
+    /// <summary>
+    /// Run one forward pass over a blank batch while loading (on by default), so the first real call does not pay for
+    /// compiling the forward path's code (.NET's JIT; the CUDA kernels on a GPU) or allocating its buffers: with it the first
+    /// <see cref="ToMeEngine.Classify(RgbImage, int)"/> is as fast as the ones after. Off for a quicker load when first-call
+    /// latency does not matter. The emulated CUDA device (a test device) is never warmed up.
+    /// </summary>
+    public bool WarmUp { get; init; } = true;
+
     /// <summary>Limits for decoding images (maximum pixels, file size).</summary>
     public DecodeOptions Decode { get; init; } = DecodeOptions.Default;
 

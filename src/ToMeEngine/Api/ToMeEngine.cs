@@ -72,6 +72,18 @@ public sealed partial class ToMeEngine : IDisposable
             GpuMemoryBudget.Check(Config, options, backend.Name);
             BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
             pass = new ForwardPass(backend, weights, options.Precision);
+            if (options.WarmUp && backend is not Backends.Cuda.CudaBackend { Device.IsEmulated: true })
+            {
+                try
+                {
+                    WarmUp();
+                }
+                catch
+                {
+                    pass.Dispose(); // e.g. out of device memory for the workspace: free the weights before the backend
+                    throw;
+                }
+            }
         }
         catch
         {
@@ -79,6 +91,21 @@ public sealed partial class ToMeEngine : IDisposable
             throw;
         }
     }
+
+    // One pass at the batch the backend runs at once (the CPU backend: one image per thread), so that both ways a batch runs
+    // (one image per thread, and a remainder as one group) have compiled code and buffers before the first call.
+    private void WarmUp()
+    {
+        int batch = Math.Clamp(backend.ImageConcurrency, 1, Options.MaxBatchSize);
+        int s = Config.ImageSize;
+        pass.Run(new float[batch * 3 * s * s], batch, forwardOptions);
+        if (batch > 1)
+            pass.Run(new float[3 * s * s], 1, forwardOptions);
+        WarmedUp = true;
+    }
+
+    /// <summary>Whether loading ran the warm-up pass (tests).</summary>
+    internal bool WarmedUp { get; private set; }
 
     /// <summary>
     /// Loads a model: a folder in timm's hub layout (config.json + model.safetensors), a .safetensors file with its

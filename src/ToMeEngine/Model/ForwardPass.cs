@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ToMe.Backends;
 using ToMe.Merging;
 
@@ -173,6 +174,7 @@ internal sealed class ForwardPass : IDisposable
     }
 
     /// <summary>Runs a preprocessed batch. images: [B, 3, S, S] float32.</summary>
+    [MethodImpl(Jit.Hot)]
     public ForwardResult Run(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace = null)
     {
         int s = config.ImageSize;
@@ -203,7 +205,7 @@ internal sealed class ForwardPass : IDisposable
             fixed (float* pixels = images)
             {
                 nint first = (nint)pixels;
-                backend.ForEachImage(concurrent, i =>
+                backend.ForEachImage(concurrent, [MethodImpl(Jit.Hot)] (i) =>
                 {
                     var ws = RentImageWorkspace();
                     try
@@ -229,6 +231,7 @@ internal sealed class ForwardPass : IDisposable
     private Workspace RentImageWorkspace() => imageWorkspaces.TryTake(out var ws) ? ws : new Workspace(backend, config, 1, Precision);
 
     // Results of consecutive image groups as one batch's (every group has the same token counts: ToMato never gets here).
+    [MethodImpl(Jit.Hot)]
     private static ForwardResult Concatenate(ForwardResult[] parts, int batch)
     {
         var first = parts[0];
@@ -238,6 +241,7 @@ internal sealed class ForwardPass : IDisposable
     }
 
     // Runs `batch` images in the given workspace: every op over the whole group.
+    [MethodImpl(Jit.Hot)]
     private ForwardResult RunGroup(ReadOnlySpan<float> images, int batch, ForwardOptions options, Workspace ws, ForwardTrace? trace)
     {
         int s = config.ImageSize, c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens;
@@ -324,6 +328,7 @@ internal sealed class ForwardPass : IDisposable
     /// Layer l's merge, after the attention's residual add: writes the merged tokens to the workspace's Next buffers and
     /// returns the token count after it, or null when this layer does not merge.
     /// </summary>
+    [MethodImpl(Jit.Hot)]
     private int? MergeTokens(MergeStrategy strategy, int l, int r, int t, int batch, ulong[]? imageKeys, Workspace ws, ForwardTrace? trace)
     {
         int c = config.EmbedDim, t0 = config.Tokens, p = config.PrefixTokens, d = config.HeadDim;

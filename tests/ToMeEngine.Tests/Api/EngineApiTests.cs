@@ -61,6 +61,27 @@ public sealed class EngineApiTests : IDisposable
             Assert.Equal(engine.Classify(Picture(names[i]), 2), batch[i]);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void WarmUpAtLoadLeavesEveryLaterResultUnchanged(int maxBatch)
+    {
+        var options = new EngineOptions { Backend = BackendKind.Cpu, Schedule = MergeSchedule.Constant(13), MaxBatchSize = maxBatch, Threads = 2 };
+        using var warm = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"), options);
+        using var cold = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"), options with { WarmUp = false });
+        Assert.True(warm.WarmedUp);
+        Assert.False(cold.WarmedUp);
+        int s = warm.Config.ImageSize, batch = maxBatch;
+        var random = new Random(16);
+        var images = Enumerable.Range(0, batch * 3 * s * s).Select(_ => (float)random.NextDouble() * 4 - 2).ToArray();
+        var expected = cold.Forward(images, batch);
+        var actual = warm.Forward(images, batch);
+        Assert.Equal(expected.Logits, actual.Logits);
+        Assert.Equal(expected.Size, actual.Size);
+        Assert.Equal(expected.Groups, actual.Groups);
+        Assert.Equal(cold.Forward(images.AsSpan(0, 3 * s * s), 1).Logits, warm.Forward(images.AsSpan(0, 3 * s * s), 1).Logits);
+    }
+
     [Fact]
     public void BadImagesAndOptionsGiveTypedErrors()
     {

@@ -31,6 +31,7 @@ internal sealed unsafe class AlignedBuffer
     public Span<float> Span => _storage.AsSpan(Offset, Length);
 
     /// <summary>Returns <paramref name="slot"/> if it holds at least <paramref name="length"/> floats, else a larger replacement.</summary>
+    [MethodImpl(Jit.Hot)]
     public static AlignedBuffer Ensure(ref AlignedBuffer? slot, int length)
     {
         if (slot == null || slot.Length < length)

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 
 namespace ToMe.Backends.Cpu;
 
@@ -12,6 +13,7 @@ internal sealed unsafe partial class CpuBackend
 
     [ThreadStatic] private static AlignedBuffer? t_scores;
 
+    [MethodImpl(Jit.Hot)]
     public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
         DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention)
     {
@@ -38,7 +40,7 @@ internal sealed unsafe partial class CpuBackend
         {
             float* qkvBase = q0, outBase = o0, panelBase = panels.Pointer, logSize = panels.Pointer + pairs * perHead;
             // Pass 1: pack every head's kᵀ and v; log(size) per token; ToMe's metric (the keys averaged over heads).
-            Team.For(pairs + batch + metricChunks, task =>
+            Team.For(pairs + batch + metricChunks, [MethodImpl(Jit.Hot)] (task) =>
             {
                 if (task < pairs)
                 {
@@ -72,7 +74,7 @@ internal sealed unsafe partial class CpuBackend
             // Pass 2: per (image, head, block of query rows): scores = q·kᵀ·scale, softmax with the log-size bias, · v.
             int blocks = (t + QueryBlock - 1) / QueryBlock;
             int ldScores = (t + PackedWeight.PanelWidth - 1) / PackedWeight.PanelWidth * PackedWeight.PanelWidth;
-            Team.For(pairs * blocks, task =>
+            Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
             {
                 int bh = task / blocks, q = task % blocks * QueryBlock, rows = Math.Min(QueryBlock, t - q);
                 int b = bh / heads, h = bh % heads;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 
 namespace ToMe.Backends.Cpu;
 
@@ -50,6 +51,7 @@ internal sealed partial class CpuBackend : IBackend
     /// <summary>One image per thread of the team.</summary>
     public int ImageConcurrency => MaxThreads;
 
+    [MethodImpl(Jit.Hot)]
     public void ForEachImage(int count, Action<int> body)
     {
         try
@@ -93,6 +95,7 @@ internal sealed partial class CpuBackend : IBackend
     // each get their own).
     private readonly ScratchSlots<float[]> patchScratch;
 
+    [MethodImpl(Jit.Hot)]
     public void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
     {
@@ -104,7 +107,7 @@ internal sealed partial class CpuBackend : IBackend
         var unfolded = patchScratch.Take();
         if (unfolded is null || unfolded.Length < batch * tokens * k)
             unfolded = new float[batch * tokens * k];
-        For(batch * tokens, 16, (start, end) =>
+        For(batch * tokens, 16, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             for (int row = start; row < end; row++)
             {
@@ -126,7 +129,7 @@ internal sealed partial class CpuBackend : IBackend
         patchScratch.Return(unfolded);
         var posData = F(pos);
         var prefixData = prefix is null ? null : F(prefix);
-        For(batch, 1, (start, end) =>
+        For(batch, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             for (int b = start; b < end; b++)
             {
@@ -138,17 +141,19 @@ internal sealed partial class CpuBackend : IBackend
         });
     }
 
+    [MethodImpl(Jit.Hot)]
     public void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y)
     {
         var input = F(x);
         var output = F(y);
         var gamma = F(weight);
         var beta = F(bias);
-        For(rows, 64, (start, end) =>
+        For(rows, 64, [MethodImpl(Jit.Hot)] (start, end) =>
             RowOps.LayerNorm(input.AsSpan(start * channels, (end - start) * channels), output.AsSpan(start * channels, (end - start) * channels),
                 end - start, channels, gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps));
     }
 
+    [MethodImpl(Jit.Hot)]
     public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
     {
         var input = F(x);
@@ -157,12 +162,13 @@ internal sealed partial class CpuBackend : IBackend
             input.AsSpan(b * tokens * channels, count * channels).CopyTo(output.AsSpan(b * count * channels));
     }
 
+    [MethodImpl(Jit.Hot)]
     public void WeightedMeanPool(DeviceBuffer x, DeviceBuffer size, int batch, int tokens, int channels, int skip, DeviceBuffer pooled)
     {
         var input = F(x);
         var sizes = F(size);
         var output = F(pooled);
-        For(batch, 1, (start, end) =>
+        For(batch, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             var acc = new double[channels];
             for (int b = start; b < end; b++)

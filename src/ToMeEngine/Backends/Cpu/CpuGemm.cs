@@ -80,16 +80,19 @@ internal static unsafe class CpuGemm
     /// 1 to run on the calling thread. c must not overlap a.
     /// </summary>
     // a: [m, w.K] row-major; c: [m, w.N] row-major; bias: [w.N] (Bias/BiasGelu), [w.N] or empty (Accumulate), ignored (None)
+    [MethodImpl(Jit.Hot)]
     public static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
         GemmEpilogue epilogue, int maxThreads = 0) =>
         Linear(a, m, w, bias, c, epilogue, maxThreads, BestPath);
 
     /// <summary>Strided form, e.g. for the class-token rows of a [batch, tokens, C] activation.</summary>
     // a: [m, w.K] with row stride lda; c: [m, w.N] with row stride ldc; bias as above
+    [MethodImpl(Jit.Hot)]
     public static void Linear(ReadOnlySpan<float> a, int lda, int m, PackedWeight w, ReadOnlySpan<float> bias,
         Span<float> c, int ldc, GemmEpilogue epilogue, int maxThreads = 0) =>
         Linear(a, lda, m, w, bias, c, ldc, epilogue, maxThreads, BestPath);
 
+    [MethodImpl(Jit.Hot)]
     internal static void Linear(ReadOnlySpan<float> a, int m, PackedWeight w, ReadOnlySpan<float> bias, Span<float> c,
         GemmEpilogue epilogue, int maxThreads, SimdPath path)
     {
@@ -97,6 +100,7 @@ internal static unsafe class CpuGemm
         Linear(a, w.K, m, w, bias, c, w.N, epilogue, maxThreads, path);
     }
 
+    [MethodImpl(Jit.Hot)]
     internal static void Linear(ReadOnlySpan<float> a, int lda, int m, PackedWeight w, ReadOnlySpan<float> bias,
         Span<float> c, int ldc, GemmEpilogue epilogue, int maxThreads, SimdPath path)
     {
@@ -151,10 +155,12 @@ internal static unsafe class CpuGemm
     // a: [m, k], row stride lda
     // b: [n, k] row stride ldb when transposeB (C = A·Bᵀ), else [k, n] row stride ldb (C = A·B)
     // c: [m, n], row stride ldc
+    [MethodImpl(Jit.Hot)]
     public static void MatMul(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transposeB,
         Span<float> c, int ldc, int m, int n, int k, float alpha, bool accumulate) =>
         MatMul(a, lda, b, ldb, transposeB, c, ldc, m, n, k, alpha, accumulate, BestPath);
 
+    [MethodImpl(Jit.Hot)]
     internal static void MatMul(ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb, bool transposeB,
         Span<float> c, int ldc, int m, int n, int k, float alpha, bool accumulate, SimdPath path)
     {
@@ -205,6 +211,7 @@ internal static unsafe class CpuGemm
     /// (attention's keys and values). Single-threaded; no argument checks beyond the caller's.
     /// </summary>
     // a: [m, k] row stride lda; packedB: PackedPanelsLength(n, k) floats; c: [m, n] row stride ldc
+    [MethodImpl(Jit.Hot)]
     internal static void MultiplyPacked(float* a, int lda, float* packedB, float* c, int ldc, int m, int n, int k, float alpha,
         bool accumulate, SimdPath path)
     {
@@ -216,6 +223,7 @@ internal static unsafe class CpuGemm
         job.RunSequential();
     }
 
+    [MethodImpl(Jit.Hot)]
     private static void Run(Job job, int maxThreads)
     {
         int panels = (job.N + Nr - 1) / Nr;
@@ -228,7 +236,7 @@ internal static unsafe class CpuGemm
         }
 
         var tiles = GemmTiles.For(job.M, MicroRows(job.Path), RowBlock(job.Path), panels, threads);
-        ThreadTeam.Get(threads).For(tiles.Count, t =>
+        ThreadTeam.Get(threads).For(tiles.Count, [MethodImpl(Jit.Hot)] (t) =>
         {
             var (m0, m1, p0, p1) = tiles[t];
             job.RunTile(m0, m1, p0, p1);
@@ -282,6 +290,7 @@ internal static unsafe class CpuGemm
         // All of C on the calling thread, one L2-sized row block at a time. Each block streams every weight panel once, so
         // the blocks are evened out and may grow by a quarter rather than leave a short tail: one image's 197 rows are
         // one block, not 192 rows and then 5 that stream all of W for little work.
+        [MethodImpl(Jit.Hot)]
         public void RunSequential()
         {
             int mr = MicroRows(Path);
@@ -295,7 +304,7 @@ internal static unsafe class CpuGemm
         }
 
         // Rows [m0, m1) × panels [p0, p1) for all of K.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(Jit.Hot)]
         public void RunTile(int m0, int m1, int p0, int p1)
         {
             int mr = MicroRows(Path);
@@ -366,6 +375,7 @@ internal static unsafe class CpuGemm
         }
 
         // narrow: at most the left 16 columns of the panel are live, the rest is padding not worth computing.
+        [MethodImpl(Jit.Hot)]
         private void Kernel(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
         {
             switch (Path)
@@ -388,6 +398,7 @@ internal static unsafe class CpuGemm
             }
         }
 
+        [MethodImpl(Jit.Hot)]
         private static void Copy(float* src, int lds, float* dst, int ldd, int rows, int cols)
         {
             for (int r = 0; r < rows; r++)

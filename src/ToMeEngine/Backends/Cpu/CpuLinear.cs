@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ToMe.Backends.Cpu;
 
 internal sealed class CpuLinearWeights(PackedWeight packed, float[] bias) : ILinearWeights
@@ -41,9 +43,11 @@ internal sealed partial class CpuBackend
         _ => new CpuLinearWeights(PackedWeight.Pack(weight, outFeatures, inFeatures), bias.ToArray()),
     };
 
+    [MethodImpl(Jit.Hot)]
     public void Linear(DeviceBuffer x, ILinearWeights weights, int rows, LinearEpilogue epilogue, DeviceBuffer y) =>
         LinearRows(F(x), weights, rows, epilogue, F(y));
 
+    [MethodImpl(Jit.Hot)]
     public void Mlp(DeviceBuffer x, ILinearWeights fc1, ILinearWeights fc2, int rows, DeviceBuffer hidden, DeviceBuffer y)
     {
         if (fc1 is CpuInt8LinearWeights q1 && fc2 is CpuInt8LinearWeights q2)
@@ -56,6 +60,7 @@ internal sealed partial class CpuBackend
         LinearRows(F(hidden), fc2, rows, LinearEpilogue.BiasAccumulate, F(y));
     }
 
+    [MethodImpl(Jit.Hot)]
     internal void LinearRows(float[] x, ILinearWeights weights, int rows, LinearEpilogue epilogue, float[] y)
     {
         var gemmEpilogue = epilogue switch

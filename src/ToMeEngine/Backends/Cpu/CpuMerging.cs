@@ -10,6 +10,7 @@ internal sealed partial class CpuBackend
     // The L2-normalized metric of BipartiteMatch.
     private readonly ScratchSlots<float[]> matchScratch;
 
+    [MethodImpl(Jit.Hot)]
     public void BipartiteMatch(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens,
         DeviceBuffer best, DeviceBuffer bestIndex)
     {
@@ -21,10 +22,10 @@ internal sealed partial class CpuBackend
         var normalized = matchScratch.Take();
         if (normalized is null || normalized.Length < rows * dim)
             normalized = new float[rows * dim];
-        For(rows, 32, (start, end) =>
+        For(rows, 32, [MethodImpl(Jit.Hot)] (start, end) =>
             Normalize(m.AsSpan(start * dim, (end - start) * dim), end - start, dim, normalized.AsSpan(start * dim, (end - start) * dim)));
         int blocks = (ta + MatchBlock - 1) / MatchBlock;
-        Team.For(batch * blocks, task =>
+        Team.For(batch * blocks, [MethodImpl(Jit.Hot)] (task) =>
         {
             int b = task / blocks, i0 = task % blocks * MatchBlock;
             MatchRows(normalized.AsSpan(b * tokens * dim, tokens * dim), dim, i0, Math.Min(ta, i0 + MatchBlock), protectedA,
@@ -34,7 +35,7 @@ internal sealed partial class CpuBackend
     }
 
     // Set-A rows [i0, i1) of one image: the most similar set-B token (the first on ties) and its similarity.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static void MatchRows(ReadOnlySpan<float> normalized, int dim, int i0, int i1, int protectedA, int protectedB, int tb,
         Span<float> bestValue, Span<int> bestIdx)
     {
@@ -60,6 +61,7 @@ internal sealed partial class CpuBackend
         }
     }
 
+    [MethodImpl(Jit.Hot)]
     public void SelectTopR(DeviceBuffer best, int batch, int setA, int r, bool keepUnmergedInOrder, DeviceBuffer order)
     {
         var values = F(best);
@@ -71,12 +73,13 @@ internal sealed partial class CpuBackend
             for (int i = 0; i < setA; i++)
                 idx[i] = i;
             // Descending by value, lower index first on ties: a total order, so any correct sort gives the same result.
-            idx.Sort((x, y) => values[offset + y].CompareTo(values[offset + x]) is var cmp && cmp != 0 ? cmp : x.CompareTo(y));
+            idx.Sort([MethodImpl(Jit.Hot)] (x, y) => values[offset + y].CompareTo(values[offset + x]) is var cmp && cmp != 0 ? cmp : x.CompareTo(y));
             if (keepUnmergedInOrder)
                 idx[r..].Sort();
         }
     }
 
+    [MethodImpl(Jit.Hot)]
     public void Merge(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer order, DeviceBuffer bestIndex, DeviceBuffer? weight,
         int batch, int tokens, int channels, int originalTokens, int r, int prefixTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
@@ -92,7 +95,7 @@ internal sealed partial class CpuBackend
         var so = F(sizeOut);
         var go = I(groupsOut);
         int ta = (tokens + 1) / 2, tb = tokens / 2, kept = ta - r, newTokens = tokens - r;
-        For(batch, 1, (start, end) =>
+        For(batch, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             var newIndexOfA = new int[ta];
             var sources = new int[r];
@@ -101,6 +104,7 @@ internal sealed partial class CpuBackend
             {
                 var o = ord.AsSpan(b * ta, ta);
                 // Prefix tokens return to their original positions 2k (A) and 2j + 1 (B); the rest follow in ToMe's order.
+                [MethodImpl(Jit.Hot)]
                 int NewIndexOfB(int j) => j < protectedB ? 2 * j + 1 : kept + j;
                 for (int k = 0; k < kept; k++)
                     newIndexOfA[o[r + k]] = k < protectedA ? 2 * k : k + protectedB;
@@ -135,6 +139,7 @@ internal sealed partial class CpuBackend
 
                 // ToMe's merge_wavg: sum w·x into each destination, add sizes, divide (w = size unless weights are given).
                 // Sources are added in ascending set-A order so the result never depends on how the ranking was computed.
+                [MethodImpl(Jit.Hot)]
                 void Accumulate(float[]? w, float[]? wSum)
                 {
                     for (int k = 0; k < kept; k++)
@@ -157,6 +162,7 @@ internal sealed partial class CpuBackend
                         Simd.Divide(xo.AsSpan((outBase + t) * channels, channels), wSum is null ? so[outBase + t] : wSum[t], xo.AsSpan((outBase + t) * channels, channels));
                 }
 
+                [MethodImpl(Jit.Hot)]
                 void Weighted(int from, int to, float[]? w, float[]? wSum)
                 {
                     float s = sizes[from], ws = w is null ? s : w[from];

@@ -6,13 +6,14 @@ namespace ToMe.Backends.Cpu;
 /// <summary>The ops of the merging variants (kth, random, ToMato, ToMeCIS); semantics in IBackend and SPEC-merging §3.</summary>
 internal sealed partial class CpuBackend
 {
+    [MethodImpl(Jit.Hot)]
     public void ClassImportance(DeviceBuffer qkv, DeviceBuffer classAttention, int batch, int tokens, int heads, int headDim, DeviceBuffer score)
     {
         var input = F(qkv);
         var attention = F(classAttention);
         var result = F(score);
         int c = heads * headDim, stride = 3 * c;
-        For(batch * tokens, 64, (start, end) =>
+        For(batch * tokens, 64, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             var mean = new float[headDim];
             for (int row = start; row < end; row++)
@@ -27,13 +28,14 @@ internal sealed partial class CpuBackend
         });
     }
 
+    [MethodImpl(Jit.Hot)]
     public void AssignToMostSimilar(DeviceBuffer metric, DeviceBuffer role, int batch, int tokens, int dim, int protectedOutputs,
         DeviceBuffer dest)
     {
         var m = F(metric);
         var roles = I(role);
         var result = I(dest);
-        For(batch, 1, (start, end) =>
+        For(batch, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             var normalized = new float[tokens * dim];
             for (int b = start; b < end; b++)
@@ -68,6 +70,7 @@ internal sealed partial class CpuBackend
         });
     }
 
+    [MethodImpl(Jit.Hot)]
     public void GridComponents(DeviceBuffer metric, int batch, int tokens, int dim, int prefixTokens, int gridHeight, int gridWidth,
         float threshold, DeviceBuffer dest, DeviceBuffer counts)
     {
@@ -77,7 +80,7 @@ internal sealed partial class CpuBackend
         var m = F(metric);
         var result = I(dest);
         var count = I(counts);
-        For(batch, 1, (start, end) =>
+        For(batch, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             var normalized = new float[tokens * dim];
             var parent = new int[patches];
@@ -110,6 +113,7 @@ internal sealed partial class CpuBackend
         });
     }
 
+    [MethodImpl(Jit.Hot)]
     public void MergeAssigned(DeviceBuffer x, DeviceBuffer size, DeviceBuffer groups, DeviceBuffer dest,
         int batch, int tokens, int channels, int originalTokens, int newTokens,
         DeviceBuffer xOut, DeviceBuffer sizeOut, DeviceBuffer groupsOut)
@@ -121,7 +125,7 @@ internal sealed partial class CpuBackend
         var xo = F(xOut);
         var so = F(sizeOut);
         var go = I(groupsOut);
-        For(batch, 1, (start, end) =>
+        For(batch, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             for (int b = start; b < end; b++)
             {
@@ -155,7 +159,7 @@ internal sealed partial class CpuBackend
     }
 
     /// <summary>L2-normalizes each row of the metric; the reference has no epsilon, so a zero row stays zero (similarity 0).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static void Normalize(ReadOnlySpan<float> metric, int tokens, int dim, Span<float> normalized)
     {
         for (int t = 0; t < tokens; t++)

@@ -22,7 +22,7 @@ internal static unsafe class GemmKernels
 
     // a: packed micro-panel [kc, Mr512]; b: packed panel slice [kc, 32]; c: [Mr512, 32] tile with row stride ldc;
     // bias: [32] or null (added after the sum); gelu applies after bias.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void Kernel512(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
     {
         Vector512<float> c00, c01;
@@ -138,7 +138,7 @@ internal static unsafe class GemmKernels
 
     // Kernel512 for a panel with at most 16 live columns (the last panel of N = 197, the 16-wide tail of D = 80):
     // only the left half of the panel is computed, which halves the wasted work there.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void Kernel512Narrow(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
     {
         Vector512<float> c0;
@@ -240,7 +240,7 @@ internal static unsafe class GemmKernels
 
     // Same contract as Kernel512 with Mr256 rows; the 32-wide panel is processed as two 16-wide halves.
     // narrow: only the left 16 columns are live (see Kernel512Narrow).
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void Kernel256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
         Half256(kc, a, b, c, ldc, load, bias, gelu);
@@ -250,7 +250,7 @@ internal static unsafe class GemmKernels
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static void Half256(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
     {
         Vector256<float> c00, c01;
@@ -326,7 +326,7 @@ internal static unsafe class GemmKernels
 
     // Vector128 (NEON on Arm64, or SSE/FMA): Mr128 rows × 16 columns per half, 24 accumulators, which fits
     // Arm64's 32 vector registers. GELU falls back to the scalar function over the stored tile.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void Kernel128(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
         Half128(kc, a, b, c, ldc, load, bias);
@@ -347,7 +347,7 @@ internal static unsafe class GemmKernels
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static void Half128(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias)
     {
         Vector128<float> c00, c01, c02, c03;
@@ -449,7 +449,7 @@ internal static unsafe class GemmKernels
     // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit
     // (up to the exp inside GELU). Eight register accumulators per pass over k; the loop order differs from the
     // SIMD kernels but each element still sees the same sequence of fused multiply-adds.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void KernelScalar(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
     {
         int width = narrow ? Nr / 2 : Nr;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ToMe.Backends.Cpu;
 
 /// <summary>
@@ -16,6 +18,7 @@ internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, i
     /// <param name="maxRowBlock">the most rows a block holds</param>
     /// <param name="panels">weight panels (N / panel width, rounded up)</param>
     /// <param name="threads">threads the tiles are for (1: one tile per row block)</param>
+    [MethodImpl(Jit.Hot)]
     public static GemmTiles For(int m, int microRows, int maxRowBlock, int panels, int threads)
     {
         int rowBlocks = Math.Max(1, (m + maxRowBlock - 1) / maxRowBlock);

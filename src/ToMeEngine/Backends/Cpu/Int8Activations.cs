@@ -47,6 +47,7 @@ internal sealed unsafe class QuantizedRows
 
     public short* Row16(int r) => (short*)Data + (long)r * Stride;
 
+    [MethodImpl(Jit.Hot)]
     public void Quantize(float* a, int lda, int start, int end)
     {
         for (int r = start; r < end; r++)

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ToMe.Backends.Cpu;
 
 internal static unsafe partial class Int8Gemm
@@ -16,6 +18,7 @@ internal static unsafe partial class Int8Gemm
     /// bit-identical to the two layers run one after the other.
     /// </summary>
     // x: [m, fc1.K] with row stride lda; y: [m, fc2.N] with row stride ldy
+    [MethodImpl(Jit.Hot)]
     public static void Mlp(ReadOnlySpan<float> x, int lda, int m, Int8Weight fc1, Int8Weight fc2, Span<float> y, int ldy,
         int maxThreads, Int8Path path)
     {
@@ -46,8 +49,8 @@ internal static unsafe partial class Int8Gemm
         fixed (float* px = x, py = y)
         {
             float* input = px, output = py;
-            ForRows(m, maxThreads, (start, end) => activations.Quantize(input, lda, start, end));
-            var run = (int b) =>
+            ForRows(m, maxThreads, [MethodImpl(Jit.Hot)] (start, end) => activations.Quantize(input, lda, start, end));
+            var run = [MethodImpl(Jit.Hot)] (int b) =>
             {
                 int r0 = b * block, rows = Math.Min(block, m - r0);
                 var h = AlignedBuffer.Ensure(ref t_hidden, block * hidden);

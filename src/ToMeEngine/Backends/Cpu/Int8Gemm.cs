@@ -81,6 +81,7 @@ internal static unsafe partial class Int8Gemm
     /// c must not overlap a.
     /// </summary>
     // a: [m, w.K] with row stride lda; c: [m, w.N] with row stride ldc
+    [MethodImpl(Jit.Hot)]
     public static void Linear(ReadOnlySpan<float> a, int lda, int m, Int8Weight w, Span<float> c, int ldc,
         GemmEpilogue epilogue, int maxThreads, Int8Path path)
     {
@@ -102,7 +103,7 @@ internal static unsafe partial class Int8Gemm
         fixed (float* pa = a, pc = c)
         {
             float* aPointer = pa;
-            ForRows(m, maxThreads, (start, end) => activations.Quantize(aPointer, lda, start, end));
+            ForRows(m, maxThreads, [MethodImpl(Jit.Hot)] (start, end) => activations.Quantize(aPointer, lda, start, end));
             var job = new Job(activations, w, path) { C = pc, Ldc = ldc, Epilogue = epilogue };
             Run(job, maxThreads);
         }
@@ -129,6 +130,7 @@ internal static unsafe partial class Int8Gemm
     private static void ForRows(int m, int maxThreads, Action<int, int> body) =>
         ThreadTeam.Get(maxThreads == 0 ? Environment.ProcessorCount : maxThreads).For(m, 32, body);
 
+    [MethodImpl(Jit.Hot)]
     private static void Run(Job job, int maxThreads)
     {
         int panels = job.W.Panels;
@@ -145,7 +147,7 @@ internal static unsafe partial class Int8Gemm
             }
             return;
         }
-        ThreadTeam.Get(threads).For(tiles.Count, t =>
+        ThreadTeam.Get(threads).For(tiles.Count, [MethodImpl(Jit.Hot)] (t) =>
         {
             var (m0, m1, p0, p1) = tiles[t];
             job.RunTile(m0, m1, p0, p1);
@@ -165,7 +167,7 @@ internal static unsafe partial class Int8Gemm
         public int* IntegerOutput; // tests: the raw sums [M, N] instead of C
 
         // Rows [m0, m1) × panels [p0, p1). A panel stays in L1 while the row block's micro-panels pass it.
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(Jit.Hot)]
         public void RunTile(int m0, int m1, int p0, int p1)
         {
             int mr = MicroRows(Path);
@@ -227,6 +229,7 @@ internal static unsafe partial class Int8Gemm
             }
         }
 
+        [MethodImpl(Jit.Hot)]
         private static void Copy(float* src, int lds, float* dst, int ldd, int rows, int cols)
         {
             for (int r = 0; r < rows; r++)

@@ -31,7 +31,7 @@ internal static unsafe class Int8Kernels
     private const int Nr = Int8Weight.PanelWidth;
 
     // a: MrVnni rows of u8, row stride lda bytes, 4·kq long; b: panel [kq][16][4] s8; t: where the [MrVnni, 16] tile goes
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void KernelVnni(int kq, byte* a, int lda, sbyte* b, Int8Tile* t)
     {
         int* a0 = (int*)a, a1 = (int*)(a + lda), a2 = (int*)(a + 2 * lda);
@@ -59,7 +59,7 @@ internal static unsafe class Int8Kernels
     }
 
     // a: MrAvx512 rows of int16 (u8 values), row stride lda shorts, 4·kq long; b, t as above
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void KernelAvx512(int kq, short* a, int lda, sbyte* b, Int8Tile* t)
     {
         long* a0 = (long*)a, a1 = (long*)(a + lda), a2 = (long*)(a + 2 * lda), a3 = (long*)(a + 3 * lda);
@@ -102,7 +102,7 @@ internal static unsafe class Int8Kernels
     }
 
     // a: MrAvx2 rows of int16, row stride lda shorts; b, t as above. Four columns per ymm: 4 × 2 accumulators per k-quad.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void KernelAvx2(int kq, short* a, int lda, sbyte* b, Int8Tile* t)
     {
         long* a0 = (long*)a, a1 = (long*)(a + lda);
@@ -140,7 +140,7 @@ internal static unsafe class Int8Kernels
     }
 
     // a: MrScalar rows of u8, row stride lda bytes; b, t as above
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void KernelScalar(int kq, byte* a, int lda, sbyte* b, Int8Tile* t)
     {
         int* sums = stackalloc int[Nr];

@@ -17,6 +17,7 @@ namespace ToMe.Backends.Cpu;
 internal static unsafe class Int8Quantizer
 {
     /// <summary>Scale and zero point of a row: (1, 0) for an all-zero row, NaN scale when the row holds NaN or ±∞ (outputs NaN).</summary>
+    [MethodImpl(Jit.Hot)]
     public static (float Scale, int Zero) Range(ReadOnlySpan<float> row)
     {
         float min = 0f, max = 0f, probe = 0f;
@@ -79,6 +80,7 @@ internal static unsafe class Int8Quantizer
     }
 
     /// <summary>dst[0..K) = the row's levels, dst[K..) = 0 (padding the kernels multiply by zero weights).</summary>
+    [MethodImpl(Jit.Hot)]
     public static void Quantize(ReadOnlySpan<float> row, float scale, int zero, Span<byte> dst)
     {
         float inv = 1f / scale;
@@ -108,6 +110,7 @@ internal static unsafe class Int8Quantizer
     }
 
     /// <summary>The same levels as int16, for the VPMADDWD kernels.</summary>
+    [MethodImpl(Jit.Hot)]
     public static void Quantize(ReadOnlySpan<float> row, float scale, int zero, Span<short> dst)
     {
         float inv = 1f / scale;

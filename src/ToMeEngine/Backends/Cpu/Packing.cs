@@ -18,7 +18,7 @@ internal static unsafe class Packing
     /// [n, k] (element (k, j) at src[j·ld + k]); otherwise [k, n] (element (k, j) at src[k·ld + j]).
     /// Padding columns past n are written as zeros.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void PackPanels(float* src, int ld, bool transposed, int n, int k, float* dst)
     {
         for (int j0 = 0; j0 < n; j0 += Nr)
@@ -60,7 +60,7 @@ internal static unsafe class Packing
     }
 
     // a: [rows, kc] with row stride lda → dst: ⌈rows/mr⌉ micro-panels of [kc, mr], rows past the end zero.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void PackA(float* a, int lda, int rows, int kc, int mr, float alpha, float* dst)
     {
         for (int i0 = 0; i0 < rows; i0 += mr)
@@ -94,7 +94,7 @@ internal static unsafe class Packing
     // Interleaves mr (a multiple of 4) rows of a: dst[p·mr + r] = alpha·a[r·lda + p], four rows × four
     // columns at a time with SSE transposes (a scalar gather costs a noticeable share of the GEMM at N = 192).
     // Returns how many columns it covered, a multiple of 4; the caller finishes the rest.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static int Transpose4x4Blocks(float* a, int lda, int kc, int mr, float alpha, float* dst)
     {
         var scale = Vector128.Create(alpha);

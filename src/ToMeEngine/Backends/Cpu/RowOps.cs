@@ -18,7 +18,7 @@ internal static class RowOps
     /// residuals before squaring. y may be x itself.
     /// </summary>
     // x, y: [rows, cols] row-major; weight, bias: [cols]
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void LayerNorm(ReadOnlySpan<float> x, Span<float> y, int rows, int cols,
         ReadOnlySpan<float> weight, ReadOnlySpan<float> bias, float eps)
     {
@@ -49,7 +49,7 @@ internal static class RowOps
     /// exactly zero weight. A row whose every logit is −∞ (no admissible key) becomes all zeros rather than NaN.
     /// </summary>
     // row: [n]; keyBias: [n] or empty
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void Softmax(Span<float> row, ReadOnlySpan<float> keyBias)
     {
         if (row.IsEmpty)
@@ -73,7 +73,7 @@ internal static class RowOps
 
     // row = e^(row − max), returning the sum. The BCL's vector Exp works in double; every argument here is ≤ 0, which
     // the engine's own float exp (~1 ulp) covers at a fraction of the cost: softmax is most of attention's non-GEMM time.
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static unsafe float ExpShifted512(Span<float> row, float max)
     {
         var shift = Vector512.Create(max);
@@ -111,7 +111,7 @@ internal static class RowOps
 
     /// <summary>Row-wise <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/> with one key bias shared by all rows.</summary>
     // x: [rows, cols] with row stride ld; keyBias: [cols] or empty
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void SoftmaxRows(Span<float> x, int rows, int cols, int ld, ReadOnlySpan<float> keyBias)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(rows);
@@ -132,7 +132,7 @@ internal static class RowOps
     /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row
     /// holds a NaN, the first NaN wins, as torch.max does. Returns −1 for an empty row.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static int ArgMax(ReadOnlySpan<float> row, out float max)
     {
         if (row.IsEmpty)
@@ -173,7 +173,7 @@ internal static class RowOps
     }
 
     /// <summary>In place: row /= ‖row‖₂, as ToMe's metric normalisation. A zero row stays zero (no NaN).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     public static void L2Normalize(Span<float> row)
     {
         float norm = MathF.Sqrt(Simd.SumOfSquares(row));
@@ -221,7 +221,7 @@ internal static class RowOps
         }
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(Jit.Hot)]
     private static int IndexOfEqual(ReadOnlySpan<float> row, float value)
     {
         int i = 0;

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace ToMe.Backends.Cpu;
 
 /// <summary>
@@ -9,6 +11,7 @@ internal sealed class ScratchSlots<T>(int capacity) where T : class
     private readonly T?[] slots = new T?[Math.Max(1, capacity)];
 
     /// <summary>A kept buffer (of any size), or null when none is free.</summary>
+    [MethodImpl(Jit.Hot)]
     public T? Take()
     {
         for (int i = 0; i < slots.Length; i++)
@@ -18,6 +21,7 @@ internal sealed class ScratchSlots<T>(int capacity) where T : class
     }
 
     /// <summary>Keeps <paramref name="buffer"/> for a later call, unless every slot is full.</summary>
+    [MethodImpl(Jit.Hot)]
     public void Return(T buffer)
     {
         for (int i = 0; i < slots.Length; i++)

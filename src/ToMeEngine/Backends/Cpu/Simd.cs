@@ -20,11 +20,10 @@ namespace ToMe.Backends.Cpu;
 internal static class Simd
 {
     private const int W = 16;
-    private const MethodImplOptions Hot = MethodImplOptions.AggressiveOptimization;
 
     private static bool Wide => Vector512.IsHardwareAccelerated;
 
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static float Sum(ReadOnlySpan<float> x)
     {
         if (!Wide)
@@ -40,13 +39,13 @@ internal static class Simd
         return sum;
     }
 
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static float SumOfSquares(ReadOnlySpan<float> x) => Dot(x, x);
 
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static float Norm(ReadOnlySpan<float> x) => MathF.Sqrt(Dot(x, x));
 
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static float Dot(ReadOnlySpan<float> x, ReadOnlySpan<float> y)
     {
         if (!Wide)
@@ -65,7 +64,7 @@ internal static class Simd
     }
 
     /// <summary>The largest element; NaN if any element is NaN (as TensorPrimitives.Max). x must not be empty.</summary>
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static float Max(ReadOnlySpan<float> x)
     {
         if (!Wide || x.IsEmpty)
@@ -91,7 +90,7 @@ internal static class Simd
     }
 
     /// <summary>dst = x + y.</summary>
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static void Add(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> dst)
     {
         if (!Wide)
@@ -112,6 +111,7 @@ internal static class Simd
     }
 
     /// <summary>dst = x − y.</summary>
+    [MethodImpl(Jit.Hot)]
     public static void Subtract(ReadOnlySpan<float> x, float y, Span<float> dst)
     {
         if (Wide)
@@ -121,6 +121,7 @@ internal static class Simd
     }
 
     /// <summary>dst = x · y.</summary>
+    [MethodImpl(Jit.Hot)]
     public static void Multiply(ReadOnlySpan<float> x, float y, Span<float> dst)
     {
         if (Wide)
@@ -130,6 +131,7 @@ internal static class Simd
     }
 
     /// <summary>dst = x / y (a true division, not a multiplication by 1/y).</summary>
+    [MethodImpl(Jit.Hot)]
     public static void Divide(ReadOnlySpan<float> x, float y, Span<float> dst)
     {
         if (Wide)
@@ -139,7 +141,7 @@ internal static class Simd
     }
 
     // One loop for the ops with a scalar right operand; the struct type argument gets its own compiled copy.
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     private static void Map<TOp>(ReadOnlySpan<float> x, float y, Span<float> dst) where TOp : struct, IScalarOp
     {
         Fits(x.Length, dst.Length);
@@ -178,7 +180,7 @@ internal static class Simd
     }
 
     /// <summary>dst = x · y + addend, rounded after the product (not fused), as TensorPrimitives.MultiplyAdd.</summary>
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static void MultiplyAdd(ReadOnlySpan<float> x, float y, ReadOnlySpan<float> addend, Span<float> dst)
     {
         if (!Wide)
@@ -200,7 +202,7 @@ internal static class Simd
     }
 
     /// <summary>dst = x · y + addend, fused (one rounding).</summary>
-    [MethodImpl(Hot)]
+    [MethodImpl(Jit.Hot)]
     public static void FusedMultiplyAdd(ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> addend, Span<float> dst)
     {
         if (!Wide)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 
 namespace ToMe.Backends.Cpu;
 
@@ -45,6 +46,7 @@ internal sealed class ThreadTeam
     /// is already running one (from another thread, or nested in a body) runs on the calling thread alone. Either way
     /// every index runs, and a body's exception reaches the caller as an AggregateException after the loop.
     /// </summary>
+    [MethodImpl(Jit.Hot)]
     public void For(int count, Action<int> body)
     {
         if (count <= 0)
@@ -77,12 +79,14 @@ internal sealed class ThreadTeam
     /// body(start, end) over [0, count) in contiguous chunks of at least minChunk indices, up to chunksPerThread per
     /// thread (more chunks than threads even out uneven work and late workers).
     /// </summary>
+    [MethodImpl(Jit.Hot)]
     public void For(int count, int minChunk, Action<int, int> body, int chunksPerThread = 1)
     {
         int chunks = (int)Math.Clamp(count / Math.Max(1, minChunk), 1, Math.Min(count, (long)Threads * chunksPerThread));
-        For(chunks, i => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
+        For(chunks, [MethodImpl(Jit.Hot)] (i) => body((int)((long)count * i / chunks), (int)((long)count * (i + 1) / chunks)));
     }
 
+    [MethodImpl(Jit.Hot)]
     private void Work()
     {
         Job? last = null;
@@ -119,6 +123,7 @@ internal sealed class ThreadTeam
         private Exception? error;
 
         // Claims indices until none is left; runs on the caller and on every worker that finds the job.
+        [MethodImpl(Jit.Hot)]
         public void Run()
         {
             int i;
@@ -137,6 +142,7 @@ internal sealed class ThreadTeam
         }
 
         // Every index has been claimed when the caller's Run returns; waits for those a worker is still running.
+        [MethodImpl(Jit.Hot)]
         public void WaitForAll()
         {
             var spin = new SpinWait();
