@@ -8,16 +8,20 @@
 //                    cancellation nor the mean's rounding reaches the output. out may alias in (the
 //                    forward normalizes in place), so in is not __restrict__: each element is read and
 //                    written by the same lane, reads first.
+//   layer_norm_{f16,bf16}  the same statistics and arithmetic in fp32 on fp32 input (the residual
+//                    stream), the output rounded once to half: the operand of the next half GEMM.
+//                    out must not alias in (another type).
 //
 // Shapes:   in[rows][C], weight[C], bias[C] -> out[rows][C]; rows = batch · tokens.
 // Launch:   block = 256 threads (8 warps), grid = ceil(rows / 8), no dynamic shared memory.
-// Params:   (in, weight, bias, rows, channels, eps, out)
+// Params:   (in, weight, bias, rows, channels, eps, out); out is float, half_t or bf16_t.
 #include "common.cuh"
 
-extern "C" __global__ void layer_norm_f32(
+template <typename T>
+TOME_DEVICE void layer_norm_body(
     const float* in, const float* __restrict__ weight, const float* __restrict__ bias,
     int rows, int channels, float eps,
-    float* out)
+    T* out)
 {
     const int warps_per_block = blockDim.x / WARP_SIZE;
     const int row = blockIdx.x * warps_per_block + threadIdx.x / WARP_SIZE;
@@ -41,7 +45,18 @@ extern "C" __global__ void layer_norm_f32(
     }
     const float rstd = rsqrtf(warp_sum(squares) / channels + eps);
 
-    float* y = out + (i64)row * channels;
+    T* y = out + (i64)row * channels;
     for (int c = lane; c < channels; c += WARP_SIZE)
-        y[c] = ((x[c] - mean) - shift) * rstd * weight[c] + bias[c];
+        y[c] = from_float<T>(((x[c] - mean) - shift) * rstd * weight[c] + bias[c]);
 }
+
+#define LAYER_NORM_ENTRY(NAME, T)                                                                              \
+    extern "C" __global__ void layer_norm_##NAME(const float* in, const float* __restrict__ weight,            \
+                                                 const float* __restrict__ bias, int rows, int channels,       \
+                                                 float eps, T* out)                                            \
+    {                                                                                                          \
+        layer_norm_body<T>(in, weight, bias, rows, channels, eps, out);                                        \
+    }
+LAYER_NORM_ENTRY(f32, float)
+LAYER_NORM_ENTRY(f16, half_t)
+LAYER_NORM_ENTRY(bf16, bf16_t)

@@ -6,6 +6,7 @@
 //   patch_unfold_f32     rows[b·Np + py·G + px][(ch·P + y)·P + x] = images[b][ch][py·P + y][px·P + x]
 //                        (the conv weight's (channel, y, x) order); one thread per output element,
 //                        grid-stride, consecutive threads write consecutive x (coalesced both ways).
+//   patch_unfold_{f16,bf16}  the same, the pixels rounded to half: the A operand of the tensor-core GEMM.
 //   patch_assemble_f32   x[b][t][c] = (t < p ? prefix[t][c] : (emb[b·Np + t − p][c] + bias[c])) + pos[t][c],
 //                        the CPU's order of additions (GEMM + bias first, then pos); prefix may be
 //                        null when p = 0.
@@ -18,9 +19,10 @@
 //           patch_assemble_f32(emb, bias, prefix, pos, batch, patches, prefixTokens, channels, x)
 #include "common.cuh"
 
-extern "C" __global__ void patch_unfold_f32(
+template <typename T>
+TOME_DEVICE void patch_unfold_body(
     const float* __restrict__ images, int batch, int image_size, int patch_size,
-    float* __restrict__ rows)
+    T* __restrict__ rows)
 {
     const int grid = image_size / patch_size;
     const i64 patches = (i64)grid * grid;
@@ -37,9 +39,19 @@ extern "C" __global__ void patch_unfold_f32(
         const int b = (int)(row / patches);
         const int pi = (int)(row - (i64)b * patches);
         const int py = pi / grid, px = pi % grid;
-        rows[i] = images[(((i64)b * 3 + ch) * image_size + py * patch_size + y) * image_size + px * patch_size + x];
+        rows[i] = from_float<T>(images[(((i64)b * 3 + ch) * image_size + py * patch_size + y) * image_size + px * patch_size + x]);
     }
 }
+
+#define PATCH_UNFOLD_ENTRY(NAME, T)                                                                           \
+    extern "C" __global__ void patch_unfold_##NAME(const float* __restrict__ images, int batch, int image_size, \
+                                                   int patch_size, T* __restrict__ rows)                        \
+    {                                                                                                          \
+        patch_unfold_body<T>(images, batch, image_size, patch_size, rows);                                     \
+    }
+PATCH_UNFOLD_ENTRY(f32, float)
+PATCH_UNFOLD_ENTRY(f16, half_t)
+PATCH_UNFOLD_ENTRY(bf16, bf16_t)
 
 extern "C" __global__ void patch_assemble_f32(
     const float* __restrict__ emb, const float* __restrict__ bias, const float* __restrict__ prefix,

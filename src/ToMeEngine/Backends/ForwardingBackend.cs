@@ -25,6 +25,7 @@ internal abstract class ForwardingBackend(IBackend inner) : IBackend
 
     public virtual DeviceBuffer AllocateFloat(long length) => Inner.AllocateFloat(length);
     public virtual DeviceBuffer AllocateInt(long length) => Inner.AllocateInt(length);
+    public virtual DeviceBuffer AllocateActivation(long length, Precision precision) => Inner.AllocateActivation(length, precision);
     public virtual void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => Inner.Upload(source, destination);
     public virtual void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => Inner.Upload(source, destination);
     public virtual void Download(DeviceBuffer source, Span<float> destination) => Inner.Download(source, destination);

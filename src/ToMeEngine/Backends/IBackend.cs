@@ -1,6 +1,9 @@
 namespace ToMe.Backends;
 
-/// <summary>Memory owned by a backend (host arrays on the CPU, device memory on CUDA); elements are float32 or int32.</summary>
+/// <summary>
+/// Memory owned by a backend (host arrays on the CPU, device memory on CUDA); elements are float32 or int32, or the half
+/// type of an activation buffer (<see cref="IBackend.AllocateActivation"/>), which uploads and downloads as float32.
+/// </summary>
 internal abstract class DeviceBuffer : IDisposable
 {
     public abstract long Length { get; }
@@ -64,6 +67,14 @@ internal interface IBackend : IDisposable
 
     DeviceBuffer AllocateFloat(long length);
     DeviceBuffer AllocateInt(long length);
+
+    /// <summary>
+    /// A buffer for the activations that only feed GEMMs and attention (LayerNorm output, qkv, attention output, the MLP's
+    /// hidden layer) in a pass that runs in <paramref name="precision"/>: stored in bf16 or fp16 by a backend that runs
+    /// those precisions, else float32 (the default). The residual stream, sizes, metrics and logits stay float32 buffers.
+    /// Upload and Download convert to and from float32.
+    /// </summary>
+    DeviceBuffer AllocateActivation(long length, Precision precision) => AllocateFloat(length);
     void Upload(ReadOnlySpan<float> source, DeviceBuffer destination);
     void Upload(ReadOnlySpan<int> source, DeviceBuffer destination);
     void Download(DeviceBuffer source, Span<float> destination);

@@ -283,7 +283,7 @@ internal sealed class ForwardPass : IDisposable
         return Concatenate(parts.Where(p => p is not null).ToArray(), batch);
     }
 
-    private Workspace RentImageWorkspace() => imageWorkspaces.TryTake(out var ws) ? ws : new Workspace(backend, config, 1);
+    private Workspace RentImageWorkspace() => imageWorkspaces.TryTake(out var ws) ? ws : new Workspace(backend, config, 1, Precision);
 
     // Results of consecutive image groups as one batch's (every group has the same token counts: ToMato never gets here).
     [MethodImpl(Jit.Hot)]
@@ -480,7 +480,7 @@ internal sealed class ForwardPass : IDisposable
         // smaller batch allocates afresh instead of reusing freed memory.
         workspace = null;
         old?.Dispose();
-        return new Workspace(backend, config, batch);
+        return new Workspace(backend, config, batch, Precision);
     }
 
     public void Dispose()
@@ -502,7 +502,8 @@ internal sealed class ForwardPass : IDisposable
 
     /// <summary>
     /// Buffers for batches of up to <see cref="Capacity"/> images, allocated at the unmerged token count and reused as tokens
-    /// shrink. Each is capacity × (elements per image), in 64 bits; <see cref="BatchLimits"/> has checked the batch against
+    /// shrink. Hidden, Qkv and Mlp only feed GEMMs and attention: activations in the pass's storage (half in bf16/fp16);
+    /// the residual stream X, sizes, metrics, scores and logits are float32. Each is capacity × (elements per image), in 64 bits; <see cref="BatchLimits"/> has checked the batch against
     /// the backend. Every op is given its batch and token counts explicitly, so a smaller batch uses the front of each buffer.
     /// </summary>
     internal sealed class Workspace : IDisposable
@@ -514,11 +515,12 @@ internal sealed class ForwardPass : IDisposable
         public float[] InitialSize;
         public int[] InitialGroups, HostRole;
 
-        public Workspace(IBackend backend, ModelConfig config, int batch)
+        public Workspace(IBackend backend, ModelConfig config, int batch, Precision precision = Precision.Float32)
         {
             Capacity = batch;
             long allocated = 0;
             DeviceBuffer Float(long perImage) => Own(backend.AllocateFloat(batch * perImage), ref allocated);
+            DeviceBuffer Activation(long perImage) => Own(backend.AllocateActivation(batch * perImage, precision), ref allocated);
             DeviceBuffer Int(long perImage) => Own(backend.AllocateInt(batch * perImage), ref allocated);
             long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
             try
@@ -526,9 +528,9 @@ internal sealed class ForwardPass : IDisposable
                 Images = Float(3 * s * s);
                 X = Float(t0 * c);
                 XNext = Float(t0 * c);
-                Hidden = Float(t0 * c);
-                Qkv = Float(t0 * 3 * c);
-                Mlp = Float(t0 * config.MlpHidden);
+                Hidden = Activation(t0 * c);
+                Qkv = Activation(t0 * 3 * c);
+                Mlp = Activation(t0 * config.MlpHidden);
                 Metric = Float(t0 * config.HeadDim);
                 Best = Float(setA);
                 BestIndex = Int(setA);

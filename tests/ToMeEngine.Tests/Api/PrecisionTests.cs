@@ -86,7 +86,14 @@ public class PrecisionTests
         using var gpu = BackendPair.CreateGpu(); // skips (or fails with TOME_REQUIRE_GPU=1) where CUDA is not usable
         var error = Assert.Throws<NotSupportedException>(() => gpu.ResolvePrecision(Precision.Int8));
         Assert.StartsWith("int8 is CPU-only", error.Message);
-        Assert.Equal(Precision.Float32, gpu.ResolvePrecision(Precision.Float32));
-        Assert.Contains(gpu.ResolvePrecision(Precision.Auto), new[] { Precision.Float32, Precision.BFloat16, Precision.Float16 });
+        foreach (var precision in new[] { Precision.Float32, Precision.TensorFloat32, Precision.Float16 })
+            Assert.Equal(precision, gpu.ResolvePrecision(precision));
+        // auto: bf16 where the tensor cores take it (sm_80+), fp16 on Volta/Turing, which refuse bf16 with the reason.
+        bool ampere = gpu.Device.ComputeMajor >= 8;
+        Assert.Equal(ampere ? Precision.BFloat16 : Precision.Float16, gpu.ResolvePrecision(Precision.Auto));
+        if (ampere)
+            Assert.Equal(Precision.BFloat16, gpu.ResolvePrecision(Precision.BFloat16));
+        else
+            Assert.StartsWith("bf16 needs tensor cores of sm_80", Assert.Throws<NotSupportedException>(() => gpu.ResolvePrecision(Precision.BFloat16)).Message);
     }
 }

@@ -14,24 +14,6 @@ public class Int8ForwardTests
 {
     public static TheoryData<string, string> Cases() => Fixtures.AllCases();
 
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best])
-                best = i;
-        return best;
-    }
-
-    private static int ArgMax(ReadOnlySpan<double> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best])
-                best = i;
-        return best;
-    }
-
     /// <summary>
     /// int8 rounds every Linear input and weight to 8 bits, so logits move by about 1% of their range: measured at most 2.6%
     /// of the largest |logit| on these fixtures, at every schedule. The tolerance is 5%, and the top-1 class must hold.
@@ -55,7 +37,7 @@ public class Int8ForwardTests
         double largest = expected.Max(Math.Abs);
         Close.AssertAll(expected, result.Logits, atol: 0.05 * largest, rtol: 0, what: $"{model} {caseKey} int8 logits");
         for (int b = 0; b < batch; b++)
-            Assert.Equal(ArgMax(expected.AsSpan(b * classes, classes)), ArgMax(result.Logits.AsSpan(b * classes, classes)));
+            Assert.Equal(Top1.ArgMax(expected.AsSpan(b * classes, classes)), Top1.ArgMax(result.Logits.AsSpan(b * classes, classes)));
         Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
     }
 
@@ -102,6 +84,6 @@ public class Int8ForwardTests
         var result = pass.Run(input, batch, new ForwardOptions());
         Close.AssertAll(expected, result.Logits, atol: 0.8, rtol: 0, what: "ViT-Ti int8 r=0 logits");
         for (int b = 0; b < batch; b++)
-            Assert.Equal(ArgMax(expected.AsSpan(b * 1000, 1000)), ArgMax(result.Logits.AsSpan(b * 1000, 1000)));
+            Assert.Equal(Top1.ArgMax(expected.AsSpan(b * 1000, 1000)), Top1.ArgMax(result.Logits.AsSpan(b * 1000, 1000)));
     }
 }

@@ -33,17 +33,8 @@ public class RealModelTests
 
         Close.AssertAll(expected, result.Logits, atol: 1e-3, rtol: 0, what: $"ViT-Ti r={r} logits");
         for (int b = 0; b < batch; b++)
-            Assert.Equal(ArgMax(expected.AsSpan(b * 1000, 1000)), ArgMax(result.Logits.AsSpan(b * 1000, 1000)));
+            Assert.Equal(Top1.ArgMax(expected.AsSpan(b * 1000, 1000)), Top1.ArgMax(result.Logits.AsSpan(b * 1000, 1000)));
         if (r == 13)
             Assert.Equal(197 - 12 * 13, result.FinalTokens);
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best])
-                best = i;
-        return best;
     }
 }

@@ -28,9 +28,11 @@ public sealed class CublasLtHandle : CudaResource
 
 /// <summary>
 /// A planned row-major linear layer on cuBLASLt: out[rows, outFeatures] = in[rows, inFeatures] ·
-/// weight[outFeatures, inFeatures]ᵀ (+ bias[outFeatures]) (then GELU), the epilogue fused into the GEMM.
-/// The algorithm is chosen once by the heuristic; <see cref="Run"/> only launches. cuBLASLt's GELU
-/// epilogue is an approximation; the engine uses it only where it matches timm's erf GELU within tolerance.
+/// weight[outFeatures, inFeatures]ᵀ (+ bias[outFeatures]) (then GELU) (+ beta · out), the epilogue fused into the GEMM.
+/// Input and weight are <c>dataType</c>; the output (and the C it accumulates into) may be another type, e.g. bf16
+/// operands into an fp32 residual stream with beta = 1. The algorithm is chosen once by the heuristic; <see cref="Run"/>
+/// only launches. cuBLASLt's GELU epilogue is the tanh approximation, not timm's erf GELU (see linear_epilogue.cu), so
+/// the engine does not use it.
 /// </summary>
 public sealed unsafe class CublasLtLinear : CudaResource
 {
@@ -40,7 +42,8 @@ public sealed unsafe class CublasLtLinear : CudaResource
 
     public CublasLtLinear(
         CublasLtHandle lt, int rows, int inFeatures, int outFeatures, CudaDataType dataType, CublasLtEpilogue epilogue,
-        long workspaceBytes, CublasComputeType computeType = CublasComputeType.Compute32F) : base(lt.Context)
+        long workspaceBytes, CublasComputeType computeType = CublasComputeType.Compute32F, CudaDataType? outputType = null,
+        CudaDataType? biasType = null) : base(lt.Context)
     {
         this.lt = lt;
         Rows = rows;
@@ -62,12 +65,12 @@ public sealed unsafe class CublasLtLinear : CudaResource
             CublasCheck.CheckLt(CublasLt.cublasLtMatmulDescSetAttribute(matmulDesc, CublasLtMatmulDescAttribute.Epilogue, &epilogueValue, sizeof(uint)));
             if (HasBias)
             {
-                var biasType = (int)dataType;
-                CublasCheck.CheckLt(CublasLt.cublasLtMatmulDescSetAttribute(matmulDesc, CublasLtMatmulDescAttribute.BiasDataType, &biasType, sizeof(int)));
+                var biasValue = (int)(biasType ?? outputType ?? dataType);
+                CublasCheck.CheckLt(CublasLt.cublasLtMatmulDescSetAttribute(matmulDesc, CublasLtMatmulDescAttribute.BiasDataType, &biasValue, sizeof(int)));
             }
             CublasCheck.CheckLt(CublasLt.cublasLtMatrixLayoutCreate(out weightLayout, dataType, (ulong)inFeatures, (ulong)outFeatures, inFeatures));
             CublasCheck.CheckLt(CublasLt.cublasLtMatrixLayoutCreate(out inputLayout, dataType, (ulong)inFeatures, (ulong)rows, inFeatures));
-            CublasCheck.CheckLt(CublasLt.cublasLtMatrixLayoutCreate(out outputLayout, dataType, (ulong)outFeatures, (ulong)rows, outFeatures));
+            CublasCheck.CheckLt(CublasLt.cublasLtMatrixLayoutCreate(out outputLayout, outputType ?? dataType, (ulong)outFeatures, (ulong)rows, outFeatures));
 
             CublasCheck.CheckLt(CublasLt.cublasLtMatmulPreferenceCreate(out preference));
             var maxWorkspace = (ulong)workspaceBytes;
@@ -100,8 +103,11 @@ public sealed unsafe class CublasLtLinear : CudaResource
     public long WorkspaceBytes { get; }
     private bool HasBias => Epilogue is CublasLtEpilogue.Bias or CublasLtEpilogue.ReluBias or CublasLtEpilogue.GeluBias;
 
-    /// <summary>Queues the GEMM on <paramref name="stream"/>. <paramref name="bias"/> is required by the bias epilogues, ignored otherwise.</summary>
-    public void Run(CudaStream stream, ulong input, ulong weight, ulong bias, ulong output, ulong workspace)
+    /// <summary>
+    /// Queues the GEMM on <paramref name="stream"/>. <paramref name="bias"/> is required by the bias epilogues, ignored
+    /// otherwise; <paramref name="beta"/> = 1 adds the result to what <paramref name="output"/> holds (C = D, in place).
+    /// </summary>
+    public void Run(CudaStream stream, ulong input, ulong weight, ulong bias, ulong output, ulong workspace, float beta = 0)
     {
         ThrowIfDisposed();
         Context.MakeCurrent();
@@ -111,7 +117,7 @@ public sealed unsafe class CublasLtLinear : CudaResource
                 throw new ArgumentException($"epilogue {Epilogue} needs a bias pointer");
             CublasCheck.CheckLt(CublasLt.cublasLtMatmulDescSetAttribute(matmulDesc, CublasLtMatmulDescAttribute.BiasPointer, &bias, sizeof(ulong)));
         }
-        float alpha = 1, beta = 0;
+        float alpha = 1;
         var chosen = algo;
         CublasCheck.CheckLt(CublasLt.cublasLtMatmul(lt.Handle, matmulDesc, &alpha, weight, weightLayout, input, inputLayout, &beta,
             output, outputLayout, output, outputLayout, &chosen, workspace, (nuint)WorkspaceBytes, stream.Handle),

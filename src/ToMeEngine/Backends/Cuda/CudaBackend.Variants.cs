@@ -16,13 +16,13 @@ internal sealed partial class CudaBackend
     {
         Current();
         long rows = (long)batch * tokens;
-        ulong qkvPtr = Float(qkv, rows * 3 * heads * headDim, nameof(qkv));
+        var (qkvPtr, storage) = Activation(qkv, rows * 3 * heads * headDim, nameof(qkv));
         ulong attentionPtr = Float(classAttention, rows, nameof(classAttention));
         ulong scorePtr = Float(score, rows, nameof(score));
         if (rows == 0)
             return;
-        // One warp per row, 8 per block.
-        Launch("class_importance.cu", "class_importance_f32", Blocks(rows, Block / 32), Block, 0,
+        // One warp per row, 8 per block; half values widened, the score in fp32.
+        Launch("class_importance.cu", $"class_importance_{storage.Suffix()}", Blocks(rows, Block / 32), Block, 0,
             new KernelArgs().Add(qkvPtr).Add(attentionPtr).Add(checked((int)rows)).Add(heads).Add(headDim).Add(scorePtr));
     }
 

@@ -4,8 +4,8 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>
-/// The forward pass on one NVIDIA GPU, fp32 (the exact mode): kernels/*.cu through NVRTC, GEMMs through cuBLAS with TF32
-/// off. Owns a context (made current at every entry point), one stream, the kernel library and a cuBLAS handle. All ops
+/// The forward pass on one NVIDIA GPU in fp32 (the exact mode: GEMMs through cuBLAS with TF32 off), tf32, bf16 or fp16
+/// (GEMMs through cuBLASLt on half operands): kernels/*.cu through NVRTC. Owns a context (made current at every entry point), one stream, the kernel library and a cuBLAS handle. All ops
 /// are queued on the stream without host synchronization; Upload and Download return when the copy is complete.
 /// Not thread-safe (one forward at a time), like <see cref="Model.ForwardPass"/>.
 /// </summary>
@@ -19,6 +19,7 @@ internal sealed partial class CudaBackend : IBackend
     private readonly CublasHandle blas;
     private readonly ScratchBuffer<float> unfoldedPatches, gemmOutput, normalizedMetric, classStats;
     private readonly ScratchBuffer<int> mergeOwner, mergeDestination;
+    private readonly ScratchBuffer<ushort> unfoldedHalfPatches;
     private bool disposed;
 
     /// <param name="ordinal">The device.</param>
@@ -52,6 +53,7 @@ internal sealed partial class CudaBackend : IBackend
         classStats = new(context, stream);
         mergeOwner = new(context, stream);
         mergeDestination = new(context, stream);
+        unfoldedHalfPatches = new(context, stream);
     }
 
     /// <summary>Creates a backend on device <paramref name="ordinal"/>, or says why there is none (no driver, no device, no NVRTC or cuBLAS).</summary>
@@ -89,11 +91,31 @@ internal sealed partial class CudaBackend : IBackend
 
     public DeviceBuffer AllocateInt(long length) => new CudaBuffer<int>(this, DeviceBuffer<int>.Allocate(Current(), length));
 
-    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination) => StreamCopy.Upload(stream, source, Fits(F(destination), source.Length, nameof(destination)));
+    public void Upload(ReadOnlySpan<float> source, DeviceBuffer destination)
+    {
+        if (destination is CudaBuffer<ushort> half)
+        {
+            var halves = new ushort[source.Length];
+            FloatStorages.ToHalf(source, halves, half.Storage);
+            StreamCopy.Upload<ushort>(stream, halves, Fits(half, source.Length, nameof(destination)));
+            return;
+        }
+        StreamCopy.Upload(stream, source, Fits(F(destination), source.Length, nameof(destination)));
+    }
 
     public void Upload(ReadOnlySpan<int> source, DeviceBuffer destination) => StreamCopy.Upload(stream, source, Fits(I(destination), source.Length, nameof(destination)));
 
-    public void Download(DeviceBuffer source, Span<float> destination) => StreamCopy.Download(stream, Fits(F(source), destination.Length, nameof(source)), destination);
+    public void Download(DeviceBuffer source, Span<float> destination)
+    {
+        if (source is CudaBuffer<ushort> half)
+        {
+            var halves = new ushort[destination.Length];
+            StreamCopy.Download<ushort>(stream, Fits(half, destination.Length, nameof(source)), halves);
+            FloatStorages.ToFloat(halves, destination, half.Storage);
+            return;
+        }
+        StreamCopy.Download(stream, Fits(F(source), destination.Length, nameof(source)), destination);
+    }
 
     public void Download(DeviceBuffer source, Span<int> destination) => StreamCopy.Download(stream, Fits(I(source), destination.Length, nameof(source)), destination);
 
@@ -135,6 +157,13 @@ internal sealed partial class CudaBackend : IBackend
 
     private static ulong Float(DeviceBuffer buffer, long count, string name) => Fits(F(buffer), count, name);
 
+    /// <summary>An activation (fp32, or fp16/bf16 in a half pass): its address, checked to hold <paramref name="count"/>, and its storage.</summary>
+    private static (ulong Pointer, FloatStorage Storage) Activation(DeviceBuffer buffer, long count, string name) => buffer switch
+    {
+        CudaBuffer<ushort> half => (Fits(half, count, name), half.Storage),
+        _ => (Float(buffer, count, name), FloatStorage.F32),
+    };
+
     private static ulong OptionalFloat(DeviceBuffer? buffer, long count, string name) => buffer is null ? 0UL : Float(buffer, count, name);
 
     private static ulong Int(DeviceBuffer buffer, long count, string name) => Fits(I(buffer), count, name);
@@ -161,6 +190,8 @@ internal sealed partial class CudaBackend : IBackend
         classStats.Dispose();
         mergeOwner.Dispose();
         mergeDestination.Dispose();
+        unfoldedHalfPatches.Dispose();
+        DisposeLt();
         blas.Dispose();
         kernels.Dispose();
         stream.Dispose();

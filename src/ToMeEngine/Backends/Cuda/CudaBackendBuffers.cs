@@ -2,18 +2,25 @@ using ToMe.Backends.Cuda.Native;
 
 namespace ToMe.Backends.Cuda;
 
-/// <summary>Device memory handed out by <see cref="CudaBackend"/> as an <see cref="IBackend"/> buffer (float32 or int32 elements).</summary>
+/// <summary>
+/// Device memory handed out by <see cref="CudaBackend"/> as an <see cref="IBackend"/> buffer: float32 or int32 elements,
+/// or (T = ushort) fp16/bf16 activations of a half-precision pass, <see cref="Storage"/> saying which.
+/// </summary>
 internal sealed class CudaBuffer<T> : DeviceBuffer where T : unmanaged
 {
     private readonly CudaBackend owner;
 
-    public CudaBuffer(CudaBackend owner, DeviceBuffer<T> memory)
+    public CudaBuffer(CudaBackend owner, DeviceBuffer<T> memory, FloatStorage storage = FloatStorage.F32)
     {
         this.owner = owner;
         Memory = memory;
+        Storage = storage;
     }
 
     public DeviceBuffer<T> Memory { get; }
+
+    /// <summary>What the elements hold when they are real numbers (F16/BF16 only for T = ushort).</summary>
+    public FloatStorage Storage { get; }
 
     public ulong Pointer => Memory.Pointer;
 
@@ -27,18 +34,23 @@ internal sealed class CudaBuffer<T> : DeviceBuffer where T : unmanaged
     }
 }
 
-/// <summary>A Linear layer on the device: W [out, in] and b [out] in fp32, uploaded once.</summary>
-internal sealed class CudaLinearWeights(DeviceBuffer<float> weight, DeviceBuffer<float> bias, int outFeatures, int inFeatures) : ILinearWeights
+/// <summary>
+/// A Linear layer on the device, converted and uploaded once: W [out, in] in the layer's storage (fp32 for fp32 and tf32,
+/// else fp16/bf16, the tensor cores' operand), b [out] always fp32 (an epilogue term).
+/// </summary>
+internal sealed class CudaLinearWeights(IDisposable weightMemory, ulong weight, DeviceBuffer<float> bias, int outFeatures, int inFeatures,
+    Precision precision) : ILinearWeights
 {
-    public DeviceBuffer<float> Weight { get; } = weight;
+    public ulong Weight { get; } = weight;
     public DeviceBuffer<float> Bias { get; } = bias;
     public int OutFeatures { get; } = outFeatures;
     public int InFeatures { get; } = inFeatures;
-    public Precision Precision => Precision.Float32;
+    public Precision Precision { get; } = precision;
+    public FloatStorage Storage => FloatStorages.Of(Precision);
 
     public void Dispose()
     {
-        Weight.Dispose();
+        weightMemory.Dispose();
         Bias.Dispose();
     }
 }
