@@ -82,7 +82,7 @@ public class FlashAttentionTests
         float[]? size = sizeMode == SizeMode.None ? null : OpChecks.AttentionSizes((OpChecks.SizeMode)sizeMode, rows, tokens);
         var (expected, expectedKeyMean, expectedClass) = CpuAttention(HalfBits.Decode(codes, bf16), size, batch, tokens, heads, headDim);
 
-        var storage = bf16 ? AttentionStorage.BFloat16 : AttentionStorage.Float16;
+        var storage = bf16 ? FloatStorage.BF16 : FloatStorage.F16;
         var variant = path == Path.CudaCores ? AttentionKernels.OnCudaCores(storage, headDim) : AttentionKernels.Select(path == Path.M16n8k16 ? 80 : 70, storage, headDim);
         Assert.Equal(path switch
         {
@@ -131,7 +131,7 @@ public class FlashAttentionTests
         using var kernels = new KernelLibrary(context);
         foreach (int cc in new[] { 70, 75, 80, 86, 89, 90 })
         {
-            foreach (var storage in Enum.GetValues<AttentionStorage>())
+            foreach (var storage in Enum.GetValues<FloatStorage>())
             {
                 foreach (int d in AttentionKernels.HeadDims)
                 {
@@ -144,12 +144,12 @@ public class FlashAttentionTests
                 }
             }
         }
-        Assert.Throws<NotSupportedException>(() => AttentionKernels.Select(80, AttentionStorage.Float16, 48));
-        Assert.Throws<NotSupportedException>(() => AttentionKernels.Select(61, AttentionStorage.Float32, 64));
-        Assert.Equal(AttentionInstructions.CudaCores, AttentionKernels.Select(75, AttentionStorage.BFloat16, 64).Instructions);
-        Assert.Equal(AttentionInstructions.MmaM8N8K4, AttentionKernels.Select(75, AttentionStorage.Float16, 64).Instructions);
-        Assert.Equal(AttentionInstructions.MmaM16N8K16, AttentionKernels.Select(90, AttentionStorage.BFloat16, 128).Instructions);
-        Assert.Equal(AttentionInstructions.CudaCores, AttentionKernels.Select(90, AttentionStorage.Float32, 128).Instructions);
+        Assert.Throws<NotSupportedException>(() => AttentionKernels.Select(80, FloatStorage.F16, 48));
+        Assert.Throws<NotSupportedException>(() => AttentionKernels.Select(61, FloatStorage.F32, 64));
+        Assert.Equal(AttentionInstructions.CudaCores, AttentionKernels.Select(75, FloatStorage.BF16, 64).Instructions);
+        Assert.Equal(AttentionInstructions.MmaM8N8K4, AttentionKernels.Select(75, FloatStorage.F16, 64).Instructions);
+        Assert.Equal(AttentionInstructions.MmaM16N8K16, AttentionKernels.Select(90, FloatStorage.BF16, 128).Instructions);
+        Assert.Equal(AttentionInstructions.CudaCores, AttentionKernels.Select(90, FloatStorage.F32, 128).Instructions);
     }
 
     private static (float[] Output, float[] KeyMean, float[] Class) CpuAttention(float[] qkv, float[]? size, int batch, int tokens, int heads, int headDim)

@@ -1,13 +1,5 @@
 namespace ToMe.Backends.Cuda.Kernels;
 
-/// <summary>The element type qkv and the attention output are stored in (softmax and sums are fp32 in every variant).</summary>
-internal enum AttentionStorage
-{
-    Float32,
-    Float16,
-    BFloat16,
-}
-
 /// <summary>What multiplies Q·Kᵀ and P·V.</summary>
 internal enum AttentionInstructions
 {
@@ -99,32 +91,24 @@ internal static class AttentionKernels
     /// 70, 75, 80, 86, 89, 90): half storage on tensor cores where the GPU has them for that type (fp16 from sm_70,
     /// bf16 from sm_80), otherwise CUDA cores; fp32 on CUDA cores.
     /// </summary>
-    public static AttentionVariant Select(int computeCapability, AttentionStorage storage, int headDim)
+    public static AttentionVariant Select(int computeCapability, FloatStorage storage, int headDim)
     {
         if (!HeadDims.Contains(headDim))
             throw new NotSupportedException($"the CUDA attention kernels support head dims {string.Join(", ", HeadDims)}, not {headDim}");
         if (computeCapability < 70)
             throw new NotSupportedException($"compute capability {computeCapability / 10}.{computeCapability % 10}: the engine needs sm_70 or newer");
-        if (storage != AttentionStorage.Float32 && computeCapability >= 80)
-            return new("flash_attention.cu", $"flash_attention_{TypeName(storage)}_d{headDim}", AttentionInstructions.MmaM16N8K16, 64, 128);
-        if (storage == AttentionStorage.Float16)
+        if (storage != FloatStorage.F32 && computeCapability >= 80)
+            return new("flash_attention.cu", $"flash_attention_{storage.Suffix()}_d{headDim}", AttentionInstructions.MmaM16N8K16, 64, 128);
+        if (storage == FloatStorage.F16)
             return new("flash_attention.cu", $"flash_attention_m884_f16_d{headDim}", AttentionInstructions.MmaM8N8K4, 64, 128);
         return OnCudaCores(storage, headDim);
     }
 
     /// <summary>The CUDA-core kernel for any storage type and architecture (what <see cref="Select"/> falls back to).</summary>
-    public static AttentionVariant OnCudaCores(AttentionStorage storage, int headDim)
+    public static AttentionVariant OnCudaCores(FloatStorage storage, int headDim)
     {
         if (!HeadDims.Contains(headDim))
             throw new NotSupportedException($"the CUDA attention kernels support head dims {string.Join(", ", HeadDims)}, not {headDim}");
-        return new("attention.cu", $"attention_{TypeName(storage)}_d{headDim}", AttentionInstructions.CudaCores, 16, 128);
+        return new("attention.cu", $"attention_{storage.Suffix()}_d{headDim}", AttentionInstructions.CudaCores, 16, 128);
     }
-
-    private static string TypeName(AttentionStorage storage) => storage switch
-    {
-        AttentionStorage.Float32 => "f32",
-        AttentionStorage.Float16 => "f16",
-        AttentionStorage.BFloat16 => "bf16",
-        _ => throw new ArgumentOutOfRangeException(nameof(storage)),
-    };
 }
