@@ -66,7 +66,7 @@ public sealed partial class ToMeEngine : IDisposable
             BackendKind.Cpu => "cpu",
             BackendKind.Cuda => "cuda",
             _ => "auto",
-        }, options.Threads, options.Device, options.Precision);
+        }, options.Threads, options.Device, options.Precision, options.CudaGraphs);
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);

@@ -17,6 +17,7 @@ internal sealed partial class CudaBackend : IBackend
     private readonly CudaStream stream;
     private readonly KernelLibrary kernels;
     private readonly CublasHandle blas;
+    private readonly DeviceBuffer<byte> blasWorkspace;
     private readonly ScratchBuffer<float> unfoldedPatches, gemmOutput, normalizedMetric, classStats;
     private readonly ScratchBuffer<int> mergeOwner, mergeDestination;
     private bool disposed;
@@ -38,6 +39,11 @@ internal sealed partial class CudaBackend : IBackend
             owned.Add(blas);
             // CUBLAS_COMPUTE_32F without the TF32 math mode: full fp32 products, as the CPU backend.
             blas.SetMathMode(CublasMath.Default);
+            // cuBLAS's own workspace, set once, so that it never allocates inside a captured graph (32 MiB: what cuBLAS
+            // asks for on Hopper; less suffices for older GPUs).
+            blasWorkspace = DeviceBuffer<byte>.Allocate(context, BlasWorkspaceBytes);
+            owned.Add(blasWorkspace);
+            blas.SetWorkspace(blasWorkspace);
         }
         catch
         {
@@ -78,6 +84,10 @@ internal sealed partial class CudaBackend : IBackend
     public CudaDeviceInfo Device => context.Info;
 
     internal CudaStream Stream => stream;
+
+    internal CudaContext Context => context;
+
+    private const long BlasWorkspaceBytes = 32L << 20;
 
     /// <summary>
     /// The kernels and cuBLAS address buffers in 64 bits, so only the device's memory bounds one: a buffer larger than
@@ -162,6 +172,7 @@ internal sealed partial class CudaBackend : IBackend
         mergeOwner.Dispose();
         mergeDestination.Dispose();
         blas.Dispose();
+        blasWorkspace.Dispose();
         kernels.Dispose();
         stream.Dispose();
         context.Dispose();
