@@ -63,6 +63,20 @@ internal static class EmulatedDevice
             set(p);
     }
 
+    /// <summary>Starts (or stops) logging the driver, cuBLAS and cuBLASLt entry points this thread calls, clearing the log.</summary>
+    public static unsafe void LogCalls(bool enable)
+    {
+        var log = (delegate* unmanaged<int, void>)NativeLibrary.GetExport(CudaLibraries.Require(CudaLibrary.Driver), "tomeEmuLogCalls");
+        log(enable ? 1 : 0);
+    }
+
+    /// <summary>The entry points this thread called since logging started or the last take, in order.</summary>
+    public static unsafe string[] TakeCallLog()
+    {
+        var take = (delegate* unmanaged<byte*>)NativeLibrary.GetExport(CudaLibraries.Require(CudaLibrary.Driver), "tomeEmuTakeCallLog");
+        return (Marshal.PtrToStringUTF8((nint)take()) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
     private sealed class Restore : IDisposable
     {
         public void Dispose() => SetKernelDirectory(null);

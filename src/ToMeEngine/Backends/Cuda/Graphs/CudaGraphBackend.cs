@@ -214,6 +214,8 @@ internal sealed unsafe partial class CudaGraphBackend : ForwardingBackend, IForw
     /// <summary>The next pinned transfer of a capture or replay, checked against the recorded size.</summary>
     private nint Transfer(long bytes)
     {
+        if (mode == Mode.Direct)
+            return 0;
         if (mode == Mode.Record)
         {
             tape!.Transfers.Add(bytes);
