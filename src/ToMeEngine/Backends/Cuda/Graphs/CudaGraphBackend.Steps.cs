@@ -23,6 +23,12 @@ internal sealed unsafe partial class CudaGraphBackend
 
     private void Upload<T>(ReadOnlySpan<T> source, DeviceBuffer destination) where T : unmanaged
     {
+        if (!inForward)
+        {
+            // Weights and other loads: straight to the device.
+            InnerUpload(source, destination);
+            return;
+        }
         var bytes = MemoryMarshal.AsBytes(source);
         Fits(destination, source.Length, nameof(destination));
         int fingerprint = HashCode.Combine(Kind.Upload, destination, bytes.Length);
@@ -40,10 +46,7 @@ internal sealed unsafe partial class CudaGraphBackend
         {
             case Mode.Direct or Mode.Record:
                 Transfer(bytes.Length);
-                if (typeof(T) == typeof(float))
-                    Inner.Upload(MemoryMarshal.Cast<T, float>(source), destination);
-                else
-                    Inner.Upload(MemoryMarshal.Cast<T, int>(source), destination);
+                InnerUpload(source, destination);
                 return;
             case Mode.Capture:
             {
@@ -65,6 +68,11 @@ internal sealed unsafe partial class CudaGraphBackend
 
     private void Download<T>(DeviceBuffer source, Span<T> destination) where T : unmanaged
     {
+        if (!inForward)
+        {
+            InnerDownload(source, destination);
+            return;
+        }
         var bytes = MemoryMarshal.AsBytes(destination);
         Fits(source, destination.Length, nameof(source));
         opSeen = true;
@@ -73,10 +81,7 @@ internal sealed unsafe partial class CudaGraphBackend
         {
             case Mode.Direct or Mode.Record:
                 Transfer(bytes.Length);
-                if (typeof(T) == typeof(float))
-                    Inner.Download(source, MemoryMarshal.Cast<T, float>(destination));
-                else
-                    Inner.Download(source, MemoryMarshal.Cast<T, int>(destination));
+                InnerDownload(source, destination);
                 return;
             case Mode.Capture:
                 // Captured into the graph; the values arrive when it is replayed.
@@ -90,6 +95,22 @@ internal sealed unsafe partial class CudaGraphBackend
                 return;
             }
         }
+    }
+
+    private void InnerUpload<T>(ReadOnlySpan<T> source, DeviceBuffer destination) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            Inner.Upload(MemoryMarshal.Cast<T, float>(source), destination);
+        else
+            Inner.Upload(MemoryMarshal.Cast<T, int>(source), destination);
+    }
+
+    private void InnerDownload<T>(DeviceBuffer source, Span<T> destination) where T : unmanaged
+    {
+        if (typeof(T) == typeof(float))
+            Inner.Download(source, MemoryMarshal.Cast<T, float>(destination));
+        else
+            Inner.Download(source, MemoryMarshal.Cast<T, int>(destination));
     }
 
     private static void Fits(DeviceBuffer buffer, long count, string name)

@@ -38,7 +38,7 @@ internal sealed unsafe partial class CudaGraphBackend : ForwardingBackend, IForw
     private Mode mode;
     private ForwardTape? tape;
     private int step, transfer;
-    private bool opSeen, launched;
+    private bool inForward, opSeen, launched;
     private nint nextImages;
     private int nextLength;
 
@@ -159,7 +159,7 @@ internal sealed unsafe partial class CudaGraphBackend : ForwardingBackend, IForw
 
     private ForwardResult RunAs(Mode runMode, ForwardTape? recording, ReadOnlySpan<float> images, ForwardGroup run, ReadOnlySpan<float> next)
     {
-        (mode, tape, step, transfer, opSeen, launched) = (runMode, recording, 0, 0, false, false);
+        (mode, tape, step, transfer, inForward, opSeen, launched) = (runMode, recording, 0, 0, true, false, false);
         try
         {
             fixed (float* nextPointer = next)
@@ -176,7 +176,7 @@ internal sealed unsafe partial class CudaGraphBackend : ForwardingBackend, IForw
         }
         finally
         {
-            (mode, tape, nextImages, nextLength) = (Mode.Direct, null, 0, 0);
+            (mode, tape, inForward, nextImages, nextLength) = (Mode.Direct, null, false, 0, 0);
         }
     }
 
