@@ -69,8 +69,19 @@ void* ContextHandle() { return &primary_context; }
 
 bool Initialized() { return initialized.load(); }
 
+namespace {
+// The calling thread's log of entry points, while a test asks for it (tomeEmuLogCalls): what the engine asked the
+// driver to do, e.g. that a captured forward allocates, synchronizes and loads nothing.
+thread_local bool logging_calls = false;
+thread_local std::string call_log;
+}  // namespace
+
 Status Ready(bool needs_context, const char* api)
 {
+    if (logging_calls && call_log.size() < (64u << 20)) {
+        call_log += api;
+        call_log += '\n';
+    }
     if (!initialized.load())
         return Fail(kNotInitialized, Format("%s before cuInit", api));
     if (!needs_context)
@@ -231,3 +242,19 @@ TOME_EMU_EXPORT void tomeEmuSetKernelDirectory(const char* directory) { SetThrea
 // Launches this thread queues from now on order their threads this way (0 forward, 1 reverse, 2 random with
 // `seed`; -1: TOME_EMU_ORDER again); the emulator's own tests compare orders.
 TOME_EMU_EXPORT void tomeEmuSetThreadOrder(int order, unsigned long long seed) { SetThreadOrder(order, seed); }
+
+// Starts (1) or stops (0) logging the entry points this thread calls, one name a line, clearing the log either way.
+TOME_EMU_EXPORT void tomeEmuLogCalls(int enable)
+{
+    logging_calls = enable != 0;
+    call_log.clear();
+}
+
+// The log so far (null-terminated, valid until this thread's next call into the emulator), then an empty log.
+TOME_EMU_EXPORT const char* tomeEmuTakeCallLog()
+{
+    static thread_local std::string taken;
+    taken.swap(call_log);
+    call_log.clear();
+    return taken.c_str();
+}

@@ -75,12 +75,12 @@ internal static class BenchCommand
             var resolved = engine.ResolvePrecision(requested);
             if (profiled && engine is not CpuBackend)
                 throw new NotSupportedException($"--profile times each op on the host clock, which needs --backend cpu ({engine.Name} runs its ops asynchronously)");
-            bool emulated = engine is CudaBackend { Device.IsEmulated: true };
+            bool emulated = BackendFactory.Cuda(engine) is { Device.IsEmulated: true };
             if (emulated)
                 Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
                 log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved);
-            var machine = engine is CudaBackend gpu
+            var machine = BackendFactory.Cuda(engine) is { } gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
                 : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
             int threadCount = engine is CpuBackend cpu ? cpu.MaxThreads : 0;

@@ -65,6 +65,13 @@ public sealed record EngineOptions
     /// </summary>
     public long GpuMemoryBudgetBytes { get; init; }
 
+    /// <summary>
+    /// CUDA graphs on the CUDA backend (on by default): each (batch, schedule, merge, precision) forward is captured once,
+    /// after a first run, and replayed with one launch; ToMato always runs uncaptured (docs/cuda.md). Off, every forward
+    /// launches its kernels one by one. The environment variable <c>TOME_CUDA_GRAPHS=0</c> turns them off as well.
+    /// </summary>
+    public bool CudaGraphs { get; init; } = true;
+
     internal void Validate()
     {
         if (MaxBatchSize < 1)

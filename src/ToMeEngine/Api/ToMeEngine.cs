@@ -38,6 +38,8 @@ public sealed partial class ToMeEngine : IDisposable
     private readonly ForwardPass pass;
     private readonly Preprocessor preprocessor;
     private readonly ForwardOptions forwardOptions;
+    // Classification needs the logits alone: sizes and groups stay on the device.
+    private readonly ForwardOptions logitsOnly;
     // A semaphore rather than a lock, so async callers wait for the running forward pass without holding a thread.
     private readonly SemaphoreSlim gate = new(1, 1);
     private bool disposed;
@@ -50,6 +52,9 @@ public sealed partial class ToMeEngine : IDisposable
 
     /// <summary>The backend running the forward pass: "cpu" or "cuda".</summary>
     public string BackendName => backend.Name;
+
+    /// <summary>How the CUDA backend's forwards ran (graphs captured, replayed, uncaptured), or null on the CPU.</summary>
+    internal Backends.Cuda.Graphs.CudaGraphStatistics? CudaGraphStatistics => (backend as Backends.Cuda.Graphs.CudaGraphBackend)?.Statistics;
 
     /// <summary>The precision the forward pass runs in: <see cref="EngineOptions.Precision"/> with Auto resolved by the backend.</summary>
     public Precision Precision => pass.Precision;
@@ -65,12 +70,13 @@ public sealed partial class ToMeEngine : IDisposable
             Strategy = options.Merge,
             ProportionalAttention = options.ProportionalAttention,
         };
+        logitsOnly = forwardOptions with { ReturnMerges = false };
         backend = BackendFactory.Create(options.Backend switch
         {
             BackendKind.Cpu => "cpu",
             BackendKind.Cuda => "cuda",
             _ => "auto",
-        }, options.Threads, options.Device, options.Precision);
+        }, options.Threads, options.Device, options.Precision, options.CudaGraphs);
         try
         {
             GpuMemoryBudget.Check(Config, options, backend.Name);
@@ -189,7 +195,7 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>Runs the forward pass on preprocessed images [B, 3, S, S] and returns the logits [B, classes].</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
-    public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch).Logits;
+    public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch, logitsOnly).Logits;
 
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
@@ -221,7 +227,7 @@ public sealed partial class ToMeEngine : IDisposable
     private Task<ForwardResult> ForwardAsync(ReadOnlyMemory<float> images, int batch, bool returnTokens, CancellationToken cancellationToken)
     {
         CheckBatch(batch);
-        var options = ForwardOptionsFor(returnTokens);
+        var options = returnTokens ? ForwardOptionsFor(true) : logitsOnly;
         return Task.Run(async () =>
         {
             await gate.WaitAsync(cancellationToken).ConfigureAwait(false);

@@ -1,5 +1,6 @@
 using ToMe.Backends.Cpu;
 using ToMe.Backends.Cuda;
+using ToMe.Backends.Cuda.Graphs;
 
 namespace ToMe.Backends;
 
@@ -18,9 +19,12 @@ internal static class BackendFactory
     /// The precision the caller will ask for: with auto, int8 (CPU-only) picks the CPU and tf32/bf16/fp16 (CUDA-only) the
     /// GPU. Whether the chosen backend runs it is <see cref="IBackend.ResolvePrecision"/>'s answer.
     /// </param>
+    /// <param name="cudaGraphs">Capture and replay forwards as CUDA graphs (unless <c>TOME_CUDA_GRAPHS=0</c>).</param>
     /// <exception cref="NotSupportedException">cuda was asked for (or implied by the precision) and no device is usable; the message is one line.</exception>
-    public static IBackend Create(string name, int cpuThreads = 0, int device = 0, Precision precision = Precision.Float32)
+    public static IBackend Create(string name, int cpuThreads = 0, int device = 0, Precision precision = Precision.Float32,
+        bool cudaGraphs = true)
     {
+        int graphs = cudaGraphs && Environment.GetEnvironmentVariable("TOME_CUDA_GRAPHS") is not ("0" or "off" or "false") ? GraphCapacity : 0;
         bool needsCuda = precision is Precision.TensorFloat32 or Precision.BFloat16 or Precision.Float16;
         switch (name)
         {
@@ -31,16 +35,28 @@ internal static class BackendFactory
             case "cuda":
             case "auto" when needsCuda:
                 if (CudaBackend.TryCreate(out var cuda, out var reason, device))
-                    return cuda!;
+                    return new CudaGraphBackend(cuda!, graphs);
                 throw new NotSupportedException(needsCuda
                     ? $"{precision.Name()} needs the CUDA backend, and there is no CUDA device: {FirstLine(reason)}"
                     : $"no CUDA device: {FirstLine(reason)}");
             case "auto":
-                return !CudaDriver.IsEmulated && CudaBackend.TryCreate(out var found, out _, device) ? found! : new CpuBackend(cpuThreads);
+                return !CudaDriver.IsEmulated && CudaBackend.TryCreate(out var found, out _, device)
+                    ? new CudaGraphBackend(found!, graphs) : new CpuBackend(cpuThreads);
             default:
                 throw new ArgumentException($"backend '{name}' is not one of {string.Join(", ", Names)}");
         }
     }
+
+    /// <summary>Recorded forwards (each with its graph and pinned memory) an engine keeps, least recently used dropped.</summary>
+    public const int GraphCapacity = 32;
+
+    /// <summary>The CUDA backend behind <paramref name="backend"/>, if it runs on one.</summary>
+    public static CudaBackend? Cuda(IBackend backend) => backend switch
+    {
+        CudaBackend cuda => cuda,
+        CudaGraphBackend graphs => graphs.Cuda,
+        _ => null,
+    };
 
     /// <summary>The first line of a reason; a list of paths tried that follows it is left to <c>tome devices</c>.</summary>
     private static string FirstLine(string text)

@@ -20,6 +20,12 @@ public sealed record ForwardOptions
 
     /// <summary>Also return the final tokens (<see cref="ForwardResult.Tokens"/>), e.g. for <see cref="Unmerge"/>.</summary>
     public bool ReturnTokens { get; init; }
+
+    /// <summary>
+    /// Return <see cref="ForwardResult.Size"/> and <see cref="ForwardResult.Groups"/> (the default). Off, both are empty and
+    /// only the logits (and the tokens when asked for) leave the device.
+    /// </summary>
+    public bool ReturnMerges { get; init; } = true;
 }
 
 /// <summary>The outputs of one forward pass over a batch.</summary>
@@ -213,9 +219,14 @@ internal sealed class ForwardPass : IDisposable
         return Loaded(backend.PrepareLinear(w, k, 2 * c, b, precision));
     }
 
-    /// <summary>Runs a preprocessed batch. images: [B, 3, S, S] float32.</summary>
+    /// <summary>
+    /// Runs a preprocessed batch. images: [B, 3, S, S] float32. <c>next</c>: the images of the batch the caller will run
+    /// next, when it knows them; a backend with a copy engine starts uploading them while this batch runs (they must not
+    /// change until that call).
+    /// </summary>
     [MethodImpl(Jit.Hot)]
-    public ForwardResult Run(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace = null)
+    public ForwardResult Run(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace = null,
+        ReadOnlySpan<float> next = default)
     {
         int s = config.ImageSize;
         if (batch <= 0)
@@ -227,7 +238,7 @@ internal sealed class ForwardPass : IDisposable
             throw new ArgumentException($"--merge cis weighs tokens by the class token's attention, and {config.Architecture} has no class token");
         try
         {
-            return RunBatch(images, batch, options, trace);
+            return RunBatch(images, batch, options, trace, next);
         }
         catch (Backends.Cuda.CudaOutOfMemoryException e)
         {
@@ -238,7 +249,8 @@ internal sealed class ForwardPass : IDisposable
     }
 
     [MethodImpl(Jit.Hot)]
-    private ForwardResult RunBatch(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace)
+    private ForwardResult RunBatch(ReadOnlySpan<float> images, int batch, ForwardOptions options, ForwardTrace? trace,
+        ReadOnlySpan<float> next)
     {
         int s = config.ImageSize;
         // Images never interact, so a backend that can run several at once (the CPU backend: one image per thread, each
@@ -251,6 +263,11 @@ internal sealed class ForwardPass : IDisposable
         if (concurrent == 0)
         {
             var ws = workspace is { Capacity: var capacity } && capacity >= batch ? workspace : (workspace = Replace(workspace, batch));
+            // A backend that records forwards (CUDA graphs) gets the whole group to run, replay or capture; a traced run
+            // reads tensors back between ops and always runs as written.
+            if (trace is null && backend is IForwardCapture capture)
+                return capture.Run(new ForwardKey(ws, batch, options.Strategy, PlanKey(options), options.ProportionalAttention,
+                    options.ReturnTokens, options.ReturnMerges, Precision), images, group => RunGroup(group, batch, options, ws, null), next);
             return RunGroup(images, batch, options, ws, trace);
         }
         var parts = new ForwardResult[concurrent + 1];
@@ -283,6 +300,11 @@ internal sealed class ForwardPass : IDisposable
         return Concatenate(parts.Where(p => p is not null).ToArray(), batch);
     }
 
+    /// <summary>The per-layer merge counts: with the strategy, what decides the ops a forward issues.</summary>
+    private string PlanKey(ForwardOptions options) =>
+        options.Strategy.Plan(options.Schedule, config.Depth, config.Tokens, config.PrefixTokens) is { } plan
+            ? string.Join(',', plan.MergedPerLayer) : "";
+
     private Workspace RentImageWorkspace() => imageWorkspaces.TryTake(out var ws) ? ws : new Workspace(backend, config, 1, Precision);
 
     // Results of consecutive image groups as one batch's (every group has the same token counts: ToMato never gets here).
@@ -313,6 +335,7 @@ internal sealed class ForwardPass : IDisposable
         }
         var tokensPerLayer = new int[config.Depth];
 
+        ws.Rewind();
         backend.Upload(images, ws.Images);
         backend.PatchEmbed(ws.Images, prefix, pos, patch, batch, s, config.PatchSize, p, ws.X);
         backend.Upload(ws.InitialSize.AsSpan(0, batch * t0), ws.Size);
@@ -373,9 +396,14 @@ internal sealed class ForwardPass : IDisposable
         backend.Linear(ws.Pooled, head, batch, LinearEpilogue.Bias, ws.Logits);
 
         var logits = Download(ws.Logits, batch * config.NumClasses);
-        var size = Download(ws.Size, batch * t);
-        var groups = new int[batch * t0];
-        backend.Download(ws.Groups, groups);
+        float[] size = [];
+        int[] groups = [];
+        if (options.ReturnMerges)
+        {
+            size = Download(ws.Size, batch * t);
+            groups = new int[batch * t0];
+            backend.Download(ws.Groups, groups);
+        }
         return new ForwardResult(batch, logits, tokensPerLayer, t, size, groups, tokens);
     }
 
@@ -565,11 +593,21 @@ internal sealed class ForwardPass : IDisposable
                 InitialGroups[i] = (int)(i % t0);
         }
 
+        private bool swapped;
+
         public void SwapMerged()
         {
             (X, XNext) = (XNext, X);
             (Size, SizeNext) = (SizeNext, Size);
             (Groups, GroupsNext) = (GroupsNext, Groups);
+            swapped = !swapped;
+        }
+
+        /// <summary>Every forward starts from the same buffers, so its ops (and a graph that recorded them) are the same.</summary>
+        public void Rewind()
+        {
+            if (swapped)
+                SwapMerged();
         }
 
         private readonly List<DeviceBuffer> owned = [];

@@ -26,7 +26,7 @@ public class BackendSelectionTests
         using (var cuda = BackendFactory.Create("cuda"))
         {
             Assert.Equal("cuda", cuda.Name);
-            Assert.True(((CudaBackend)cuda).Device.IsEmulated);
+            Assert.True(BackendFactory.Cuda(cuda)!.Device.IsEmulated);
         }
         using var engine = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"));
         Assert.Equal("cpu", engine.BackendName);

@@ -63,6 +63,20 @@ internal static class EmulatedDevice
             set(p);
     }
 
+    /// <summary>Starts (or stops) logging the driver, cuBLAS and cuBLASLt entry points this thread calls, clearing the log.</summary>
+    public static unsafe void LogCalls(bool enable)
+    {
+        var log = (delegate* unmanaged<int, void>)Export("tomeEmuLogCalls");
+        log(enable ? 1 : 0);
+    }
+
+    /// <summary>The entry points this thread called since logging started or the last take, in order.</summary>
+    public static unsafe string[] TakeCallLog()
+    {
+        var take = (delegate* unmanaged<byte*>)Export("tomeEmuTakeCallLog");
+        return (Marshal.PtrToStringUTF8((nint)take()) ?? "").Split('\n', StringSplitOptions.RemoveEmptyEntries);
+    }
+
     /// <summary>
     /// Fails device allocations on this thread (<c>tomeEmuInjectAllocationFailure</c>): of the next allocations of at least
     /// <paramref name="minBytes"/>, <paramref name="skip"/> succeed, then <paramref name="count"/> fail with

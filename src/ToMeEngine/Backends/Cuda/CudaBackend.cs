@@ -17,6 +17,7 @@ internal sealed partial class CudaBackend : IBackend
     private readonly CudaStream stream;
     private readonly KernelLibrary kernels;
     private readonly CublasHandle blas;
+    private readonly DeviceBuffer<byte> blasWorkspace;
     private readonly ScratchBuffer<float> unfoldedPatches, gemmOutput, normalizedMetric, classStats;
     private readonly ScratchBuffer<int> mergeOwner, mergeDestination;
     private readonly ScratchBuffer<ushort> unfoldedHalfPatches;
@@ -39,6 +40,11 @@ internal sealed partial class CudaBackend : IBackend
             owned.Add(blas);
             // CUBLAS_COMPUTE_32F without the TF32 math mode: full fp32 products, as the CPU backend.
             blas.SetMathMode(CublasMath.Default);
+            // cuBLAS's own workspace, set once, so that it never allocates inside a captured graph (32 MiB: what cuBLAS
+            // asks for on Hopper; less suffices for older GPUs).
+            blasWorkspace = DeviceBuffer<byte>.Allocate(context, BlasWorkspaceBytes);
+            owned.Add(blasWorkspace);
+            blas.SetWorkspace(blasWorkspace);
         }
         catch
         {
@@ -80,6 +86,10 @@ internal sealed partial class CudaBackend : IBackend
     public CudaDeviceInfo Device => context.Info;
 
     internal CudaStream Stream => stream;
+
+    internal CudaContext Context => context;
+
+    private const long BlasWorkspaceBytes = 32L << 20;
 
     /// <summary>
     /// The kernels and cuBLAS address buffers in 64 bits, so only the device's memory bounds one: a buffer larger than
@@ -193,6 +203,7 @@ internal sealed partial class CudaBackend : IBackend
         unfoldedHalfPatches.Dispose();
         DisposeLt();
         blas.Dispose();
+        blasWorkspace.Dispose();
         kernels.Dispose();
         stream.Dispose();
         context.Dispose();

@@ -37,6 +37,16 @@ public sealed class CudaContext : IDisposable
     public CudaDeviceInfo Info { get; }
     public bool IsDisposed => handle == 0;
 
+    private long freedBuffers;
+
+    /// <summary>
+    /// Device buffers freed in this context so far: work recorded with device addresses (a CUDA graph) is valid only while
+    /// this has not changed.
+    /// </summary>
+    internal long FreedBuffers => Interlocked.Read(ref freedBuffers);
+
+    internal void NoteFreed() => Interlocked.Increment(ref freedBuffers);
+
     /// <summary>Makes this context current on the calling thread (a no-op when it already is).</summary>
     public void MakeCurrent()
     {

@@ -172,6 +172,7 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
     {
         if (Pointer == 0)
             return;
+        Context.NoteFreed();
         if (orderedOn is { IsDisposed: false })
             CuDriver.cuMemFreeAsync(Pointer, orderedOn.Handle);
         else
