@@ -82,7 +82,7 @@ public sealed partial class ToMeEngine : IDisposable
             GpuMemoryBudget.Check(Config, options, backend.Name);
             BatchLimits.Check(backend, Config, options.MaxBatchSize, paramName: nameof(EngineOptions.MaxBatchSize));
             pass = new ForwardPass(backend, weights, options.Precision);
-            if (options.WarmUp && backend is not Backends.Cuda.CudaBackend { Device.IsEmulated: true })
+            if (options.WarmUp && !OnEmulatedDevice(backend))
             {
                 try
                 {
@@ -104,6 +104,13 @@ public sealed partial class ToMeEngine : IDisposable
 
     // One pass at the batch the backend runs at once (the CPU backend: one image per thread), so that both ways a batch runs
     // (one image per thread, and a remainder as one group) have compiled code and buffers before the first call.
+    private static bool OnEmulatedDevice(IBackend backend) => backend switch
+    {
+        Backends.Cuda.CudaBackend cuda => cuda.Device.IsEmulated,
+        ForwardingBackend forwarding => OnEmulatedDevice(forwarding.Wrapped),
+        _ => false,
+    };
+
     private void WarmUp()
     {
         int batch = Math.Clamp(backend.ImageConcurrency, 1, Options.MaxBatchSize);

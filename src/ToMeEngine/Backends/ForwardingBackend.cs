@@ -13,6 +13,9 @@ internal abstract class ForwardingBackend(IBackend inner) : IBackend
 {
     protected IBackend Inner { get; } = inner;
 
+    /// <summary>The backend this one decorates.</summary>
+    internal IBackend Wrapped => Inner;
+
     public virtual string Name => Inner.Name;
     public virtual long MaxBufferElements => Inner.MaxBufferElements;
     public virtual int ImageConcurrency => 1;

@@ -115,8 +115,11 @@ public sealed class SoakTests(ITestOutputHelper output)
         int forwards = (CudaDriver.IsEmulated ? 2000 : 10_000) * Scale;
         using var engine = ToMeEngine.Create(Cuda.GpuFaultTests.TinyModel(), new EngineOptions { Backend = BackendKind.Cuda, MaxBatchSize = 3 });
         var images = Enumerable.Range(1, 3).Select(b => Cuda.Gpu.Random(b * 3 * 32 * 32, seed: b)).ToArray();
-        // Warm-up: every batch size once, so the workspace, scratch and cuBLAS's workspace have their final sizes.
+        // Warm-up: every batch size twice, so the workspace, scratch, cuBLAS's workspace and both slots of the input
+        // stager (which alternate) have their final sizes, and every batch's forward has been captured.
         var expected = Enumerable.Range(1, 3).Select(b => engine.Logits(images[b - 1], b)).ToArray();
+        for (int b = 1; b <= 3; b++)
+            Assert.True(expected[b - 1].SequenceEqual(engine.Logits(images[b - 1], b)), $"the second forward at batch {b} changed the logits");
         var before = DeviceMemory();
         output.WriteLine($"after warm-up: {before}");
         for (int i = 0; i < forwards; i++)

@@ -118,7 +118,7 @@ internal sealed partial class CudaBackend
     /// tf32 layers take cuBLAS's TF32 compute type (inputs rounded to 10 mantissa bits, fp32 accumulation).
     /// </summary>
     private void Gemm(ulong input, CudaLinearWeights w, int rows, ulong output) =>
-        blas.GemmStridedBatched(CublasOperation.T, CublasOperation.N, w.OutFeatures, rows, w.InFeatures, 1f,
+        Blas().GemmStridedBatched(CublasOperation.T, CublasOperation.N, w.OutFeatures, rows, w.InFeatures, 1f,
             w.Weight, CudaDataType.R32F, w.InFeatures, (long)w.OutFeatures * w.InFeatures,
             input, CudaDataType.R32F, w.InFeatures, (long)rows * w.InFeatures, 0f,
             output, CudaDataType.R32F, w.OutFeatures, (long)rows * w.OutFeatures, 1,

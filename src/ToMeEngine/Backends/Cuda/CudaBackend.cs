@@ -17,7 +17,7 @@ internal sealed partial class CudaBackend : IBackend
     private readonly CudaStream stream;
     private readonly KernelLibrary kernels;
     private readonly CublasHandle blas;
-    private readonly DeviceBuffer<byte> blasWorkspace;
+    private DeviceBuffer<byte>? blasWorkspace;
     private readonly ScratchBuffer<float> unfoldedPatches, gemmOutput, normalizedMetric, classStats;
     private readonly ScratchBuffer<int> mergeOwner, mergeDestination;
     private readonly ScratchBuffer<ushort> unfoldedHalfPatches;
@@ -40,11 +40,6 @@ internal sealed partial class CudaBackend : IBackend
             owned.Add(blas);
             // CUBLAS_COMPUTE_32F without the TF32 math mode: full fp32 products, as the CPU backend.
             blas.SetMathMode(CublasMath.Default);
-            // cuBLAS's own workspace, set once, so that it never allocates inside a captured graph (32 MiB: what cuBLAS
-            // asks for on Hopper; less suffices for older GPUs).
-            blasWorkspace = DeviceBuffer<byte>.Allocate(context, BlasWorkspaceBytes);
-            owned.Add(blasWorkspace);
-            blas.SetWorkspace(blasWorkspace);
         }
         catch
         {
@@ -90,6 +85,30 @@ internal sealed partial class CudaBackend : IBackend
     internal CudaContext Context => context;
 
     private const long BlasWorkspaceBytes = 32L << 20;
+
+    /// <summary>
+    /// The cuBLAS handle with its own workspace, set at the first GEMM (a forward's op-by-op warm-up, before any capture)
+    /// so that cuBLAS never allocates inside a captured graph; 32 MiB is what cuBLAS asks for on Hopper (less suffices
+    /// for older GPUs). Set there rather than at construction, so that its failure is reported as part of a forward.
+    /// </summary>
+    private CublasHandle Blas()
+    {
+        if (blasWorkspace is null)
+        {
+            var workspace = DeviceBuffer<byte>.Allocate(context, BlasWorkspaceBytes, "cuBLAS's workspace (32 MiB, set once)");
+            try
+            {
+                blas.SetWorkspace(workspace);
+            }
+            catch
+            {
+                workspace.Dispose();
+                throw;
+            }
+            blasWorkspace = workspace;
+        }
+        return blas;
+    }
 
     /// <summary>
     /// The kernels and cuBLAS address buffers in 64 bits, so only the device's memory bounds one: a buffer larger than
@@ -203,7 +222,7 @@ internal sealed partial class CudaBackend : IBackend
         unfoldedHalfPatches.Dispose();
         DisposeLt();
         blas.Dispose();
-        blasWorkspace.Dispose();
+        blasWorkspace?.Dispose();
         kernels.Dispose();
         stream.Dispose();
         context.Dispose();

@@ -111,7 +111,7 @@ internal sealed unsafe class InputStager : IDisposable
         slot.Host = null;
         slot.Device = null;
         slot.Host = PinnedBuffer<byte>.Allocate(context, checked((int)bytes), writeCombined: true);
-        slot.Device = DeviceBuffer<byte>.Allocate(context, bytes);
+        slot.Device = DeviceBuffer<byte>.Allocate(context, bytes, $"the staging memory of a batch's images ({bytes:N0} bytes)");
     }
 
     public void Dispose()
