@@ -28,7 +28,7 @@ public class CudaGraphTests
         return data;
     }
 
-    private static ForwardOptions Options(string strategy) => strategy switch
+    internal static ForwardOptions Options(string strategy) => strategy switch
     {
         "none" => new ForwardOptions { Strategy = MergeStrategy.None },
         "tome13" => new ForwardOptions { Schedule = MergeSchedule.Constant(13) },
@@ -40,9 +40,9 @@ public class CudaGraphTests
         _ => throw new ArgumentException(strategy),
     };
 
-    private static CudaGraphBackend Graphs(int capacity = 8) => new(BackendPair.CreateGpu(), capacity);
+    internal static CudaGraphBackend Graphs(int capacity = 8) => new(BackendPair.CreateGpu(), capacity);
 
-    private static float[] Images(ModelWeights weights, int batch, int seed) =>
+    internal static float[] Images(ModelWeights weights, int batch, int seed) =>
         Gpu.Random(batch * 3 * weights.Config.ImageSize * weights.Config.ImageSize, seed);
 
     private static void AssertSame(ForwardResult expected, ForwardResult actual, string what)
@@ -102,7 +102,7 @@ public class CudaGraphTests
         ["cuStreamSynchronize", "cuCtxSynchronize", "cuEventSynchronize", "cuMemcpyHtoD", "cuMemcpyDtoH", "cuMemcpyDtoD", "cuMemsetD8", "cuMemsetD32"];
     private static readonly string[] Loading = ["cuModuleLoadData", "cuModuleUnload", "cuModuleGetFunction", "cuFuncSetAttribute"];
 
-    private static int Count(IEnumerable<string> log, string api) => log.Count(call => call == api);
+    internal static int Count(IEnumerable<string> log, string api) => log.Count(call => call == api);
 
     private static void AssertNone(IReadOnlyList<string> log, string[] apis, string what)
     {
@@ -207,6 +207,31 @@ public class CudaGraphTests
         AssertSame(reference.Run(other, batch, options), pass.Run(other, batch, options), "an unannounced batch");
     }
 
+    /// <summary>The engine option turns graphs off: every forward runs op by op, with the same results.</summary>
+    [Fact]
+    public void EngineOptionTurnsGraphsOff()
+    {
+        var weights = Fixtures.Model("vit_p14_d3");
+        BackendPair.CreateGpu().Dispose(); // skips (or fails) without a device
+        var options = new EngineOptions { Backend = BackendKind.Cuda, Schedule = MergeSchedule.Constant(13), MaxBatchSize = 2 };
+        var images = Images(weights, 2, 9);
+        using var on = ToMeEngine.Create(weights, options);
+        using var off = ToMeEngine.Create(weights, options with { CudaGraphs = false });
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(off.Logits(images, 2), on.Logits(images, 2));
+        Assert.Equal(1, on.CudaGraphStatistics!.Captures);
+        Assert.Equal(0, off.CudaGraphStatistics!.Captures);
+        Assert.Equal(3, off.CudaGraphStatistics!.Uncaptured);
+    }
+}
+
+/// <summary>
+/// <see cref="CudaGraphTests"/>' leak check. It compares the device's free memory between rounds, which is process-wide,
+/// so it runs alone (no other test allocating beside it).
+/// </summary>
+[Collection(nameof(Reliability.SoakCollection))]
+public class CudaGraphLeakTests
+{
     /// <summary>
     /// Many forwards over more keys than the cache holds (evictions, re-captures) and a larger batch (a new workspace,
     /// which drops every graph): device memory is flat between rounds, at most the cache's capacity of graphs is kept,
@@ -222,19 +247,19 @@ public class CudaGraphTests
         string[] log;
         try
         {
-            using (var graphs = Graphs(capacity: 2))
+            using (var graphs = CudaGraphTests.Graphs(capacity: 2))
             {
                 using var pass = new ForwardPass(graphs, weights);
-                var images = Images(weights, 2, 5);
+                var images = CudaGraphTests.Images(weights, 2, 5);
                 long? free = null;
                 for (int round = 0; round < 3; round++)
                 {
                     // Each key twice (warm-up, capture): three keys in a cache of two evict each other every round.
                     foreach (var key in keys)
                         for (int call = 0; call < 2; call++)
-                            pass.Run(images, 2, Options(key));
+                            pass.Run(images, 2, CudaGraphTests.Options(key));
                     if (round == 0)
-                        pass.Run(Images(weights, 3, 6), 3, Options("tome13"));
+                        pass.Run(CudaGraphTests.Images(weights, 3, 6), 3, CudaGraphTests.Options("tome13"));
                     Assert.True(graphs.Statistics.CachedGraphs <= 2);
                     if (round >= 1)
                     {
@@ -252,29 +277,12 @@ public class CudaGraphTests
             EmulatedDevice.LogCalls(false);
         }
         // Over the backend's whole life: everything made was released.
-        Assert.True(Count(log, "cuMemHostAlloc") > 2, "pinned staging was used");
-        Assert.Equal(Count(log, "cuMemHostAlloc"), Count(log, "cuMemFreeHost"));
-        Assert.Equal(Count(log, "cuStreamEndCapture"), Count(log, "cuGraphDestroy"));
-        Assert.Equal(Count(log, "cuGraphInstantiateWithFlags"), Count(log, "cuGraphExecDestroy"));
-        Assert.Equal(Count(log, "cuEventCreate"), Count(log, "cuEventDestroy"));
-        Assert.Equal(Count(log, "cuStreamCreate"), Count(log, "cuStreamDestroy"));
-        Assert.Equal(Count(log, "cuMemAlloc") + Count(log, "cuMemAllocAsync"), Count(log, "cuMemFree") + Count(log, "cuMemFreeAsync"));
-    }
-
-    /// <summary>The engine option turns graphs off: every forward runs op by op, with the same results.</summary>
-    [Fact]
-    public void EngineOptionTurnsGraphsOff()
-    {
-        var weights = Fixtures.Model("vit_p14_d3");
-        BackendPair.CreateGpu().Dispose(); // skips (or fails) without a device
-        var options = new EngineOptions { Backend = BackendKind.Cuda, Schedule = MergeSchedule.Constant(13), MaxBatchSize = 2 };
-        var images = Images(weights, 2, 9);
-        using var on = ToMeEngine.Create(weights, options);
-        using var off = ToMeEngine.Create(weights, options with { CudaGraphs = false });
-        for (int i = 0; i < 3; i++)
-            Assert.Equal(off.Logits(images, 2), on.Logits(images, 2));
-        Assert.Equal(1, on.CudaGraphStatistics!.Captures);
-        Assert.Equal(0, off.CudaGraphStatistics!.Captures);
-        Assert.Equal(3, off.CudaGraphStatistics!.Uncaptured);
+        Assert.True(CudaGraphTests.Count(log, "cuMemHostAlloc") > 2, "pinned staging was used");
+        Assert.Equal(CudaGraphTests.Count(log, "cuMemHostAlloc"), CudaGraphTests.Count(log, "cuMemFreeHost"));
+        Assert.Equal(CudaGraphTests.Count(log, "cuStreamEndCapture"), CudaGraphTests.Count(log, "cuGraphDestroy"));
+        Assert.Equal(CudaGraphTests.Count(log, "cuGraphInstantiateWithFlags"), CudaGraphTests.Count(log, "cuGraphExecDestroy"));
+        Assert.Equal(CudaGraphTests.Count(log, "cuEventCreate"), CudaGraphTests.Count(log, "cuEventDestroy"));
+        Assert.Equal(CudaGraphTests.Count(log, "cuStreamCreate"), CudaGraphTests.Count(log, "cuStreamDestroy"));
+        Assert.Equal(CudaGraphTests.Count(log, "cuMemAlloc") + CudaGraphTests.Count(log, "cuMemAllocAsync"), CudaGraphTests.Count(log, "cuMemFree") + CudaGraphTests.Count(log, "cuMemFreeAsync"));
     }
 }
