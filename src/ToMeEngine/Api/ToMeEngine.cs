@@ -107,7 +107,7 @@ public sealed partial class ToMeEngine : IDisposable
     private static bool OnEmulatedDevice(IBackend backend) => backend switch
     {
         Backends.Cuda.CudaBackend cuda => cuda.Device.IsEmulated,
-        ForwardingBackend forwarding => OnEmulatedDevice(forwarding.Wrapped),
+        ForwardingBackend forwarding => OnEmulatedDevice(forwarding.Inner),
         _ => false,
     };
 

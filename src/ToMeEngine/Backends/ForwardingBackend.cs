@@ -11,10 +11,7 @@ namespace ToMe.Backends;
 /// </remarks>
 internal abstract class ForwardingBackend(IBackend inner) : IBackend
 {
-    protected IBackend Inner { get; } = inner;
-
-    /// <summary>The backend this one decorates.</summary>
-    internal IBackend Wrapped => Inner;
+    protected internal IBackend Inner { get; } = inner;
 
     public virtual string Name => Inner.Name;
     public virtual long MaxBufferElements => Inner.MaxBufferElements;
