@@ -1,4 +1,5 @@
 using System.Text.Json;
+using ToMe.Backends;
 using ToMe.Merging;
 using ToMe.Model;
 using ToMe.Tests.Support;
@@ -23,9 +24,11 @@ public class HalfForwardTests(ITestOutputHelper output)
 
     /// <summary>
     /// Logits against float64, the same top-1 per image (measured maxima printed; README). fp16: within 2e-2 (measured at
-    /// most 2.1e-3 where every merge decision equals fp32's, 1.5e-2 where some went otherwise). bf16 keeps 8 significant
-    /// bits, and the fixtures' logits reach 3.0: within 2.5e-2 where the decisions equal fp32's (measured 2.2e-2, on
-    /// vit_p14_d3), within 3.5e-2 where some went otherwise (measured 2.8e-2): other tokens are averaged there.
+    /// most 2.06e-3 where every merge decision equals fp32's, 1.48e-2 where some went otherwise). bf16 keeps 8 significant
+    /// bits, and the fixtures' logits reach 3.0: within 2.5e-2 where the decisions equal fp32's (measured 2.22e-2, on
+    /// vit_p14_d3), within 3.5e-2 where some went otherwise (measured 2.81e-2): other tokens are averaged there. bf16's
+    /// error is spread over every half-stored tensor, none of which brings it under 2e-2 when kept wider
+    /// (<see cref="HalfStorageAblationTests"/>; bench/results/half-precision-emulated-2026-12-02.md).
     /// </summary>
     private static double LogitTolerance(Precision precision, bool decisionsDiffer) =>
         precision == Precision.Float16 ? 2e-2 : decisionsDiffer ? 3.5e-2 : 2.5e-2;
@@ -40,27 +43,46 @@ public class HalfForwardTests(ITestOutputHelper output)
     [MemberData(nameof(Cases))]
     public void FixtureCaseMatchesReference(string model, string caseKey, string precisionName)
     {
+        var precision = PrecisionNames.Parse(precisionName);
+        string what = $"{model} {caseKey} {precisionName}";
+        using var gpu = BackendPair.CreateGpu();
+        var run = Run(gpu, model, caseKey, precision);
+        output.WriteLine($"{what}: max |logit - float64| = {run.MaxError:E2}; merge decisions differing from fp32 in {run.Differing} of {run.Merging} layers (min decision gap {run.Gap?.ToString("E2") ?? "-"})");
+
+        double tolerance = LogitTolerance(precision, run.Differing > 0);
+        Assert.True(run.MaxError <= tolerance, $"{what}: max |logit - float64| {run.MaxError:E3} > {tolerance} ({run.Differing} layers decided otherwise)");
+        Assert.True(run.Top1Equal, $"{what}: a top-1 differs from the float64 reference's");
+        Assert.True(run.TokensEqual, $"{what}: token counts per layer differ from the fixture's");
+        if (run.Gap is { } g && g > DecisionResolution(precision))
+            Assert.True(run.Differing == 0, $"{what}: {run.Differing} layers decided otherwise than fp32 with a decision gap of {g:E2}");
+    }
+
+    /// <summary>One fixture case's whole forward pass on <paramref name="backend"/> measured against the golden file.</summary>
+    internal sealed record CaseRun(double MaxError, double RmsError, int Differing, int Merging, bool Top1Equal, bool TokensEqual, double? Gap);
+
+    internal static CaseRun Run(IBackend backend, string model, string caseKey, Precision precision)
+    {
         if (caseKey == "(absent)")
             Fixtures.Folder(model); // skips, naming what is missing
-        var precision = PrecisionNames.Parse(precisionName);
         var weights = Fixtures.Model(model);
         using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
         var fixture = Fixtures.Cases(golden).Single(c => c.Key == caseKey);
         var input = golden.ReadFloat32("input");
         int batch = golden.Get("input").Shape[0], classes = weights.Config.NumClasses;
-        string what = $"{model} {caseKey} {precisionName}";
-
-        using var gpu = BackendPair.CreateGpu();
-        using var pass = new ForwardPass(gpu, weights, precision);
+        using var pass = new ForwardPass(backend, weights, precision);
         Assert.Equal(precision, pass.Precision);
         var decisions = new Dictionary<int, (int[] Src, int[] Dst)>();
         var result = pass.Run(input, batch, new ForwardOptions { Schedule = fixture.Schedule, ProportionalAttention = fixture.PropAttn },
             new ForwardTrace { OnMerge = (l, s, d) => decisions[l] = (s, d) });
 
         var expected = golden.ReadFloat64($"{caseKey}.logits_f64");
-        double maxError = 0;
+        double maxError = 0, squares = 0;
         for (int i = 0; i < expected.Length; i++)
-            maxError = Math.Max(maxError, Math.Abs(expected[i] - result.Logits[i]));
+        {
+            double error = Math.Abs(expected[i] - result.Logits[i]);
+            maxError = Math.Max(maxError, error);
+            squares += error * error;
+        }
         int differing = 0, merging = 0;
         for (int l = 0; l < weights.Config.Depth; l++)
         {
@@ -72,16 +94,10 @@ public class HalfForwardTests(ITestOutputHelper output)
                 || !d.Dst.SequenceEqual(golden.ReadInt32($"{caseKey}.layer{l}.dst_idx")))
                 differing++;
         }
-        double? gap = MinDecisionGap(golden, caseKey);
-        output.WriteLine($"{what}: max |logit - float64| = {maxError:E2}; merge decisions differing from fp32 in {differing} of {merging} layers (min decision gap {gap?.ToString("E2") ?? "-"})");
-
-        double tolerance = LogitTolerance(precision, differing > 0);
-        Assert.True(maxError <= tolerance, $"{what}: max |logit - float64| {maxError:E3} > {tolerance} ({differing} layers decided otherwise)");
-        for (int b = 0; b < batch; b++)
-            Assert.Equal(Top1.ArgMax(expected.AsSpan(b * classes, classes)), Top1.ArgMax(result.Logits.AsSpan(b * classes, classes)));
-        Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
-        if (gap is { } g && g > DecisionResolution(precision))
-            Assert.True(differing == 0, $"{what}: {differing} layers decided otherwise than fp32 with a decision gap of {g:E2}");
+        bool top1 = Enumerable.Range(0, batch).All(b =>
+            Top1.ArgMax(expected.AsSpan(b * classes, classes)) == Top1.ArgMax(result.Logits.AsSpan(b * classes, classes)));
+        return new CaseRun(maxError, Math.Sqrt(squares / expected.Length), differing, merging, top1, fixture.TokensPerLayer.SequenceEqual(result.TokensPerLayer),
+            MinDecisionGap(golden, caseKey));
     }
 
     private static double? MinDecisionGap(SafeTensorsFile golden, string caseKey)
