@@ -1,5 +1,6 @@
 using System.Globalization;
 using ToMe.Backends.Cpu;
+using ToMe.Backends.Cuda;
 
 namespace ToMe.Backends.Checks;
 
@@ -12,11 +13,15 @@ namespace ToMe.Backends.Checks;
 internal sealed class OpCheckPair : IDisposable
 {
     public const float Sentinel = -12345.5f;
+
+    /// <summary>The sentinel of half buffers: exact in fp16 and bf16 (1232 = 77·2⁴), so it reads back unchanged.</summary>
+    public const float HalfSentinel = -1232f;
     public const int IntSentinel = -7777;
     public const int Pad = 67;
 
     private readonly List<IDisposable> owned = [];
     private readonly List<string> failures = [];
+    private readonly HashSet<DeviceBuffer> halfBuffers = [];
     private readonly bool ownsDevice;
     private readonly CultureInfo inv = CultureInfo.InvariantCulture;
     private double loosest = -1;
@@ -45,13 +50,46 @@ internal sealed class OpCheckPair : IDisposable
 
     public IReadOnlyList<string> Failures => failures;
 
-    public (DeviceBuffer Cpu, DeviceBuffer Device) Floats(float[] values)
+    /// <param name="values">The device's values (then <see cref="Pad"/> sentinels).</param>
+    /// <param name="cpuValues">What the reference gets instead (the values as the device's arithmetic sees them); default the same.</param>
+    public (DeviceBuffer Cpu, DeviceBuffer Device) Floats(float[] values, float[]? cpuValues = null)
     {
         var cpu = Own(Cpu.AllocateFloat(values.Length));
-        Cpu.Upload(values, cpu);
+        Cpu.Upload(cpuValues ?? values, cpu);
         var device = Own(Device.AllocateFloat(values.Length + Pad));
         Device.Upload([.. values, .. Enumerable.Repeat(Sentinel, Pad)], device);
         return (cpu, device);
+    }
+
+    /// <summary>
+    /// Activations stored in <paramref name="precision"/>'s half type on the device (rounded as they are uploaded, then
+    /// <see cref="HalfSentinel"/>s); the reference gets the same rounded values in fp32.
+    /// </summary>
+    public (DeviceBuffer Cpu, DeviceBuffer Device) Activations(float[] values, Precision precision)
+    {
+        var cpu = Own(Cpu.AllocateFloat(values.Length));
+        Cpu.Upload(Rounded(values, precision), cpu);
+        var device = Own(Device.AllocateActivation(values.Length + Pad, precision));
+        Device.Upload([.. values, .. Enumerable.Repeat(HalfSentinel, Pad)], device);
+        halfBuffers.Add(device);
+        return (cpu, device);
+    }
+
+    /// <summary>A half output pair: sentinels everywhere.</summary>
+    public (DeviceBuffer Cpu, DeviceBuffer Device) ActivationOutput(int length, Precision precision) =>
+        Activations(Enumerable.Repeat(HalfSentinel, length).ToArray(), precision);
+
+    /// <summary>Values rounded (to nearest even) to <paramref name="precision"/>'s storage type; fp32 and tf32 unchanged.</summary>
+    public static float[] Rounded(float[] values, Precision precision)
+    {
+        var storage = FloatStorages.Of(precision);
+        if (storage == FloatStorage.F32)
+            return values;
+        var halves = new ushort[values.Length];
+        var rounded = new float[values.Length];
+        FloatStorages.ToHalf(values, halves, storage);
+        FloatStorages.ToFloat(halves, rounded, storage);
+        return rounded;
     }
 
     public (DeviceBuffer Cpu, DeviceBuffer Device) Ints(int[] values)
@@ -68,8 +106,11 @@ internal sealed class OpCheckPair : IDisposable
 
     public (DeviceBuffer Cpu, DeviceBuffer Device) IntOutput(int length) => Ints(Enumerable.Repeat(IntSentinel, length).ToArray());
 
-    public (ILinearWeights Cpu, ILinearWeights Device) Linear(float[] weight, int outFeatures, int inFeatures, float[] bias) =>
-        (Own(Cpu.PrepareLinear(weight, outFeatures, inFeatures, bias)), Own(Device.PrepareLinear(weight, outFeatures, inFeatures, bias)));
+    /// <summary>A Linear layer; the device's in <paramref name="precision"/>, the reference's fp32 on the weights as rounded for it.</summary>
+    public (ILinearWeights Cpu, ILinearWeights Device) Linear(float[] weight, int outFeatures, int inFeatures, float[] bias,
+        Precision precision = Precision.Float32) =>
+        (Own(Cpu.PrepareLinear(Rounded(weight, precision), outFeatures, inFeatures, bias)),
+         Own(Device.PrepareLinear(weight, outFeatures, inFeatures, bias, precision)));
 
     public float[] ReadCpu(DeviceBuffer buffer, int length)
     {
@@ -90,8 +131,9 @@ internal sealed class OpCheckPair : IDisposable
     {
         var values = new float[length + Pad];
         Device.Download(buffer, values);
+        float sentinel = halfBuffers.Contains(buffer) ? HalfSentinel : Sentinel;
         for (int i = length; i < values.Length; i++)
-            if (!values[i].Equals(Sentinel))
+            if (!values[i].Equals(sentinel))
             {
                 Fail($"{what}: element {i} past the end ({length}) was overwritten with {values[i].ToString("R", inv)}");
                 break;

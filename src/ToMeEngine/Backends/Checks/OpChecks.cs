@@ -18,8 +18,8 @@ public sealed record OpCheckResult(string Op, string Case, bool Passed, double M
     public string Name => $"{Op} {Case}";
 }
 
-/// <summary>One op at one awkward shape, on fresh seeded inputs, against the CPU twin.</summary>
-internal sealed record OpCheck(string Op, string Case, Action<OpCheckPair> Body)
+/// <summary>One op at one awkward shape, on fresh seeded inputs, against the CPU twin, in a precision the device may lack.</summary>
+internal sealed record OpCheck(string Op, string Case, Action<OpCheckPair> Body, Precision Precision = Precision.Float32)
 {
     public string Name => $"{Op} {Case}";
 }
@@ -31,7 +31,26 @@ internal sealed record OpCheck(string Op, string Case, Action<OpCheckPair> Body)
 /// </summary>
 internal static partial class OpChecks
 {
-    public static IReadOnlyList<OpCheck> All { get; } = [.. DenseChecks(), .. MergingChecks(), .. VariantChecks()];
+    public static IReadOnlyList<OpCheck> All { get; } = [.. DenseChecks(), .. HalfChecks(), .. MergingChecks(), .. VariantChecks()];
+
+    /// <summary>The checks <paramref name="device"/> can run: every fp32 one, and those of the precisions it runs (bf16 needs sm_80+).</summary>
+    public static IReadOnlyList<OpCheck> For(IBackend device)
+    {
+        var runs = All.Select(c => c.Precision).Distinct().Where(p => Runs(device, p)).ToHashSet();
+        return [.. All.Where(c => runs.Contains(c.Precision))];
+    }
+
+    private static bool Runs(IBackend device, Precision precision)
+    {
+        try
+        {
+            return device.ResolvePrecision(precision) == precision;
+        }
+        catch (NotSupportedException)
+        {
+            return false;
+        }
+    }
 
     /// <exception cref="ArgumentException">No check has that name.</exception>
     public static OpCheck Find(string name) =>
