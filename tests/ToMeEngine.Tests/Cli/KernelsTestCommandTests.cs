@@ -12,7 +12,8 @@ public class KernelsTestCommandTests
     {
         var (code, stdout, stderr) = TomeProcess.Run("kernels", "test", "--backend", "cpu", "--filter", "layer_norm");
         Assert.True(code == 0, stderr + stdout);
-        int checks = OpChecks.All.Count(c => c.Name.Contains("layer_norm", StringComparison.Ordinal));
+        // The CPU runs the fp32 checks only.
+        int checks = OpChecks.All.Count(c => c.Precision == Precision.Float32 && c.Name.Contains("layer_norm", StringComparison.Ordinal));
         Assert.Equal(checks, stdout.Split('\n').Count(l => l.StartsWith("| layer_norm |", StringComparison.Ordinal)));
         Assert.Contains($"{checks}/{checks} passed", stdout);
     }

@@ -16,19 +16,20 @@ public class OpCheckTests
     {
         using var device = new CpuBackend(maxThreads: 2);
         Assert.Equal(OpChecks.All.Count, OpChecks.All.Select(c => c.Name).Distinct().Count());
-        var failed = OpChecks.All.Select(c => OpChecks.Run(c, device)).Where(r => !r.Passed).Select(r => $"{r.Name}: {r.Failure}").ToList();
+        var failed = OpChecks.For(device).Select(c => OpChecks.Run(c, device)).Where(r => !r.Passed).Select(r => $"{r.Name}: {r.Failure}").ToList();
         Assert.True(failed.Count == 0, string.Join("\n", failed));
     }
 
     public static TheoryData<string, bool> Faults() =>
-        new(from op in OpChecks.All.Select(c => c.Op).Distinct() from pastEnd in new[] { false, true } select (op, pastEnd));
+        new(from op in OpChecks.All.Where(c => c.Precision == Precision.Float32).Select(c => c.Op).Distinct() from pastEnd in new[] { false, true } select (op, pastEnd));
 
     [Theory]
     [MemberData(nameof(Faults))]
     public void EveryCheckOfAnOpCatchesAWrongElementAndAWriteOutOfBounds(string op, bool pastEnd)
     {
         using var device = new CorruptingBackend(new CpuBackend(maxThreads: 2), op, pastEnd);
-        foreach (var check in OpChecks.All.Where(c => c.Op == op))
+        // The CPU runs fp32 only: the half checks' faults are the device tests' (PlantedBugTests).
+        foreach (var check in OpChecks.For(device).Where(c => c.Op == op))
         {
             var result = OpChecks.Run(check, device);
             Assert.False(result.Passed, $"{check.Name}: a {(pastEnd ? "write past the end" : "wrong element")} went unnoticed");
