@@ -167,6 +167,27 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The workspace's out-of-memory message counts what it got in the elements' real sizes: half-precision activations at
+    /// 2 bytes, the float32 and int32 buffers at 4. Its seventh allocation (the metric, after the images, the residual
+    /// stream and its twin in float32, then Hidden, Qkv and Mlp in fp16) fails.
+    /// </summary>
+    [Fact]
+    public void TheWorkspaceCountsHalfActivationsAtTheirSize()
+    {
+        using var gpu = BackendPair.CreateGpu();
+        EmulatedDevice.Require();
+        var config = TinyModel().Config;
+        const long batch = 3;
+        long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize;
+        long expected = batch * (4 * (3 * s * s + 2 * t0 * c) + 2 * (t0 * c + 3 * t0 * c + t0 * config.MlpHidden));
+        CudaOutOfMemoryException error;
+        using (EmulatedDevice.FailAllocations(skip: 6))
+            error = Assert.Throws<CudaOutOfMemoryException>(() => new ForwardPass.Workspace(gpu, config, (int)batch, Precision.Float16));
+        output.WriteLine(error.Message);
+        Assert.Contains($"the forward pass's workspace (after {CudaFaults.Bytes(expected)} of it)", error.Message);
+    }
+
+    /// <summary>
     /// An illegal address in a kernel loses the context, as on a GPU: the engine says so, naming the error, releases the
     /// device, and keeps saying so; a new engine then runs with unchanged results.
     /// </summary>
