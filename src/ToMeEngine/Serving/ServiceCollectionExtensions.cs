@@ -52,7 +52,7 @@ public static class ServiceCollectionExtensions
             var watch = Stopwatch.StartNew();
             IImageClassifier classifier = options.Pool is null
                 ? new BatchingClassifier(ToMeEngine.Load(options.Model, options.Engine), options.Batching, ownsEngine: true, metrics,
-                                         loggers.CreateLogger<BatchingClassifier>())
+                                         loggers.CreateLogger<BatchingClassifier>(), () => ToMeEngine.Load(options.Model, options.Engine))
                 : EnginePool.Load(options.Model, options.Engine, options.Batching, options.Pool, metrics, loggers);
             log.LogInformation("loaded {Model} in {Ms:F0} ms: {Description}", options.Model, watch.Elapsed.TotalMilliseconds, classifier.Description);
             return classifier;

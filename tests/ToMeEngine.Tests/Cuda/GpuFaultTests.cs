@@ -2,6 +2,7 @@ using ToMe.Backends.Cuda;
 using ToMe.Backends.Cuda.Native;
 using ToMe.Merging;
 using ToMe.Model;
+using ToMe.Serving;
 using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Cuda;
@@ -221,6 +222,53 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
 
             using var fresh = ToMeEngine.Create(weights, Cuda);
             Assert.Equal(expected, fresh.Logits(Images(2), 2));
+        }
+    }
+    /// <summary>
+    /// A pool member whose engine loses its GPU context fails that batch, then serves again on a fresh engine. While the
+    /// context stays lost (another user holds it), building one fails: the member says why (Fault) and its requests fail
+    /// with that; once the context is let go, the next batch builds the engine and the answers are unchanged.
+    /// </summary>
+    [Fact]
+    public async Task APoolReplacesAnEngineWhoseContextWasLost()
+    {
+        GpuRequirement.RequireDevice();
+        EmulatedDevice.Require();
+        var token = TestContext.Current.CancellationToken;
+        var path = Fixtures.ModelPath("deit_t4_distilled");
+        var options = new EngineOptions { Backend = BackendKind.Cuda, MaxBatchSize = 2, Schedule = MergeSchedule.Constant(2) };
+        var weights = Fixtures.Model("deit_t4_distilled");
+        var image = Gpu.Random(3 * weights.Config.ImageSize * weights.Config.ImageSize, seed: 5);
+        IReadOnlyList<Prediction> expected;
+        using (var reference = ToMeEngine.Create(weights, options))
+            expected = reference.TopK(reference.Logits(image, 1), 3);
+        var before = EmulatedDevice.DeviceMemory();
+        using (EmulatedDevice.StickyErrors())
+        {
+            using (var pool = EnginePool.Load(path, options, pool: new EnginePoolOptions { CudaDevices = [0] }))
+            {
+                var member = Assert.Single(pool.Members);
+                Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                var first = member.Engine;
+
+                var holder = Gpu.Context();
+                using (EmulatedDevice.FaultLaunch("layer_norm_f32", skip: 1))
+                    Assert.Throws<CudaContextLostException>(() => first.Logits(image, 1));
+                await Assert.ThrowsAsync<CudaContextLostException>(() => pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.NotNull(member.Fault);
+                output.WriteLine(member.Fault.Message);
+                Assert.Contains("the GPU context was lost", member.Fault.Message);
+                Assert.Contains("a fresh engine could not be built", member.Fault.Message);
+                var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.Contains("a fresh engine could not be built", refused.Message);
+
+                holder.Dispose();
+                Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.Null(member.Fault);
+                Assert.NotSame(first, member.Engine);
+                Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+            }
+            Assert.Equal(before, EmulatedDevice.DeviceMemory());
         }
     }
 }
