@@ -117,6 +117,9 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
     /// <inheritdoc/>
     public Model.ModelConfig Model => members[0].Model;
 
+    /// <summary>The first member's <see cref="BatchingClassifier.Fault"/> when no member can classify; null while one can.</summary>
+    public Exception? Fault => members.All(m => m.Fault is not null) ? members[0].Fault : null;
+
     /// <summary>Requests outstanding over all members.</summary>
     public int Outstanding => members.Sum(m => m.Outstanding);
 

@@ -259,12 +259,14 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
                 output.WriteLine(member.Fault.Message);
                 Assert.Contains("the GPU context was lost", member.Fault.Message);
                 Assert.Contains("a fresh engine could not be built", member.Fault.Message);
+                Assert.Same(member.Fault, pool.Fault); // its only member: the pool cannot classify either (health checks say so)
                 var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
                 Assert.Contains("a fresh engine could not be built", refused.Message);
 
                 holder.Dispose();
                 Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
                 Assert.Null(member.Fault);
+                Assert.Null(pool.Fault);
                 Assert.NotSame(first, member.Engine);
                 Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
             }
