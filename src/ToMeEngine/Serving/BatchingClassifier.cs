@@ -70,7 +70,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     /// <param name="metrics">Where to record metrics (shared by the classifiers of one service); null creates a private meter.</param>
     /// <param name="logger">Logs batch failures; null logs nothing.</param>
     /// <param name="replaceLostEngine">Builds a fresh engine (owned by the classifier) for one whose GPU context was lost;
-    /// null keeps the lost engine, which refuses every batch with the cause.</param>
+    /// null keeps the lost engine, which refuses every batch with the cause (and <see cref="Fault"/> says so).</param>
     public BatchingClassifier(ToMeEngine engine, BatchingOptions? options = null, bool ownsEngine = true,
                               ServingMetrics? metrics = null, ILogger? logger = null, Func<ToMeEngine>? replaceLostEngine = null)
     {
@@ -98,7 +98,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
 
     /// <summary>
     /// Why the classifier cannot serve now: its engine lost its GPU context and building a fresh one failed (the next batch
-    /// tries again). Null while it serves.
+    /// tries again), or the classifier has no way to build one. Null while it serves.
     /// </summary>
     public Exception? Fault => fault;
 
@@ -298,7 +298,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         float[] logits;
         try
         {
-            if (fault is not null && !TryReplace())
+            if (fault is not null && replaceLostEngine is not null && !TryReplace())
                 throw new InvalidOperationException(fault.Message, lostContext);
             logits = engine.Logits(input.AsSpan(0, n * tensorLength), n);
         }
@@ -306,10 +306,13 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         {
             logger.LogError(e, "forward pass of a batch of {Count} failed on {Backend}", n, engine.BackendName);
             // Replaced before the batch's callers hear of it, so a retry finds the fresh engine.
-            if (e is Backends.Cuda.CudaContextLostException && replaceLostEngine is not null)
+            if (e is Backends.Cuda.CudaContextLostException && fault is null)
             {
                 lostContext = e;
-                TryReplace();
+                if (replaceLostEngine is not null)
+                    TryReplace();
+                else
+                    fault = new InvalidOperationException($"{Description}: the GPU context was lost ({e.Message}); this classifier was given no way to build a fresh engine", e);
             }
             activity?.SetStatus(ActivityStatusCode.Error, e.Message);
             activity?.SetTag("error.type", e.GetType().FullName);

@@ -227,7 +227,8 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
     /// <summary>
     /// A pool member whose engine loses its GPU context fails that batch, then serves again on a fresh engine. While the
     /// context stays lost (another user holds it), building one fails: the member says why (Fault) and its requests fail
-    /// with that; once the context is let go, the next batch builds the engine and the answers are unchanged.
+    /// with that; once the context is let go, the next batch builds the engine and the answers are unchanged. Without a way
+    /// to build one, the member keeps the lost engine and says so.
     /// </summary>
     [Fact]
     public async Task APoolReplacesAnEngineWhoseContextWasLost()
@@ -269,6 +270,16 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
                 Assert.Null(pool.Fault);
                 Assert.NotSame(first, member.Engine);
                 Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+            }
+            // A classifier given no way to build an engine keeps the lost one, and says so.
+            using (var lone = new BatchingClassifier(ToMeEngine.Create(weights, options)))
+            {
+                using (EmulatedDevice.FaultLaunch("layer_norm_f32", skip: 1))
+                    Assert.Throws<CudaContextLostException>(() => lone.Engine.Logits(image, 1));
+                await Assert.ThrowsAsync<CudaContextLostException>(() => lone.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.NotNull(lone.Fault);
+                Assert.Contains("no way to build a fresh engine", lone.Fault.Message);
+                await Assert.ThrowsAsync<CudaContextLostException>(() => lone.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
             }
             Assert.Equal(before, EmulatedDevice.DeviceMemory());
         }
