@@ -24,20 +24,9 @@ struct BlasHandle {
 constexpr size_t kDefaultWorkspaceBytes = (size_t)1 << 20;
 
 HandleSet<BlasHandle> handles;
-thread_local std::string last_blas_error;
-
 const char* OperationName(int op) { return op == 0 ? "N" : op == 1 ? "T" : "C"; }
 
 }  // namespace
-
-int BlasReport(int status, const std::string& detail)
-{
-    if (status != kBlasSuccess) {
-        last_blas_error = detail;
-        Report(Fail(kUnknown, detail));   // TOME_EMU_VERBOSE printing
-    }
-    return status;
-}
 
 bool ElementOf(int data_type, Element* element)
 {
@@ -190,4 +179,4 @@ TOME_EMU_EXPORT int cublasGemmStridedBatchedEx(void* handle, int transa, int tra
 }
 
 // The sentence behind the last cuBLAS(Lt) failure on this thread (emulator only).
-TOME_EMU_EXPORT const char* tomeEmuLastBlasError() { return last_blas_error.c_str(); }
+TOME_EMU_EXPORT const char* tomeEmuLastBlasError() { return LastBlasError(); }

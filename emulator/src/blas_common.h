@@ -1,4 +1,4 @@
-// blas_common.h: what the emulated cuBLAS and cuBLASLt share: status codes (cublas_api.h), type codes
+// blas_common.h: what the emulated cuBLAS and cuBLASLt share: type codes
 // (library_types.h), and queuing a matrix product on a stream.
 #pragma once
 #include <memory>
@@ -10,17 +10,6 @@
 
 namespace tome_emu {
 
-enum BlasStatus : int {
-    kBlasSuccess = 0,
-    kBlasNotInitialized = 1,
-    kBlasAllocFailed = 3,
-    kBlasInvalidValue = 7,
-    kBlasArchMismatch = 8,
-    kBlasExecutionFailed = 13,
-    kBlasInternalError = 14,
-    kBlasNotSupported = 15,
-};
-
 // cudaDataType_t values.
 enum DataType : int { kR32F = 0, kR64F = 1, kR16F = 2, kR8I = 3, kR32I = 10, kR16BF = 14 };
 
@@ -29,9 +18,6 @@ enum ComputeType : int {
     kCompute16F = 64, kCompute16FPedantic = 65, kCompute32F = 68, kCompute32FPedantic = 69, kCompute64F = 70,
     kCompute32I = 72, kCompute32FFast16F = 74, kCompute32FFast16BF = 75, kCompute32FFastTf32 = 77,
 };
-
-// A failed cuBLAS(Lt) call: its status, with the sentence kept for tomeEmuLastError and TOME_EMU_VERBOSE.
-int BlasReport(int status, const std::string& detail);
 
 // The element type of a cudaDataType the emulated GEMM handles.
 bool ElementOf(int data_type, Element* element);

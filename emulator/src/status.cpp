@@ -61,6 +61,7 @@ const Known* Find(int code)
 
 thread_local int last_code = kSuccess;
 thread_local std::string last_detail;
+thread_local std::string last_blas_detail;
 
 // Strings handed to callers of cuGetErrorString stay valid for the life of the process (as the real
 // driver's static strings do); each distinct sentence is kept once.
@@ -97,6 +98,18 @@ int Report(const Status& status)
     }
     return status.code;
 }
+
+int BlasReport(int status, const std::string& detail)
+{
+    if (status != kBlasSuccess) {
+        last_blas_detail = detail;
+        if (Verbose())
+            std::fprintf(stderr, "[tome cuda emulator] cublasStatus_t %d: %s\n", status, detail.c_str());
+    }
+    return status;
+}
+
+const char* LastBlasError() { return last_blas_detail.c_str(); }
 
 const char* ErrorName(int code)
 {

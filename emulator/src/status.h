@@ -1,4 +1,5 @@
-// status.h: CUresult codes (cuda.h's published values), and how an emulator error carries its sentence.
+// status.h: the error codes the emulated libraries return, CUresult (cuda.h) and cublasStatus_t (cublas_api.h), with
+// their published values, and how an emulator error carries its sentence.
 #pragma once
 #include <string>
 
@@ -36,6 +37,18 @@ enum Result : int {
     kUnknown = 999,
 };
 
+// cublasStatus_t, returned by the emulated cuBLAS and cuBLASLt.
+enum BlasStatus : int {
+    kBlasSuccess = 0,
+    kBlasNotInitialized = 1,
+    kBlasAllocFailed = 3,
+    kBlasInvalidValue = 7,
+    kBlasArchMismatch = 8,
+    kBlasExecutionFailed = 13,
+    kBlasInternalError = 14,
+    kBlasNotSupported = 15,
+};
+
 // A result and, when it is an error, the sentence that says what went wrong and where.
 struct Status {
     int code = kSuccess;
@@ -48,6 +61,13 @@ inline Status Fail(int code, std::string detail) { return Status{code, std::move
 // Returns `status.code` to the API caller, first remembering its sentence on this thread so that
 // cuGetErrorString names it (and printing it when TOME_EMU_VERBOSE=1).
 int Report(const Status& status);
+
+// Returns a cuBLAS(Lt) `status` to the API caller, first remembering `detail` on this thread (LastBlasError) when it is
+// a failure (and printing it when TOME_EMU_VERBOSE=1). The driver's last error is left alone.
+int BlasReport(int status, const std::string& detail);
+
+// The sentence behind the last cuBLAS(Lt) failure on this thread.
+const char* LastBlasError();
 
 // cuda.h's name and description of a code, or null for a code the driver does not define.
 const char* ErrorName(int code);

@@ -19,7 +19,8 @@ public sealed record ClassifyResponse(IReadOnlyList<PredictionResponse> Predicti
 /// <c>multipart/form-data</c> form; answers <see cref="ClassifyResponse"/> as JSON; 400 with a problem body
 /// (RFC 9457) for an undecodable image or a bad <c>top</c>, 503 when the queue is full (with <c>Retry-After</c>) or the
 /// service is stopping.</item>
-/// <item><c>GET /health</c>: 200 with the model and backend once the model is loaded.</item>
+/// <item><c>GET /health</c>: 200 with the model and backend once the model is loaded; 503 with the reason while the
+/// classifier cannot classify (<see cref="IImageClassifier.Fault"/>).</item>
 /// <item><c>GET /metrics</c>: Prometheus text of the <c>ToMeEngine</c> meter and ASP.NET Core's (<see cref="ClassifierTelemetry"/>).</item>
 /// <item>The Open Inference Protocol under <c>/v2</c> (<see cref="OpenInferenceEndpoints"/>).</item>
 /// <item><c>GET /</c>: the browser page; <c>POST /inspect?r=N</c>: its data (<see cref="InspectEndpoint"/>).</item>
@@ -38,7 +39,9 @@ public static class ClassifierEndpoints
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         endpoints.MapPost("/classify", ClassifyAsync);
-        endpoints.MapGet("/health", (IImageClassifier classifier) => Results.Ok(new { status = "ok", classifier = classifier.Description }));
+        endpoints.MapGet("/health", (IImageClassifier classifier) => classifier.Fault is { } fault
+            ? Results.Json(new { status = "unhealthy", classifier = classifier.Description, error = fault.Message }, statusCode: StatusCodes.Status503ServiceUnavailable)
+            : Results.Ok(new { status = "ok", classifier = classifier.Description }));
         endpoints.MapPrometheusScrapingEndpoint("/metrics");
         endpoints.MapOpenInference();
         endpoints.MapWebPage();

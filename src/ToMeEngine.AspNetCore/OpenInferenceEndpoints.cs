@@ -38,7 +38,7 @@ public sealed record OipInferResponse(
 /// The Open Inference Protocol (KServe's "V2 inference protocol", also Triton's HTTP API), HTTP/REST with JSON:
 /// <list type="bullet">
 /// <item><c>GET /v2</c> server metadata; <c>GET /v2/health/live</c> and <c>GET /v2/health/ready</c> (503 once the service is
-/// stopping, so a load balancer drains it); <c>GET /v2/models/NAME</c> metadata and <c>GET /v2/models/NAME/ready</c>.</item>
+/// stopping, so a load balancer drains it, and while the classifier cannot classify, with its <c>Fault</c>); <c>GET /v2/models/NAME</c> metadata and <c>GET /v2/models/NAME/ready</c>.</item>
 /// <item><c>POST /v2/models/NAME/infer</c> with exactly one input: <c>image</c>, BYTES of shape [N] (or [N, 1]) whose
 /// elements are base64-encoded image files, or <c>pixel_values</c>, FP32 [N, 3, S, S] preprocessed as the model's eval
 /// transform does. Outputs: <c>probabilities</c> FP32 [N, classes], and the <c>top_k</c> request parameter's (default 5)
@@ -73,19 +73,23 @@ public static class OpenInferenceEndpoints
             extensions = Array.Empty<string>(),
         }));
         v2.MapGet("/health/live", () => Results.Json(new { live = true }));
-        v2.MapGet("/health/ready", (IHostApplicationLifetime lifetime) => lifetime.ApplicationStopping.IsCancellationRequested
-            ? Results.Json(new { live = true, ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable)
+        v2.MapGet("/health/ready", (IImageClassifier classifier, IHostApplicationLifetime lifetime) => !Ready(classifier, lifetime)
+            ? Results.Json(new { live = true, ready = false, error = classifier.Fault?.Message }, statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Json(new { live = true, ready = true }));
         v2.MapGet("/models/{name}", (string name, IImageClassifier classifier, ClassifierServerOptions options) =>
             Find(name, classifier, options) ?? Results.Json(Metadata(NameOf(classifier, options), classifier.Model)));
         v2.MapGet("/models/{name}/ready", (string name, IImageClassifier classifier, ClassifierServerOptions options, IHostApplicationLifetime lifetime) =>
-            Find(name, classifier, options) ?? Results.Json(new { name, ready = !lifetime.ApplicationStopping.IsCancellationRequested }));
+            Find(name, classifier, options) ?? Results.Json(new { name, ready = Ready(classifier, lifetime) }));
         v2.MapPost("/models/{name}/infer", async (string name, HttpContext context, IImageClassifier classifier, ClassifierServerOptions options) =>
             Find(name, classifier, options) ?? await OpenInferenceRequest.InferAsync(NameOf(classifier, options), context, classifier));
         v2.Map("/models/{name}/versions/{version}/{**rest}", (string name, string version) =>
             Error(StatusCodes.Status404NotFound, $"model '{name}' has no versions: call /v2/models/{name} without /versions/{version}"));
         return endpoints;
     }
+
+    // Not while the service is stopping (a load balancer drains it), nor while the classifier cannot classify.
+    private static bool Ready(IImageClassifier classifier, IHostApplicationLifetime lifetime) =>
+        !lifetime.ApplicationStopping.IsCancellationRequested && classifier.Fault is null;
 
     internal static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
 

@@ -34,7 +34,8 @@ internal static class ServeCommand
                 Host = parse.GetValue(host)!,
                 Port = parse.GetValue(port),
                 ModelName = parse.GetValue(engineOptions.Model) is { } model ? ClassifierServer.ModelName(model) : null,
-                AddClassifier = services => services.AddToMeEngine(engine, batching),
+                AddClassifier = services => services.AddToMeEngine(engine, batching,
+                    () => engineOptions.Load(parse, batching.MaxBatchSize, warmUp: true)),
             };
             // One line on stderr and exit code 2 for a busy port or a bad address, as for every other user error.
             int status = ClassifierServer.RunAsync(options).GetAwaiter().GetResult();

@@ -27,7 +27,8 @@ public sealed partial class ToMeEngine
     /// Classifies a sequence of image files as a stream of results in input order, each carrying its index and path.
     /// Up to <paramref name="maxDegreeOfParallelism"/> files are read and decoded at once on the thread pool, ahead of the
     /// forward passes, which take up to <see cref="EngineOptions.MaxBatchSize"/> images each; at most
-    /// <c>MaxBatchSize + maxDegreeOfParallelism</c> decoded images are held, however long the sequence.
+    /// <c>2 × MaxBatchSize + maxDegreeOfParallelism</c> decoded images wait for a forward pass, however long the sequence
+    /// (the next batch among them, when it has decoded: a GPU uploads it while the batch before it runs).
     /// A file that cannot be read or decoded yields a result with <see cref="ImageClassification{TInput}.Error"/> set and
     /// the stream goes on; a failing forward pass, cancellation or disposal ends it with that exception.
     /// </summary>
@@ -99,36 +100,99 @@ public sealed partial class ToMeEngine
     {
         int max = Options.MaxBatchSize, length = preprocessor.OutputLength, classes = Config.NumClasses;
         var pipeline = new InputPipeline(preprocessor, parallelism, max + parallelism + 1);
-        // Grown to the largest batch seen, so that a call with one image holds one image's floats.
-        var batch = Array.Empty<float>();
-        var segment = new List<(int Index, T Input, Exception? Error)>(max);
+        // The segment that runs and the one after it: when the next one has fully decoded by the time a forward starts, the
+        // forward is told its images and a GPU uploads them while it runs. A forward never waits for the next segment.
+        var current = new Segment<T>(length, max);
+        var following = new Segment<T>(length, max);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         // While a batch runs, the pipeline decodes up to the next batch and `parallelism` more.
-        await using var prepared = pipeline.RunAsync(inputs, fill, max + parallelism, cancellationToken).GetAsyncEnumerator(cancellationToken);
-        for (bool more = true; more;)
+        var prepared = pipeline.RunAsync(inputs, fill, max + parallelism, stop.Token).GetAsyncEnumerator(stop.Token);
+        Task<bool>? pending = null; // a read of the pipeline that was not ready when the next segment looked ahead
+        bool more = true;
+        try
         {
-            // One segment: inputs in order until a full batch has decoded; failures keep their place in it.
-            segment.Clear();
-            int decoded = 0;
-            while (decoded < max && (more = await prepared.MoveNextAsync().ConfigureAwait(false)))
+            await Fill(current, wait: true).ConfigureAwait(false);
+            while (current.Items.Count > 0)
             {
-                var (index, input, tensor, error) = prepared.Current;
-                if (tensor is not null)
-                {
-                    if (batch.Length < (decoded + 1) * length)
-                        Array.Resize(ref batch, Math.Min(max, Math.Max(2 * decoded, 1)) * length);
-                    tensor.CopyTo(batch, decoded++ * length);
-                    pipeline.Return(tensor);
-                }
-                segment.Add((index, input, error));
+                cancellationToken.ThrowIfCancellationRequested();
+                await Fill(following, wait: false).ConfigureAwait(false);
+                var next = following.Decoded > 0 && (following.Decoded == max || !more) ? following.Batch : default;
+                float[]? logits = current.Decoded == 0 ? null
+                    : (await ForwardAsync(current.Batch, current.Decoded, false, cancellationToken, next).ConfigureAwait(false)).Logits;
+                int b = 0;
+                foreach (var (index, input, error) in current.Items)
+                    yield return error is not null
+                        ? new ImageClassification<T>(index, input, null, error)
+                        : new ImageClassification<T>(index, input, TopK(logits.AsSpan(b++ * classes, classes), topK), null);
+                (current, following) = (following, current);
+                following.Clear();
+                await Fill(current, wait: true).ConfigureAwait(false);
             }
-            cancellationToken.ThrowIfCancellationRequested();
-            float[]? logits = decoded == 0 ? null
-                : (await ForwardAsync(batch.AsMemory(0, decoded * length), decoded, false, cancellationToken).ConfigureAwait(false)).Logits;
-            int b = 0;
-            foreach (var (index, input, error) in segment)
-                yield return error is not null
-                    ? new ImageClassification<T>(index, input, null, error)
-                    : new ImageClassification<T>(index, input, TopK(logits.AsSpan(b++ * classes, classes), topK), null);
+        }
+        finally
+        {
+            // An enumerator cannot be disposed while a read is under way: stop the decoders, which ends it.
+            if (pending is not null)
+            {
+                await stop.CancelAsync().ConfigureAwait(false);
+                await ((Task)pending).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            }
+            await prepared.DisposeAsync().ConfigureAwait(false);
+        }
+
+        // Inputs in order until the segment holds a full batch of decoded images (failures keep their place in it), or,
+        // without `wait`, until the next input has not decoded yet.
+        async Task Fill(Segment<T> segment, bool wait)
+        {
+            while (more && segment.Decoded < max)
+            {
+                var read = pending is { } started ? new ValueTask<bool>(started) : prepared.MoveNextAsync();
+                pending = null;
+                if (!wait && !read.IsCompleted)
+                {
+                    pending = read.AsTask();
+                    return;
+                }
+                if (!(more = await read.ConfigureAwait(false)))
+                    return;
+                segment.Add(prepared.Current, pipeline);
+            }
+        }
+    }
+
+    /// <summary>Up to a batch of consecutive inputs, failures in their place, and the decoded images side by side.</summary>
+    private sealed class Segment<T>(int length, int max)
+    {
+        // Pinned, so that a batch announced to the GPU as the next one is at the same address when it runs. Grown to the
+        // largest batch seen, so that a call with one image holds one image's floats.
+        private float[] images = [];
+
+        public List<(int Index, T Input, Exception? Error)> Items { get; } = new(max);
+
+        public int Decoded { get; private set; }
+
+        public ReadOnlyMemory<float> Batch => images.AsMemory(0, Decoded * length);
+
+        public void Add(PreparedInput<T> input, InputPipeline pipeline)
+        {
+            if (input.Tensor is { } tensor)
+            {
+                if (images.Length < (Decoded + 1) * length)
+                {
+                    var grown = GC.AllocateUninitializedArray<float>(Math.Min(max, Math.Max(2 * Decoded, 1)) * length, pinned: true);
+                    images.AsSpan(0, Decoded * length).CopyTo(grown);
+                    images = grown;
+                }
+                tensor.CopyTo(images, Decoded++ * length);
+                pipeline.Return(tensor);
+            }
+            Items.Add((input.Index, input.Input, input.Error));
+        }
+
+        public void Clear()
+        {
+            Items.Clear();
+            Decoded = 0;
         }
     }
 }

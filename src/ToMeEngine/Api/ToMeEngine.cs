@@ -204,6 +204,12 @@ public sealed partial class ToMeEngine : IDisposable
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
     public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch, logitsOnly).Logits;
 
+    /// <summary>
+    /// <see cref="Logits(ReadOnlySpan{float}, int)"/> told the images of the batch that runs next (unchanged until then): the
+    /// CUDA backend uploads them while this batch runs.
+    /// </summary>
+    internal float[] Logits(ReadOnlySpan<float> images, int batch, ReadOnlySpan<float> next) => Forward(images, batch, logitsOnly, next).Logits;
+
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
@@ -213,13 +219,13 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>The engine's options with another merge schedule, for one call (see <see cref="MergeInspection"/>).</summary>
     internal ForwardOptions WithSchedule(Merging.MergeSchedule schedule) => forwardOptions with { Schedule = schedule };
 
-    internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options)
+    internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options, ReadOnlySpan<float> next = default)
     {
         CheckBatch(batch);
         gate.Wait();
         try
         {
-            return RunPass(images, batch, options);
+            return RunPass(images, batch, options, next);
         }
         finally
         {
@@ -229,9 +235,11 @@ public sealed partial class ToMeEngine : IDisposable
 
     /// <summary>
     /// <see cref="Forward(ReadOnlySpan{float}, int, bool)"/> on the thread pool: waits for the running forward pass without holding a thread, and stops
-    /// waiting when <paramref name="cancellationToken"/> fires; once this pass starts, it completes.
+    /// waiting when <paramref name="cancellationToken"/> fires; once this pass starts, it completes. <paramref name="next"/>: the
+    /// images of the batch that runs next, when known (unchanged until then; see <see cref="ForwardPass.Run"/>).
     /// </summary>
-    private Task<ForwardResult> ForwardAsync(ReadOnlyMemory<float> images, int batch, bool returnTokens, CancellationToken cancellationToken)
+    private Task<ForwardResult> ForwardAsync(ReadOnlyMemory<float> images, int batch, bool returnTokens, CancellationToken cancellationToken,
+        ReadOnlyMemory<float> next = default)
     {
         CheckBatch(batch);
         var options = returnTokens ? ForwardOptionsFor(true) : logitsOnly;
@@ -242,7 +250,7 @@ public sealed partial class ToMeEngine : IDisposable
             {
                 ThrowIfUnusable();
                 cancellationToken.ThrowIfCancellationRequested();
-                return RunPass(images.Span, batch, options);
+                return RunPass(images.Span, batch, options, next.Span);
             }
             finally
             {
@@ -253,12 +261,12 @@ public sealed partial class ToMeEngine : IDisposable
 
     // Under the gate. A GPU error that loses the context (an illegal address, a device-side assert) fails every later call
     // in it: the engine says so, releases its device memory at once, and refuses further work with the same explanation.
-    private ForwardResult RunPass(ReadOnlySpan<float> images, int batch, ForwardOptions options)
+    private ForwardResult RunPass(ReadOnlySpan<float> images, int batch, ForwardOptions options, ReadOnlySpan<float> next = default)
     {
         ThrowIfUnusable();
         try
         {
-            return pass.Run(images, batch, options);
+            return pass.Run(images, batch, options, null, next);
         }
         catch (Backends.Cuda.Native.CudaException e) when (backend.Name == "cuda" && Backends.Cuda.CudaFaults.ContextLost(e, out var cause))
         {

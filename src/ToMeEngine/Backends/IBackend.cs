@@ -8,6 +8,9 @@ internal abstract class DeviceBuffer : IDisposable
 {
     public abstract long Length { get; }
 
+    /// <summary>Bytes per element: 4 for float32 and int32, 2 for a half-precision activation buffer.</summary>
+    public virtual int ElementSize => 4;
+
     public virtual void Dispose() { }
 }
 

@@ -91,7 +91,7 @@ internal sealed partial class ForwardPass
         private DeviceBuffer Own(DeviceBuffer buffer, ref long bytes)
         {
             owned.Add(buffer);
-            bytes += buffer.Length * 4;
+            bytes += buffer.Length * buffer.ElementSize;
             return buffer;
         }
 

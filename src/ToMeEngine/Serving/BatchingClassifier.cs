@@ -28,6 +28,9 @@ public readonly record struct BatchingStatistics(long Requests, long Completed, 
 /// (its task ends with <see cref="OperationCanceledException"/>); once its batch runs, it completes normally.
 /// <see cref="Dispose"/> lets the running batch finish and deliver, ends every waiting request with
 /// <see cref="ObjectDisposedException"/>, and refuses new ones the same way; then it disposes the engine if it owns it.
+/// An engine whose GPU context is lost (<see cref="Backends.Cuda.CudaContextLostException"/>: it fails the batch that ran)
+/// is replaced by a fresh one when the classifier was given a way to build one; while that fails, <see cref="Fault"/> says
+/// why and every batch tries again.
 /// </remarks>
 public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDisposable
 {
@@ -42,8 +45,11 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         public int State = Queued;
     }
 
-    private readonly ToMeEngine engine;
-    private readonly bool ownsEngine;
+    private volatile ToMeEngine engine;
+    private bool ownsEngine;
+    private readonly Func<ToMeEngine>? replaceLostEngine;
+    private Exception? lostContext; // what left the engine unusable, until it is replaced
+    private volatile Exception? fault;
     private readonly InputPipeline pipeline;
     private readonly int tensorLength;
     private readonly ServingMetrics metrics;
@@ -63,14 +69,17 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
     /// <param name="ownsEngine">Dispose the engine with this classifier.</param>
     /// <param name="metrics">Where to record metrics (shared by the classifiers of one service); null creates a private meter.</param>
     /// <param name="logger">Logs batch failures; null logs nothing.</param>
+    /// <param name="replaceLostEngine">Builds a fresh engine (owned by the classifier) for one whose GPU context was lost;
+    /// null keeps the lost engine, which refuses every batch with the cause (and <see cref="Fault"/> says so).</param>
     public BatchingClassifier(ToMeEngine engine, BatchingOptions? options = null, bool ownsEngine = true,
-                              ServingMetrics? metrics = null, ILogger? logger = null)
+                              ServingMetrics? metrics = null, ILogger? logger = null, Func<ToMeEngine>? replaceLostEngine = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         Options = options?.Clone() ?? new BatchingOptions();
         Options.Validate();
         this.engine = engine;
         this.ownsEngine = ownsEngine;
+        this.replaceLostEngine = replaceLostEngine;
         // Tensors enough for the batch being run and the one being gathered; a burst beyond that allocates and is then let go.
         pipeline = new InputPipeline(new Preprocessor(engine.Config.Preprocess), Options.DecodeParallelism, 2 * Options.MaxBatchSize);
         tensorLength = pipeline.TensorLength;
@@ -84,8 +93,14 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             loop.Start();
     }
 
-    /// <summary>The engine running the forward passes.</summary>
+    /// <summary>The engine running the forward passes (a fresh one after a lost GPU context was replaced).</summary>
     public ToMeEngine Engine => engine;
+
+    /// <summary>
+    /// Why the classifier cannot serve now: its engine lost its GPU context and building a fresh one failed (the next batch
+    /// tries again), or the classifier has no way to build one. Null while it serves.
+    /// </summary>
+    public Exception? Fault => fault;
 
     /// <summary>The batching limits in force (a copy of those given).</summary>
     public BatchingOptions Options { get; }
@@ -283,11 +298,22 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         float[] logits;
         try
         {
+            if (fault is not null && replaceLostEngine is not null && !TryReplace())
+                throw new InvalidOperationException(fault.Message, lostContext);
             logits = engine.Logits(input.AsSpan(0, n * tensorLength), n);
         }
         catch (Exception e)
         {
             logger.LogError(e, "forward pass of a batch of {Count} failed on {Backend}", n, engine.BackendName);
+            // Replaced before the batch's callers hear of it, so a retry finds the fresh engine.
+            if (e is Backends.Cuda.CudaContextLostException && fault is null)
+            {
+                lostContext = e;
+                if (replaceLostEngine is not null)
+                    TryReplace();
+                else
+                    fault = new InvalidOperationException($"{Description}: the GPU context was lost ({e.Message}); this classifier was given no way to build a fresh engine", e);
+            }
             activity?.SetStatus(ActivityStatusCode.Error, e.Message);
             activity?.SetTag("error.type", e.GetType().FullName);
             foreach (var r in batch)
@@ -305,6 +331,34 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         {
             batch[b].TrySetResult(engine.TopK(logits.AsSpan(b * classes, classes), batch[b].TopK));
             Interlocked.Increment(ref completed);
+        }
+    }
+
+    /// <summary>
+    /// On the forward thread: builds a fresh engine for the one whose context was lost (which has released its device memory
+    /// already); when that fails, <see cref="Fault"/> says why.
+    /// </summary>
+    private bool TryReplace()
+    {
+        try
+        {
+            var fresh = replaceLostEngine!();
+            var old = engine;
+            engine = fresh;
+            if (ownsEngine)
+                old.Dispose();
+            ownsEngine = true;
+            fault = null;
+            logger.LogWarning("replaced the engine on {Backend} after its GPU context was lost: {Cause}", fresh.BackendName, lostContext!.Message);
+            lostContext = null;
+            return true;
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "could not replace the engine on {Backend} after its GPU context was lost", engine.BackendName);
+            fault = new InvalidOperationException(
+                $"{Description}: the GPU context was lost ({lostContext!.Message}) and a fresh engine could not be built: {e.Message}", e);
+            return false;
         }
     }
 

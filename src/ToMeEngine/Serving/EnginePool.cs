@@ -22,7 +22,10 @@ public sealed class EnginePoolOptions
 /// <summary>
 /// Several <see cref="BatchingClassifier"/>s serving one model (typically one per GPU, plus optional CPU engines), each with
 /// its own queue and forward thread. Each request goes to the member with the fewest requests outstanding, so a faster
-/// member naturally takes more. Thread-safe; disposing the pool disposes its members (see <see cref="BatchingClassifier.Dispose"/>).
+/// member naturally takes more. A member without a usable engine (<see cref="BatchingClassifier.Fault"/>: its GPU context was
+/// lost and no fresh engine could be built yet) gets requests only when every member is in that state. A GPU member of a
+/// pool built by <see cref="Load"/> replaces an engine whose context was lost by one loaded afresh from the model.
+/// Thread-safe; disposing the pool disposes its members (see <see cref="BatchingClassifier.Dispose"/>).
 /// </summary>
 public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
 {
@@ -67,7 +70,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         try
         {
             foreach (var device in devices)
-                built.Add(Member(weights, engine with { Backend = BackendKind.Cuda, Device = device }));
+                built.Add(Member(weights, engine with { Backend = BackendKind.Cuda, Device = device }, replaceable: true));
             int cpuThreads = engine.Threads > 0 ? engine.Threads : Math.Max(1, Environment.ProcessorCount / Math.Max(1, pool.CpuEngines));
             for (int i = 0; i < pool.CpuEngines; i++)
                 built.Add(Member(weights, engine with { Backend = BackendKind.Cpu, Threads = cpuThreads }));
@@ -82,11 +85,13 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         }
         return new EnginePool(built);
 
-        BatchingClassifier Member(ModelWeights w, EngineOptions o)
+        BatchingClassifier Member(ModelWeights w, EngineOptions o, bool replaceable = false)
         {
             var e = ToMeEngine.Create(w, o);
             log.LogInformation("engine {Index}: {Model} on {Backend}, {Precision}", built.Count, e.Config.Architecture, e.BackendName, e.Precision.Name());
-            return new BatchingClassifier(e, batching, ownsEngine: true, metrics, loggers.CreateLogger<BatchingClassifier>());
+            // Read again from the model rather than kept: the host copy of the weights is not held for a rare event.
+            return new BatchingClassifier(e, batching, ownsEngine: true, metrics, loggers.CreateLogger<BatchingClassifier>(),
+                replaceable ? () => ToMeEngine.Create(ModelLoader.Load(model), o) : null);
         }
     }
 
@@ -112,6 +117,9 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
     /// <inheritdoc/>
     public Model.ModelConfig Model => members[0].Model;
 
+    /// <summary>The first member's <see cref="BatchingClassifier.Fault"/> when no member can classify; null while one can.</summary>
+    public Exception? Fault => members.All(m => m.Fault is not null) ? members[0].Fault : null;
+
     /// <summary>Requests outstanding over all members.</summary>
     public int Outstanding => members.Sum(m => m.Outstanding);
 
@@ -124,7 +132,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         for (int i = 1; i < members.Length; i++)
         {
             var m = members[(start + i) % members.Length];
-            if (m.Outstanding < best.Outstanding)
+            if ((m.Fault is null) != (best.Fault is null) ? m.Fault is null : m.Outstanding < best.Outstanding)
                 best = m;
         }
         return best.ClassifyAsync(image, topK, cancellationToken);

@@ -12,6 +12,12 @@ public interface IImageClassifier
     /// <summary>The model served: input size, classes and their labels (every engine of a pool serves the same one).</summary>
     Model.ModelConfig Model { get; }
 
+    /// <summary>
+    /// Why the classifier cannot classify now (health checks answer 503 with it), or null while it can: e.g. its engine
+    /// lost its GPU context and a fresh one could not be built yet.
+    /// </summary>
+    Exception? Fault => null;
+
     /// <summary>The <paramref name="topK"/> most probable classes of <paramref name="image"/>, most probable first.</summary>
     /// <exception cref="Imaging.InvalidImageException">The image cannot be decoded (only this request fails).</exception>
     /// <exception cref="ArgumentException">A preprocessed image (<see cref="ImageInput.FromTensor"/>) is not [3, S, S] for this model.</exception>

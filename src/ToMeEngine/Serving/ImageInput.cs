@@ -40,7 +40,7 @@ public sealed class ImageInput
 
     /// <summary>
     /// An image already resized, cropped and normalized as the model's eval transform does: [3, S, S] float32, channel-major
-    /// (one row of the input of <see cref="ToMeEngine.Logits"/>). The array is not copied and must not change until the call
+    /// (one row of the input of <see cref="ToMeEngine.Logits(ReadOnlySpan{float}, int)"/>). The array is not copied and must not change until the call
     /// completes; a length other than 3·S·S fails the call with <see cref="ArgumentException"/>.
     /// </summary>
     public static ImageInput FromTensor(float[] chw) => new(null, null, null, null, chw ?? throw new ArgumentNullException(nameof(chw)));

@@ -52,7 +52,7 @@ public static class ServiceCollectionExtensions
             var watch = Stopwatch.StartNew();
             IImageClassifier classifier = options.Pool is null
                 ? new BatchingClassifier(ToMeEngine.Load(options.Model, options.Engine), options.Batching, ownsEngine: true, metrics,
-                                         loggers.CreateLogger<BatchingClassifier>())
+                                         loggers.CreateLogger<BatchingClassifier>(), () => ToMeEngine.Load(options.Model, options.Engine))
                 : EnginePool.Load(options.Model, options.Engine, options.Batching, options.Pool, metrics, loggers);
             log.LogInformation("loaded {Model} in {Ms:F0} ms: {Description}", options.Model, watch.Elapsed.TotalMilliseconds, classifier.Description);
             return classifier;
@@ -62,15 +62,17 @@ public static class ServiceCollectionExtensions
 
     /// <summary>
     /// Registers an engine already loaded (e.g. by a command line) behind a <see cref="BatchingClassifier"/>; the container
-    /// disposes the engine with the classifier.
+    /// disposes the engine with the classifier. <paramref name="replaceLostEngine"/> loads a fresh engine for one whose GPU
+    /// context was lost (see <see cref="BatchingClassifier"/>).
     /// </summary>
-    public static IServiceCollection AddToMeEngine(this IServiceCollection services, ToMeEngine engine, BatchingOptions? batching = null)
+    public static IServiceCollection AddToMeEngine(this IServiceCollection services, ToMeEngine engine, BatchingOptions? batching = null,
+                                                   Func<ToMeEngine>? replaceLostEngine = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(engine);
         AddMetrics(services);
         services.TryAddSingleton<IImageClassifier>(sp => new BatchingClassifier(engine, batching, ownsEngine: true, sp.GetRequiredService<ServingMetrics>(),
-            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<BatchingClassifier>()));
+            (sp.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance).CreateLogger<BatchingClassifier>(), replaceLostEngine));
         return services;
     }
 

@@ -2,6 +2,7 @@ using ToMe.Backends.Cuda;
 using ToMe.Backends.Cuda.Native;
 using ToMe.Merging;
 using ToMe.Model;
+using ToMe.Serving;
 using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Cuda;
@@ -167,6 +168,27 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The workspace's out-of-memory message counts what it got in the elements' real sizes: half-precision activations at
+    /// 2 bytes, the float32 and int32 buffers at 4. Its seventh allocation (the metric, after the images, the residual
+    /// stream and its twin in float32, then Hidden, Qkv and Mlp in fp16) fails.
+    /// </summary>
+    [Fact]
+    public void TheWorkspaceCountsHalfActivationsAtTheirSize()
+    {
+        using var gpu = BackendPair.CreateGpu();
+        EmulatedDevice.Require();
+        var config = TinyModel().Config;
+        const long batch = 3;
+        long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize;
+        long expected = batch * (4 * (3 * s * s + 2 * t0 * c) + 2 * (t0 * c + 3 * t0 * c + t0 * config.MlpHidden));
+        CudaOutOfMemoryException error;
+        using (EmulatedDevice.FailAllocations(skip: 6))
+            error = Assert.Throws<CudaOutOfMemoryException>(() => new ForwardPass.Workspace(gpu, config, (int)batch, Precision.Float16));
+        output.WriteLine(error.Message);
+        Assert.Contains($"the forward pass's workspace (after {CudaFaults.Bytes(expected)} of it)", error.Message);
+    }
+
+    /// <summary>
     /// An illegal address in a kernel loses the context, as on a GPU: the engine says so, naming the error, releases the
     /// device, and keeps saying so; a new engine then runs with unchanged results.
     /// </summary>
@@ -200,6 +222,66 @@ public sealed class GpuFaultTests(ITestOutputHelper output)
 
             using var fresh = ToMeEngine.Create(weights, Cuda);
             Assert.Equal(expected, fresh.Logits(Images(2), 2));
+        }
+    }
+    /// <summary>
+    /// A pool member whose engine loses its GPU context fails that batch, then serves again on a fresh engine. While the
+    /// context stays lost (another user holds it), building one fails: the member says why (Fault) and its requests fail
+    /// with that; once the context is let go, the next batch builds the engine and the answers are unchanged. Without a way
+    /// to build one, the member keeps the lost engine and says so.
+    /// </summary>
+    [Fact]
+    public async Task APoolReplacesAnEngineWhoseContextWasLost()
+    {
+        GpuRequirement.RequireDevice();
+        EmulatedDevice.Require();
+        var token = TestContext.Current.CancellationToken;
+        var path = Fixtures.ModelPath("deit_t4_distilled");
+        var options = new EngineOptions { Backend = BackendKind.Cuda, MaxBatchSize = 2, Schedule = MergeSchedule.Constant(2) };
+        var weights = Fixtures.Model("deit_t4_distilled");
+        var image = Gpu.Random(3 * weights.Config.ImageSize * weights.Config.ImageSize, seed: 5);
+        IReadOnlyList<Prediction> expected;
+        using (var reference = ToMeEngine.Create(weights, options))
+            expected = reference.TopK(reference.Logits(image, 1), 3);
+        var before = EmulatedDevice.DeviceMemory();
+        using (EmulatedDevice.StickyErrors())
+        {
+            using (var pool = EnginePool.Load(path, options, pool: new EnginePoolOptions { CudaDevices = [0] }))
+            {
+                var member = Assert.Single(pool.Members);
+                Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                var first = member.Engine;
+
+                var holder = Gpu.Context();
+                using (EmulatedDevice.FaultLaunch("layer_norm_f32", skip: 1))
+                    Assert.Throws<CudaContextLostException>(() => first.Logits(image, 1));
+                await Assert.ThrowsAsync<CudaContextLostException>(() => pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.NotNull(member.Fault);
+                output.WriteLine(member.Fault.Message);
+                Assert.Contains("the GPU context was lost", member.Fault.Message);
+                Assert.Contains("a fresh engine could not be built", member.Fault.Message);
+                Assert.Same(member.Fault, pool.Fault); // its only member: the pool cannot classify either (health checks say so)
+                var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.Contains("a fresh engine could not be built", refused.Message);
+
+                holder.Dispose();
+                Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.Null(member.Fault);
+                Assert.Null(pool.Fault);
+                Assert.NotSame(first, member.Engine);
+                Assert.Equal(expected, await pool.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+            }
+            // A classifier given no way to build an engine keeps the lost one, and says so.
+            using (var lone = new BatchingClassifier(ToMeEngine.Create(weights, options)))
+            {
+                using (EmulatedDevice.FaultLaunch("layer_norm_f32", skip: 1))
+                    Assert.Throws<CudaContextLostException>(() => lone.Engine.Logits(image, 1));
+                await Assert.ThrowsAsync<CudaContextLostException>(() => lone.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+                Assert.NotNull(lone.Fault);
+                Assert.Contains("no way to build a fresh engine", lone.Fault.Message);
+                await Assert.ThrowsAsync<CudaContextLostException>(() => lone.ClassifyAsync(ImageInput.FromTensor(image), 3, token));
+            }
+            Assert.Equal(before, EmulatedDevice.DeviceMemory());
         }
     }
 }

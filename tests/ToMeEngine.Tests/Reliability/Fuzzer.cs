@@ -133,7 +133,30 @@ public sealed class Fuzzer(int seed)
     }
 
     /// <summary>Null when the input parses or fails as documented in time; otherwise what went wrong.</summary>
+    /// <remarks>
+    /// The suite runs in parallel on shared machines, where load can stall any input past the per-input limit for a
+    /// moment. A really slow input is slow every time: it is reported only when it is over the limit on each of
+    /// <see cref="SlowRuns"/> runs (the fastest is quoted). A hang never finishes, so the wait for one is far longer than any
+    /// input takes even under load; that changes how long a hang takes to report, not whether it is.
+    /// </remarks>
     public static string? Check(byte[] input, Action<byte[]> parse, Type[] documented, TimeSpan perInput)
+    {
+        var fastest = TimeSpan.MaxValue;
+        for (int run = 0; run < SlowRuns; run++)
+        {
+            var (problem, elapsed) = CheckOnce(input, parse, documented, perInput * 30);
+            if (problem is not null)
+                return problem;
+            if (elapsed <= perInput)
+                return null;
+            fastest = elapsed < fastest ? elapsed : fastest;
+        }
+        return $"took {fastest.TotalMilliseconds:F0} ms on each of {SlowRuns} runs (limit {perInput.TotalMilliseconds:F0})";
+    }
+
+    private const int SlowRuns = 3;
+
+    private static (string? Problem, TimeSpan Elapsed) CheckOnce(byte[] input, Action<byte[]> parse, Type[] documented, TimeSpan hang)
     {
         Exception? escaped = null;
         var clock = Stopwatch.StartNew();
@@ -152,14 +175,11 @@ public sealed class Fuzzer(int seed)
                 // documented
             }
         });
-        // A generous wait for the worker; the per-input limit is judged on the measured time.
-        if (!work.Wait(perInput * 10))
-            return $"still running after {(perInput * 10).TotalSeconds:F0} s (hang)";
+        if (!work.Wait(hang))
+            return ($"still running after {hang.TotalSeconds:F0} s (hang)", clock.Elapsed);
         if (escaped is not null)
-            return $"{escaped.GetType().Name}: {escaped.Message.Split('\n')[0]}";
-        if (clock.Elapsed > perInput)
-            return $"took {clock.Elapsed.TotalMilliseconds:F0} ms (limit {perInput.TotalMilliseconds:F0})";
-        return null;
+            return ($"{escaped.GetType().Name}: {escaped.Message.Split('\n')[0]}", clock.Elapsed);
+        return (null, clock.Elapsed);
     }
 
     /// <summary>Deletes slices while the same kind of problem reproduces (hangs are not minimized: too slow to repeat).</summary>

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 using ToMe.Serving;
 using ToMe.Serving.Http;
 
@@ -191,5 +192,47 @@ public sealed class ClassifierServiceTests
         Assert.Equal(2, (await response.Content.ReadFromJsonAsync<ClassifyResponse>(ct))!.Predictions.Count);
         // The model's name in the protocol's paths is the file's, as given to --model.
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/models/vit_p14_d3/ready", ct)).StatusCode);
+    }
+    /// <summary>A classifier that cannot classify (its Fault set) makes every health check answer 503 with the reason.</summary>
+    [Fact(Timeout = 60_000)]
+    public async Task HealthChecksReportAClassifierThatCannotClassify()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        using var engine = ServingTestData.LoadEngine();
+        var classifier = new Faulted(engine.Config);
+        var app = ClassifierServer.Build(new ClassifierServerOptions
+        {
+            Host = "127.0.0.1",
+            Port = 0,
+            ModelName = "m",
+            AddClassifier = s => s.AddSingleton<IImageClassifier>(classifier),
+        }, ["--Logging:LogLevel:Default=Warning"]);
+        var address = await ClassifierServer.StartAsync(app, ct);
+        await using var _ = app;
+        using var client = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+
+        var health = await client.GetAsync("/health", ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, health.StatusCode);
+        Assert.Contains("the GPU context was lost", await health.Content.ReadAsStringAsync(ct));
+        var ready = await client.GetAsync("/v2/health/ready", ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("the GPU context was lost", await ready.Content.ReadAsStringAsync(ct));
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/health/live", ct)).StatusCode);
+        var model = JsonDocument.Parse(await client.GetStringAsync("/v2/models/m/ready", ct)).RootElement;
+        Assert.False(model.GetProperty("ready").GetBoolean());
+
+        classifier.Fault = null;
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health", ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/health/ready", ct)).StatusCode);
+    }
+
+    private sealed class Faulted(ToMe.Model.ModelConfig model) : IImageClassifier
+    {
+        public string Description => "faulted";
+        public ToMe.Model.ModelConfig Model => model;
+        public Exception? Fault { get; set; } = new InvalidOperationException("the GPU context was lost and a fresh engine could not be built");
+
+        public Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default) =>
+            Task.FromException<IReadOnlyList<Prediction>>(Fault ?? new NotSupportedException());
     }
 }

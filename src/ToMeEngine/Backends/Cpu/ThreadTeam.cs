@@ -103,6 +103,8 @@ internal sealed class ThreadTeam
                     job = Volatile.Read(ref current);
                     if (job is null || job == last)
                         wake.Wait();
+                    else if (!Unregister())
+                        wake.Wait(); // the loop counted this worker and releases a permit for it: take it, or a later sleep ends at once
                     spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
                 }
                 else
@@ -114,6 +116,17 @@ internal sealed class ThreadTeam
             last = job;
             job.Run();
         }
+    }
+
+    // A worker that found a loop after counting itself asleep takes its count back, unless a loop has already taken the
+    // count (and so owes it a permit). Counts are interchangeable: what matters is that every registration ends in exactly
+    // one of a permit taken or a count withdrawn.
+    private bool Unregister()
+    {
+        for (int n; (n = Volatile.Read(ref sleeping)) > 0;)
+            if (Interlocked.CompareExchange(ref sleeping, n - 1, n) == n)
+                return true;
+        return false;
     }
 
     private sealed class Job(Action<int> body, int count)

@@ -26,6 +26,8 @@ internal sealed class CudaBuffer<T> : DeviceBuffer where T : unmanaged
 
     public override long Length => Memory.Length;
 
+    public override unsafe int ElementSize => sizeof(T);
+
     public override void Dispose()
     {
         // Kernels queued on the backend's stream may still read this memory.
