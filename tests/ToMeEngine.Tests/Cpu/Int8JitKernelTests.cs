@@ -109,6 +109,21 @@ public unsafe class Int8JitKernelTests
     }
 
     [Fact]
+    public void TomeInt8JitZeroTurnsItOff()
+    {
+        RequireJit();
+        string[] args = ["info", "--model", Fixtures.ModelPath("vit_p14_d3"), "--precision", "int8"];
+        var (code, stdout, stderr) = TomeProcess.Run(args);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("integer kernel Avx512Vnni (generated at run time", stdout);
+
+        (code, stdout, stderr) = TomeProcess.Run(new Dictionary<string, string?> { ["TOME_INT8_JIT"] = "0" }, args);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("integer kernel ", stdout);
+        Assert.DoesNotContain("Avx512Vnni", stdout);
+    }
+
+    [Fact]
     public void GeneratedCodeFollowsEachCallingConvention()
     {
         // The one argument arrives in rdi (System V) or rcx (Windows); both keep it on the stack and load from it.
