@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using ToMe.Backends.Cpu;
 using ToMe.Model;
 
 namespace ToMe.Cli.Commands;
@@ -62,6 +63,12 @@ internal static class InfoCommand
         return command;
     }
 
+    private static string Int8Kernel() => Int8Gemm.BestPath switch
+    {
+        Int8Path.Avx512Vnni => "Avx512Vnni (generated at run time; TOME_INT8_JIT=0 turns it off)",
+        var path => path.ToString(),
+    };
+
     /// <summary>Which Linear layers a precision runs in which type, and what their weights weigh.</summary>
     private static string DescribePrecision(ModelConfig config, Precision precision)
     {
@@ -73,7 +80,7 @@ internal static class InfoCommand
             case Precision.Int8:
                 double int8 = layers.Sum(l => LinearLayer.WeightBytes(l.Out, l.In, l.Layer.DefaultPrecision(Precision.Int8))) / 1e6;
                 return string.Create(inv, $"int8 (CPU): qkv, proj, fc1, fc2 of every block in int8, patch embedding and head in fp32; " +
-                    $"Linear weights {int8:F1} MB (fp32: {fp32:F1} MB)");
+                    $"Linear weights {int8:F1} MB (fp32: {fp32:F1} MB); integer kernel {Int8Kernel()}");
             case Precision.Float32:
                 return string.Create(inv, $"fp32: Linear weights {fp32:F1} MB");
             case Precision.Auto:

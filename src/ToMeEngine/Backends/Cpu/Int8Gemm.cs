@@ -12,6 +12,7 @@ internal enum Int8Path
     Avx2,
     Avx512BW,
     AvxVnni,
+    Avx512Vnni, // generated at run time: Int8JitKernels
 }
 
 /// <summary>
@@ -39,11 +40,12 @@ internal static unsafe partial class Int8Gemm
     // The calling thread's quantized activations for one call (worker threads only read them).
     [ThreadStatic] private static byte[]? t_quantized;
 
-    /// <summary>The fastest kernel family this machine runs, unless TOME_INT8_KERNEL names another (scalar, avx2, avx512bw, avxvnni).</summary>
+    /// <summary>The fastest kernel family this machine runs, unless TOME_INT8_KERNEL names another (scalar, avx2, avx512bw, avxvnni, avx512vnni).</summary>
     public static Int8Path BestPath { get; } = FromEnvironment() ?? DetectBest();
 
     private static Int8Path DetectBest() =>
-        AvxVnni.IsSupported ? Int8Path.AvxVnni
+        Int8JitKernels.IsAvailable ? Int8Path.Avx512Vnni
+        : AvxVnni.IsSupported ? Int8Path.AvxVnni
         : Avx512BW.IsSupported ? Int8Path.Avx512BW
         : Avx2.IsSupported ? Int8Path.Avx2
         : Int8Path.Scalar;
@@ -63,6 +65,7 @@ internal static unsafe partial class Int8Gemm
     public static bool IsSupported(Int8Path path) => path switch
     {
         Int8Path.AvxVnni => AvxVnni.IsSupported,
+        Int8Path.Avx512Vnni => Int8JitKernels.IsAvailable,
         Int8Path.Avx512BW => Avx512BW.IsSupported,
         Int8Path.Avx2 => Avx2.IsSupported,
         _ => true,
@@ -71,6 +74,7 @@ internal static unsafe partial class Int8Gemm
     internal static int MicroRows(Int8Path path) => path switch
     {
         Int8Path.AvxVnni => Int8Kernels.MrVnni,
+        Int8Path.Avx512Vnni => Int8JitKernels.Mr,
         Int8Path.Avx512BW => Int8Kernels.MrAvx512,
         Int8Path.Avx2 => Int8Kernels.MrAvx2,
         _ => Int8Kernels.MrScalar,
@@ -166,67 +170,93 @@ internal static unsafe partial class Int8Gemm
         public GemmEpilogue Epilogue;
         public int* IntegerOutput; // tests: the raw sums [M, N] instead of C
 
-        // Rows [m0, m1) × panels [p0, p1). A panel stays in L1 while the row block's micro-panels pass it.
+        // Rows [m0, m1) × panels [p0, p1). A panel (two for the generated kernel) stays in L1 while the row block's
+        // micro-panels pass it.
         [MethodImpl(Jit.Hot)]
         public void RunTile(int m0, int m1, int p0, int p1)
         {
             int mr = MicroRows(Path);
+            bool generated = Path == Int8Path.Avx512Vnni;
             float* scratch = stackalloc float[Int8Kernels.MrAvx512 * Nr];
             int* raw = stackalloc int[Int8Kernels.MrAvx512 * Nr];
+            int* sums = stackalloc int[Int8JitKernels.Mr * Int8JitKernels.OutStride];
             float* noBias = stackalloc float[Nr];
             new Span<float>(noBias, Nr).Clear();
             int kq = W.KQuads;
+            long panelStride = (long)kq * Nr * 4;
             fixed (float* scales = W.Scale, bias = W.Bias, rowScale = A.Scale)
-            fixed (int* sums = W.ColumnSum, rowZero = A.Zero)
+            fixed (int* columnSums = W.ColumnSum, rowZero = A.Zero)
             {
                 var tile = new Int8Tile { Accumulate = Epilogue == GemmEpilogue.Accumulate, Raw = IntegerOutput != null ? raw : null };
                 bool gelu = Epilogue == GemmEpilogue.BiasGelu;
-                for (int p = p0; p < p1; p++)
+                for (int p = p0; p < p1; p += generated ? Int8JitKernels.MaxPanels : 1)
                 {
-                    sbyte* panel = W.Panel(p);
-                    int j0 = p * Nr, cols = Math.Min(Nr, W.N - j0);
-                    tile.ColScale = scales + j0;
-                    tile.ColSum = sums + j0;
-                    tile.Bias = Epilogue == GemmEpilogue.None ? noBias : bias + j0;
+                    int panels = generated ? Math.Min(Int8JitKernels.MaxPanels, p1 - p) : 1;
                     for (int i0 = m0; i0 < m1; i0 += mr)
                     {
                         int rows = Math.Min(mr, m1 - i0);
-                        bool edge = rows < mr || cols < Nr;
-                        float* c = C + (long)i0 * Ldc + j0;
-                        tile.RowScale = rowScale + i0;
-                        tile.RowZero = rowZero + i0;
-                        tile.C = edge ? scratch : c;
-                        tile.Ldc = edge ? Nr : Ldc;
-                        if (edge && tile.Accumulate && IntegerOutput == null)
-                            Copy(c, Ldc, scratch, Nr, rows, cols);
-                        switch (Path)
+                        if (generated)
+                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums);
+                        for (int s = 0; s < panels; s++)
                         {
-                            case Int8Path.AvxVnni:
-                                Int8Kernels.KernelVnni(kq, A.Row8(i0), A.Stride, panel, &tile);
-                                break;
-                            case Int8Path.Avx512BW:
-                                Int8Kernels.KernelAvx512(kq, A.Row16(i0), A.Stride, panel, &tile);
-                                break;
-                            case Int8Path.Avx2:
-                                Int8Kernels.KernelAvx2(kq, A.Row16(i0), A.Stride, panel, &tile);
-                                break;
-                            default:
-                                Int8Kernels.KernelScalar(kq, A.Row8(i0), A.Stride, panel, &tile);
-                                break;
+                            int j0 = (p + s) * Nr, cols = Math.Min(Nr, W.N - j0);
+                            bool edge = rows < mr || cols < Nr;
+                            float* c = C + (long)i0 * Ldc + j0;
+                            tile.ColScale = scales + j0;
+                            tile.ColSum = columnSums + j0;
+                            tile.Bias = Epilogue == GemmEpilogue.None ? noBias : bias + j0;
+                            tile.RowScale = rowScale + i0;
+                            tile.RowZero = rowZero + i0;
+                            tile.C = edge ? scratch : c;
+                            tile.Ldc = edge ? Nr : Ldc;
+                            if (edge && tile.Accumulate && IntegerOutput == null)
+                                Copy(c, Ldc, scratch, Nr, rows, cols);
+                            if (generated)
+                                Epilogue512(&tile, sums + s * Nr, rows);
+                            else
+                                Kernel(kq, i0, W.Panel(p), &tile);
+                            if (IntegerOutput != null)
+                            {
+                                for (int r = 0; r < rows; r++)
+                                    new ReadOnlySpan<int>(raw + r * Nr, cols).CopyTo(new Span<int>(IntegerOutput + (long)(i0 + r) * W.N + j0, cols));
+                                continue;
+                            }
+                            if (gelu)
+                                Int8Tile.Gelu(tile.C, tile.Ldc, rows);
+                            if (edge)
+                                Copy(scratch, Nr, c, Ldc, rows, cols);
                         }
-                        if (IntegerOutput != null)
-                        {
-                            for (int r = 0; r < rows; r++)
-                                new ReadOnlySpan<int>(raw + r * Nr, cols).CopyTo(new Span<int>(IntegerOutput + (long)(i0 + r) * W.N + j0, cols));
-                            continue;
-                        }
-                        if (gelu)
-                            Int8Tile.Gelu(tile.C, tile.Ldc, rows);
-                        if (edge)
-                            Copy(scratch, Nr, c, Ldc, rows, cols);
                     }
                 }
             }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Kernel(int kq, int i0, sbyte* panel, Int8Tile* tile)
+        {
+            switch (Path)
+            {
+                case Int8Path.AvxVnni:
+                    Int8Kernels.KernelVnni(kq, A.Row8(i0), A.Stride, panel, tile);
+                    break;
+                case Int8Path.Avx512BW:
+                    Int8Kernels.KernelAvx512(kq, A.Row16(i0), A.Stride, panel, tile);
+                    break;
+                case Int8Path.Avx2:
+                    Int8Kernels.KernelAvx2(kq, A.Row16(i0), A.Stride, panel, tile);
+                    break;
+                default:
+                    Int8Kernels.KernelScalar(kq, A.Row8(i0), A.Stride, panel, tile);
+                    break;
+            }
+        }
+
+        // The generated kernel's sums (row stride OutStride) through the same epilogue; only the tile's real rows.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Epilogue512(Int8Tile* tile, int* sums, int rows)
+        {
+            for (int r = 0; r < rows; r++)
+                tile->Row(r, Vector512.Load(sums + r * Int8JitKernels.OutStride));
         }
 
         [MethodImpl(Jit.Hot)]

@@ -1,0 +1,237 @@
+namespace ToMe.Backends.Cpu.CodeGen;
+
+/// <summary>x86-64 general-purpose registers in encoding order.</summary>
+internal enum Gpr
+{
+    Rax, Rcx, Rdx, Rbx, Rsp, Rbp, Rsi, Rdi, R8, R9, R10, R11, R12, R13, R14, R15,
+}
+
+/// <summary>A memory operand [base + index·scale + disp].</summary>
+internal readonly record struct Mem(Gpr Base, Gpr? Index = null, int Scale = 1, int Disp = 0)
+{
+    public static implicit operator Mem(Gpr b) => new(b);
+
+    public static Mem operator +(Mem m, int disp) => m with { Disp = m.Disp + disp };
+}
+
+/// <summary>A forward or backward jump target of <see cref="X64Assembler"/>.</summary>
+internal readonly record struct Label(int Id);
+
+/// <summary>
+/// A minimal x86-64 encoder for the run-time generated int8 micro-kernel: just the instructions it needs, each encoded in
+/// one fixed form (64-bit operands, rel32 branches, 512-bit EVEX vector forms without masking).
+/// </summary>
+/// <remarks>
+/// Vector registers are numbered 0–31 (zmm). Memory operands take the shortest displacement the hardware accepts; for EVEX
+/// that is the compressed disp8·N (N = 64 for a full zmm access, 4 for a broadcast dword), as an assembler would choose.
+/// </remarks>
+internal sealed class X64Assembler
+{
+    private readonly List<byte> code = [];
+    private readonly List<int> labels = [];            // bound offset per label, −1 until bound
+    private readonly List<(int At, int Label)> fixups = []; // rel32 fields waiting for their label
+
+    public int Length => code.Count;
+
+    /// <summary>The machine code; every label used must be bound.</summary>
+    public byte[] ToArray()
+    {
+        foreach (var (at, label) in fixups)
+        {
+            int target = labels[label];
+            if (target < 0)
+                throw new InvalidOperationException($"label {label} is used but never bound");
+            int rel = target - (at + 4);
+            for (int i = 0; i < 4; i++)
+                code[at + i] = (byte)(rel >> (8 * i));
+        }
+        return [.. code];
+    }
+
+    public Label NewLabel()
+    {
+        labels.Add(-1);
+        return new Label(labels.Count - 1);
+    }
+
+    public void Bind(Label label)
+    {
+        if (labels[label.Id] >= 0)
+            throw new InvalidOperationException($"label {label.Id} is bound twice");
+        labels[label.Id] = code.Count;
+    }
+
+    // ---- general-purpose instructions (REX.W forms) ----
+
+    /// <summary>mov dst, qword [m]</summary>
+    public void MovLoad(Gpr dst, Mem m) => Legacy(0x8B, (int)dst, m);
+
+    /// <summary>lea dst, [m]</summary>
+    public void Lea(Gpr dst, Mem m) => Legacy(0x8D, (int)dst, m);
+
+    /// <summary>add dst, imm (imm8 form when it fits)</summary>
+    public void Add(Gpr dst, int imm) => ImmediateOp(0, dst, imm);
+
+    /// <summary>sub dst, imm (imm8 form when it fits)</summary>
+    public void Sub(Gpr dst, int imm) => ImmediateOp(5, dst, imm);
+
+    /// <summary>add dst, src</summary>
+    public void Add(Gpr dst, Gpr src) => RegisterOp(0x01, src, dst);
+
+    /// <summary>test a, b</summary>
+    public void Test(Gpr a, Gpr b) => RegisterOp(0x85, b, a);
+
+    /// <summary>dec r</summary>
+    public void Dec(Gpr r)
+    {
+        Emit(Rex(true, 0, 0, (int)r), 0xFF, ModRm(3, 1, (int)r));
+    }
+
+    public void Push(Gpr r)
+    {
+        if ((int)r >= 8)
+            Emit(0x41);
+        Emit((byte)(0x50 + ((int)r & 7)));
+    }
+
+    public void Pop(Gpr r)
+    {
+        if ((int)r >= 8)
+            Emit(0x41);
+        Emit((byte)(0x58 + ((int)r & 7)));
+    }
+
+    /// <summary>jnz label (rel32)</summary>
+    public void Jnz(Label target) => Branch(0x85, target);
+
+    /// <summary>jz label (rel32)</summary>
+    public void Jz(Label target) => Branch(0x84, target);
+
+    public void Ret() => Emit(0xC3);
+
+    public void Vzeroupper() => Emit(0xC5, 0xF8, 0x77);
+
+    // ---- 512-bit EVEX instructions ----
+
+    /// <summary>vpdpbusd acc, u8, s8 (zmm): acc += Σ of four u8·s8 products per int32 lane</summary>
+    public void Vpdpbusd(int acc, int unsignedBytes, int signedBytes) =>
+        EvexRegister(map: 2, pp: 1, opcode: 0x50, acc, unsignedBytes, signedBytes);
+
+    /// <summary>vpxord dst, a, b (zmm)</summary>
+    public void Vpxord(int dst, int a, int b) => EvexRegister(map: 1, pp: 1, opcode: 0xEF, dst, a, b);
+
+    /// <summary>vpbroadcastd dst, dword [m] (zmm)</summary>
+    public void VpbroadcastdLoad(int dst, Mem m) => EvexMemory(map: 2, pp: 1, opcode: 0x58, dst, m, n: 4);
+
+    /// <summary>vmovdqu32 dst, zmmword [m]</summary>
+    public void Vmovdqu32Load(int dst, Mem m) => EvexMemory(map: 1, pp: 2, opcode: 0x6F, dst, m, n: 64);
+
+    /// <summary>vmovdqu32 zmmword [m], src</summary>
+    public void Vmovdqu32Store(Mem m, int src) => EvexMemory(map: 1, pp: 2, opcode: 0x7F, src, m, n: 64);
+
+    // ---- encoding ----
+
+    private void Emit(params ReadOnlySpan<byte> bytes)
+    {
+        foreach (var b in bytes)
+            code.Add(b);
+    }
+
+    private static byte Rex(bool w, int reg, int index, int rm) =>
+        (byte)(0x40 | (w ? 8 : 0) | ((reg >> 3) & 1) << 2 | ((index >> 3) & 1) << 1 | ((rm >> 3) & 1));
+
+    private static byte ModRm(int mod, int reg, int rm) => (byte)(mod << 6 | (reg & 7) << 3 | (rm & 7));
+
+    private void Legacy(byte opcode, int reg, Mem m)
+    {
+        Emit(Rex(true, reg, m.Index is { } i ? (int)i : 0, (int)m.Base), opcode);
+        Address(reg, m, n: 1);
+    }
+
+    private void RegisterOp(byte opcode, Gpr reg, Gpr rm) =>
+        Emit(Rex(true, (int)reg, 0, (int)rm), opcode, ModRm(3, (int)reg, (int)rm));
+
+    private void ImmediateOp(int extension, Gpr dst, int imm)
+    {
+        if (imm is >= sbyte.MinValue and <= sbyte.MaxValue)
+        {
+            Emit(Rex(true, 0, 0, (int)dst), 0x83, ModRm(3, extension, (int)dst), (byte)imm);
+            return;
+        }
+        Emit(Rex(true, 0, 0, (int)dst), 0x81, ModRm(3, extension, (int)dst));
+        Emit32(imm);
+    }
+
+    private void Branch(byte condition, Label target)
+    {
+        Emit(0x0F, condition);
+        fixups.Add((code.Count, target.Id));
+        Emit32(0);
+    }
+
+    private void Emit32(int v) => Emit((byte)v, (byte)(v >> 8), (byte)(v >> 16), (byte)(v >> 24));
+
+    // ModRM (+ SIB) (+ disp) for reg and memory operand m; n: the EVEX disp8 scale (1 for legacy encodings).
+    private void Address(int reg, Mem m, int n)
+    {
+        int b = (int)m.Base;
+        if (m.Index == Gpr.Rsp)
+            throw new ArgumentException("rsp cannot be an index register");
+        if (m.Scale is not (1 or 2 or 4 or 8))
+            throw new ArgumentException($"scale {m.Scale} is not 1, 2, 4 or 8");
+        bool sib = m.Index is not null || (b & 7) == 4;
+        int mod;
+        if (m.Disp == 0 && (b & 7) != 5)
+            mod = 0;
+        else if (m.Disp % n == 0 && m.Disp / n is >= sbyte.MinValue and <= sbyte.MaxValue)
+            mod = 1;
+        else
+            mod = 2;
+        Emit(ModRm(mod, reg, sib ? 4 : b));
+        if (sib)
+        {
+            int index = m.Index is { } i ? (int)i : 4; // 100: no index
+            int scale = m.Scale switch { 1 => 0, 2 => 1, 4 => 2, _ => 3 };
+            Emit((byte)(scale << 6 | (index & 7) << 3 | (b & 7)));
+        }
+        if (mod == 1)
+            Emit((byte)(sbyte)(m.Disp / n));
+        else if (mod == 2)
+            Emit32(m.Disp);
+    }
+
+    // 62 P0 P1 P2: map 1 = 0F, 2 = 0F38; pp 1 = 66, 2 = F3; W0; L'L = 10 (512 bits); no masking, no broadcast.
+    // x, b: EVEX.X and EVEX.B as bits (stored inverted).
+    private void Evex(int map, int pp, int reg, int vvvv, int x, int b)
+    {
+        int p0 = (~reg >> 3 & 1) << 7 | (~x & 1) << 6 | (~b & 1) << 5 | (~reg >> 4 & 1) << 4 | map;
+        int p1 = (~vvvv & 15) << 3 | 1 << 2 | pp;
+        int p2 = 2 << 5 | (~vvvv >> 4 & 1) << 3;
+        Emit(0x62, (byte)p0, (byte)p1, (byte)p2);
+    }
+
+    private void EvexRegister(int map, int pp, byte opcode, int dst, int src1, int src2)
+    {
+        CheckVector(dst);
+        CheckVector(src1);
+        CheckVector(src2);
+        // Register-direct r/m: EVEX.X extends it to zmm16–31, EVEX.B to 8–15.
+        Evex(map, pp, dst, src1, x: src2 >> 4, b: src2 >> 3);
+        Emit(opcode, ModRm(3, dst, src2));
+    }
+
+    private void EvexMemory(int map, int pp, byte opcode, int reg, Mem m, int n)
+    {
+        CheckVector(reg);
+        // No second source: vvvv = 1111 (and V' = 1), which is register 0 inverted.
+        Evex(map, pp, reg, vvvv: 0, x: m.Index is { } i ? (int)i >> 3 : 0, b: (int)m.Base >> 3);
+        Emit(opcode);
+        Address(reg, m, n);
+    }
+
+    private static void CheckVector(int v)
+    {
+        if ((uint)v > 31)
+            throw new ArgumentOutOfRangeException(nameof(v), $"zmm{v} does not exist");
+    }
+}
