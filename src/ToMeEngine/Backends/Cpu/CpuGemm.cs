@@ -445,16 +445,16 @@ internal static unsafe class CpuGemm
             switch (Path)
             {
                 case SimdPath.Vector512 when lda != 0 && narrow:
-                    GemmKernels.Kernel512Narrow(kc, a, lda, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512Narrow(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when lda != 0:
-                    GemmKernels.Kernel512(kc, a, lda, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when narrow:
-                    GemmKernels.Kernel512Narrow(kc, a, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512Narrow(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512:
-                    GemmKernels.Kernel512(kc, a, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector256:
                     GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);

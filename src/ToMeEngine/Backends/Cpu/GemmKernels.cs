@@ -20,19 +20,10 @@ internal static unsafe class GemmKernels
     public const int MrScalar = 4;
     private const int Nr = PackedWeight.PanelWidth;
 
-    // a: packed micro-panel [kc, Mr512]; b: packed panel slice [kc, 32]; c: [Mr512, 32] tile with row stride ldc;
-    // bias: [32] or null (added after the sum); gelu applies after bias.
+    // a: Mr512 rows of A from k = 0 (a packed micro-panel [kc, Mr512], or rows in place); b: packed panel slice [kc, 32];
+    // c: [Mr512, 32] tile with row stride ldc; bias: [32] or null (added after the sum); gelu applies after bias.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu) =>
-        Kernel512(kc, new PackedRows(a), b, c, ldc, load, bias, gelu);
-
-    // Kernel512 reading A in place: Mr512 rows of a row-major A with row stride lda, from column 0 to kc − 1.
-    [MethodImpl(Jit.Hot)]
-    public static void Kernel512(int kc, float* a, int lda, float* b, float* c, int ldc, bool load, float* bias, bool gelu) =>
-        Kernel512(kc, new StridedRows(a, lda), b, c, ldc, load, bias, gelu);
-
-    [MethodImpl(Jit.Hot)]
-    private static void Kernel512<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
         where TRows : struct, IMicroRows
     {
         Vector512<float> c00, c01;
@@ -149,15 +140,7 @@ internal static unsafe class GemmKernels
     // Kernel512 for a panel with at most 16 live columns (the last panel of N = 197, the 16-wide tail of D = 80):
     // only the left half of the panel is computed, which halves the wasted work there.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512Narrow(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu) =>
-        Kernel512Narrow(kc, new PackedRows(a), b, c, ldc, load, bias, gelu);
-
-    [MethodImpl(Jit.Hot)]
-    public static void Kernel512Narrow(int kc, float* a, int lda, float* b, float* c, int ldc, bool load, float* bias, bool gelu) =>
-        Kernel512Narrow(kc, new StridedRows(a, lda), b, c, ldc, load, bias, gelu);
-
-    [MethodImpl(Jit.Hot)]
-    private static void Kernel512Narrow<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512Narrow<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
         where TRows : struct, IMicroRows
     {
         Vector512<float> c0;
@@ -466,7 +449,7 @@ internal static unsafe class GemmKernels
     }
 
     /// <summary>Where a micro-kernel reads its Mr512 rows of A at the current k.</summary>
-    private interface IMicroRows
+    internal interface IMicroRows
     {
         float At(int row);
 
@@ -474,7 +457,7 @@ internal static unsafe class GemmKernels
     }
 
     // A packed micro-panel: the rows of one k side by side.
-    private struct PackedRows(float* a) : IMicroRows
+    internal struct PackedRows(float* a) : IMicroRows
     {
         private float* a = a;
 
@@ -487,7 +470,7 @@ internal static unsafe class GemmKernels
 
     // A in place. Four row pointers three rows apart plus the row stride reach the twelve rows in single addressing
     // modes ([p], [p + lda], [p + 2·lda]), so the kernel still has a broadcast load per row and k and no packing pass.
-    private struct StridedRows(float* a, int lda) : IMicroRows
+    internal struct StridedRows(float* a, int lda) : IMicroRows
     {
         private readonly nint ld = (nint)lda * sizeof(float);
         private byte* r0 = (byte*)a;
