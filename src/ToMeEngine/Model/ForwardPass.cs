@@ -4,61 +4,11 @@ using ToMe.Merging;
 
 namespace ToMe.Model;
 
-/// <summary>Per-call switches of a forward pass.</summary>
-public sealed record ForwardOptions
-{
-    public MergeSchedule Schedule { get; init; } = MergeSchedule.None;
-
-    /// <summary>The merging algorithm; ToMe, random and CIS take their r from <see cref="Schedule"/>.</summary>
-    public MergeStrategy Strategy { get; init; } = MergeStrategy.ToMe;
-
-    /// <summary>
-    /// Proportional attention: add log(size) to the attention logits (ToMe's default for off-the-shelf models).
-    /// ToMato always uses it: its padding slots (size 0) must get no attention.
-    /// </summary>
-    public bool ProportionalAttention { get; init; } = true;
-
-    /// <summary>Also return the final tokens (<see cref="ForwardResult.Tokens"/>), e.g. for <see cref="Unmerge"/>.</summary>
-    public bool ReturnTokens { get; init; }
-
-    /// <summary>
-    /// Return <see cref="ForwardResult.Size"/> and <see cref="ForwardResult.Groups"/> (the default). Off, both are empty and
-    /// only the logits (and the tokens when asked for) leave the device.
-    /// </summary>
-    public bool ReturnMerges { get; init; } = true;
-}
-
-/// <summary>The outputs of one forward pass over a batch.</summary>
-public sealed record ForwardResult(
-    int Batch,
-    float[] Logits,          // [B, classes]
-    int[] TokensPerLayer,    // tokens entering each block
-    int FinalTokens,
-    float[] Size,            // [B, FinalTokens] original tokens held by each final token (0: a ToMato padding slot)
-    int[] Groups,            // [B, T0] the final token holding each original token (−1: dropped by kth's tail)
-    float[]? Tokens = null); // [B, FinalTokens, C] the last block's output after the final norm, when asked for
-
-/// <summary>Observes a forward pass (tests and debugging); every callback copies data to the host.</summary>
-internal sealed class ForwardTrace
-{
-    /// <summary>Hidden states after the embedding, [B, T0, C].</summary>
-    public Action<float[]>? OnEmbed { get; init; }
-
-    /// <summary>Hidden states after block l, [B, T, C].</summary>
-    public Action<int, float[]>? OnBlock { get; init; }
-
-    /// <summary>Layer l's decision: sources [B, r] (set-A indices, ascending) and their destinations [B, r] (set-B indices).</summary>
-    public Action<int, int[], int[]>? OnMerge { get; init; }
-
-    /// <summary>Layer l's decision in kth, random and ToMato merges: the new index of every token, [B, T] (−1: dropped).</summary>
-    public Action<int, int[]>? OnAssign { get; init; }
-}
-
 /// <summary>
 /// THE forward pass of a timm ViT / DeiT with token merging, written once over <see cref="IBackend"/>: the only place that
 /// knows the block order. Holds the model's weights in the backend's form; not thread-safe (one call at a time).
 /// </summary>
-internal sealed class ForwardPass : IDisposable
+internal sealed partial class ForwardPass : IDisposable
 {
     private readonly IBackend backend;
     private readonly ModelConfig config;
@@ -526,104 +476,5 @@ internal sealed class ForwardPass : IDisposable
         }
         normWeight?.Dispose(); normBias?.Dispose(); fcNormWeight?.Dispose(); fcNormBias?.Dispose();
         head.Dispose();
-    }
-
-    /// <summary>
-    /// Buffers for batches of up to <see cref="Capacity"/> images, allocated at the unmerged token count and reused as tokens
-    /// shrink. Hidden, Qkv and Mlp only feed GEMMs and attention: activations in the pass's storage (half in bf16/fp16);
-    /// the residual stream X, sizes, metrics, scores and logits are float32. Each is capacity × (elements per image), in 64 bits; <see cref="BatchLimits"/> has checked the batch against
-    /// the backend. Every op is given its batch and token counts explicitly, so a smaller batch uses the front of each buffer.
-    /// </summary>
-    internal sealed class Workspace : IDisposable
-    {
-        public int Capacity { get; }
-        public DeviceBuffer Images, X, XNext, Hidden, Qkv, Mlp, Metric, Best, BestIndex, Order;
-        public DeviceBuffer Size, SizeNext, Groups, GroupsNext, Pooled, Logits;
-        public DeviceBuffer ClassAttention, Score, Role, Dest, Counts;
-        public float[] InitialSize;
-        public int[] InitialGroups, HostRole;
-
-        public Workspace(IBackend backend, ModelConfig config, int batch, Precision precision = Precision.Float32)
-        {
-            Capacity = batch;
-            long allocated = 0;
-            DeviceBuffer Float(long perImage) => Own(backend.AllocateFloat(batch * perImage), ref allocated);
-            DeviceBuffer Activation(long perImage) => Own(backend.AllocateActivation(batch * perImage, precision), ref allocated);
-            DeviceBuffer Int(long perImage) => Own(backend.AllocateInt(batch * perImage), ref allocated);
-            long t0 = config.Tokens, c = config.EmbedDim, s = config.ImageSize, setA = (t0 + 1) / 2;
-            try
-            {
-                Images = Float(3 * s * s);
-                X = Float(t0 * c);
-                XNext = Float(t0 * c);
-                Hidden = Activation(t0 * c);
-                Qkv = Activation(t0 * 3 * c);
-                Mlp = Activation(t0 * config.MlpHidden);
-                Metric = Float(t0 * config.HeadDim);
-                Best = Float(setA);
-                BestIndex = Int(setA);
-                Order = Int(setA);
-                Size = Float(t0);
-                SizeNext = Float(t0);
-                Groups = Int(t0);
-                GroupsNext = Int(t0);
-                Pooled = Float((config.Distilled ? 2 : 1) * c);
-                Logits = Float(config.NumClasses);
-                ClassAttention = Float(t0);
-                Score = Float(t0);
-                Role = Int(t0);
-                Dest = Int(t0);
-                Counts = Int(1);
-            }
-            catch (Backends.Cuda.CudaOutOfMemoryException e)
-            {
-                Dispose(); // a partial workspace frees what it got
-                throw e.For($"the forward pass's workspace (after {Backends.Cuda.CudaFaults.Bytes(allocated)} of it)");
-            }
-            catch
-            {
-                Dispose();
-                throw;
-            }
-            HostRole = new int[batch * t0];
-            InitialSize = new float[batch * t0];
-            Array.Fill(InitialSize, 1f);
-            InitialGroups = new int[batch * t0];
-            for (int i = 0; i < InitialGroups.Length; i++)
-                InitialGroups[i] = (int)(i % t0);
-        }
-
-        private bool swapped;
-
-        public void SwapMerged()
-        {
-            (X, XNext) = (XNext, X);
-            (Size, SizeNext) = (SizeNext, Size);
-            (Groups, GroupsNext) = (GroupsNext, Groups);
-            swapped = !swapped;
-        }
-
-        /// <summary>Every forward starts from the same buffers, so its ops (and a graph that recorded them) are the same.</summary>
-        public void Rewind()
-        {
-            if (swapped)
-                SwapMerged();
-        }
-
-        private readonly List<DeviceBuffer> owned = [];
-
-        private DeviceBuffer Own(DeviceBuffer buffer, ref long bytes)
-        {
-            owned.Add(buffer);
-            bytes += buffer.Length * 4;
-            return buffer;
-        }
-
-        public void Dispose()
-        {
-            foreach (var b in owned)
-                b.Dispose();
-            owned.Clear();
-        }
     }
 }
