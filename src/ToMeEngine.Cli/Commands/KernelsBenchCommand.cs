@@ -7,7 +7,7 @@ using ToMe.Benchmarking;
 
 namespace ToMe.Cli.Commands;
 
-/// <summary><c>tome kernels bench</c>: each kernel alone at ViT-S/B/L shapes, against the machine's peaks measured in the same run.</summary>
+/// <summary><c>tome kernels bench</c>: each kernel alone at ViT-Ti/S/B/L (CPU) or ViT-S/B/L (CUDA) shapes, against the machine's peaks measured in the same run.</summary>
 internal static class KernelsBenchCommand
 {
     public static Command Create()
@@ -21,7 +21,7 @@ internal static class KernelsBenchCommand
         var time = new Option<double>("--time-ms") { Description = "cuda: time each kernel over about this long (0: a single timed call)", DefaultValueFactory = _ => 25 };
         var threads = new Option<int>("--threads") { Description = "cpu: threads (0 = all cores)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
-        var command = new Command("bench", "time each kernel alone at the shapes ViT-S/B/L produce, with the percentage of the peaks measured in the same run")
+        var command = new Command("bench", "time each kernel alone at the shapes ViT-Ti/S/B/L (cpu) or ViT-S/B/L (cuda) produce, with the percentage of the peaks measured in the same run")
         {
             backend, batches, models, device, gemm, copy, time, threads, json,
         };

@@ -8,12 +8,12 @@ namespace ToMe.Benchmarking;
 public sealed record KernelTiming(string Kernel, string Model, int Batch, string Shape, double Milliseconds, double Rate, string Unit, double PercentOfPeak);
 
 /// <summary>
-/// The CPU backend's kernels alone at the shapes ViT-S/B/L produce, next to the machine's measured peaks: the FMA rate
+/// The CPU backend's kernels alone at the shapes ViT-Ti/S/B/L produce, next to the machine's measured peaks: the FMA rate
 /// (independent vector FMA chains on every worker) for the GEMMs and the copy bandwidth for the memory-bound ops.
 /// </summary>
 internal static class CpuKernelBenchmark
 {
-    private static readonly (string Name, int Dim)[] Models = [("ViT-S", 384), ("ViT-B", 768), ("ViT-L", 1024)];
+    private static readonly (string Name, int Dim)[] Models = [("ViT-Ti", 192), ("ViT-S", 384), ("ViT-B", 768), ("ViT-L", 1024)];
 
     /// <summary>Peak float32 FMA rate in GFLOP/s over <paramref name="threads"/> threads (2 flops per lane per FMA).</summary>
     public static double MeasureFmaPeak(int threads)

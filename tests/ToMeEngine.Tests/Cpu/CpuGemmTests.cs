@@ -182,6 +182,56 @@ public class CpuGemmTests
     }
 
     [Fact]
+    public void GemmNestedInATeamLoopMatchesTheParallelOne()
+    {
+        // Inside a loop of the team (one image's op while others run) the GEMM runs on its thread with its own packing;
+        // outside, A is packed once up front for every tile. Both must give the same bits, over several K-blocks and a
+        // partial last micro-panel.
+        int m = 197, n = 200, k = 900;
+        var a = Reference.Random(m * k, 21);
+        var w = PackedWeight.Pack(Reference.Random(n * k, 22), n, k);
+        var bias = Reference.Random(n, 23);
+        var direct = new float[m * n];
+        CpuGemm.Linear(a, m, w, bias, direct, GemmEpilogue.BiasGelu, 2);
+        var nested = new float[2][];
+        ThreadTeam.Get(2).For(2, i =>
+        {
+            nested[i] = new float[m * n];
+            CpuGemm.Linear(a, m, w, bias, nested[i], GemmEpilogue.BiasGelu, 2);
+        });
+        Assert.True(direct.AsSpan().SequenceEqual(nested[0]), "nested call 0 differs");
+        Assert.True(direct.AsSpan().SequenceEqual(nested[1]), "nested call 1 differs");
+        var sequential = new float[m * n];
+        CpuGemm.Linear(a, m, w, bias, sequential, GemmEpilogue.BiasGelu, 1);
+        Assert.True(direct.AsSpan().SequenceEqual(sequential), "one thread differs");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void AReadInPlaceAndPackedAgreeBitForBit(int threads)
+    {
+        // A short N with a short row stride is read in place by the 512-bit kernels; the same rows at a long stride are
+        // packed first. Two K-blocks, a partial last micro-panel, every epilogue.
+        int m = 53, n = 200, k = 600, wide = 1000;
+        var compact = Reference.Random(m * k, 31);
+        var strided = new float[(m - 1) * wide + k];
+        for (int r = 0; r < m; r++)
+            compact.AsSpan(r * k, k).CopyTo(strided.AsSpan(r * wide));
+        var w = PackedWeight.Pack(Reference.Random(n * k, 32), n, k);
+        var bias = Reference.Random(n, 33);
+        var start = Reference.Random(m * n, 34);
+        foreach (var epilogue in new[] { GemmEpilogue.None, GemmEpilogue.Bias, GemmEpilogue.BiasGelu, GemmEpilogue.Accumulate })
+        {
+            var inPlace = start.ToArray();
+            var packed = start.ToArray();
+            CpuGemm.Linear(compact, k, m, w, bias, inPlace, n, epilogue, threads);
+            CpuGemm.Linear(strided, wide, m, w, bias, packed, n, epilogue, threads);
+            Assert.True(inPlace.AsSpan().SequenceEqual(packed), $"{epilogue}, {threads} threads: in place and packed differ");
+        }
+    }
+
+    [Fact]
     public void AllKernelsAgreeBitForBitWithoutGelu()
     {
         int m = 53, n = 99, k = 600;

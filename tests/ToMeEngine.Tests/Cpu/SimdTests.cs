@@ -37,6 +37,30 @@ public class SimdTests
 
     [Theory]
     [MemberData(nameof(Lengths))]
+    public void FusedPassesEqualTheirTwoOpsBitForBit(int n)
+    {
+        var x = Reference.Random(n, seed: n + 5, scale: 3f);
+        var w = Reference.Random(n, seed: n + 6);
+        var b = Reference.Random(n, seed: n + 7);
+        var fused = new float[n + 3];
+        var apart = new float[n + 3];
+        float s1 = Simd.SubtractThenSum(x, 0.3f, fused);
+        Simd.Subtract(x, 0.3f, apart);
+        Assert.Equal(Simd.Sum(apart.AsSpan(0, n)), s1);
+        Assert.Equal(apart, fused);
+        float s2 = Simd.SubtractThenSumOfSquares(x, -1.1f, fused);
+        Simd.Subtract(x, -1.1f, apart);
+        Assert.Equal(Simd.SumOfSquares(apart.AsSpan(0, n)), s2);
+        Assert.Equal(apart, fused);
+        // In place, as LayerNorm runs it.
+        Simd.ScaleThenFusedMultiplyAdd(fused.AsSpan(0, n), 0.37f, w, b, fused);
+        Simd.Multiply(apart.AsSpan(0, n), 0.37f, apart);
+        Simd.FusedMultiplyAdd(apart.AsSpan(0, n), w, b, apart);
+        Assert.Equal(apart, fused);
+    }
+
+    [Theory]
+    [MemberData(nameof(Lengths))]
     public void ReductionsAreCloseToFloat64(int n)
     {
         var x = Reference.Random(n, seed: 7 * n, scale: 3f);

@@ -57,6 +57,14 @@ internal static unsafe class CpuGemm
 
     [ThreadStatic] private static AlignedBuffer? t_packA;
     [ThreadStatic] private static AlignedBuffer? t_packB;
+    [ThreadStatic] private static AlignedBuffer? t_packShared;
+
+    // Limits of reading A in place (see Job.InPlace).
+    private const int InPlaceMaxN = 768;
+    private const int InPlaceMaxStride = 768;
+
+    // Micro-panels of A per task of the parallel packing pass.
+    private const int PackGroup = 4;
 
     /// <summary>The widest micro-kernel this machine runs natively.</summary>
     public static SimdPath BestPath { get; } =
@@ -229,18 +237,37 @@ internal static unsafe class CpuGemm
         int panels = (job.N + Nr - 1) / Nr;
         int threads = maxThreads == 0 ? Environment.ProcessorCount : maxThreads;
         long work = (long)job.M * job.N * Math.Max(job.K, 1);
-        if (threads <= 1 || work < ParallelThreshold)
+        // A team already running a loop (this GEMM is one image's op among several running at once) would run the tiles
+        // on this thread alone: tiles split for several threads would only pack the same rows of A again.
+        var team = threads > 1 && work >= ParallelThreshold ? ThreadTeam.Get(threads) : null;
+        if (team is not { Idle: true })
         {
             job.RunSequential();
             return;
         }
 
-        var tiles = GemmTiles.For(job.M, MicroRows(job.Path), RowBlock(job.Path), panels, threads);
-        ThreadTeam.Get(threads).For(tiles.Count, [MethodImpl(Jit.Hot)] (t) =>
+        // Tiles of one row block run on different threads: unless the kernels read A in place, A is packed once for all
+        // of them, in parallel, before they start (packed per tile, a short M's A was packed once per column block, a
+        // quarter of the GEMM's time at N = 192).
+        int mr = MicroRows(job.Path);
+        AlignedBuffer? packed = null;
+        if (!job.InPlace)
+        {
+            int microPanels = (job.M + mr - 1) / mr;
+            int kBlocks = Math.Max(1, (job.K + Kc - 1) / Kc);
+            int groups = (microPanels + PackGroup - 1) / PackGroup;
+            packed = AlignedBuffer.Ensure(ref t_packShared, Math.Max(1, microPanels * mr * job.K));
+            job.PackedA = packed.Pointer;
+            job.PackedRows = microPanels * mr;
+            team.For(kBlocks * groups, [MethodImpl(Jit.Hot)] (t) => job.PackRows(t / groups * Kc, t % groups * PackGroup * mr));
+        }
+        var tiles = GemmTiles.For(job.M, mr, RowBlock(job.Path), panels, threads);
+        team.For(tiles.Count, [MethodImpl(Jit.Hot)] (t) =>
         {
             var (m0, m1, p0, p1) = tiles[t];
             job.RunTile(m0, m1, p0, p1);
         });
+        GC.KeepAlive(packed);
     }
 
     private static int RowBlock(SimdPath path)
@@ -287,6 +314,28 @@ internal static unsafe class CpuGemm
         public bool Accumulate, Gelu;
         public SimdPath Path;
 
+        // The 512-bit kernels read whole micro-panels of A where it lies, with no packing pass, where packing would be
+        // amortized over few weight panels (N up to 768: all of ViT-Ti, attention's p·v) and the rows are close enough
+        // not to crowd a few L1 sets; measured, that saves the packing (up to a tenth of the GEMM at N = 192) while a
+        // wide N (ViT-B's qkv and fc1) or a long row stride (ViT-B's fc2) runs faster from a contiguous packed A. Only a
+        // partial last micro-panel, and A scaled by alpha, are packed then.
+        public bool InPlace => Path == SimdPath.Vector512 && Alpha == 1f && N <= InPlaceMaxN && Lda <= InPlaceMaxStride;
+
+        // All of A packed up front (Run's parallel path), or null: each tile packs its own rows. K-block k0 (depth kc)
+        // starts at PackedA + k0·PackedRows; its micro-panel of rows [i, i + MR) at i·kc after that.
+        public float* PackedA;
+        public int PackedRows;
+
+        // The micro-panels of rows [i0, i0 + PackGroup·MR) for the K-block starting at k0, into PackedA.
+        [MethodImpl(Jit.Hot)]
+        public void PackRows(int k0, int i0)
+        {
+            int mr = MicroRows(Path);
+            int kc = Math.Min(Kc, K - k0);
+            int rows = Math.Min(M, i0 + PackGroup * mr) - i0;
+            Packing.PackA(A + (long)i0 * Lda + k0, Lda, rows, kc, mr, Alpha, PackedA + (long)k0 * PackedRows + (long)i0 * kc);
+        }
+
         // All of C on the calling thread, one L2-sized row block at a time. Each block streams every weight panel once, so
         // the blocks are evened out and may grow by a quarter rather than leave a short tail: one image's 197 rows are
         // one block, not 192 rows and then 5 that stream all of W for little work.
@@ -311,8 +360,10 @@ internal static unsafe class CpuGemm
             int rows = m1 - m0;
             int microPanels = (rows + mr - 1) / mr;
             int kcMax = Math.Min(Kc, K);
-            var aBuf = AlignedBuffer.Ensure(ref t_packA, Math.Max(1, microPanels * mr * kcMax));
-            float* pack = aBuf.Pointer;
+            bool inPlace = InPlace;
+            int fullRows = inPlace ? rows / mr * mr : 0;
+            int packedPanels = inPlace ? (rows > fullRows ? 1 : 0) : microPanels;
+            var aBuf = PackedA == null ? AlignedBuffer.Ensure(ref t_packA, Math.Max(1, packedPanels * mr * kcMax)) : null;
             float* edge = stackalloc float[GemmKernels.Mr512 * Nr];
             float* edgeBias = stackalloc float[Nr];
 
@@ -324,7 +375,16 @@ internal static unsafe class CpuGemm
                 bool load = k0 > 0 || Accumulate;
                 float* bias = last ? Bias : null;
                 bool gelu = last && Gelu;
-                Packing.PackA(A + (long)m0 * Lda + k0, Lda, rows, kc, mr, Alpha, pack);
+                float* pack;
+                if (PackedA == null)
+                {
+                    pack = aBuf!.Pointer;
+                    Packing.PackA(A + (long)(m0 + fullRows) * Lda + k0, Lda, rows - fullRows, kc, mr, Alpha, pack);
+                }
+                else
+                {
+                    pack = PackedA + (long)k0 * PackedRows + (long)m0 * kc;
+                }
 
                 for (int p = p0; p < p1; p++)
                 {
@@ -350,11 +410,14 @@ internal static unsafe class CpuGemm
                     {
                         int i0 = m0 + ip * mr;
                         int rowsHere = Math.Min(mr, m1 - i0);
-                        float* a = pack + (long)ip * mr * kc;
+                        // lda 0: a is a packed micro-panel
+                        bool direct = inPlace && rowsHere == mr;
+                        float* a = direct ? A + (long)i0 * Lda + k0 : pack + (long)(inPlace ? 0 : ip) * mr * kc;
+                        int lda = direct ? Lda : 0;
                         float* c = C + (long)i0 * Ldc + j0;
                         if (rowsHere == mr && (cols == Nr || cols == Nr / 2))
                         {
-                            Kernel(kc, a, panel, c, Ldc, load, panelBias, gelu, narrow);
+                            Kernel(kc, a, lda, panel, c, Ldc, load, panelBias, gelu, narrow);
                         }
                         else
                         {
@@ -363,7 +426,7 @@ internal static unsafe class CpuGemm
                             {
                                 Copy(c, Ldc, edge, Nr, rowsHere, cols);
                             }
-                            Kernel(kc, a, panel, edge, Nr, load, panelBias, gelu, narrow);
+                            Kernel(kc, a, lda, panel, edge, Nr, load, panelBias, gelu, narrow);
                             Copy(edge, Nr, c, Ldc, rowsHere, cols);
                         }
                     }
@@ -375,16 +438,23 @@ internal static unsafe class CpuGemm
         }
 
         // narrow: at most the left 16 columns of the panel are live, the rest is padding not worth computing.
+        // lda: A read in place with this row stride (512-bit kernels only), or 0 for a packed micro-panel.
         [MethodImpl(Jit.Hot)]
-        private void Kernel(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
+        private void Kernel(int kc, float* a, int lda, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
         {
             switch (Path)
             {
+                case SimdPath.Vector512 when lda != 0 && narrow:
+                    GemmKernels.Kernel512Narrow(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    break;
+                case SimdPath.Vector512 when lda != 0:
+                    GemmKernels.Kernel512(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    break;
                 case SimdPath.Vector512 when narrow:
-                    GemmKernels.Kernel512Narrow(kc, a, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512Narrow(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512:
-                    GemmKernels.Kernel512(kc, a, b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector256:
                     GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);

@@ -20,10 +20,11 @@ internal static unsafe class GemmKernels
     public const int MrScalar = 4;
     private const int Nr = PackedWeight.PanelWidth;
 
-    // a: packed micro-panel [kc, Mr512]; b: packed panel slice [kc, 32]; c: [Mr512, 32] tile with row stride ldc;
-    // bias: [32] or null (added after the sum); gelu applies after bias.
+    // a: Mr512 rows of A from k = 0 (a packed micro-panel [kc, Mr512], or rows in place); b: packed panel slice [kc, 32];
+    // c: [Mr512, 32] tile with row stride ldc; bias: [32] or null (added after the sum); gelu applies after bias.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+        where TRows : struct, IMicroRows
     {
         Vector512<float> c00, c01;
         Vector512<float> c10, c11;
@@ -71,19 +72,19 @@ internal static unsafe class GemmKernels
         {
             var b0 = Vector512.Load(b);
             var b1 = Vector512.Load(b + 16);
-            { var av = Vector512.Create(a[0]); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01); }
-            { var av = Vector512.Create(a[1]); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11); }
-            { var av = Vector512.Create(a[2]); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21); }
-            { var av = Vector512.Create(a[3]); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
-            { var av = Vector512.Create(a[4]); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
-            { var av = Vector512.Create(a[5]); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
-            { var av = Vector512.Create(a[6]); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
-            { var av = Vector512.Create(a[7]); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
-            { var av = Vector512.Create(a[8]); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81); }
-            { var av = Vector512.Create(a[9]); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91); }
-            { var av = Vector512.Create(a[10]); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101); }
-            { var av = Vector512.Create(a[11]); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111); }
-            a += 12;
+            { var av = Vector512.Create(a.At(0)); c00 = Vector512.FusedMultiplyAdd(av, b0, c00); c01 = Vector512.FusedMultiplyAdd(av, b1, c01); }
+            { var av = Vector512.Create(a.At(1)); c10 = Vector512.FusedMultiplyAdd(av, b0, c10); c11 = Vector512.FusedMultiplyAdd(av, b1, c11); }
+            { var av = Vector512.Create(a.At(2)); c20 = Vector512.FusedMultiplyAdd(av, b0, c20); c21 = Vector512.FusedMultiplyAdd(av, b1, c21); }
+            { var av = Vector512.Create(a.At(3)); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
+            { var av = Vector512.Create(a.At(4)); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
+            { var av = Vector512.Create(a.At(5)); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
+            { var av = Vector512.Create(a.At(6)); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
+            { var av = Vector512.Create(a.At(7)); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
+            { var av = Vector512.Create(a.At(8)); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81); }
+            { var av = Vector512.Create(a.At(9)); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91); }
+            { var av = Vector512.Create(a.At(10)); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101); }
+            { var av = Vector512.Create(a.At(11)); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111); }
+            a.Next();
             b += Nr;
         }
         if (bias != null)
@@ -139,7 +140,8 @@ internal static unsafe class GemmKernels
     // Kernel512 for a panel with at most 16 live columns (the last panel of N = 197, the 16-wide tail of D = 80):
     // only the left half of the panel is computed, which halves the wasted work there.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512Narrow(int kc, float* a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512Narrow<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+        where TRows : struct, IMicroRows
     {
         Vector512<float> c0;
         Vector512<float> c1;
@@ -186,19 +188,19 @@ internal static unsafe class GemmKernels
         for (int p = 0; p < kc; p++)
         {
             var b0 = Vector512.Load(b);
-            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
-            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[1]), b0, c1);
-            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[2]), b0, c2);
-            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[3]), b0, c3);
-            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a[4]), b0, c4);
-            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a[5]), b0, c5);
-            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a[6]), b0, c6);
-            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a[7]), b0, c7);
-            c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a[8]), b0, c8);
-            c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a[9]), b0, c9);
-            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a[10]), b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a[11]), b0, c11);
-            a += 12;
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(0)), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(1)), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(2)), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(3)), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(4)), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(5)), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(6)), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(7)), b0, c7);
+            c8 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(8)), b0, c8);
+            c9 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(9)), b0, c9);
+            c10 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(10)), b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(Vector512.Create(a.At(11)), b0, c11);
+            a.Next();
             b += Nr;
         }
         if (bias != null)
@@ -444,6 +446,63 @@ internal static unsafe class GemmKernels
         Vector128.Store(c42, c + 4 * ldc + 8); Vector128.Store(c43, c + 4 * ldc + 12);
         Vector128.Store(c50, c + 5 * ldc); Vector128.Store(c51, c + 5 * ldc + 4);
         Vector128.Store(c52, c + 5 * ldc + 8); Vector128.Store(c53, c + 5 * ldc + 12);
+    }
+
+    /// <summary>Where a micro-kernel reads its Mr512 rows of A at the current k.</summary>
+    internal interface IMicroRows
+    {
+        float At(int row);
+
+        void Next();
+    }
+
+    // A packed micro-panel: the rows of one k side by side.
+    internal struct PackedRows(float* a) : IMicroRows
+    {
+        private float* a = a;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly float At(int row) => a[row];
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next() => a += Mr512;
+    }
+
+    // A in place. Four row pointers three rows apart plus the row stride reach the twelve rows in single addressing
+    // modes ([p], [p + lda], [p + 2·lda]), so the kernel still has a broadcast load per row and k and no packing pass.
+    internal struct StridedRows(float* a, int lda) : IMicroRows
+    {
+        private readonly nint ld = (nint)lda * sizeof(float);
+        private byte* r0 = (byte*)a;
+        private byte* r3 = (byte*)(a + 3L * lda);
+        private byte* r6 = (byte*)(a + 6L * lda);
+        private byte* r9 = (byte*)(a + 9L * lda);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly float At(int row) => row switch
+        {
+            0 => *(float*)r0,
+            1 => *(float*)(r0 + ld),
+            2 => *(float*)(r0 + 2 * ld),
+            3 => *(float*)r3,
+            4 => *(float*)(r3 + ld),
+            5 => *(float*)(r3 + 2 * ld),
+            6 => *(float*)r6,
+            7 => *(float*)(r6 + ld),
+            8 => *(float*)(r6 + 2 * ld),
+            9 => *(float*)r9,
+            10 => *(float*)(r9 + ld),
+            _ => *(float*)(r9 + 2 * ld),
+        };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next()
+        {
+            r0 += sizeof(float);
+            r3 += sizeof(float);
+            r6 += sizeof(float);
+            r9 += sizeof(float);
+        }
     }
 
     // Portable fallback with the same per-element FMA chain, so it matches the SIMD kernels bit for bit

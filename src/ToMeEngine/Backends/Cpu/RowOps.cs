@@ -34,13 +34,12 @@ internal static class RowOps
         {
             var src = x.Slice(r * cols, cols);
             var dst = y.Slice(r * cols, cols);
+            // Four passes over the row (each fused pair computes exactly what its two ops would).
             float mean = Simd.Sum(src) / cols;
-            Simd.Subtract(src, mean, dst);
-            Simd.Subtract(dst, Simd.Sum(dst) / cols, dst);
-            float variance = Simd.SumOfSquares(dst) / cols;
+            float residual = Simd.SubtractThenSum(src, mean, dst) / cols;
+            float variance = Simd.SubtractThenSumOfSquares(dst, residual, dst) / cols;
             float rstd = 1f / MathF.Sqrt(variance + eps);
-            Simd.Multiply(dst, rstd, dst);
-            Simd.FusedMultiplyAdd(dst, weight, bias, dst);
+            Simd.ScaleThenFusedMultiplyAdd(dst, rstd, weight, bias, dst);
         }
     }
 

@@ -225,6 +225,94 @@ internal static class Simd
             Unsafe.Add(ref pd, i) = MathF.FusedMultiplyAdd(Unsafe.Add(ref px, i), Unsafe.Add(ref py, i), Unsafe.Add(ref pa, i));
     }
 
+    /// <summary>dst = x − y, returning <see cref="Sum"/>(dst): one pass, the same sums as the two ops.</summary>
+    [MethodImpl(Jit.Hot)]
+    public static float SubtractThenSum(ReadOnlySpan<float> x, float y, Span<float> dst)
+    {
+        if (!Wide)
+        {
+            Subtract(x, y, dst);
+            return Sum(dst[..x.Length]);
+        }
+        Fits(x.Length, dst.Length);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pd = ref MemoryMarshal.GetReference(dst);
+        var vy = Vector512.Create(y);
+        var acc = Vector512<float>.Zero;
+        int n = x.Length, i = 0;
+        for (; i <= n - W; i += W)
+        {
+            var d = Vector512.LoadUnsafe(ref px, (nuint)i) - vy;
+            d.StoreUnsafe(ref pd, (nuint)i);
+            acc += d;
+        }
+        float sum = Vector512.Sum(acc);
+        for (; i < n; i++)
+        {
+            float d = Unsafe.Add(ref px, i) - y;
+            Unsafe.Add(ref pd, i) = d;
+            sum += d;
+        }
+        return sum;
+    }
+
+    /// <summary>dst = x − y, returning <see cref="SumOfSquares"/>(dst): one pass, the same sums as the two ops.</summary>
+    [MethodImpl(Jit.Hot)]
+    public static float SubtractThenSumOfSquares(ReadOnlySpan<float> x, float y, Span<float> dst)
+    {
+        if (!Wide)
+        {
+            Subtract(x, y, dst);
+            return SumOfSquares(dst[..x.Length]);
+        }
+        Fits(x.Length, dst.Length);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float pd = ref MemoryMarshal.GetReference(dst);
+        var vy = Vector512.Create(y);
+        var acc = Vector512<float>.Zero;
+        int n = x.Length, i = 0;
+        for (; i <= n - W; i += W)
+        {
+            var d = Vector512.LoadUnsafe(ref px, (nuint)i) - vy;
+            d.StoreUnsafe(ref pd, (nuint)i);
+            acc = Vector512.FusedMultiplyAdd(d, d, acc);
+        }
+        float sum = Vector512.Sum(acc);
+        for (; i < n; i++)
+        {
+            float d = Unsafe.Add(ref px, i) - y;
+            Unsafe.Add(ref pd, i) = d;
+            sum = MathF.FusedMultiplyAdd(d, d, sum);
+        }
+        return sum;
+    }
+
+    /// <summary>dst = fma(x·s, y, addend), the product x·s rounded first: <see cref="Multiply"/> then <see cref="FusedMultiplyAdd"/> in one pass.</summary>
+    [MethodImpl(Jit.Hot)]
+    public static void ScaleThenFusedMultiplyAdd(ReadOnlySpan<float> x, float s, ReadOnlySpan<float> y, ReadOnlySpan<float> addend, Span<float> dst)
+    {
+        if (!Wide)
+        {
+            Multiply(x, s, dst);
+            FusedMultiplyAdd(dst[..x.Length], y, addend, dst);
+            return;
+        }
+        SameLength(x.Length, y.Length);
+        SameLength(x.Length, addend.Length);
+        Fits(x.Length, dst.Length);
+        ref float px = ref MemoryMarshal.GetReference(x);
+        ref float py = ref MemoryMarshal.GetReference(y);
+        ref float pa = ref MemoryMarshal.GetReference(addend);
+        ref float pd = ref MemoryMarshal.GetReference(dst);
+        var vs = Vector512.Create(s);
+        int n = x.Length, i = 0;
+        for (; i <= n - W; i += W)
+            Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref px, (nuint)i) * vs, Vector512.LoadUnsafe(ref py, (nuint)i),
+                Vector512.LoadUnsafe(ref pa, (nuint)i)).StoreUnsafe(ref pd, (nuint)i);
+        for (; i < n; i++)
+            Unsafe.Add(ref pd, i) = MathF.FusedMultiplyAdd(Unsafe.Add(ref px, i) * s, Unsafe.Add(ref py, i), Unsafe.Add(ref pa, i));
+    }
+
     private static void SameLength(int a, int b)
     {
         if (a != b)

@@ -38,6 +38,13 @@ internal sealed class ThreadTeam
     /// <summary>Threads taking part in a loop, the caller included.</summary>
     public int Threads { get; }
 
+    /// <summary>
+    /// Whether a loop started now would be shared with the workers. False while the team runs another loop (a loop nested
+    /// in a body, e.g. an op of one image among several running at once): a loop started then runs on the caller alone,
+    /// and work split for the team would be split for nothing.
+    /// </summary>
+    public bool Idle => Threads > 1 && Volatile.Read(ref busy) == 0;
+
     /// <summary>The process's team of <paramref name="threads"/> threads (created on first use).</summary>
     public static ThreadTeam Get(int threads) => Teams.GetOrAdd(Math.Max(1, threads), n => new ThreadTeam(n));
 
