@@ -227,43 +227,22 @@ internal static class Simd
 
     /// <summary>dst = x − y, returning <see cref="Sum"/>(dst): one pass, the same sums as the two ops.</summary>
     [MethodImpl(Jit.Hot)]
-    public static float SubtractThenSum(ReadOnlySpan<float> x, float y, Span<float> dst)
-    {
-        if (!Wide)
-        {
-            Subtract(x, y, dst);
-            return Sum(dst[..x.Length]);
-        }
-        Fits(x.Length, dst.Length);
-        ref float px = ref MemoryMarshal.GetReference(x);
-        ref float pd = ref MemoryMarshal.GetReference(dst);
-        var vy = Vector512.Create(y);
-        var acc = Vector512<float>.Zero;
-        int n = x.Length, i = 0;
-        for (; i <= n - W; i += W)
-        {
-            var d = Vector512.LoadUnsafe(ref px, (nuint)i) - vy;
-            d.StoreUnsafe(ref pd, (nuint)i);
-            acc += d;
-        }
-        float sum = Vector512.Sum(acc);
-        for (; i < n; i++)
-        {
-            float d = Unsafe.Add(ref px, i) - y;
-            Unsafe.Add(ref pd, i) = d;
-            sum += d;
-        }
-        return sum;
-    }
+    public static float SubtractThenSum(ReadOnlySpan<float> x, float y, Span<float> dst) =>
+        SubtractThenReduce(x, y, dst, squares: false);
 
     /// <summary>dst = x − y, returning <see cref="SumOfSquares"/>(dst): one pass, the same sums as the two ops.</summary>
     [MethodImpl(Jit.Hot)]
-    public static float SubtractThenSumOfSquares(ReadOnlySpan<float> x, float y, Span<float> dst)
+    public static float SubtractThenSumOfSquares(ReadOnlySpan<float> x, float y, Span<float> dst) =>
+        SubtractThenReduce(x, y, dst, squares: true);
+
+    // Inlined into both callers with `squares` a constant, so each gets its own loop without a branch in it.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float SubtractThenReduce(ReadOnlySpan<float> x, float y, Span<float> dst, bool squares)
     {
         if (!Wide)
         {
             Subtract(x, y, dst);
-            return SumOfSquares(dst[..x.Length]);
+            return squares ? SumOfSquares(dst[..x.Length]) : Sum(dst[..x.Length]);
         }
         Fits(x.Length, dst.Length);
         ref float px = ref MemoryMarshal.GetReference(x);
@@ -275,14 +254,14 @@ internal static class Simd
         {
             var d = Vector512.LoadUnsafe(ref px, (nuint)i) - vy;
             d.StoreUnsafe(ref pd, (nuint)i);
-            acc = Vector512.FusedMultiplyAdd(d, d, acc);
+            acc = squares ? Vector512.FusedMultiplyAdd(d, d, acc) : acc + d;
         }
         float sum = Vector512.Sum(acc);
         for (; i < n; i++)
         {
             float d = Unsafe.Add(ref px, i) - y;
             Unsafe.Add(ref pd, i) = d;
-            sum = MathF.FusedMultiplyAdd(d, d, sum);
+            sum = squares ? MathF.FusedMultiplyAdd(d, d, sum) : sum + d;
         }
         return sum;
     }
