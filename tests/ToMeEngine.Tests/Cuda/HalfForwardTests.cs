@@ -62,17 +62,13 @@ public class HalfForwardTests(ITestOutputHelper output)
 
     internal static CaseRun Run(IBackend backend, string model, string caseKey, Precision precision)
     {
-        if (caseKey == "(absent)")
-            Fixtures.Folder(model); // skips, naming what is missing
-        var weights = Fixtures.Model(model);
-        using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
-        var fixture = Fixtures.Cases(golden).Single(c => c.Key == caseKey);
-        var input = golden.ReadFloat32("input");
-        int batch = golden.Get("input").Shape[0], classes = weights.Config.NumClasses;
+        using var opened = Fixtures.Open(model, caseKey);
+        var (weights, golden, fixture, input) = (opened.Weights, opened.Golden, opened.Case, opened.Input);
+        int batch = opened.Batch, classes = weights.Config.NumClasses;
         using var pass = new ForwardPass(backend, weights, precision);
         Assert.Equal(precision, pass.Precision);
         var decisions = new Dictionary<int, (int[] Src, int[] Dst)>();
-        var result = pass.Run(input, batch, new ForwardOptions { Schedule = fixture.Schedule, ProportionalAttention = fixture.PropAttn },
+        var result = pass.Run(input, batch, opened.Options,
             new ForwardTrace { OnMerge = (l, s, d) => decisions[l] = (s, d) });
 
         var expected = golden.ReadFloat64($"{caseKey}.logits_f64");

@@ -22,16 +22,12 @@ public class Int8ForwardTests
     [MemberData(nameof(Cases))]
     public void FixtureCasesStayNearTheReference(string model, string caseKey)
     {
-        if (caseKey == "(absent)")
-            Fixtures.Folder(model); // skips, naming what is missing
-        var weights = Fixtures.Model(model);
-        using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
-        var fixture = Fixtures.Cases(golden).Single(c => c.Key == caseKey);
-        var input = golden.ReadFloat32("input");
-        int batch = golden.Get("input").Shape[0], classes = weights.Config.NumClasses;
+        using var opened = Fixtures.Open(model, caseKey);
+        var (weights, golden, fixture, input) = (opened.Weights, opened.Golden, opened.Case, opened.Input);
+        int batch = opened.Batch, classes = weights.Config.NumClasses;
         using var backend = new CpuBackend(2);
         using var pass = new ForwardPass(backend, weights, Precision.Int8);
-        var result = pass.Run(input, batch, new ForwardOptions { Schedule = fixture.Schedule, ProportionalAttention = fixture.PropAttn });
+        var result = pass.Run(input, batch, opened.Options);
 
         var expected = golden.ReadFloat64($"{caseKey}.logits_f64");
         double largest = expected.Max(Math.Abs);

@@ -51,6 +51,20 @@ internal static class Fixtures
         }
     }
 
+    /// <summary>
+    /// Opens one model × case of a golden fixture (skipping, naming what is missing, for the "(absent)" placeholder): the
+    /// weights, the golden file (the caller disposes it), the case, its input batch and the forward options it was made with.
+    /// </summary>
+    public static OpenedCase Open(string model, string caseKey)
+    {
+        if (caseKey == "(absent)")
+            Folder(model); // skips, naming what is missing
+        var weights = Model(model);
+        var golden = SafeTensorsFile.Open(GoldenPath(model));
+        var fixture = Cases(golden).Single(c => c.Key == caseKey);
+        return new OpenedCase(weights, golden, fixture, golden.ReadFloat32("input"), golden.Get("input").Shape[0]);
+    }
+
     public static IReadOnlyList<FixtureCase> Cases(SafeTensorsFile golden)
     {
         using var doc = JsonDocument.Parse(golden.Metadata["cases"]);
@@ -85,4 +99,12 @@ internal static class Fixtures
         }
         return data;
     }
+}
+
+/// <summary>A golden fixture case opened by <see cref="Fixtures.Open"/>; disposing it closes the golden file.</summary>
+public sealed record OpenedCase(ModelWeights Weights, SafeTensorsFile Golden, FixtureCase Case, float[] Input, int Batch) : IDisposable
+{
+    public ForwardOptions Options => new() { Schedule = Case.Schedule, ProportionalAttention = Case.PropAttn };
+
+    public void Dispose() => Golden.Dispose();
 }

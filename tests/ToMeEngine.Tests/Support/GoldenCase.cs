@@ -12,13 +12,9 @@ internal static class GoldenCase
 {
     public static void Check(IBackend backend, string model, string caseKey, double logitsTolerance, double hiddenAtol, double hiddenRtol)
     {
-        if (caseKey == "(absent)")
-            Fixtures.Folder(model); // skips, naming what is missing
-        var weights = Fixtures.Model(model);
-        using var golden = SafeTensorsFile.Open(Fixtures.GoldenPath(model));
-        var fixture = Fixtures.Cases(golden).Single(c => c.Key == caseKey);
-        var input = golden.ReadFloat32("input");
-        int batch = golden.Get("input").Shape[0];
+        using var opened = Fixtures.Open(model, caseKey);
+        var (weights, golden, fixture, input) = (opened.Weights, opened.Golden, opened.Case, opened.Input);
+        int batch = opened.Batch;
         var config = weights.Config;
         string what = $"{model} {caseKey} ({backend.Name})";
 
@@ -35,7 +31,7 @@ internal static class GoldenCase
             OnMerge = (l, s, d) => decisions[l] = (s, d),
         };
         using var pass = new ForwardPass(backend, weights);
-        var result = pass.Run(input, batch, new ForwardOptions { Schedule = fixture.Schedule, ProportionalAttention = fixture.PropAttn }, trace);
+        var result = pass.Run(input, batch, opened.Options, trace);
 
         Assert.Equal(fixture.TokensPerLayer, result.TokensPerLayer);
         Assert.Equal(fixture.FinalTokens, result.FinalTokens);
