@@ -121,6 +121,19 @@ internal static class CpuKernelBenchmark
                     Add(new KernelTiming($"gemm {name}", model, batch, $"{m}x{n}x{k}", ms, gflops, "GFLOP/s", 100 * gflops / fmaPeak));
                 }
                 {
+                    // The whole attention op (key/value packing, ToMe's key mean, both products, softmax), next to the
+                    // products' share: what it costs beyond them is the op's non-matmul time.
+                    int t = 197, heads = dim / 64;
+                    var backend = new CpuBackend(threads);
+                    var qkv = (CpuFloatBuffer)backend.AllocateFloat(m * 3 * dim);
+                    Random(random, m * 3 * dim).CopyTo(qkv.Data, 0);
+                    var output = backend.AllocateFloat(m * dim);
+                    var keyMean = backend.AllocateFloat(m * 64);
+                    double ms = Time(() => backend.Attention(qkv, null, batch, t, heads, 64, output, keyMean, null));
+                    double gflops = 4.0 * batch * heads * t * t * 64 / (ms / 1e3) / 1e9;
+                    Add(new KernelTiming("attention op", model, batch, $"B={batch} T={t} H={heads} D=64", ms, gflops, "GFLOP/s", 100 * gflops / fmaPeak));
+                }
+                {
                     var x = Random(random, m * dim);
                     var y = new float[m * dim];
                     var g = Random(random, dim);

@@ -223,13 +223,15 @@ internal static unsafe class CpuGemm
     internal static void MultiplyPacked(float* a, int lda, float* packedB, float* c, int ldc, int m, int n, int k, float alpha,
         bool accumulate, SimdPath path)
     {
-        var job = new Job
-        {
-            A = a, Lda = lda, Alpha = alpha, B = packedB, C = c, Ldc = ldc, M = m, N = n, K = k,
-            Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
-        };
+        // One Job per thread, reused: attention calls this twice per block of query rows, and allocating each time
+        // showed as GC allocation-context clearing in its profile.
+        var job = t_sequentialJob ??= new Job();
+        job.A = a; job.Lda = lda; job.Alpha = alpha; job.B = packedB; job.C = c; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
+        job.Bias = null; job.Accumulate = accumulate; job.Gelu = false; job.Path = path; job.PackedA = null; job.PackedRows = 0;
         job.RunSequential();
     }
+
+    [ThreadStatic] private static Job? t_sequentialJob;
 
     [MethodImpl(Jit.Hot)]
     private static void Run(Job job, int maxThreads)
