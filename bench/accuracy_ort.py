@@ -15,9 +15,12 @@ import datetime
 import os
 import sys
 
-import numpy as np
+import benchenv
 
-import compare_ort as co
+benchenv.require("numpy")
+import numpy as np  # noqa: E402
+
+import compare_ort as co  # noqa: E402
 
 SAMPLES = os.path.join(co.SHARED, "imagenet-samples")
 
@@ -78,7 +81,7 @@ def main():
         labels = np.array([int(row["class_index"]) for row in csv.DictReader(f)])
     if args.limit:
         labels = labels[: args.limit]
-    commit = co.commit_label()
+    commit = co.commit_label(bool(args.tome))
     started = datetime.datetime.now()
 
     configs = [("ToMeEngine", "fp32", lambda r: tome_eval(args, r, "fp32")),

@@ -25,7 +25,10 @@ import statistics
 import subprocess
 import sys
 
-import numpy as np
+import benchenv
+
+benchenv.require("numpy")
+import numpy as np  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 SHARED = os.path.normpath(os.path.join(ROOT, "..", "shared"))
@@ -156,11 +159,9 @@ def time_ort(onnx_path, batch, args, runs):
     return result["ms_per_batch"], result["version"]
 
 
-def commit_label():
-    commit = run(["git", "rev-parse", "--short", "HEAD"]).strip()
-    if run(["git", "status", "--porcelain", "--untracked-files=no"]).strip():
-        commit += " + uncommitted changes"
-    return commit
+def commit_label(tome_given):
+    """The commit of the tome.dll timed (its version stamp), not necessarily the checkout's (benchenv.commit_label)."""
+    return benchenv.build_commit(TOME, tome_given, ROOT)
 
 
 def write_report(report, out):
@@ -212,7 +213,7 @@ def main():
         print("building tome and ortbench ...", flush=True)
         run(["dotnet", "build", "src/ToMeEngine.Cli", "-c", "Release", "-v", "q", "-nologo"])
         run(["dotnet", "build", "bench/ort/OrtBench", "-c", "Release", "-v", "q", "-nologo"])
-    commit = commit_label()
+    commit = commit_label(bool(args.tome))
     load_before = os.getloadavg()
     started = datetime.datetime.now()
 

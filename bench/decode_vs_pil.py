@@ -27,8 +27,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-from PIL import Image, features
+import benchenv
+
+benchenv.require("numpy", "PIL")
+import numpy as np  # noqa: E402
+from PIL import Image, features  # noqa: E402
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pnm")
 

@@ -14,9 +14,12 @@ Usage:
 One JSON object per line on stdout; with --device cpu it runs small sizes anywhere (a rehearsal, not a baseline).
 """
 import argparse, json, os, sys, time
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchenv  # noqa: E402
+
+benchenv.require("torch")
+import torch  # noqa: E402
 from torch_vit_baseline import forward  # noqa: E402
 
 ARCHS = {"ViT-Ti": (12, 3, 192), "ViT-S": (12, 6, 384), "ViT-B": (12, 12, 768), "ViT-L": (24, 16, 1024)}

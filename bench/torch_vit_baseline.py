@@ -7,10 +7,15 @@ bench/ort/export_onnx.py can export the ToMe graph from here too. Usage:
     /usr/bin/python3 bench/torch_vit_baseline.py MODEL_DIR [--batch 16] [--runs 8] [--threads N] [--r 13]
 Prints images/s measured the way `tome bench` measures (warm-up, timed runs, first quarter discarded, median).
 """
-import argparse, json, math, struct, time
-import numpy as np
-import torch
-import torch.nn.functional as F
+import argparse, json, math, os, struct, sys, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchenv  # noqa: E402
+
+benchenv.require("numpy", "torch")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 
 def load_safetensors(path):

@@ -17,11 +17,14 @@ import json
 import os
 import sys
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "weights-converter"))
+
+import benchenv  # noqa: E402
+
+benchenv.require("numpy")
+import numpy as np  # noqa: E402
 
 # timm name -> (embed_dim, depth, heads); patch 16, 224 px, mlp_ratio 4, 1000 classes.
 ARCHS = {
@@ -70,6 +73,7 @@ def random_model(arch, out_dir, seed):
 
 
 def export(model_dir, out, r, batch):
+    benchenv.require("torch")
     import torch
     import torch_vit_baseline as tv
 
@@ -98,6 +102,7 @@ def export(model_dir, out, r, batch):
 
 
 def quantize(src, out, per_column):
+    benchenv.require("onnx")
     import onnx
     from onnx import helper, numpy_helper
 

@@ -14,16 +14,17 @@ internal static class KernelsBenchCommand
     {
         var backend = new Option<string>("--backend") { Description = "cpu (the CPU kernels against the FMA peak) or cuda (every op of the GPU backend)", DefaultValueFactory = _ => "cpu" };
         var batches = new Option<string?>("--batch") { Description = "comma-separated batch sizes (default: 1,16 on cpu, 1,64,256 on cuda)" };
-        var models = new Option<string>("--models") { Description = "cuda: models whose shapes to run, among ViT-S,ViT-B,ViT-L", DefaultValueFactory = _ => "ViT-S,ViT-B,ViT-L" };
+        var models = new Option<string?>("--models") { Description = "models whose shapes to run (default: ViT-Ti,ViT-S,ViT-B,ViT-L on cpu, ViT-S,ViT-B,ViT-L on cuda)" };
         var device = new Option<int>("--device") { Description = "cuda: the device ordinal" };
         var gemm = new Option<int>("--peak-gemm") { Description = "cuda: N of the N×N×N GEMM that measures the peak", DefaultValueFactory = _ => 8192 };
         var copy = new Option<int>("--peak-copy-mib") { Description = "cuda: MiB copied device to device to measure the bandwidth peak", DefaultValueFactory = _ => 1024 };
         var time = new Option<double>("--time-ms") { Description = "cuda: time each kernel over about this long (0: a single timed call)", DefaultValueFactory = _ => 25 };
         var threads = new Option<int>("--threads") { Description = "cpu: threads (0 = all cores)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
+        var cached = new Option<bool>("--cached-weights") { Description = "cpu: time each GEMM on one weight matrix that stays in the caches (the default streams distinct copies from memory, as a forward pass does)" };
         var command = new Command("bench", "time each kernel alone at the shapes ViT-Ti/S/B/L (cpu) or ViT-S/B/L (cuda) produce, with the percentage of the peaks measured in the same run")
         {
-            backend, batches, models, device, gemm, copy, time, threads, json,
+            backend, batches, models, device, gemm, copy, time, threads, json, cached,
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
@@ -34,28 +35,33 @@ internal static class KernelsBenchCommand
                 .Select(s => int.Parse(s.Trim(), CultureInfo.InvariantCulture)).ToArray();
             if (sizes.Any(b => b < 1))
                 throw new ArgumentException("--batch sizes must be positive");
+            var names = (parse.GetValue(models) ?? (name == "cpu" ? "ViT-Ti,ViT-S,ViT-B,ViT-L" : "ViT-S,ViT-B,ViT-L"))
+                .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             return name == "cpu"
-                ? Cpu(sizes, parse.GetValue(threads), parse.GetValue(json))
-                : Cuda(sizes, parse.GetValue(models)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries), parse.GetValue(device),
+                ? Cpu(sizes, names, parse.GetValue(threads), parse.GetValue(json), parse.GetValue(cached))
+                : Cuda(sizes, names, parse.GetValue(device),
                     parse.GetValue(gemm), parse.GetValue(copy), parse.GetValue(time), parse.GetValue(json));
         }));
         return command;
     }
 
-    private static int Cpu(int[] sizes, int threads, bool asJson)
+    private static int Cpu(int[] sizes, string[] models, int threads, bool asJson, bool cachedWeights)
     {
+        var unknown = models.Where(m => !CpuKernelBenchmark.Models.Any(k => k.Name.Equals(m, StringComparison.OrdinalIgnoreCase))).ToList();
+        if (unknown.Count > 0)
+            throw new ArgumentException($"--models {string.Join(",", unknown)}: expected among {string.Join(",", CpuKernelBenchmark.Models.Select(m => m.Name))}");
         int n = threads > 0 ? threads : Environment.ProcessorCount;
         double peak = CpuKernelBenchmark.MeasureFmaPeak(n);
         double copy = CpuKernelBenchmark.MeasureCopyBandwidth();
         var inv = CultureInfo.InvariantCulture;
         if (!asJson)
         {
-            Console.WriteLine(string.Create(inv, $"cpu: {n} threads, {CpuGemm.BestPath} micro-kernel; measured FMA peak {peak:F1} GFLOP/s, copy {copy:F1} GB/s"));
+            Console.WriteLine(string.Create(inv, $"cpu: {n} threads, {CpuGemm.BestPath} micro-kernel, GEMM weights {(cachedWeights ? "cached (one copy)" : "streamed (distinct copies)")}; measured FMA peak {peak:F1} GFLOP/s, copy {copy:F1} GB/s"));
             PrintHeader();
         }
-        var results = CpuKernelBenchmark.Run(n, sizes, peak, copy, asJson ? null : Print);
+        var results = CpuKernelBenchmark.Run(n, models, sizes, peak, copy, asJson ? null : Print, cachedWeights);
         if (asJson)
-            Console.WriteLine(Json(new { backend = "cpu", threads = n, micro_kernel = CpuGemm.BestPath.ToString(), fma_peak_gflops = peak, copy_gbs = copy, results }));
+            Console.WriteLine(Json(new { backend = "cpu", threads = n, micro_kernel = CpuGemm.BestPath.ToString(), cached_weights = cachedWeights, fma_peak_gflops = peak, copy_gbs = copy, results }));
         return 0;
     }
 

@@ -25,7 +25,8 @@ public readonly record struct BatchingStatistics(long Requests, long Completed, 
 /// <remarks>
 /// Thread-safe. Back-pressure: at most <see cref="BatchingOptions.MaxQueueLength"/> requests wait; one more fails at once
 /// with <see cref="EngineOverloadedException"/>. Cancellation removes a request whose forward pass has not started
-/// (its task ends with <see cref="OperationCanceledException"/>); once its batch runs, it completes normally.
+/// (its task ends with <see cref="OperationCanceledException"/>), also one taken ahead as the next batch
+/// (<see cref="BatchingOptions.UploadAhead"/>); once its batch runs, it completes normally.
 /// <see cref="Dispose"/> lets the running batch finish and deliver, ends every waiting request with
 /// <see cref="ObjectDisposedException"/>, and refuses new ones the same way; then it disposes the engine if it owns it.
 /// An engine whose GPU context is lost (<see cref="Backends.Cuda.CudaContextLostException"/>: it fails the batch that ran)
@@ -34,7 +35,9 @@ public readonly record struct BatchingStatistics(long Requests, long Completed, 
 /// </remarks>
 public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDisposable
 {
-    private const int Queued = 0, Taken = 1, Withdrawn = 2;
+    // Queued: waiting, withdrawable. Ahead: taken as the next batch while the current one runs (its images upload
+    // meanwhile), still withdrawable. Taken: in a batch whose forward pass starts, or ended by cancellation or disposal.
+    private const int Queued = 0, Taken = 1, Ahead = 2;
 
     private sealed class Request(float[] tensor, int topK, Activity? activity) : TaskCompletionSource<IReadOnlyList<Prediction>>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
@@ -222,56 +225,123 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         request.TrySetCanceled(token);
     }
 
-    /// <summary>Takes a request out of the waiting state; exactly one of the forward thread, cancellation and disposal wins.</summary>
+    /// <summary>
+    /// Takes a request out of the waiting state (queued, or taken ahead); exactly one of the forward thread, cancellation
+    /// and disposal wins.
+    /// </summary>
     private bool Claim(Request request)
     {
-        if (Interlocked.CompareExchange(ref request.State, Taken, Queued) != Queued)
+        if (Interlocked.CompareExchange(ref request.State, Taken, Queued) != Queued
+            && Interlocked.CompareExchange(ref request.State, Taken, Ahead) != Ahead)
             return false;
         Interlocked.Decrement(ref queued);
         return true;
     }
 
+    /// <summary>Called on the forward thread just before each forward pass starts, with the batch's size; for tests.</summary>
+    internal Action<int>? BeforeForward;
+
     private void RunLoop()
     {
-        // Requests gathered here stay withdrawable (cancellation, disposal) until RunBatch claims them.
-        var gathered = new List<Request>(Options.MaxBatchSize);
-        var batch = new List<Request>(Options.MaxBatchSize);
-        float[]? input = null;
+        int max = Options.MaxBatchSize;
+        // Requests gathered here stay withdrawable (cancellation, disposal) until claimed for a batch; so do those taken
+        // ahead as the next batch, whose images `staged` holds (and a GPU uploads) while the current batch runs.
+        var gathered = new List<Request>(max);
+        var ahead = new List<Request>(max);
+        var batch = new List<Request>(max);
+        // Pinned: the next batch's images must be at the address announced to the GPU when its forward runs.
+        float[]? input = null, staged = null;
         long delayTicks = (long)(Options.MaxQueueDelay.TotalSeconds * Stopwatch.Frequency);
         try
         {
-            while (queue.TryTake(out var first, Timeout.Infinite, stop.Token))
+            while (true)
             {
-                if (Volatile.Read(ref first.State) != Queued)
-                    continue; // withdrawn by cancellation
-                gathered.Add(first);
-                long deadline = first.Admitted + delayTicks;
-                while (gathered.Count < Options.MaxBatchSize)
+                input ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
+                bool copied = false;
+                if (ahead.Count > 0)
                 {
-                    long left = deadline - Stopwatch.GetTimestamp();
-                    int waitMs = left <= 0 ? 0 : (int)Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
-                    if (!queue.TryTake(out var next, waitMs, stop.Token))
-                        break;
-                    if (Volatile.Read(ref next.State) == Queued)
-                        gathered.Add(next);
+                    stop.Token.ThrowIfCancellationRequested(); // disposal ends them like every waiting request
+                    foreach (var r in ahead)
+                        if (Claim(r))
+                            batch.Add(r);
+                    copied = batch.Count == ahead.Count;
+                    ahead.Clear();
+                    if (copied)
+                        (input, staged) = (staged!, input); // exactly the images announced
+                    else // some were cancelled meanwhile: the rest run now, with what else is queued
+                        while (batch.Count < max && queue.TryTake(out var more))
+                            if (Claim(more))
+                                batch.Add(more);
                 }
-                foreach (var r in gathered)
-                    if (Claim(r))
-                        batch.Add(r);
-                gathered.Clear();
+                else
+                {
+                    gathered.RemoveAll(r => Volatile.Read(ref r.State) != Queued);
+                    if (gathered.Count == 0)
+                    {
+                        if (!queue.TryTake(out var first, Timeout.Infinite, stop.Token))
+                            break;
+                        if (Volatile.Read(ref first.State) != Queued)
+                            continue; // withdrawn by cancellation
+                        gathered.Add(first);
+                    }
+                    long deadline = gathered[0].Admitted + delayTicks;
+                    while (gathered.Count < max)
+                    {
+                        long left = deadline - Stopwatch.GetTimestamp();
+                        int waitMs = left <= 0 ? 0 : (int)Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
+                        if (!queue.TryTake(out var next, waitMs, stop.Token))
+                            break;
+                        if (Volatile.Read(ref next.State) == Queued)
+                            gathered.Add(next);
+                    }
+                    foreach (var r in gathered)
+                        if (Claim(r))
+                            batch.Add(r);
+                    gathered.Clear();
+                }
                 if (batch.Count == 0)
                     continue;
-                input ??= new float[Options.MaxBatchSize * tensorLength];
-                RunBatch(batch, input);
+                int nextCount = 0;
+                if (Options.UploadAhead && engine.BackendName == "cuda")
+                {
+                    staged ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
+                    nextCount = TakeAhead(gathered, ahead, staged);
+                }
+                RunBatch(batch, input, copied, staged.AsSpan(0, nextCount * tensorLength));
                 batch.Clear();
             }
         }
         catch (OperationCanceledException)
         {
-            // Disposal: requests gathered but not yet run end like every other waiting request.
+            // Disposal: requests gathered or taken ahead but not yet run end like every other waiting request.
             foreach (var r in gathered)
                 EndDisposed(r);
+            foreach (var r in ahead)
+                EndDisposed(r);
         }
+    }
+
+    /// <summary>
+    /// When a full batch is queued as a forward starts, takes it ahead as the next batch and copies its images into
+    /// <paramref name="staged"/>; returns how many. Otherwise what it took from the queue stays gathered, withdrawable, and
+    /// the next batch forms after this forward as it would have (its oldest request's deadline unchanged).
+    /// </summary>
+    private int TakeAhead(List<Request> gathered, List<Request> ahead, float[] staged)
+    {
+        int max = Options.MaxBatchSize;
+        while (gathered.Count < max && queue.TryTake(out var r))
+            if (Volatile.Read(ref r.State) == Queued)
+                gathered.Add(r);
+        if (gathered.Count < max)
+            return 0;
+        foreach (var r in gathered)
+            if (Interlocked.CompareExchange(ref r.State, Ahead, Queued) == Queued)
+            {
+                r.Tensor.AsSpan(0, tensorLength).CopyTo(staged.AsSpan(ahead.Count * tensorLength, tensorLength));
+                ahead.Add(r);
+            }
+        gathered.Clear();
+        return ahead.Count;
     }
 
     private void EndDisposed(Request request)
@@ -282,14 +352,19 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         request.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
     }
 
-    private void RunBatch(List<Request> batch, float[] input)
+    /// <param name="batch">The claimed requests.</param>
+    /// <param name="input">Where the batch's images go (pinned, <see cref="BatchingOptions.MaxBatchSize"/> images).</param>
+    /// <param name="copied">The batch's images are in <paramref name="input"/> already (it was taken ahead).</param>
+    /// <param name="next">The images of the batch taken ahead, which runs next: a GPU uploads them during this forward.</param>
+    private void RunBatch(List<Request> batch, float[] input, bool copied, ReadOnlySpan<float> next)
     {
         int n = batch.Count;
         using var activity = StartBatchActivity(batch);
         long start = Stopwatch.GetTimestamp();
         for (int b = 0; b < n; b++)
         {
-            batch[b].Tensor.AsSpan(0, tensorLength).CopyTo(input.AsSpan(b * tensorLength, tensorLength));
+            if (!copied)
+                batch[b].Tensor.AsSpan(0, tensorLength).CopyTo(input.AsSpan(b * tensorLength, tensorLength));
             pipeline.Return(batch[b].Tensor);
             double queuedMs = Stopwatch.GetElapsedTime(batch[b].Admitted, start).TotalMilliseconds;
             metrics.QueueTime.Record(queuedMs);
@@ -300,7 +375,8 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         {
             if (fault is not null && replaceLostEngine is not null && !TryReplace())
                 throw new InvalidOperationException(fault.Message, lostContext);
-            logits = engine.Logits(input.AsSpan(0, n * tensorLength), n);
+            BeforeForward?.Invoke(n);
+            logits = engine.Logits(input.AsSpan(0, n * tensorLength), n, next);
         }
         catch (Exception e)
         {

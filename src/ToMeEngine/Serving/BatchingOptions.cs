@@ -29,6 +29,14 @@ public sealed class BatchingOptions
     /// </summary>
     public int DecodeParallelism { get; set; }
 
+    /// <summary>
+    /// On a GPU, take the next batch while this one runs, so that its images upload during this forward pass: when a
+    /// full batch (<see cref="MaxBatchSize"/>) is already waiting as a forward starts, those requests become the next batch
+    /// then. Batches are what they would be without it; a request taken ahead stays cancellable until its own forward
+    /// starts (the batch runs without it). On by default; the CPU backend has nothing to upload and ignores it.
+    /// </summary>
+    public bool UploadAhead { get; set; } = true;
+
     internal void Validate()
     {
         if (DecodeParallelism < 0)

@@ -4,7 +4,7 @@ using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Cli;
 
-/// <summary><c>tome kernels bench --backend cuda</c>: its options are checked first; without a device it says so and fails, with one it measures.</summary>
+/// <summary><c>tome kernels bench</c>: its options are checked first; on cuda without a device it says so and fails, with one it measures.</summary>
 public class KernelsBenchCommandTests
 {
     [Fact]
@@ -16,6 +16,26 @@ public class KernelsBenchCommandTests
         (code, _, stderr) = TomeProcess.Run("kernels", "bench", "--backend", "cuda", "--models", "ViT-S,ViT-X");
         Assert.NotEqual(0, code);
         Assert.Contains("ViT-X", stderr);
+    }
+
+    [Fact]
+    public void CpuModelsAreCheckedAndGemmWeightsStreamedByDefault()
+    {
+        var (code, _, stderr) = TomeProcess.Run("kernels", "bench", "--models", "ViT-Ti,ViT-X");
+        Assert.NotEqual(0, code);
+        Assert.Contains("ViT-X", stderr);
+        (code, var stdout, stderr) = TomeProcess.Run("kernels", "bench", "--models", "ViT-Ti", "--batch", "1", "--threads", "1", "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.False(json.RootElement.GetProperty("cached_weights").GetBoolean());
+        var results = json.RootElement.GetProperty("results");
+        // attention, four GEMMs, LayerNorm: ViT-Ti only
+        Assert.Equal(6, results.GetArrayLength());
+        Assert.All(results.EnumerateArray(), r =>
+        {
+            Assert.Equal("ViT-Ti", r.GetProperty("model").GetString());
+            Assert.True(r.GetProperty("milliseconds").GetDouble() > 0);
+        });
     }
 
     [Fact]

@@ -86,6 +86,70 @@ public class AttentionTests
         }
     }
 
+    // The fused op against the same computation from the general routines (scaled q·kᵀ, row softmax, p·v; the key mean
+    // by span ops): bit for bit, so its packing, in-place query reads and padded softmax change no result.
+    [Theory]
+    [InlineData(1, 1, 3, 64, SizeMode.Random, 1)]
+    [InlineData(1, 2, 2, 64, SizeMode.None, 2)]
+    [InlineData(3, 197, 3, 64, SizeMode.Random, 2)]
+    [InlineData(2, 197, 12, 64, SizeMode.None, 1)]
+    [InlineData(1, 198, 2, 64, SizeMode.WithZeros, 2)]
+    [InlineData(1, 577, 2, 64, SizeMode.Random, 2)]
+    [InlineData(1, 1025, 1, 64, SizeMode.WithZeros, 1)]
+    [InlineData(1, 197, 2, 80, SizeMode.Random, 2)]
+    [InlineData(1, 65, 2, 96, SizeMode.WithZeros, 1)]
+    [InlineData(2, 25, 2, 16, SizeMode.None, 2)]
+    [InlineData(1, 50, 2, 64, SizeMode.AllZero, 2)]
+    public void MatchesTheUnfusedCompositionBitForBit(int batch, int tokens, int heads, int headDim, SizeMode sizeMode, int threads)
+    {
+        int c = heads * headDim, rows = batch * tokens, stride = 3 * c, t = tokens, d = headDim;
+        var qkv = Reference.Random(rows * stride, seed: 31 + tokens, scale: 2f);
+        var random = new Random(5);
+        var sizes = sizeMode == SizeMode.None ? null : Enumerable.Range(0, rows).Select(i => sizeMode switch
+        {
+            SizeMode.WithZeros => i % 9 == 4 ? 0f : random.Next(1, 6),
+            SizeMode.AllZero => 0f,
+            _ => random.Next(1, 6),
+        }).ToArray();
+        var (output, keyMean, cls) = Run(new CpuBackend(threads), qkv, sizes, batch, tokens, heads, headDim);
+
+        float scale = (float)(1.0 / Math.Sqrt(d));
+        var expected = new float[rows * c];
+        var expectedCls = new float[rows];
+        var scores = new float[t * t];
+        var head = new float[t * d];
+        for (int b = 0; b < batch; b++)
+        {
+            var bias = sizes?.AsSpan(b * t, t).ToArray().Select(s => MathF.Log(s)).ToArray();
+            for (int h = 0; h < heads; h++)
+            {
+                int q = b * t * stride + h * d;
+                CpuGemm.MatMul(qkv.AsSpan(q), stride, qkv.AsSpan(q + c), stride, true, scores, t, t, t, d, scale, false);
+                RowOps.SoftmaxRows(scores, t, t, t, bias);
+                CpuGemm.MatMul(scores, t, qkv.AsSpan(q + 2 * c), stride, false, head, d, t, d, t, 1f, false);
+                for (int i = 0; i < t; i++)
+                    head.AsSpan(i * d, d).CopyTo(expected.AsSpan((b * t + i) * c + h * d));
+                if (h == 0)
+                    scores.AsSpan(0, t).CopyTo(expectedCls.AsSpan(b * t));
+                else
+                    Simd.Add(expectedCls.AsSpan(b * t, t), scores.AsSpan(0, t), expectedCls.AsSpan(b * t, t));
+            }
+            Simd.Divide(expectedCls.AsSpan(b * t, t), heads, expectedCls.AsSpan(b * t, t));
+        }
+        var expectedMean = new float[rows * d];
+        for (int i = 0; i < rows; i++)
+        {
+            var mean = expectedMean.AsSpan(i * d, d);
+            qkv.AsSpan(i * stride + c, d).CopyTo(mean);
+            for (int h = 1; h < heads; h++)
+                Simd.Add(mean, qkv.AsSpan(i * stride + c + h * d, d), mean);
+            Simd.Divide(mean, heads, mean);
+        }
+        Assert.Equal(expected, output);
+        Assert.Equal(expectedMean, keyMean);
+        Assert.Equal(expectedCls, cls);
+    }
+
     [Theory]
     [InlineData(5, 197, 3, 64)]
     [InlineData(2, 577, 2, 80)]

@@ -206,6 +206,59 @@ public class CpuGemmTests
         Assert.True(direct.AsSpan().SequenceEqual(sequential), "one thread differs");
     }
 
+    [Fact]
+    public void OneImageIsOneRowBlockOnAnyThreadCount()
+    {
+        // Each row block streams all of W: one image's 197 rows must not be split into row blocks when two threads share
+        // the GEMM (they split the panels instead), and a batch of 16 must give two threads an even number of blocks.
+        foreach (int threads in new[] { 1, 2 })
+        {
+            var one = CpuGemm.Tiles(197, 2304, threads, SimdPath.Vector512);
+            Assert.Equal(1, one.RowBlocks);
+            Assert.True(one.Count >= (threads == 1 ? 1 : GemmTiles.TasksPerThread * threads), $"{threads} threads: {one}");
+        }
+        var batch = CpuGemm.Tiles(16 * 197, 2304, 2, SimdPath.Vector512);
+        Assert.Equal(14, batch.RowBlocks);
+        Assert.True(batch.RowHeight % GemmKernels.Mr512 == 0 && batch.RowHeight * batch.RowBlocks >= 16 * 197, batch.ToString());
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(12)]
+    [InlineData(197)]
+    [InlineData(240)]
+    [InlineData(241)]
+    [InlineData(491)]
+    public void RowBlocksAndPanelSplitsDoNotChangeBits(int m)
+    {
+        // Row blocks grow to 240 rows and the threads split their panels; every micro-kernel call also prefetches a share
+        // of the next panel slice (the next panel, or the first one at the next K-block). Whatever the split, every row
+        // must equal the same row computed alone on one thread: three K-blocks, a narrow last panel, in place and packed.
+        int k = 900;
+        foreach (int n in new[] { 200, 1000 })
+        {
+            var a = Reference.Random(m * k, 41 + n);
+            var w = PackedWeight.Pack(Reference.Random(n * k, 42 + n), n, k);
+            var bias = Reference.Random(n, 43 + n);
+            var start = Reference.Random(m * n, 44 + n);
+            foreach (var epilogue in new[] { GemmEpilogue.BiasGelu, GemmEpilogue.Accumulate })
+            {
+                var rows = new float[m * n];
+                for (int r = 0; r < m; r++)
+                {
+                    start.AsSpan(r * n, n).CopyTo(rows.AsSpan(r * n));
+                    CpuGemm.Linear(a.AsSpan(r * k, k), 1, w, bias, rows.AsSpan(r * n, n), epilogue, 1);
+                }
+                foreach (int threads in new[] { 1, 2, 3 })
+                {
+                    var c = start.ToArray();
+                    CpuGemm.Linear(a, m, w, bias, c, epilogue, threads);
+                    Assert.True(rows.AsSpan().SequenceEqual(c), $"m={m} n={n} {epilogue} threads={threads} differs from rows alone");
+                }
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

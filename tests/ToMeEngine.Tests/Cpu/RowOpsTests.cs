@@ -106,6 +106,59 @@ public class RowOpsTests
         Assert.Equal(new[] { 0.5f, 0.5f }, plain);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(15)]
+    [InlineData(16)]
+    [InlineData(17)]
+    [InlineData(197)]
+    [InlineData(577)]
+    [InlineData(1025)]
+    public unsafe void PaddedSoftmaxRowsGiveSoftmaxsBits(int cols)
+    {
+        // Rows: plain logits, large ones, one +∞ (NaN after the shift), one NaN, plain, one with every key masked by the bias.
+        const int rows = 6;
+        int padded = (cols + 15) / 16 * 16, ld = padded + 3;
+        var logits = Reference.Random(rows * ld, cols, 8f);
+        for (int j = 0; j < cols; j++)
+            logits[ld + j] *= 1e3f;
+        logits[2 * ld + cols / 2] = float.PositiveInfinity;
+        logits[3 * ld + cols - 1] = float.NaN;
+        var bias = new float[padded];
+        for (int j = 0; j < cols; j++)
+            bias[j] = j % 7 == 3 ? float.NegativeInfinity : MathF.Log(1 + j % 5);
+        bias.AsSpan(cols).Fill(float.NaN); // padding the softmax must not let through
+        foreach (bool withBias in new[] { false, true })
+        {
+            var actual = logits.ToArray();
+            for (int r = 0; r < rows; r++)
+                actual.AsSpan(r * ld + padded, ld - padded).Fill(float.NaN); // sentinels past the padding
+            var rowBias = withBias ? bias : null;
+            var expected = actual.ToArray();
+            var allMasked = Enumerable.Repeat(float.NegativeInfinity, cols).ToArray();
+            for (int r = 0; r < rows; r++)
+                RowOps.Softmax(expected.AsSpan(r * ld, cols), r == 5 ? allMasked : (rowBias ?? default(ReadOnlySpan<float>)));
+            fixed (float* x = actual, b = rowBias, masked = allMasked.Concat(new float[padded - cols]).ToArray())
+            {
+                RowOps.SoftmaxPaddedRows(x, 5, cols, ld, b);
+                RowOps.SoftmaxPaddedRows(x + 5 * ld, 1, cols, ld, masked);
+            }
+            for (int r = 0; r < rows; r++)
+            {
+                for (int j = 0; j < cols; j++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[r * ld + j]) == BitConverter.SingleToInt32Bits(actual[r * ld + j])
+                        || (float.IsNaN(expected[r * ld + j]) && float.IsNaN(actual[r * ld + j])),
+                        $"bias {withBias}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
+                for (int j = cols; j < padded; j++)
+                    Assert.True(r is 2 or 3 || actual[r * ld + j] == 0f, $"row {r}: padding {j} is {actual[r * ld + j]}"); // rows 2, 3 are NaN
+                for (int j = padded; j < ld; j++)
+                    Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
+            }
+            Assert.All(Enumerable.Range(0, cols), j => Assert.True(float.IsNaN(actual[3 * ld + j])));
+        }
+    }
+
     [Fact]
     public void ArgMaxTakesTheLowestIndexOnTies()
     {

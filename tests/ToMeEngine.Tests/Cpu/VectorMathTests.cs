@@ -70,6 +70,52 @@ public class VectorMathTests
         }
     }
 
+    // The vector exp of softmax and GELU against its definition step by step in scalar float32 (Cephes' expf: clamp,
+    // n = round(x·log2 e), g = x − n·ln2 in two parts, the degree-5 polynomial, then y·2ⁿ rounded once), bit for bit
+    // over every 127th float in [−110, 0] and the special values, so a faster formulation cannot change a result.
+    [Fact]
+    public void VectorExpFollowsItsDefinitionBitForBit()
+    {
+        if (!Vector512.IsHardwareAccelerated)
+            return;
+        var xs = new List<float> { 0f, -0f, float.NegativeInfinity, -87.33654f, -87.33655f, -87.3f, -88f, -103f, -104f, -1e-30f, -float.Epsilon };
+        for (int bits = BitConverter.SingleToInt32Bits(-0f); BitConverter.Int32BitsToSingle(bits) >= -110f; bits += 127)
+            xs.Add(BitConverter.Int32BitsToSingle(bits));
+        while (xs.Count % 16 != 0)
+            xs.Add(-1f);
+        var all = xs.ToArray();
+        var lanes = new float[16];
+        for (int i = 0; i < all.Length; i += 16)
+        {
+            VectorMath.ExpNonPositive(Vector512.Create(all.AsSpan(i, 16))).CopyTo(lanes);
+            for (int j = 0; j < 16; j++)
+            {
+                float x = all[i + j], expected = CephesExp(x);
+                Assert.True(BitConverter.SingleToInt32Bits(expected) == BitConverter.SingleToInt32Bits(lanes[j]),
+                    $"exp({x:R}) = {lanes[j]:R}, expected {expected:R}");
+            }
+        }
+        var nan = VectorMath.ExpNonPositive(Vector512.Create(float.NaN));
+        Assert.True(float.IsNaN(nan[0]));
+
+        static float CephesExp(float x)
+        {
+            const float floor = -87.33654f;
+            float clamped = MathF.Max(x, floor);
+            float n = MathF.Round(clamped * 1.44269504088896341f);
+            float g = MathF.FusedMultiplyAdd(n, -0.693359375f, clamped);
+            g = MathF.FusedMultiplyAdd(n, 2.12194440e-4f, g);
+            float p = 1.9875691500e-4f;
+            p = MathF.FusedMultiplyAdd(p, g, 1.3981999507e-3f);
+            p = MathF.FusedMultiplyAdd(p, g, 8.3334519073e-3f);
+            p = MathF.FusedMultiplyAdd(p, g, 4.1665795894e-2f);
+            p = MathF.FusedMultiplyAdd(p, g, 1.6666665459e-1f);
+            p = MathF.FusedMultiplyAdd(p, g, 5.0000001201e-1f);
+            float y = MathF.FusedMultiplyAdd(p, g * g, g) + 1f;
+            return x < floor ? 0f : y * MathF.ScaleB(1f, (int)n);
+        }
+    }
+
     [Fact]
     public void GeluOfZeroIsZeroAndLargeInputsSaturate()
     {

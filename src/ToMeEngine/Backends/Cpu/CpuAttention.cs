@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace ToMe.Backends.Cpu;
 
@@ -8,7 +9,11 @@ internal sealed unsafe partial class CpuBackend
     // through the softmax to p·v; the T×T matrix is never formed.
     private const int QueryBlock = 2 * GemmKernels.Mr512;
 
-    // Keys (transposed) and values of every (image, head), packed once per call and shared by that head's query blocks.
+    // Tokens per packing task: one key panel.
+    private const int TokenChunk = PackedWeight.PanelWidth;
+
+    // Per (image, head): the scaled queries, the keys (transposed) and the values, packed once per call and shared by
+    // that head's query blocks; then log(size) per image.
     private readonly ScratchSlots<AlignedBuffer> attentionPanels;
 
     [ThreadStatic] private static AlignedBuffer? t_scores;
@@ -23,57 +28,61 @@ internal sealed unsafe partial class CpuBackend
         var metric = F(keyMean);
         int c = heads * headDim, stride = 3 * c, t = tokens, d = headDim;
         float scale = (float)(1.0 / Math.Sqrt(d));
+        // Scores rows and the log-size bias are padded to whole panels, which the padded softmax may overwrite and read.
+        int ldScores = (t + PackedWeight.PanelWidth - 1) / PackedWeight.PanelWidth * PackedWeight.PanelWidth;
+        long queries = ((long)t * d + 15) & ~15L;
         long keyPanels = CpuGemm.PackedPanelsLength(t, d), valuePanels = CpuGemm.PackedPanelsLength(d, t);
-        long perHead = keyPanels + valuePanels;
+        long perHead = queries + keyPanels + valuePanels;
         int pairs = batch * heads;
-        int logLength = sizes is null ? 0 : batch * t;
+        long logLength = sizes is null ? 0 : (long)batch * ldScores;
         if (pairs * perHead + logLength > int.MaxValue / 2)
             throw new ArgumentException($"attention over [{batch}, {t}] tokens × {heads} heads is too large for one call");
         var panels = attentionPanels.Take();
         panels = AlignedBuffer.Ensure(ref panels, (int)(pairs * perHead + logLength));
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
-        int metricChunks = (batch * t + 63) / 64;
+        int chunks = (t + TokenChunk - 1) / TokenChunk;
         var path = CpuGemm.BestPath;
 
-        fixed (float* q0 = input, o0 = result)
+        fixed (float* q0 = input, o0 = result, m0 = metric)
         {
-            float* qkvBase = q0, outBase = o0, panelBase = panels.Pointer, logSize = panels.Pointer + pairs * perHead;
-            // Pass 1: pack every head's kᵀ and v; log(size) per token; ToMe's metric (the keys averaged over heads).
-            Team.For(pairs + batch + metricChunks, [MethodImpl(Jit.Hot)] (task) =>
+            float* qkvBase = q0, outBase = o0, metricBase = m0, panelBase = panels.Pointer, logSize = panels.Pointer + pairs * perHead;
+            // Pass 1, per (image, chunk of tokens), walking the chunk's rows of qkv in memory order (each row once, rather
+            // than a strided column of them per head): every head's scaled queries, keys and values; ToMe's metric (the
+            // keys averaged over heads); log(size).
+            Team.For(batch * chunks, [MethodImpl(Jit.Hot)] (task) =>
             {
-                if (task < pairs)
+                int b = task / chunks, j0 = task % chunks * TokenChunk, j1 = Math.Min(t, j0 + TokenChunk);
+                for (int j = j0; j < j1; j++)
                 {
-                    int b = task / heads, h = task % heads;
-                    float* k = qkvBase + (long)b * t * stride + c + h * d;
-                    float* dst = panelBase + task * perHead;
-                    Packing.PackPanels(k, stride, transposed: true, t, d, dst);
-                    Packing.PackPanels(k + c, stride, transposed: false, d, t, dst + keyPanels);
+                    float* row = qkvBase + ((long)b * t + j) * stride;
+                    float* head = panelBase + (long)b * heads * perHead;
+                    float* mean = metricBase + ((long)b * t + j) * d;
+                    if (Vector512.IsHardwareAccelerated && d % 16 == 0)
+                        PackRow512(row, heads, d, scale, head, perHead, (long)j * d,
+                            queries + keyPanels + (long)j * PackedWeight.PanelWidth, t, mean);
+                    else
+                        PackRow(row, heads, d, scale, head, perHead, j, queries, keyPanels, t, mean);
                 }
-                else if (task < pairs + batch)
+                // The chunk's rows are in cache now; their keys fill one transposed panel per head.
+                for (int h = 0; h < heads; h++)
                 {
-                    int b = task - pairs;
-                    if (sizes is not null)
-                        for (int m = 0; m < t; m++)
-                            logSize[b * t + m] = MathF.Log(sizes[b * t + m]);
+                    float* head = panelBase + (b * heads + h) * perHead;
+                    Packing.PackPanels(qkvBase + ((long)b * t + j0) * stride + c + h * d, stride, transposed: true, j1 - j0, d,
+                        head + queries + (long)j0 * d);
                 }
-                else
+                if (sizes is not null)
                 {
-                    int start = (task - pairs - batch) * 64, end = Math.Min(batch * t, start + 64);
-                    for (int row = start; row < end; row++)
-                    {
-                        var dst = metric.AsSpan(row * d, d);
-                        input.AsSpan(row * stride + c, d).CopyTo(dst);
-                        for (int h = 1; h < heads; h++)
-                            Simd.Add(dst, input.AsSpan(row * stride + c + h * d, d), dst);
-                        Simd.Divide(dst, heads, dst);
-                    }
+                    float* log = logSize + (long)b * ldScores;
+                    for (int j = j0; j < j1; j++)
+                        log[j] = MathF.Log(sizes[b * t + j]);
+                    if (j1 == t)
+                        new Span<float>(log + t, ldScores - t).Clear();
                 }
             });
 
-            // Pass 2: per (image, head, block of query rows): scores = q·kᵀ·scale, softmax with the log-size bias, · v.
+            // Pass 2: per (image, head, block of query rows): scores = (q·scale)·kᵀ, softmax with the log-size bias, · v.
             int blocks = (t + QueryBlock - 1) / QueryBlock;
-            int ldScores = (t + PackedWeight.PanelWidth - 1) / PackedWeight.PanelWidth * PackedWeight.PanelWidth;
             Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
             {
                 int bh = task / blocks, q = task % blocks * QueryBlock, rows = Math.Min(QueryBlock, t - q);
@@ -81,14 +90,14 @@ internal sealed unsafe partial class CpuBackend
                 var strip = AlignedBuffer.Ensure(ref t_scores, QueryBlock * ldScores);
                 float* scores = strip.Pointer;
                 float* head = panelBase + bh * perHead;
-                CpuGemm.MultiplyPacked(qkvBase + ((long)b * t + q) * stride + h * d, stride, head, scores, ldScores,
-                    rows, t, d, scale, accumulate: false, path);
-                var bias = sizes is null ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(logSize + b * t, t);
-                var block = new Span<float>(scores, rows * ldScores);
-                RowOps.SoftmaxRows(block, rows, t, ldScores, bias);
+                // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
+                // scaling them while packing.
+                CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, rows, t, d, 1f,
+                    accumulate: false, path);
+                RowOps.SoftmaxPaddedRows(scores, rows, t, ldScores, sizes is null ? null : logSize + (long)b * ldScores);
                 if (classRows is not null && q == 0)
-                    block[..t].CopyTo(classRows.AsSpan(bh * t, t));
-                CpuGemm.MultiplyPacked(scores, ldScores, head + keyPanels, outBase + ((long)b * t + q) * c + h * d, c,
+                    new ReadOnlySpan<float>(scores, t).CopyTo(classRows.AsSpan(bh * t, t));
+                CpuGemm.MultiplyPacked(scores, ldScores, head + queries + keyPanels, outBase + ((long)b * t + q) * c + h * d, c,
                     rows, d, t, 1f, accumulate: false, path);
                 GC.KeepAlive(strip);
             });
@@ -107,6 +116,63 @@ internal sealed unsafe partial class CpuBackend
                     Simd.Add(dst, classRows.AsSpan((b * heads + h) * t, t), dst);
                 Simd.Divide(dst, heads, dst);
             }
+        }
+    }
+
+    // One token's row of qkv: each head's query scaled into its [t, d] block (at query), its value into row j of the
+    // value panels (at value: Packing.PackPanels' layout for a [t, d] operand, panel p holding columns [32p, 32p + 32) of
+    // every token, padding columns zero); the key averaged over heads into mean (summed in head order, then divided).
+    [MethodImpl(Jit.Hot)]
+    private static void PackRow(float* row, int heads, int d, float scale, float* head, long perHead, int j, long queries,
+        long keyPanels, int t, float* mean)
+    {
+        const int nr = PackedWeight.PanelWidth;
+        int c = heads * d;
+        for (int h = 0; h < heads; h++, head += perHead)
+        {
+            Simd.Multiply(new ReadOnlySpan<float>(row + h * d, d), scale, new Span<float>(head + (long)j * d, d));
+            float* dst = head + queries + keyPanels + (long)j * nr;
+            for (int e0 = 0; e0 < d; e0 += nr, dst += (long)nr * t)
+            {
+                int cols = Math.Min(nr, d - e0);
+                new ReadOnlySpan<float>(row + 2 * c + h * d + e0, cols).CopyTo(new Span<float>(dst, nr));
+                new Span<float>(dst + cols, nr - cols).Clear();
+            }
+        }
+        var sum = new Span<float>(mean, d);
+        new ReadOnlySpan<float>(row + c, d).CopyTo(sum);
+        for (int h = 1; h < heads; h++)
+            Simd.Add(sum, new ReadOnlySpan<float>(row + c + h * d, d), sum);
+        Simd.Divide(sum, heads, sum);
+    }
+
+    // PackRow for d a multiple of 16 with 512-bit vectors: the same values, without a call per span. query and value are
+    // offsets from each head's block.
+    [MethodImpl(Jit.Hot)]
+    private static void PackRow512(float* row, int heads, int d, float scale, float* head, long perHead, long query,
+        long value, int t, float* mean)
+    {
+        const int nr = PackedWeight.PanelWidth;
+        int c = heads * d;
+        var s = Vector512.Create(scale);
+        for (int h = 0; h < heads; h++, head += perHead)
+        {
+            float* q = row + h * d, v = row + 2 * c + h * d, qd = head + query, vd = head + value;
+            for (int e = 0; e < d; e += 16)
+            {
+                (Vector512.Load(q + e) * s).Store(qd + e);
+                Vector512.Load(v + e).Store(vd + (long)(e / nr) * nr * t + e % nr);
+            }
+            if (d % nr != 0)
+                Vector512<float>.Zero.Store(vd + (long)(d / nr) * nr * t + nr / 2);
+        }
+        var n = Vector512.Create((float)heads);
+        for (int e = 0; e < d; e += 16)
+        {
+            var sum = Vector512.Load(row + c + e);
+            for (int h = 1; h < heads; h++)
+                sum += Vector512.Load(row + c + h * d + e);
+            (sum / n).Store(mean + e);
         }
     }
 }

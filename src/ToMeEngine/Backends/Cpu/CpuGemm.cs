@@ -223,13 +223,15 @@ internal static unsafe class CpuGemm
     internal static void MultiplyPacked(float* a, int lda, float* packedB, float* c, int ldc, int m, int n, int k, float alpha,
         bool accumulate, SimdPath path)
     {
-        var job = new Job
-        {
-            A = a, Lda = lda, Alpha = alpha, B = packedB, C = c, Ldc = ldc, M = m, N = n, K = k,
-            Bias = null, Accumulate = accumulate, Gelu = false, Path = path,
-        };
+        // One Job per thread, reused: attention calls this twice per block of query rows, and allocating each time
+        // showed as GC allocation-context clearing in its profile.
+        var job = t_sequentialJob ??= new Job();
+        job.A = a; job.Lda = lda; job.Alpha = alpha; job.B = packedB; job.C = c; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
+        job.Bias = null; job.Accumulate = accumulate; job.Gelu = false; job.Path = path; job.PackedA = null; job.PackedRows = 0;
         job.RunSequential();
     }
+
+    [ThreadStatic] private static Job? t_sequentialJob;
 
     [MethodImpl(Jit.Hot)]
     private static void Run(Job job, int maxThreads)
@@ -261,7 +263,7 @@ internal static unsafe class CpuGemm
             job.PackedRows = microPanels * mr;
             team.For(kBlocks * groups, [MethodImpl(Jit.Hot)] (t) => job.PackRows(t / groups * Kc, t % groups * PackGroup * mr));
         }
-        var tiles = GemmTiles.For(job.M, mr, RowBlock(job.Path), panels, threads);
+        var tiles = Tiles(job.M, job.N, threads, job.Path);
         team.For(tiles.Count, [MethodImpl(Jit.Hot)] (t) =>
         {
             var (m0, m1, p0, p1) = tiles[t];
@@ -270,10 +272,16 @@ internal static unsafe class CpuGemm
         GC.KeepAlive(packed);
     }
 
-    private static int RowBlock(SimdPath path)
+    /// <summary>
+    /// How an m × n Linear splits into tiles for <paramref name="threads"/> threads. A row block holds McRows rows, or up to
+    /// a quarter more rather than leave a short tail: every block streams all of the weights, so one image's 197 rows are
+    /// one block on any thread count (not 108 + 89 rows that read W twice) and the threads split its panels, and a batch
+    /// of 16 is 14 blocks that two threads share evenly (not 17).
+    /// </summary>
+    internal static GemmTiles Tiles(int m, int n, int threads, SimdPath path)
     {
         int mr = MicroRows(path);
-        return Math.Max(mr, McRows / mr * mr);
+        return GemmTiles.For(m, mr, Math.Max(mr, McRows * 5 / 4 / mr * mr), (n + Nr - 1) / Nr, threads);
     }
 
     internal static int MicroRows(SimdPath path) => path switch
@@ -336,19 +344,15 @@ internal static unsafe class CpuGemm
             Packing.PackA(A + (long)i0 * Lda + k0, Lda, rows, kc, mr, Alpha, PackedA + (long)k0 * PackedRows + (long)i0 * kc);
         }
 
-        // All of C on the calling thread, one L2-sized row block at a time. Each block streams every weight panel once, so
-        // the blocks are evened out and may grow by a quarter rather than leave a short tail: one image's 197 rows are
-        // one block, not 192 rows and then 5 that stream all of W for little work.
+        // All of C on the calling thread, one L2-sized row block at a time.
         [MethodImpl(Jit.Hot)]
         public void RunSequential()
         {
-            int mr = MicroRows(Path);
-            int rowBlocks = Math.Max(1, (M + RowBlock(Path) * 5 / 4 - 1) / (RowBlock(Path) * 5 / 4));
-            int mc = ((M + rowBlocks - 1) / rowBlocks + mr - 1) / mr * mr;
-            int panels = (N + Nr - 1) / Nr;
-            for (int m0 = 0; m0 < M; m0 += mc)
+            var tiles = Tiles(M, N, threads: 1, Path);
+            for (int t = 0; t < tiles.Count; t++)
             {
-                RunTile(m0, Math.Min(M, m0 + mc), 0, panels);
+                var (m0, m1, p0, p1) = tiles[t];
+                RunTile(m0, m1, p0, p1);
             }
         }
 

@@ -128,6 +128,78 @@ internal static class RowOps
     }
 
     /// <summary>
+    /// <see cref="SoftmaxRows"/> for rows whose storage, and the key bias's (null for none), runs on to the next multiple
+    /// of 16 floats (ld at least that): the last partial vector is handled whole, its padding lanes masked to −∞, so a
+    /// row takes three passes (bias + max, exp + sum, divide) and no scalar tail. The results are bit-identical to
+    /// <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/>'s (the same exps summed in the same lanes and order); the
+    /// row's padding up to the vector boundary is left as zeros.
+    /// </summary>
+    // x: [rows, ld], cols live; keyBias: [⌈cols/16⌉·16] or null
+    [MethodImpl(Jit.Hot)]
+    public static unsafe void SoftmaxPaddedRows(float* x, int rows, int cols, int ld, float* keyBias)
+    {
+        const int w = 16;
+        int padded = (cols + w - 1) / w * w;
+        ArgumentOutOfRangeException.ThrowIfLessThan(ld, padded);
+        if (!Vector512.IsHardwareAccelerated)
+        {
+            var bias = keyBias == null ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(keyBias, cols);
+            for (int r = 0; r < rows; r++)
+                Softmax(new Span<float>(x + (long)r * ld, cols), bias);
+            return;
+        }
+        int full = cols / w * w;
+        var live = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols - full)).AsSingle();
+        var negativeInfinity = Vector512.Create(float.NegativeInfinity);
+        for (int r = 0; r < rows; r++)
+        {
+            float* row = x + (long)r * ld;
+            // Pass 1: bias added in place, the maximum, and whether any logit is NaN.
+            var max = negativeInfinity;
+            var nan = Vector512<float>.Zero;
+            for (int i = 0; i < padded; i += w)
+            {
+                var v = Vector512.Load(row + i);
+                if (keyBias != null)
+                    v += Vector512.Load(keyBias + i);
+                if (i == full)
+                    v = Vector512.ConditionalSelect(live, v, negativeInfinity);
+                v.Store(row + i);
+                nan |= ~Vector512.Equals(v, v);
+                max = Vector512.MaxNative(max, v);
+            }
+            if (nan != Vector512<float>.Zero)
+            {
+                // NaN logits (bias applied already) take the general path, whose NaN handling this row must share.
+                Softmax(new Span<float>(row, cols), default);
+                new Span<float>(row + cols, padded - cols).Clear();
+                continue;
+            }
+            var half = Vector256.MaxNative(max.GetLower(), max.GetUpper());
+            var quarter = Vector128.MaxNative(half.GetLower(), half.GetUpper());
+            float m = MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
+            if (float.IsNegativeInfinity(m))
+            {
+                new Span<float>(row, padded).Clear();
+                continue;
+            }
+            // Pass 2: e^(x − max) and its sum; the −∞ padding contributes exact zeros, as ExpShifted512's padded tail.
+            var shift = Vector512.Create(m);
+            var sum = Vector512<float>.Zero;
+            for (int i = 0; i < padded; i += w)
+            {
+                var e = VectorMath.ExpNonPositive(Vector512.Load(row + i) - shift);
+                e.Store(row + i);
+                sum += e;
+            }
+            // Pass 3: a true division by the sum, as Softmax's.
+            var total = Vector512.Create(Vector512.Sum(sum));
+            for (int i = 0; i < padded; i += w)
+                (Vector512.Load(row + i) / total).Store(row + i);
+        }
+    }
+
+    /// <summary>
     /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row
     /// holds a NaN, the first NaN wins, as torch.max does. Returns −1 for an empty row.
     /// </summary>
