@@ -14,6 +14,7 @@ paired ratios mean anything. Example, the effect of tiered compilation's quick J
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 
@@ -28,6 +29,11 @@ def main():
     ap.add_argument("--threads", default="0")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--stat", choices=["median", "min", "cpu"], default="median",
+                    help="per variant and round: the median ms per batch of its timed runs; the fastest run; or cpu, the "
+                         "process CPU time (user + sys, all threads) per batch, from a second process with one timed run "
+                         "subtracted (steadiest while other work shares the cores; counts every thread's time, spinning "
+                         "included, so it is not a latency)")
     ap.add_argument("variants", nargs="+", help="NAME=PATH/tome.dll[,VAR:VALUE...]")
     args = ap.parse_args()
 
@@ -42,13 +48,24 @@ def main():
     ms = {name: [] for name, _, _ in variants}
     for round_index in range(args.rounds):
         for name, dll, env in variants:
-            cmd = ["dotnet", dll, "bench", "-m", args.model, "--random-weights", "-b", args.batch, "--r", args.r,
-                   "--runs", args.runs, "--warmup", args.warmup, "--threads", args.threads, "--precision", args.precision,
-                   "--json"]
-            out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-            result = json.loads(out[out.index("{"):])["results"][0]["milliseconds_per_batch"]
+            def bench(runs):
+                cmd = ["dotnet", dll, "bench", "-m", args.model, "--random-weights", "-b", args.batch, "--r", args.r,
+                       "--runs", str(runs), "--warmup", args.warmup, "--threads", args.threads,
+                       "--precision", args.precision, "--json"]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+                return json.loads(out[out.index("{"):])["results"][0], cpu
+            if args.stat == "cpu":
+                # The CPU time of runs timed runs less that of one (the same start-up and warm-up), per run.
+                (_, many), (_, one) = bench(int(args.runs)), bench(1)
+                result = (many - one) * 1000 / (int(args.runs) - 1)
+            else:
+                run, _ = bench(args.runs)
+                result = run["milliseconds_min" if args.stat == "min" else "milliseconds_per_batch"]
             ms[name].append(result)
-            print(f"round {round_index + 1} {name}: {result:.1f} ms", flush=True)
+            print(f"round {round_index + 1} {name}: {result:.1f} ms ({args.stat})", flush=True)
 
     base = variants[0][0]
     for name, _, _ in variants:

@@ -176,6 +176,15 @@ public class Int8GemmTests
         return x;
     }
 
+    // MicroRows sizes the edge and test tiles and pads the quantized rows; a kernel writing more rows would overrun them.
+    [Theory]
+    [MemberData(nameof(Paths))]
+    public void EachKernelWritesExactlyItsMicroRows(string pathName)
+    {
+        var path = Require(pathName);
+        Assert.Equal(Int8Gemm.MicroRows(path), Int8Gemm.KernelRows(path));
+    }
+
     [Theory]
     [MemberData(nameof(Paths))]
     public void LinearMatchesDequantizedReference(string pathName)

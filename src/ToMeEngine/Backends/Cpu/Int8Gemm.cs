@@ -131,6 +131,34 @@ internal static unsafe partial class Int8Gemm
         return result;
     }
 
+    /// <summary>
+    /// How many rows one call of <paramref name="path"/>'s kernel writes, counted on a sentinel-filled buffer far larger
+    /// than any kernel's tile (tests: it must equal <see cref="MicroRows"/>, which sizes the tiles and the row padding).
+    /// </summary>
+    internal static int KernelRows(Int8Path path)
+    {
+        const int probeRows = 64, sentinel = int.MinValue;
+        var w = Int8Weight.Quantize(Enumerable.Repeat(1f, Nr * 4).ToArray(), Nr, 4, default);
+        var rows = new QuantizedRows(probeRows, 4, path, ref t_quantized);
+        rows.Load(Enumerable.Repeat((byte)1, probeRows * 4).ToArray());
+        bool generated = path == Int8Path.Avx512Vnni;
+        int stride = generated ? Int8JitKernels.OutStride : Nr;
+        var output = new int[probeRows * stride];
+        output.AsSpan().Fill(sentinel);
+        fixed (int* o = output)
+        {
+            if (generated)
+                Int8JitKernels.Run(1, w.KQuads, rows.Row8(0), rows.Stride, w.Panel(0), 0, o);
+            else
+                new Job(rows, w, path).KernelRows(o);
+        }
+        GC.KeepAlive(w);
+        int written = 0;
+        while (written < probeRows && output[written * stride] != sentinel)
+            written++;
+        return written;
+    }
+
     private static void ForRows(int m, int maxThreads, Action<int, int> body) =>
         ThreadTeam.Get(maxThreads == 0 ? Environment.ProcessorCount : maxThreads).For(m, 32, body);
 
@@ -175,11 +203,13 @@ internal static unsafe partial class Int8Gemm
         [MethodImpl(Jit.Hot)]
         public void RunTile(int m0, int m1, int p0, int p1)
         {
+            // The edge and test tiles hold one micro-panel of the kernel that runs: MicroRows(Path), the rows that kernel
+            // writes (KernelRows checks that they agree).
             int mr = MicroRows(Path);
             bool generated = Path == Int8Path.Avx512Vnni;
-            float* scratch = stackalloc float[Int8Kernels.MrAvx512 * Nr];
-            int* raw = stackalloc int[Int8Kernels.MrAvx512 * Nr];
-            int* sums = stackalloc int[Int8JitKernels.Mr * Int8JitKernels.OutStride];
+            float* scratch = stackalloc float[mr * Nr];
+            int* raw = stackalloc int[mr * Nr];
+            int* sums = stackalloc int[generated ? Int8JitKernels.Mr * Int8JitKernels.OutStride : 0];
             float* noBias = stackalloc float[Nr];
             new Span<float>(noBias, Nr).Clear();
             int kq = W.KQuads;
@@ -229,6 +259,13 @@ internal static unsafe partial class Int8Gemm
                     }
                 }
             }
+        }
+
+        // One kernel call on rows 0.. storing its raw sums into raw, [rows][16] (KernelRows).
+        public void KernelRows(int* raw)
+        {
+            var tile = new Int8Tile { Raw = raw };
+            Kernel(W.KQuads, 0, W.Panel(0), &tile);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
