@@ -305,6 +305,47 @@ public class CpuGemmTests
         }
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    [InlineData(197)]
+    [InlineData(3 * 197)]
+    [InlineData(577)]
+    [InlineData(1025)]
+    public void ShortLastMicroPanelAgreesWithTheScalarKernel(int m)
+    {
+        // A last micro-panel of at most half the 512-bit kernel's rows (197 = 16·12 + 5, 591 = 49·12 + 3, 577 = 48·12 + 1,
+        // 1025 = 85·12 + 5) runs the half-height kernel; a longer one (m = 7) the full one on a scratch tile. Both
+        // must keep every element's FMA chain: bit-identical to the scalar kernel, over two K-blocks, packed A (n > 768) and
+        // A in place, with and without a residual to accumulate onto.
+        Assert.SkipUnless(CpuGemm.IsSupported(SimdPath.Vector512), "Vector512 is not accelerated here");
+        int k = 500;
+        foreach (int n in new[] { 96, 800 })
+        {
+            var a = Reference.Random(m * k, 61 + m);
+            var w = PackedWeight.Pack(Reference.Random(n * k, 62), n, k);
+            var bias = Reference.Random(n, 63);
+            var start = Reference.Random(m * n, 64);
+            foreach (var epilogue in new[] { GemmEpilogue.Bias, GemmEpilogue.Accumulate })
+            {
+                var scalar = start.ToArray();
+                CpuGemm.Linear(a, m, w, bias, scalar, epilogue, 1, SimdPath.Scalar);
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var c = Guarded(m * n, start);
+                    CpuGemm.Linear(a, m, w, bias, c.AsSpan(Guard, m * n), epilogue, threads, SimdPath.Vector512);
+                    string what = $"m={m} n={n} {epilogue} threads={threads}";
+                    Assert.True(scalar.AsSpan().SequenceEqual(c.AsSpan(Guard, m * n)), $"{what}: differs from the scalar kernel");
+                    Reference.AssertUntouched(c.AsSpan(0, Guard), Sentinel, what);
+                    Reference.AssertUntouched(c.AsSpan(Guard + m * n), Sentinel, what);
+                }
+            }
+        }
+    }
+
     [Fact]
     public void TemporaryWeightSurvivesCollectionsDuringTheCall()
     {

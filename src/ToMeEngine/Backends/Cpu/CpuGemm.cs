@@ -421,7 +421,7 @@ internal static unsafe class CpuGemm
                         float* c = C + (long)i0 * Ldc + j0;
                         if (rowsHere == mr && (cols == Nr || cols == Nr / 2))
                         {
-                            Kernel(kc, a, lda, panel, c, Ldc, load, panelBias, gelu, narrow);
+                            Kernel(kc, a, lda, panel, c, Ldc, load, panelBias, gelu, narrow, mr);
                         }
                         else
                         {
@@ -430,7 +430,7 @@ internal static unsafe class CpuGemm
                             {
                                 Copy(c, Ldc, edge, Nr, rowsHere, cols);
                             }
-                            Kernel(kc, a, lda, panel, edge, Nr, load, panelBias, gelu, narrow);
+                            Kernel(kc, a, lda, panel, edge, Nr, load, panelBias, gelu, narrow, rowsHere);
                             Copy(edge, Nr, c, Ldc, rowsHere, cols);
                         }
                     }
@@ -443,8 +443,10 @@ internal static unsafe class CpuGemm
 
         // narrow: at most the left 16 columns of the panel are live, the rest is padding not worth computing.
         // lda: A read in place with this row stride (512-bit kernels only), or 0 for a packed micro-panel.
+        // rows: the live rows of the micro-panel; the 512-bit kernel skips the second half of a panel where they end before it.
         [MethodImpl(Jit.Hot)]
-        private void Kernel(int kc, float* a, int lda, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow)
+        private void Kernel(int kc, float* a, int lda, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow,
+            int rows)
         {
             switch (Path)
             {
@@ -452,13 +454,16 @@ internal static unsafe class CpuGemm
                     GemmKernels.Kernel512Narrow(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when lda != 0:
-                    GemmKernels.Kernel512(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.AllRows>(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when narrow:
                     GemmKernels.Kernel512Narrow(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
                     break;
+                case SimdPath.Vector512 when rows <= GemmKernels.Mr512 / 2:
+                    GemmKernels.Kernel512<GemmKernels.PackedRows, GemmKernels.HalfRows>(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
+                    break;
                 case SimdPath.Vector512:
-                    GemmKernels.Kernel512(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512<GemmKernels.PackedRows, GemmKernels.AllRows>(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector256:
                     GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);
