@@ -234,7 +234,7 @@ public class CpuGemmTests
         // Row blocks grow to 240 rows and the threads split their panels; every micro-kernel call also prefetches a share
         // of the next panel slice (the next panel, or the first one at the next K-block). Whatever the split, every row
         // must equal the same row computed alone on one thread: three K-blocks, a narrow last panel, in place and packed.
-        int k = 900;
+        int k = 1700;
         foreach (int n in new[] { 200, 1000 })
         {
             var a = Reference.Random(m * k, 41 + n);
@@ -265,7 +265,7 @@ public class CpuGemmTests
     public void AReadInPlaceAndPackedAgreeBitForBit(int threads)
     {
         // A short N with a short row stride is read in place by the 512-bit kernels; the same rows at a long stride are
-        // packed first. Two K-blocks, a partial last micro-panel, every epilogue.
+        // packed first. A partial last micro-panel, every epilogue (rows short enough to read in place are one K-block).
         int m = 53, n = 200, k = 600, wide = 1000;
         var compact = Reference.Random(m * k, 31);
         var strided = new float[(m - 1) * wide + k];
@@ -319,11 +319,10 @@ public class CpuGemmTests
     {
         // A last micro-panel of at most half the 512-bit kernel's rows (197 = 16·12 + 5, 591 = 49·12 + 3, 577 = 48·12 + 1,
         // 1025 = 85·12 + 5) runs the half-height kernel; a longer one (m = 7) the full one on a scratch tile. Both
-        // must keep every element's FMA chain: bit-identical to the scalar kernel, over two K-blocks, packed A (n > 768) and
-        // A in place, with and without a residual to accumulate onto.
+        // must keep every element's FMA chain: bit-identical to the scalar kernel, with A in place (k = 700) or packed
+        // (n > 768, or two K-blocks at k = 1000), with and without a residual to accumulate onto.
         Assert.SkipUnless(CpuGemm.IsSupported(SimdPath.Vector512), "Vector512 is not accelerated here");
-        int k = 500;
-        foreach (int n in new[] { 96, 800 })
+        foreach (var (n, k) in new[] { (96, 700), (96, 1000), (800, 1000) })
         {
             var a = Reference.Random(m * k, 61 + m);
             var w = PackedWeight.Pack(Reference.Random(n * k, 62), n, k);
@@ -337,7 +336,7 @@ public class CpuGemmTests
                 {
                     var c = Guarded(m * n, start);
                     CpuGemm.Linear(a, m, w, bias, c.AsSpan(Guard, m * n), epilogue, threads, SimdPath.Vector512);
-                    string what = $"m={m} n={n} {epilogue} threads={threads}";
+                    string what = $"m={m} n={n} k={k} {epilogue} threads={threads}";
                     Assert.True(scalar.AsSpan().SequenceEqual(c.AsSpan(Guard, m * n)), $"{what}: differs from the scalar kernel");
                     Reference.AssertUntouched(c.AsSpan(0, Guard), Sentinel, what);
                     Reference.AssertUntouched(c.AsSpan(Guard + m * n), Sentinel, what);
