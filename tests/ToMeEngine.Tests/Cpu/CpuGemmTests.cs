@@ -234,7 +234,7 @@ public class CpuGemmTests
         // Row blocks grow to 240 rows and the threads split their panels; every micro-kernel call also prefetches a share
         // of the next panel slice (the next panel, or the first one at the next K-block). Whatever the split, every row
         // must equal the same row computed alone on one thread: three K-blocks, a narrow last panel, in place and packed.
-        int k = 900;
+        int k = 1700;
         foreach (int n in new[] { 200, 1000 })
         {
             var a = Reference.Random(m * k, 41 + n);
@@ -265,7 +265,7 @@ public class CpuGemmTests
     public void AReadInPlaceAndPackedAgreeBitForBit(int threads)
     {
         // A short N with a short row stride is read in place by the 512-bit kernels; the same rows at a long stride are
-        // packed first. Two K-blocks, a partial last micro-panel, every epilogue.
+        // packed first. A partial last micro-panel, every epilogue (rows short enough to read in place are one K-block).
         int m = 53, n = 200, k = 600, wide = 1000;
         var compact = Reference.Random(m * k, 31);
         var strided = new float[(m - 1) * wide + k];
@@ -302,6 +302,46 @@ public class CpuGemmTests
             var c = new float[m * n];
             CpuGemm.Linear(a, m, w, bias, c, GemmEpilogue.Bias, 2, path);
             Assert.True(scalar.AsSpan().SequenceEqual(c), $"{path} differs from the scalar kernel");
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(5)]
+    [InlineData(6)]
+    [InlineData(7)]
+    [InlineData(197)]
+    [InlineData(3 * 197)]
+    [InlineData(577)]
+    [InlineData(1025)]
+    public void ShortLastMicroPanelAgreesWithTheScalarKernel(int m)
+    {
+        // A last micro-panel of at most half the 512-bit kernel's rows (197 = 16·12 + 5, 591 = 49·12 + 3, 577 = 48·12 + 1,
+        // 1025 = 85·12 + 5) runs the half-height kernel; a longer one (m = 7) the full one on a scratch tile. Both
+        // must keep every element's FMA chain: bit-identical to the scalar kernel, with A in place (k = 700) or packed
+        // (n > 768, or two K-blocks at k = 1000), with and without a residual to accumulate onto.
+        Assert.SkipUnless(CpuGemm.IsSupported(SimdPath.Vector512), "Vector512 is not accelerated here");
+        foreach (var (n, k) in new[] { (96, 700), (96, 1000), (800, 1000) })
+        {
+            var a = Reference.Random(m * k, 61 + m);
+            var w = PackedWeight.Pack(Reference.Random(n * k, 62), n, k);
+            var bias = Reference.Random(n, 63);
+            var start = Reference.Random(m * n, 64);
+            foreach (var epilogue in new[] { GemmEpilogue.Bias, GemmEpilogue.Accumulate })
+            {
+                var scalar = start.ToArray();
+                CpuGemm.Linear(a, m, w, bias, scalar, epilogue, 1, SimdPath.Scalar);
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var c = Guarded(m * n, start);
+                    CpuGemm.Linear(a, m, w, bias, c.AsSpan(Guard, m * n), epilogue, threads, SimdPath.Vector512);
+                    string what = $"m={m} n={n} k={k} {epilogue} threads={threads}";
+                    Assert.True(scalar.AsSpan().SequenceEqual(c.AsSpan(Guard, m * n)), $"{what}: differs from the scalar kernel");
+                    Reference.AssertUntouched(c.AsSpan(0, Guard), Sentinel, what);
+                    Reference.AssertUntouched(c.AsSpan(Guard + m * n), Sentinel, what);
+                }
+            }
         }
     }
 

@@ -21,11 +21,16 @@ internal static unsafe class GemmKernels
     private const int Nr = PackedWeight.PanelWidth;
 
     // a: Mr512 rows of A from k = 0 (a packed micro-panel [kc, Mr512], or rows in place); b: packed panel slice [kc, 32];
-    // c: [Mr512, 32] tile with row stride ldc; bias: [32] or null (added after the sum); gelu applies after bias.
+    // c: [TCount.Rows, 32] tile with row stride ldc; bias: [32] or null (added after the sum); gelu applies after bias.
+    // TCount: all Mr512 rows, or only the first half of them (a short last micro-panel: 197 rows are 16 full micro-panels
+    // and 5 rows, which the half kernel computes at half the cost). The count is a constant of each instantiation, so the
+    // half kernel holds 12 accumulators and the rows it skips generate no code.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512<TRows, TCount>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
         where TRows : struct, IMicroRows
+        where TCount : struct, IRowCount
     {
+        bool all = TCount.Rows == Mr512;
         Vector512<float> c00, c01;
         Vector512<float> c10, c11;
         Vector512<float> c20, c21;
@@ -46,12 +51,24 @@ internal static unsafe class GemmKernels
             c30 = Vector512.Load(c + 3 * ldc); c31 = Vector512.Load(c + 3 * ldc + 16);
             c40 = Vector512.Load(c + 4 * ldc); c41 = Vector512.Load(c + 4 * ldc + 16);
             c50 = Vector512.Load(c + 5 * ldc); c51 = Vector512.Load(c + 5 * ldc + 16);
-            c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16);
-            c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16);
-            c80 = Vector512.Load(c + 8 * ldc); c81 = Vector512.Load(c + 8 * ldc + 16);
-            c90 = Vector512.Load(c + 9 * ldc); c91 = Vector512.Load(c + 9 * ldc + 16);
-            c100 = Vector512.Load(c + 10 * ldc); c101 = Vector512.Load(c + 10 * ldc + 16);
-            c110 = Vector512.Load(c + 11 * ldc); c111 = Vector512.Load(c + 11 * ldc + 16);
+            if (all)
+            {
+                c60 = Vector512.Load(c + 6 * ldc); c61 = Vector512.Load(c + 6 * ldc + 16);
+                c70 = Vector512.Load(c + 7 * ldc); c71 = Vector512.Load(c + 7 * ldc + 16);
+                c80 = Vector512.Load(c + 8 * ldc); c81 = Vector512.Load(c + 8 * ldc + 16);
+                c90 = Vector512.Load(c + 9 * ldc); c91 = Vector512.Load(c + 9 * ldc + 16);
+                c100 = Vector512.Load(c + 10 * ldc); c101 = Vector512.Load(c + 10 * ldc + 16);
+                c110 = Vector512.Load(c + 11 * ldc); c111 = Vector512.Load(c + 11 * ldc + 16);
+            }
+            else
+            {
+                c60 = Vector512<float>.Zero; c61 = Vector512<float>.Zero;
+                c70 = Vector512<float>.Zero; c71 = Vector512<float>.Zero;
+                c80 = Vector512<float>.Zero; c81 = Vector512<float>.Zero;
+                c90 = Vector512<float>.Zero; c91 = Vector512<float>.Zero;
+                c100 = Vector512<float>.Zero; c101 = Vector512<float>.Zero;
+                c110 = Vector512<float>.Zero; c111 = Vector512<float>.Zero;
+            }
         }
         else
         {
@@ -78,12 +95,15 @@ internal static unsafe class GemmKernels
             { var av = Vector512.Create(a.At(3)); c30 = Vector512.FusedMultiplyAdd(av, b0, c30); c31 = Vector512.FusedMultiplyAdd(av, b1, c31); }
             { var av = Vector512.Create(a.At(4)); c40 = Vector512.FusedMultiplyAdd(av, b0, c40); c41 = Vector512.FusedMultiplyAdd(av, b1, c41); }
             { var av = Vector512.Create(a.At(5)); c50 = Vector512.FusedMultiplyAdd(av, b0, c50); c51 = Vector512.FusedMultiplyAdd(av, b1, c51); }
-            { var av = Vector512.Create(a.At(6)); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
-            { var av = Vector512.Create(a.At(7)); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
-            { var av = Vector512.Create(a.At(8)); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81); }
-            { var av = Vector512.Create(a.At(9)); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91); }
-            { var av = Vector512.Create(a.At(10)); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101); }
-            { var av = Vector512.Create(a.At(11)); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111); }
+            if (all)
+            {
+                { var av = Vector512.Create(a.At(6)); c60 = Vector512.FusedMultiplyAdd(av, b0, c60); c61 = Vector512.FusedMultiplyAdd(av, b1, c61); }
+                { var av = Vector512.Create(a.At(7)); c70 = Vector512.FusedMultiplyAdd(av, b0, c70); c71 = Vector512.FusedMultiplyAdd(av, b1, c71); }
+                { var av = Vector512.Create(a.At(8)); c80 = Vector512.FusedMultiplyAdd(av, b0, c80); c81 = Vector512.FusedMultiplyAdd(av, b1, c81); }
+                { var av = Vector512.Create(a.At(9)); c90 = Vector512.FusedMultiplyAdd(av, b0, c90); c91 = Vector512.FusedMultiplyAdd(av, b1, c91); }
+                { var av = Vector512.Create(a.At(10)); c100 = Vector512.FusedMultiplyAdd(av, b0, c100); c101 = Vector512.FusedMultiplyAdd(av, b1, c101); }
+                { var av = Vector512.Create(a.At(11)); c110 = Vector512.FusedMultiplyAdd(av, b0, c110); c111 = Vector512.FusedMultiplyAdd(av, b1, c111); }
+            }
             a.Next();
             b += Nr;
         }
@@ -97,12 +117,15 @@ internal static unsafe class GemmKernels
             c30 += bb0; c31 += bb1;
             c40 += bb0; c41 += bb1;
             c50 += bb0; c51 += bb1;
-            c60 += bb0; c61 += bb1;
-            c70 += bb0; c71 += bb1;
-            c80 += bb0; c81 += bb1;
-            c90 += bb0; c91 += bb1;
-            c100 += bb0; c101 += bb1;
-            c110 += bb0; c111 += bb1;
+            if (all)
+            {
+                c60 += bb0; c61 += bb1;
+                c70 += bb0; c71 += bb1;
+                c80 += bb0; c81 += bb1;
+                c90 += bb0; c91 += bb1;
+                c100 += bb0; c101 += bb1;
+                c110 += bb0; c111 += bb1;
+            }
         }
         Vector512.Store(c00, c + 0 * ldc); Vector512.Store(c01, c + 0 * ldc + 16);
         Vector512.Store(c10, c + 1 * ldc); Vector512.Store(c11, c + 1 * ldc + 16);
@@ -110,16 +133,35 @@ internal static unsafe class GemmKernels
         Vector512.Store(c30, c + 3 * ldc); Vector512.Store(c31, c + 3 * ldc + 16);
         Vector512.Store(c40, c + 4 * ldc); Vector512.Store(c41, c + 4 * ldc + 16);
         Vector512.Store(c50, c + 5 * ldc); Vector512.Store(c51, c + 5 * ldc + 16);
-        Vector512.Store(c60, c + 6 * ldc); Vector512.Store(c61, c + 6 * ldc + 16);
-        Vector512.Store(c70, c + 7 * ldc); Vector512.Store(c71, c + 7 * ldc + 16);
-        Vector512.Store(c80, c + 8 * ldc); Vector512.Store(c81, c + 8 * ldc + 16);
-        Vector512.Store(c90, c + 9 * ldc); Vector512.Store(c91, c + 9 * ldc + 16);
-        Vector512.Store(c100, c + 10 * ldc); Vector512.Store(c101, c + 10 * ldc + 16);
-        Vector512.Store(c110, c + 11 * ldc); Vector512.Store(c111, c + 11 * ldc + 16);
+        if (all)
+        {
+            Vector512.Store(c60, c + 6 * ldc); Vector512.Store(c61, c + 6 * ldc + 16);
+            Vector512.Store(c70, c + 7 * ldc); Vector512.Store(c71, c + 7 * ldc + 16);
+            Vector512.Store(c80, c + 8 * ldc); Vector512.Store(c81, c + 8 * ldc + 16);
+            Vector512.Store(c90, c + 9 * ldc); Vector512.Store(c91, c + 9 * ldc + 16);
+            Vector512.Store(c100, c + 10 * ldc); Vector512.Store(c101, c + 10 * ldc + 16);
+            Vector512.Store(c110, c + 11 * ldc); Vector512.Store(c111, c + 11 * ldc + 16);
+        }
         if (gelu)
         {
-            GeluTile512(c, ldc, Mr512);
+            GeluTile512(c, ldc, TCount.Rows);
         }
+    }
+
+    /// <summary>How many rows of a micro-panel a kernel computes, as a constant of its instantiation.</summary>
+    internal interface IRowCount
+    {
+        static abstract int Rows { get; }
+    }
+
+    internal struct AllRows : IRowCount
+    {
+        public static int Rows => Mr512;
+    }
+
+    internal struct HalfRows : IRowCount
+    {
+        public static int Rows => Mr512 / 2;
     }
 
     // GELU runs over the freshly stored tile (still in L1) rather than on the accumulators, so its many
