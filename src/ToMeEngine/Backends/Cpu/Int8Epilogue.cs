@@ -5,8 +5,8 @@ namespace ToMe.Backends.Cpu;
 
 /// <summary>
 /// Where an int8 micro-kernel's [MR, 16] tile goes, and its dequantizing epilogue:
-/// c = fma((float)(sum − z_r·Σq_c), s_r·s_c, bias_c), plus the old c when accumulating (GELU runs afterwards over the
-/// stored tile, <see cref="Gelu"/>).
+/// c = fma((float)(sum − z_r·Σq_c), s_r·s_c, bias_c), then GELU of that (fc1) or plus the old c (accumulating), all on the
+/// row still in registers.
 /// </summary>
 /// <remarks>
 /// Every step is exact or one correctly rounded float32 operation, lane by lane, so the 256-bit, 512-bit and scalar forms
@@ -25,6 +25,7 @@ internal unsafe struct Int8Tile
     public int* ColSum;
     public float* Bias;
     public bool Accumulate;   // add to the old c (the residual)
+    public bool Gelu;         // GELU of the result (never with Accumulate)
     public int* Raw;          // tests: store the int32 sums themselves, [MR, 16], instead
 
     // Row r: columns 0–7 in lo, 8–15 in hi.
@@ -40,18 +41,30 @@ internal unsafe struct Int8Tile
         var zero = Vector256.Create(RowZero[r]);
         var scale = Vector256.Create(RowScale[r]);
         float* dst = C + (long)r * Ldc;
-        Half(lo, zero, scale, 0, dst);
-        Half(hi, zero, scale, 8, dst + 8);
+        var vlo = Half(lo, zero, scale, 0, dst);
+        var vhi = Half(hi, zero, scale, 8, dst + 8);
+        if (Gelu && Vector512.IsHardwareAccelerated)
+        {
+            // The same 512-bit GELU as the other kernels' rows get on this machine.
+            var v = VectorMath.Gelu(Vector512.Create(vlo, vhi));
+            vlo = v.GetLower();
+            vhi = v.GetUpper();
+        }
+        else if (Gelu)
+        {
+            vlo = VectorMath.Gelu(vlo);
+            vhi = VectorMath.Gelu(vhi);
+        }
+        Vector256.Store(vlo, dst);
+        Vector256.Store(vhi, dst + 8);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private void Half(Vector256<int> sums, Vector256<int> zero, Vector256<float> rowScale, int col, float* dst)
+    private Vector256<float> Half(Vector256<int> sums, Vector256<int> zero, Vector256<float> rowScale, int col, float* dst)
     {
         var exact = sums - zero * Vector256.Load(ColSum + col);
         var v = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(exact), rowScale * Vector256.Load(ColScale + col), Vector256.Load(Bias + col));
-        if (Accumulate)
-            v += Vector256.Load(dst);
-        Vector256.Store(v, dst);
+        return Accumulate ? v + Vector256.Load(dst) : v;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -67,6 +80,8 @@ internal unsafe struct Int8Tile
         var v = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(exact), Vector512.Create(RowScale[r]) * Vector512.Load(ColScale), Vector512.Load(Bias));
         if (Accumulate)
             v += Vector512.Load(dst);
+        if (Gelu)
+            v = VectorMath.Gelu(v);
         Vector512.Store(v, dst);
     }
 
@@ -92,31 +107,7 @@ internal unsafe struct Int8Tile
         for (int j = 0; j < Nr; j++)
         {
             float v = MathF.FusedMultiplyAdd(sums[j] - RowZero[r] * ColSum[j], RowScale[r] * ColScale[j], Bias[j]);
-            dst[j] = Accumulate ? dst[j] + v : v;
-        }
-    }
-
-    /// <summary>GELU in place over [rows, 16] with row stride ldc (the tile is still in L1).</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    public static void Gelu(float* c, int ldc, int rows)
-    {
-        for (int r = 0; r < rows; r++)
-        {
-            float* row = c + (long)r * ldc;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                Vector512.Store(VectorMath.Gelu(Vector512.Load(row)), row);
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                Vector256.Store(VectorMath.Gelu(Vector256.Load(row)), row);
-                Vector256.Store(VectorMath.Gelu(Vector256.Load(row + 8)), row + 8);
-            }
-            else
-            {
-                for (int j = 0; j < Nr; j++)
-                    row[j] = VectorMath.Gelu(row[j]);
-            }
+            dst[j] = Accumulate ? dst[j] + v : Gelu ? VectorMath.Gelu(v) : v;
         }
     }
 }

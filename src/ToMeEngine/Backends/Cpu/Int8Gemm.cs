@@ -217,8 +217,12 @@ internal static unsafe partial class Int8Gemm
             fixed (float* scales = W.Scale, bias = W.Bias, rowScale = A.Scale)
             fixed (int* columnSums = W.ColumnSum, rowZero = A.Zero)
             {
-                var tile = new Int8Tile { Accumulate = Epilogue == GemmEpilogue.Accumulate, Raw = IntegerOutput != null ? raw : null };
-                bool gelu = Epilogue == GemmEpilogue.BiasGelu;
+                var tile = new Int8Tile
+                {
+                    Accumulate = Epilogue == GemmEpilogue.Accumulate,
+                    Gelu = Epilogue == GemmEpilogue.BiasGelu,
+                    Raw = IntegerOutput != null ? raw : null,
+                };
                 for (int p = p0; p < p1; p += generated ? Int8JitKernels.MaxPanels : 1)
                 {
                     int panels = generated ? Math.Min(Int8JitKernels.MaxPanels, p1 - p) : 1;
@@ -251,8 +255,6 @@ internal static unsafe partial class Int8Gemm
                                     new ReadOnlySpan<int>(raw + r * Nr, cols).CopyTo(new Span<int>(IntegerOutput + (long)(i0 + r) * W.N + j0, cols));
                                 continue;
                             }
-                            if (gelu)
-                                Int8Tile.Gelu(tile.C, tile.Ldc, rows);
                             if (edge)
                                 Copy(scratch, Nr, c, Ldc, rows, cols);
                         }
