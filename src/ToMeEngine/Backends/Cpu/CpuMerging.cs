@@ -127,17 +127,34 @@ internal sealed partial class CpuBackend
     {
         var values = F(best);
         var result = I(order);
+        Span<ulong> keys = setA <= 1024 ? stackalloc ulong[setA] : new ulong[setA];
         for (int b = 0; b < batch; b++)
         {
-            int offset = b * setA;
             var idx = result.AsSpan(b * setA, setA);
-            for (int i = 0; i < setA; i++)
-                idx[i] = i;
             // Descending by value, lower index first on ties: a total order, so any correct sort gives the same result.
-            idx.Sort([MethodImpl(Jit.Hot)] (x, y) => values[offset + y].CompareTo(values[offset + x]) is var cmp && cmp != 0 ? cmp : x.CompareTo(y));
+            // It is sorted as one integer per token (the value's rank in float.CompareTo's order, complemented, above the
+            // index): a primitive sort, several times faster than one through a comparison delegate.
+            for (int i = 0; i < setA; i++)
+                keys[i] = (ulong)~CompareRank(values[b * setA + i]) << 32 | (uint)i;
+            keys.Sort();
+            for (int i = 0; i < setA; i++)
+                idx[i] = (int)(uint)keys[i];
             if (keepUnmergedInOrder)
                 idx[r..].Sort();
         }
+    }
+
+    /// <summary>
+    /// An unsigned integer in float.CompareTo's order: NaN below everything (and all NaNs equal), −0 equal to +0, the
+    /// rest by value.
+    /// </summary>
+    internal static uint CompareRank(float value)
+    {
+        if (float.IsNaN(value))
+            return 0;
+        int bits = BitConverter.SingleToInt32Bits(value == 0f ? 0f : value);
+        // Non-negative floats order as their bits with the sign bit set; negative ones as their bits complemented.
+        return bits >= 0 ? (uint)bits | 0x8000_0000u : ~(uint)bits;
     }
 
     [MethodImpl(Jit.Hot)]
