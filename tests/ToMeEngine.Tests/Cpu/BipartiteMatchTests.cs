@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using ToMe.Backends.Cpu;
 
 namespace ToMe.Tests.Cpu;
@@ -71,5 +73,30 @@ public class BipartiteMatchTests
                     $"image {b}, A token {i}: similarity {gotBest[b * ta + i]:R}, expected {max:R}");
                 Assert.Equal(arg, gotIndex[b * ta + i]);
             }
+    }
+
+    // The match's sixteen horizontal sums at once must be Vector512.Sum's own, whose order the runtime fixes: values spread
+    // over many binades, so that any other order of the additions rounds differently somewhere.
+    [Fact]
+    public void SixteenSumsAtOnceMatchVector512SumBitForBit()
+    {
+        if (!Avx512F.IsSupported)
+            return;
+        var random = new Random(5);
+        var v = new Vector512<float>[16];
+        var lanes = new float[16];
+        for (int trial = 0; trial < 20000; trial++)
+        {
+            for (int k = 0; k < 16; k++)
+            {
+                for (int i = 0; i < 16; i++)
+                    lanes[i] = (float)((random.NextDouble() * 2 - 1) * Math.Pow(2, random.Next(-30, 30)));
+                v[k] = Vector512.Create(lanes);
+            }
+            var sums = CpuBackend.Sum16(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15]);
+            for (int k = 0; k < 16; k++)
+                Assert.True(BitConverter.SingleToInt32Bits(Vector512.Sum(v[k])) == BitConverter.SingleToInt32Bits(sums[k]),
+                    $"trial {trial}, vector {k}: {sums[k]:R}, expected {Vector512.Sum(v[k]):R}");
+        }
     }
 }
