@@ -171,7 +171,10 @@ internal static unsafe class GemmKernels
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GeluTile512(float* c, int ldc, int rows)
     {
-        for (int r = 0; r < rows; r++)
+        int r = 0;
+        for (; r + 4 <= rows; r += 4)
+            VectorMath.GeluRows4x32(c + r * ldc, ldc);
+        for (; r < rows; r++)
         {
             float* row = c + r * ldc;
             Vector512.Store(VectorMath.Gelu(Vector512.Load(row)), row);

@@ -30,7 +30,17 @@ internal static class RowOps
         CheckLength(bias.Length, cols, nameof(bias));
         weight = weight[..cols];
         bias = bias[..cols];
-        for (int r = 0; r < rows; r++)
+        int r = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            unsafe
+            {
+                fixed (float* px = x, py = y, w = weight, b = bias)
+                    for (; r + 2 <= rows; r += 2)
+                        LayerNormPair512(px + (long)r * cols, py + (long)r * cols, cols, w, b, eps);
+            }
+        }
+        for (; r < rows; r++)
         {
             var src = x.Slice(r * cols, cols);
             var dst = y.Slice(r * cols, cols);
@@ -40,6 +50,100 @@ internal static class RowOps
             float variance = Simd.SubtractThenSumOfSquares(dst, residual, dst) / cols;
             float rstd = 1f / MathF.Sqrt(variance + eps);
             Simd.ScaleThenFusedMultiplyAdd(dst, rstd, weight, bias, dst);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="LayerNorm"/> of two consecutive rows: each of the four passes runs over both rows in one loop, with the
+    /// operations of Simd's Sum, SubtractThenSum, SubtractThenSumOfSquares and ScaleThenFusedMultiplyAdd in their order
+    /// per row (one vector accumulator in index order, Vector512.Sum, then the scalar tail), so the result is bit for bit
+    /// that of the one-row loop. A row's passes are chains of dependent adds joined by scalar divisions and a square
+    /// root; two rows side by side give the core two independent chains, and the four Simd calls per row (with their
+    /// span slicing) are gone. Measured at 197 × 192 on one thread: 12.7 µs before, 7.0 µs after.
+    /// </summary>
+    // x, y: two rows [2, cols] (y may be x); w, b: [cols]
+    [MethodImpl(Jit.Hot)]
+    private static unsafe void LayerNormPair512(float* x, float* y, int cols, float* w, float* b, float eps)
+    {
+        const int v = 16;
+        int full = cols / v * v;
+        float* x1 = x + cols, y1 = y + cols;
+
+        Vector512<float> acc0 = default, acc1 = default;
+        for (int i = 0; i < full; i += v)
+        {
+            acc0 += Vector512.Load(x + i);
+            acc1 += Vector512.Load(x1 + i);
+        }
+        float sum0 = Vector512.Sum(acc0), sum1 = Vector512.Sum(acc1);
+        for (int i = full; i < cols; i++)
+        {
+            sum0 += x[i];
+            sum1 += x1[i];
+        }
+        float mean0 = sum0 / cols, mean1 = sum1 / cols;
+
+        var m0 = Vector512.Create(mean0);
+        var m1 = Vector512.Create(mean1);
+        acc0 = acc1 = default;
+        for (int i = 0; i < full; i += v)
+        {
+            var d0 = Vector512.Load(x + i) - m0;
+            var d1 = Vector512.Load(x1 + i) - m1;
+            d0.Store(y + i);
+            d1.Store(y1 + i);
+            acc0 += d0;
+            acc1 += d1;
+        }
+        sum0 = Vector512.Sum(acc0);
+        sum1 = Vector512.Sum(acc1);
+        for (int i = full; i < cols; i++)
+        {
+            float d0 = x[i] - mean0, d1 = x1[i] - mean1;
+            y[i] = d0;
+            y1[i] = d1;
+            sum0 += d0;
+            sum1 += d1;
+        }
+        float residual0 = sum0 / cols, residual1 = sum1 / cols;
+
+        m0 = Vector512.Create(residual0);
+        m1 = Vector512.Create(residual1);
+        acc0 = acc1 = default;
+        for (int i = 0; i < full; i += v)
+        {
+            var d0 = Vector512.Load(y + i) - m0;
+            var d1 = Vector512.Load(y1 + i) - m1;
+            d0.Store(y + i);
+            d1.Store(y1 + i);
+            acc0 = Vector512.FusedMultiplyAdd(d0, d0, acc0);
+            acc1 = Vector512.FusedMultiplyAdd(d1, d1, acc1);
+        }
+        sum0 = Vector512.Sum(acc0);
+        sum1 = Vector512.Sum(acc1);
+        for (int i = full; i < cols; i++)
+        {
+            float d0 = y[i] - residual0, d1 = y1[i] - residual1;
+            y[i] = d0;
+            y1[i] = d1;
+            sum0 = MathF.FusedMultiplyAdd(d0, d0, sum0);
+            sum1 = MathF.FusedMultiplyAdd(d1, d1, sum1);
+        }
+        float rstd0 = 1f / MathF.Sqrt(sum0 / cols + eps), rstd1 = 1f / MathF.Sqrt(sum1 / cols + eps);
+
+        var s0 = Vector512.Create(rstd0);
+        var s1 = Vector512.Create(rstd1);
+        for (int i = 0; i < full; i += v)
+        {
+            var g = Vector512.Load(w + i);
+            var beta = Vector512.Load(b + i);
+            Vector512.FusedMultiplyAdd(Vector512.Load(y + i) * s0, g, beta).Store(y + i);
+            Vector512.FusedMultiplyAdd(Vector512.Load(y1 + i) * s1, g, beta).Store(y1 + i);
+        }
+        for (int i = full; i < cols; i++)
+        {
+            y[i] = MathF.FusedMultiplyAdd(y[i] * rstd0, w[i], b[i]);
+            y1[i] = MathF.FusedMultiplyAdd(y1[i] * rstd1, w[i], b[i]);
         }
     }
 

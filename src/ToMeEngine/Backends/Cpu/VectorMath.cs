@@ -81,6 +81,14 @@ internal static class VectorMath
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> OnePlusErf(Vector512<float> u)
     {
+        var t = ErfcFactor(u, out var exponent);
+        return OnePlusErf(u, t, exponent);
+    }
+
+    // The first half of erfc(|u|) = t·exp(−u² + P(t)): t and the exponent, everything before the exp.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ErfcFactor(Vector512<float> u, out Vector512<float> exponent)
+    {
         var au = Vector512.Abs(u);
         var t = Vector512<float>.One / Vector512.FusedMultiplyAdd(Vector512.Create(0.5f), au, Vector512<float>.One);
         var r = Vector512.Create(R9);
@@ -89,13 +97,54 @@ internal static class VectorMath
         r = Vector512.FusedMultiplyAdd(r, t, Vector512.Create(R4)); r = Vector512.FusedMultiplyAdd(r, t, Vector512.Create(R3));
         r = Vector512.FusedMultiplyAdd(r, t, Vector512.Create(R2)); r = Vector512.FusedMultiplyAdd(r, t, Vector512.Create(R1));
         r = Vector512.FusedMultiplyAdd(r, t, Vector512.Create(R0));
-        var erfc = t * ExpNonPositive(Vector512.FusedMultiplyAdd(-au, au, r));
+        exponent = Vector512.FusedMultiplyAdd(-au, au, r);
+        return t;
+    }
+
+    // The second half: 1 + erf(u) from ErfcFactor's t and exponent.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> OnePlusErf(Vector512<float> u, Vector512<float> t, Vector512<float> exponent)
+    {
+        var erfc = t * ExpNonPositive(exponent);
         return Vector512.ConditionalSelect(Vector512.LessThan(u, Vector512<float>.Zero), erfc, Vector512.Create(2f) - erfc);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Gelu(Vector512<float> x) =>
         Vector512.Create(0.5f) * x * OnePlusErf(x * Vector512.Create(InvSqrt2));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> GeluFromFactor(Vector512<float> x, Vector512<float> t, Vector512<float> exponent) =>
+        Vector512.Create(0.5f) * x * OnePlusErf(x * Vector512.Create(InvSqrt2), t, exponent);
+
+    /// <summary>
+    /// In place: <see cref="Gelu(Vector512{float})"/> of four rows of 32 floats (row stride ld), bit for bit.
+    /// </summary>
+    /// <remarks>
+    /// One GELU is a single dependency chain of some forty operations (a division, two polynomials, the exp), far longer
+    /// than the out-of-order window can overlap with the next vector's when they are written one after the other: the
+    /// core then waits on latencies. The eight vectors' chains are written here side by side, all eight up to the exp
+    /// argument and then all eight to the end, which measured a third faster per vector than one vector at a time;
+    /// twelve at once spilled registers and gained less.
+    /// </remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static unsafe void GeluRows4x32(float* c, int ld)
+    {
+        float* c1 = c + ld, c2 = c1 + ld, c3 = c2 + ld;
+        var x0 = Vector512.Load(c); var x1 = Vector512.Load(c + 16);
+        var x2 = Vector512.Load(c1); var x3 = Vector512.Load(c1 + 16);
+        var x4 = Vector512.Load(c2); var x5 = Vector512.Load(c2 + 16);
+        var x6 = Vector512.Load(c3); var x7 = Vector512.Load(c3 + 16);
+        var s = Vector512.Create(InvSqrt2);
+        var t0 = ErfcFactor(x0 * s, out var e0); var t1 = ErfcFactor(x1 * s, out var e1);
+        var t2 = ErfcFactor(x2 * s, out var e2); var t3 = ErfcFactor(x3 * s, out var e3);
+        var t4 = ErfcFactor(x4 * s, out var e4); var t5 = ErfcFactor(x5 * s, out var e5);
+        var t6 = ErfcFactor(x6 * s, out var e6); var t7 = ErfcFactor(x7 * s, out var e7);
+        GeluFromFactor(x0, t0, e0).Store(c); GeluFromFactor(x1, t1, e1).Store(c + 16);
+        GeluFromFactor(x2, t2, e2).Store(c1); GeluFromFactor(x3, t3, e3).Store(c1 + 16);
+        GeluFromFactor(x4, t4, e4).Store(c2); GeluFromFactor(x5, t5, e5).Store(c2 + 16);
+        GeluFromFactor(x6, t6, e6).Store(c3); GeluFromFactor(x7, t7, e7).Store(c3 + 16);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> OnePlusErf(Vector256<float> u)
