@@ -93,6 +93,10 @@ public class AttentionTests
     [InlineData(1, 2, 2, 64, SizeMode.None, 2)]
     [InlineData(3, 197, 3, 64, SizeMode.Random, 2)]
     [InlineData(2, 197, 12, 64, SizeMode.None, 1)]
+    [InlineData(8, 197, 3, 32, SizeMode.Random, 2)] // whole images per thread
+    [InlineData(9, 65, 2, 64, SizeMode.WithZeros, 2)]
+    [InlineData(2, 577, 2, 64, SizeMode.None, 2)]
+    [InlineData(5, 2, 3, 64, SizeMode.Random, 2)]
     [InlineData(1, 198, 2, 64, SizeMode.WithZeros, 2)]
     [InlineData(1, 577, 2, 64, SizeMode.Random, 2)]
     [InlineData(1, 1025, 1, 64, SizeMode.WithZeros, 1)]

@@ -99,4 +99,48 @@ public class BipartiteMatchTests
                     $"trial {trial}, vector {k}: {sums[k]:R}, expected {Vector512.Sum(v[k]):R}");
         }
     }
+
+    // The metric normalization (sixteen rows at a time where dim allows) against Simd.Norm and Simd.Divide row by row.
+    [Theory]
+    [InlineData(1, 64)]
+    [InlineData(2, 64)]
+    [InlineData(15, 32)]
+    [InlineData(16, 64)]
+    [InlineData(17, 48)]
+    [InlineData(197, 64)]
+    [InlineData(197, 32)]
+    [InlineData(394 * 3, 64)]
+    [InlineData(577, 64)]
+    [InlineData(1025, 32)]
+    [InlineData(197, 40)]
+    public void NormalizeMatchesRowByRowBitForBit(int rows, int dim)
+    {
+        var metric = Reference.Random(rows * dim, seed: rows * 3 + dim, scale: 3f);
+        // Zero rows, a NaN row, and rows far from 1 in magnitude.
+        for (int r = 0; r < rows; r++)
+        {
+            var row = metric.AsSpan(r * dim, dim);
+            if (r % 7 == 3)
+                row.Clear();
+            else if (r % 11 == 5)
+                row[dim / 2] = float.NaN;
+            else if (r % 5 == 1)
+                foreach (ref var x in row)
+                    x *= r % 2 == 0 ? 1e-20f : 1e18f;
+        }
+        var got = new float[rows * dim];
+        got.AsSpan().Fill(123f);
+        CpuBackend.Normalize(metric, rows, dim, got);
+        var want = new float[rows * dim];
+        for (int r = 0; r < rows; r++)
+        {
+            var src = metric.AsSpan(r * dim, dim);
+            float norm = Simd.Norm(src);
+            if (norm > 0)
+                Simd.Divide(src, norm, want.AsSpan(r * dim, dim));
+        }
+        for (int i = 0; i < got.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(want[i]) == BitConverter.SingleToInt32Bits(got[i]),
+                $"element {i} (row {i / dim}): {got[i]} vs {want[i]}");
+    }
 }

@@ -18,6 +18,9 @@ internal sealed unsafe partial class CpuBackend
 
     [ThreadStatic] private static AlignedBuffer? t_scores;
 
+    // One image's panels and log(size), where each thread attends over whole images.
+    [ThreadStatic] private static AlignedBuffer? t_imagePanels;
+
     [MethodImpl(Jit.Hot)]
     public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
         DeviceBuffer output, DeviceBuffer keyMean, DeviceBuffer? classAttention)
@@ -37,73 +40,106 @@ internal sealed unsafe partial class CpuBackend
         long logLength = sizes is null ? 0 : (long)batch * ldScores;
         if (pairs * perHead + logLength > int.MaxValue / 2)
             throw new ArgumentException($"attention over [{batch}, {t}] tokens × {heads} heads is too large for one call");
-        var panels = attentionPanels.Take();
-        panels = AlignedBuffer.Ensure(ref panels, (int)(pairs * perHead + logLength));
+        // Where every thread has whole images to do (ViT batches), each thread packs an image into its own buffer and
+        // attends over it at once, while the packed panels are still in its L2; otherwise packing and attention are
+        // spread separately over (image, token chunk) and (image, head, query block), through one shared buffer.
+        bool perImage = batch % Team.Threads == 0 || batch >= 4 * Team.Threads;
+        long imageLength = heads * perHead + ldScores;
+        var panels = perImage ? null : attentionPanels.Take();
+        if (!perImage)
+            panels = AlignedBuffer.Ensure(ref panels, (int)(pairs * perHead + logLength));
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
         int chunks = (t + TokenChunk - 1) / TokenChunk;
+        int blocks = (t + QueryBlock - 1) / QueryBlock;
         var path = CpuGemm.BestPath;
 
         fixed (float* q0 = input, o0 = result, m0 = metric)
         {
-            float* qkvBase = q0, outBase = o0, metricBase = m0, panelBase = panels.Pointer, logSize = panels.Pointer + pairs * perHead;
-            // Pass 1, per (image, chunk of tokens), walking the chunk's rows of qkv in memory order (each row once, rather
-            // than a strided column of them per head): every head's scaled queries, keys and values; ToMe's metric (the
-            // keys averaged over heads); log(size).
-            Team.For(batch * chunks, [MethodImpl(Jit.Hot)] (task) =>
+            float* qkvBase = q0, outBase = o0, metricBase = m0;
+            if (perImage)
             {
-                int b = task / chunks, j0 = task % chunks * TokenChunk, j1 = Math.Min(t, j0 + TokenChunk);
+                Team.For(batch, [MethodImpl(Jit.Hot)] (b) =>
+                {
+                    var buffer = AlignedBuffer.Ensure(ref t_imagePanels, (int)imageLength);
+                    float* image = buffer.Pointer, log = image + heads * perHead;
+                    for (int j0 = 0; j0 < t; j0 += TokenChunk)
+                        Pack(b, j0, Math.Min(t, j0 + TokenChunk), image, log);
+                    for (int h = 0; h < heads; h++)
+                        for (int q = 0; q < t; q += QueryBlock)
+                            Attend(b, h, q, image + h * perHead, log);
+                    GC.KeepAlive(buffer);
+                });
+            }
+            else
+            {
+                float* panelBase = panels!.Pointer, logSize = panels.Pointer + pairs * perHead;
+                Team.For(batch * chunks, [MethodImpl(Jit.Hot)] (task) =>
+                {
+                    int b = task / chunks, j0 = task % chunks * TokenChunk;
+                    Pack(b, j0, Math.Min(t, j0 + TokenChunk), panelBase + (long)b * heads * perHead, logSize + (long)b * ldScores);
+                });
+                Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
+                {
+                    int bh = task / blocks, q = task % blocks * QueryBlock;
+                    Attend(bh / heads, bh % heads, q, panelBase + bh * perHead, logSize + (long)(bh / heads) * ldScores);
+                });
+            }
+
+            // Packing, per (image, chunk of tokens), walking the chunk's rows of qkv in memory order (each row once, rather
+            // than a strided column of them per head): every head's scaled queries, keys and values into the image's
+            // panels (image: its first head's); ToMe's metric (the keys averaged over heads); log(size) into log.
+            [MethodImpl(Jit.Hot)]
+            void Pack(int b, int j0, int j1, float* image, float* log)
+            {
                 for (int j = j0; j < j1; j++)
                 {
                     float* row = qkvBase + ((long)b * t + j) * stride;
-                    float* head = panelBase + (long)b * heads * perHead;
                     float* mean = metricBase + ((long)b * t + j) * d;
                     if (Vector512.IsHardwareAccelerated && d % 16 == 0)
-                        PackRow512(row, heads, d, scale, head, perHead, (long)j * d,
+                        PackRow512(row, heads, d, scale, image, perHead, (long)j * d,
                             queries + keyPanels + (long)j * PackedWeight.PanelWidth, t, mean);
                     else
-                        PackRow(row, heads, d, scale, head, perHead, j, queries, keyPanels, t, mean);
+                        PackRow(row, heads, d, scale, image, perHead, j, queries, keyPanels, t, mean);
                 }
                 // The chunk's rows are in cache now; their keys fill one transposed panel per head.
                 for (int h = 0; h < heads; h++)
-                {
-                    float* head = panelBase + (b * heads + h) * perHead;
                     Packing.PackPanels(qkvBase + ((long)b * t + j0) * stride + c + h * d, stride, transposed: true, j1 - j0, d,
-                        head + queries + (long)j0 * d);
-                }
+                        image + h * perHead + queries + (long)j0 * d);
                 if (sizes is not null)
                 {
-                    float* log = logSize + (long)b * ldScores;
                     for (int j = j0; j < j1; j++)
                         log[j] = MathF.Log(sizes[b * t + j]);
                     if (j1 == t)
                         new Span<float>(log + t, ldScores - t).Clear();
                 }
-            });
+            }
 
-            // Pass 2: per (image, head, block of query rows): scores = (q·scale)·kᵀ, softmax with the log-size bias, · v.
-            int blocks = (t + QueryBlock - 1) / QueryBlock;
-            Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
+            // Attention of query rows [q, q + QueryBlock) of one (image, head) over its packed panels (head): scores =
+            // (q·scale)·kᵀ, softmax with the log-size bias, · v.
+            [MethodImpl(Jit.Hot)]
+            void Attend(int b, int h, int q, float* head, float* log)
             {
-                int bh = task / blocks, q = task % blocks * QueryBlock, rows = Math.Min(QueryBlock, t - q);
-                int b = bh / heads, h = bh % heads;
+                int rows = Math.Min(QueryBlock, t - q), bh = b * heads + h;
                 var strip = AlignedBuffer.Ensure(ref t_scores, QueryBlock * ldScores);
                 float* scores = strip.Pointer;
-                float* head = panelBase + bh * perHead;
                 // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
                 // scaling them while packing.
                 CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, rows, t, d, 1f,
                     accumulate: false, path);
-                RowOps.SoftmaxPaddedRows(scores, rows, t, ldScores, sizes is null ? null : logSize + (long)b * ldScores);
+                RowOps.SoftmaxPaddedRows(scores, rows, t, ldScores, sizes is null ? null : log);
                 if (classRows is not null && q == 0)
                     new ReadOnlySpan<float>(scores, t).CopyTo(classRows.AsSpan(bh * t, t));
                 CpuGemm.MultiplyPacked(scores, ldScores, head + queries + keyPanels, outBase + ((long)b * t + q) * c + h * d, c,
                     rows, d, t, 1f, accumulate: false, path);
                 GC.KeepAlive(strip);
-            });
+            }
         }
-        GC.KeepAlive(panels);
-        attentionPanels.Return(panels);
+        if (panels is not null)
+        {
+            GC.KeepAlive(panels);
+            attentionPanels.Return(panels);
+        }
 
         if (classAttention is not null)
         {
