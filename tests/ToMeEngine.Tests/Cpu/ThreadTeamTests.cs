@@ -20,11 +20,14 @@ public class ThreadTeamTests
         }
     }
 
-    [Fact]
-    public void ChunksCoverTheRangeWithoutGapsOrOverlap()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ChunksCoverTheRangeWithoutGapsOrOverlap(int threads)
     {
-        var team = ThreadTeam.Get(2);
-        foreach (int count in new[] { 1, 2, 63, 64, 197, 3152 })
+        var team = ThreadTeam.Get(threads);
+        foreach (int count in new[] { 1, 2, 63, 64, 197, 577, 1025, 3152 })
         {
             var hits = new int[count];
             team.For(count, 16, (start, end) =>
@@ -34,6 +37,39 @@ public class ThreadTeamTests
             }, chunksPerThread: 4);
             Assert.All(hits, h => Assert.Equal(1, h));
         }
+    }
+
+    /// <summary>
+    /// The chunk count: at least minChunk indices per chunk (unless there are fewer indices than that), at most
+    /// chunksPerThread per thread, and a multiple of the thread count once it reaches it, so the threads get equal shares.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void ChunksAreAWholeNumberPerThread(int threads)
+    {
+        foreach (int count in new[] { 1, 2, 63, 64, 128, 197, 577, 1025, 3152 })
+        foreach (int minChunk in new[] { 1, 16, 64 })
+        foreach (int perThread in new[] { 1, 4 })
+        {
+            int chunks = ThreadTeam.Chunks(count, minChunk, threads, perThread);
+            Assert.InRange(chunks, 1, Math.Min(count, threads * perThread));
+            if (chunks > 1)
+                Assert.True(count / chunks >= minChunk, $"{count} rows in {chunks} chunks of at least {minChunk}");
+            if (chunks >= threads)
+                Assert.Equal(0, chunks % threads);
+            else
+                Assert.Equal(Math.Max(1, count / minChunk), chunks);
+        }
+    }
+
+    [Fact]
+    public void OneImagesLayerNormRowsSplitEvenly()
+    {
+        Assert.Equal(2, ThreadTeam.Chunks(197, 64, threads: 2, chunksPerThread: 4));
+        Assert.Equal(3, ThreadTeam.Chunks(197, 64, threads: 3, chunksPerThread: 4));
+        Assert.Equal(8, ThreadTeam.Chunks(577, 64, threads: 2, chunksPerThread: 4));
     }
 
     [Fact]
