@@ -21,7 +21,7 @@ public class Int8GemmTests
         (7, 768, 3072), (577, 40, 33), (1025, 16, 4), (30, 48, 40), (3, 16, 7), (96, 32, 192), (97, 31, 190),
     ];
 
-    private static Int8Path Require(string name)
+    internal static Int8Path Require(string name)
     {
         var path = Enum.Parse<Int8Path>(name);
         Assert.SkipUnless(Int8Gemm.IsSupported(path), $"{path} does not run on this machine");

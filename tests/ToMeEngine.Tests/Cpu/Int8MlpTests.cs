@@ -9,20 +9,11 @@ namespace ToMe.Tests.Cpu;
 /// </summary>
 public class Int8MlpTests
 {
-    public static TheoryData<string> Paths() => new(Enum.GetNames<Int8Path>());
-
-    private static Int8Path Require(string name)
-    {
-        var path = Enum.Parse<Int8Path>(name);
-        Assert.SkipUnless(Int8Gemm.IsSupported(path), $"{path} does not run on this machine");
-        return path;
-    }
-
     [Theory]
-    [MemberData(nameof(Paths))]
+    [MemberData(nameof(Int8GemmTests.Paths), MemberType = typeof(Int8GemmTests))]
     public void MlpWithNonFiniteAndSaturatedRowsEqualsTheTwoLayers(string pathName)
     {
-        var path = Require(pathName);
+        var path = Int8GemmTests.Require(pathName);
         int seed = 900;
         // (m, in, hidden, out): 2 rows, three and an odd number of ViT-Ti images' worth of rows, hidden widths off 16.
         foreach (var (m, c, h, n) in new[] { (2, 8, 40, 8), (3 * 197, 64, 256, 64), (5 * 41, 192, 768, 192), (13, 24, 130, 5), (577, 16, 18, 16) })
