@@ -39,13 +39,17 @@ internal sealed class HostKernelClock : IKernelClock
 internal static class KernelTimer
 {
     /// <summary>
-    /// Milliseconds per call: one untimed call, a probe, then enough calls queued back to back to last about
+    /// Milliseconds per call: one untimed call, a probe (repeated until the clock sees time pass), then enough calls queued back to back to last about
     /// <paramref name="budgetMilliseconds"/> (3 to 1000), best of three such rounds. A budget of 0 times the probe alone.
     /// </summary>
     public static double Best(IKernelClock clock, Action work, double budgetMilliseconds = 25)
     {
         work();
+        // An op shorter than the clock's resolution can read 0 ms once (a one-row gather on a coarse VM clock): the probe
+        // doubles its calls until time is seen, so no rate is ever infinite.
         double probe = clock.Time(work, 1);
+        for (int calls = 2; probe <= 0 && calls <= 1 << 20; calls *= 2)
+            probe = clock.Time(work, calls);
         if (budgetMilliseconds <= 0)
             return probe;
         int repeats = (int)Math.Clamp(Math.Ceiling(budgetMilliseconds / Math.Max(probe, 1e-4)), 3, 1000);

@@ -71,9 +71,18 @@ public class DeviceKernelBenchmarkTests
     [Fact]
     public void AVeryFastProbeIsCappedAtAThousandCalls()
     {
-        var clock = new ScriptedClock([0.0, 0.0, 0.0, 0.0]);
+        var clock = new ScriptedClock([1e-7, 0.0, 0.0, 0.0]);
         KernelTimer.Best(clock, () => { }, budgetMilliseconds: 1000);
         Assert.Equal([1, 1000, 1000, 1000], clock.Repeats);
+    }
+
+    [Fact]
+    public void AProbeThatSeesNoTimeIsRepeatedWithTwiceTheCalls()
+    {
+        // A one-row op can read 0 ms on a coarse clock; the timer must never report it (an infinite rate).
+        var clock = new ScriptedClock([0.0, 0.0, 0.25]);
+        Assert.Equal(0.25, KernelTimer.Best(clock, () => { }, budgetMilliseconds: 0));
+        Assert.Equal([1, 2, 4], clock.Repeats);
     }
 
     private sealed class ScriptedClock(double[] times) : IKernelClock
