@@ -192,6 +192,55 @@ public class RowOpsTests
         }
     }
 
+    [Theory]
+    [InlineData(1, 197)]
+    [InlineData(2, 5)]
+    [InlineData(3, 16)]
+    [InlineData(4, 33)]
+    [InlineData(9, 197)]
+    [InlineData(24, 577)]
+    [InlineData(72, 1025)]
+    public unsafe void StaggeredPaddedSoftmaxRowsMatchRowByRow(int rows, int cols)
+    {
+        // The passes of consecutive rows share sweeps: special rows (NaN, every key masked, +∞) at the start, the end and
+        // next to each other must not disturb their neighbours.
+        int padded = (cols + 15) / 16 * 16, ld = padded + 16;
+        var logits = Reference.Random(rows * ld, seed: rows + cols, scale: 6f);
+        var random = new Random(rows);
+        var bias = new float[padded];
+        for (int j = 0; j < cols; j++)
+            bias[j] = j % 11 == 5 ? float.NegativeInfinity : MathF.Log(1 + j % 3);
+        foreach (int special in new[] { 0, rows - 1, rows / 2, Math.Min(rows - 1, rows / 2 + 1), random.Next(rows) })
+        {
+            switch (special % 3)
+            {
+                case 0: logits[special * ld + random.Next(cols)] = float.NaN; break;
+                case 1: logits.AsSpan(special * ld, cols).Fill(float.NegativeInfinity); break;
+                default: logits[special * ld + random.Next(cols)] = float.PositiveInfinity; break;
+            }
+        }
+        foreach (bool withBias in new[] { false, true })
+        {
+            var actual = logits.ToArray();
+            for (int r = 0; r < rows; r++)
+                actual.AsSpan(r * ld + padded, ld - padded).Fill(float.NaN);
+            var expected = actual.ToArray();
+            for (int r = 0; r < rows; r++)
+                RowOps.Softmax(expected.AsSpan(r * ld, cols), withBias ? bias.AsSpan(0, cols) : default);
+            fixed (float* x = actual, b = bias)
+                RowOps.SoftmaxPaddedRows(x, rows, cols, ld, withBias ? b : null);
+            for (int r = 0; r < rows; r++)
+            {
+                for (int j = 0; j < cols; j++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[r * ld + j]) == BitConverter.SingleToInt32Bits(actual[r * ld + j])
+                        || (float.IsNaN(expected[r * ld + j]) && float.IsNaN(actual[r * ld + j])),
+                        $"bias {withBias}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
+                for (int j = padded; j < ld; j++)
+                    Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
+            }
+        }
+    }
+
     [Fact]
     public void ArgMaxTakesTheLowestIndexOnTies()
     {

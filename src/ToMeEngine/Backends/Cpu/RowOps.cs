@@ -238,6 +238,11 @@ internal static class RowOps
     /// <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/>'s (the same exps summed in the same lanes and order); the
     /// row's padding up to the vector boundary is left as zeros.
     /// </summary>
+    /// <remarks>
+    /// The passes of consecutive rows run staggered: one sweep over the columns does pass 1 of row r + 2, pass 2 of row
+    /// r + 1 and pass 3 of row r. Alone, the divide pass waits on the divider while the FMA pipes idle and the exp pass
+    /// the reverse; side by side they overlap. Each row still sees the same operations in the same order.
+    /// </remarks>
     // x: [rows, ld], cols live; keyBias: [⌈cols/16⌉·16] or null
     [MethodImpl(Jit.Hot)]
     public static unsafe void SoftmaxPaddedRows(float* x, int rows, int cols, int ld, float* keyBias)
@@ -254,29 +259,48 @@ internal static class RowOps
         }
         int full = cols / w * w;
         var live = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols - full)).AsSingle();
-        var negativeInfinity = Vector512.Create(float.NegativeInfinity);
-        for (int r = 0; r < rows; r++)
+        // Row b waits for pass 2 with its maximum, row c for pass 3 with its sum; null: no row (none yet, or the row was
+        // finished by pass 1: NaN or every key masked).
+        float* b = null, c = null;
+        var shift = Vector512<float>.Zero;
+        var total = Vector512<float>.Zero;
+        for (int r = 0; r < rows + 2; r++)
         {
-            float* row = x + (long)r * ld;
-            // Pass 1: bias added in place, the maximum, and whether any logit is NaN.
-            var max = negativeInfinity;
+            float* a = r < rows ? x + (long)r * ld : null;
+            var max = Vector512.Create(float.NegativeInfinity);
             var nan = Vector512<float>.Zero;
-            for (int i = 0; i < padded; i += w)
+            var sum = Vector512<float>.Zero;
+            if (a != null && b != null && c != null)
             {
-                var v = Vector512.Load(row + i);
-                if (keyBias != null)
-                    v += Vector512.Load(keyBias + i);
-                if (i == full)
-                    v = Vector512.ConditionalSelect(live, v, negativeInfinity);
-                v.Store(row + i);
-                nan |= ~Vector512.Equals(v, v);
-                max = Vector512.MaxNative(max, v);
+                for (int i = 0; i < padded; i += w)
+                {
+                    Logits(a, keyBias, i, full, live, ref max, ref nan);
+                    Exps(b, i, shift, ref sum);
+                    Divide(c, i, total);
+                }
             }
+            else
+            {
+                // The first and last two rows, and rows after a finished one: each pass alone.
+                for (int i = 0; a != null && i < padded; i += w)
+                    Logits(a, keyBias, i, full, live, ref max, ref nan);
+                for (int i = 0; b != null && i < padded; i += w)
+                    Exps(b, i, shift, ref sum);
+                for (int i = 0; c != null && i < padded; i += w)
+                    Divide(c, i, total);
+            }
+            c = b;
+            // Pass 3: a true division by the sum, as Softmax's.
+            total = Vector512.Create(Vector512.Sum(sum));
+            b = a;
+            if (a == null)
+                continue;
             if (nan != Vector512<float>.Zero)
             {
                 // NaN logits (bias applied already) take the general path, whose NaN handling this row must share.
-                Softmax(new Span<float>(row, cols), default);
-                new Span<float>(row + cols, padded - cols).Clear();
+                Softmax(new Span<float>(a, cols), default);
+                new Span<float>(a + cols, padded - cols).Clear();
+                b = null;
                 continue;
             }
             var half = Vector256.MaxNative(max.GetLower(), max.GetUpper());
@@ -284,24 +308,42 @@ internal static class RowOps
             float m = MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
             if (float.IsNegativeInfinity(m))
             {
-                new Span<float>(row, padded).Clear();
+                new Span<float>(a, padded).Clear();
+                b = null;
                 continue;
             }
-            // Pass 2: e^(x − max) and its sum; the −∞ padding contributes exact zeros, as ExpShifted512's padded tail.
-            var shift = Vector512.Create(m);
-            var sum = Vector512<float>.Zero;
-            for (int i = 0; i < padded; i += w)
-            {
-                var e = VectorMath.ExpNonPositive(Vector512.Load(row + i) - shift);
-                e.Store(row + i);
-                sum += e;
-            }
-            // Pass 3: a true division by the sum, as Softmax's.
-            var total = Vector512.Create(Vector512.Sum(sum));
-            for (int i = 0; i < padded; i += w)
-                (Vector512.Load(row + i) / total).Store(row + i);
+            shift = Vector512.Create(m);
         }
     }
+
+    // Pass 1 of a padded softmax row, one vector: the bias added in place (padding lanes −∞), the running maximum, and
+    // whether any logit is NaN.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Logits(float* row, float* keyBias, int i, int full, Vector512<float> live,
+        ref Vector512<float> max, ref Vector512<float> nan)
+    {
+        var v = Vector512.Load(row + i);
+        if (keyBias != null)
+            v += Vector512.Load(keyBias + i);
+        if (i == full)
+            v = Vector512.ConditionalSelect(live, v, Vector512.Create(float.NegativeInfinity));
+        v.Store(row + i);
+        nan |= ~Vector512.Equals(v, v);
+        max = Vector512.MaxNative(max, v);
+    }
+
+    // Pass 2, one vector: e^(x − max) and its sum; the −∞ padding contributes exact zeros, as ExpShifted512's padded tail.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Exps(float* row, int i, Vector512<float> shift, ref Vector512<float> sum)
+    {
+        var e = VectorMath.ExpNonPositive(Vector512.Load(row + i) - shift);
+        e.Store(row + i);
+        sum += e;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Divide(float* row, int i, Vector512<float> total) =>
+        (Vector512.Load(row + i) / total).Store(row + i);
 
     /// <summary>
     /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row
