@@ -5,9 +5,13 @@ namespace ToMe.Backends.Cpu;
 
 internal sealed unsafe partial class CpuBackend
 {
-    // Query rows per task: two Kernel512 micro-panels. The task's strip of scores (rows × T) stays in L1/L2 from q·kᵀ
-    // through the softmax to p·v; the T×T matrix is never formed.
-    private const int QueryBlock = 2 * GemmKernels.Mr512;
+    // Query rows per step: a strip of scores (rows × T) stays in L1/L2 from q·kᵀ through the softmax to p·v; the T×T
+    // matrix is never formed. Six Kernel512 micro-panels per strip reuse each key and value panel from L1 over six kernel
+    // calls (two did over two): ~4% of the op at T = 197, about level from 48 to 200 rows. Where the strips are the
+    // parallel tasks and six-panel strips would be too few to share evenly (ViT-Ti at batch 1: 3 heads × 3 strips on two
+    // threads), two micro-panels.
+    private const int QueryBlock = 6 * GemmKernels.Mr512;
+    private const int NarrowQueryBlock = 2 * GemmKernels.Mr512;
 
     // Tokens per packing task: one key panel.
     private const int TokenChunk = PackedWeight.PanelWidth;
@@ -51,8 +55,10 @@ internal sealed unsafe partial class CpuBackend
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
         int chunks = (t + TokenChunk - 1) / TokenChunk;
-        int blocks = (t + QueryBlock - 1) / QueryBlock;
+        int queryBlock = perImage || (long)pairs * ((t + QueryBlock - 1) / QueryBlock) >= 8 * Team.Threads ? QueryBlock : NarrowQueryBlock;
+        int blocks = (t + queryBlock - 1) / queryBlock;
         var path = CpuGemm.BestPath;
+        int mr = CpuGemm.MicroRows(path);
 
         fixed (float* q0 = input, o0 = result, m0 = metric)
         {
@@ -66,7 +72,7 @@ internal sealed unsafe partial class CpuBackend
                     for (int j0 = 0; j0 < t; j0 += TokenChunk)
                         Pack(b, j0, Math.Min(t, j0 + TokenChunk), image, log);
                     for (int h = 0; h < heads; h++)
-                        for (int q = 0; q < t; q += QueryBlock)
+                        for (int q = 0; q < t; q += queryBlock)
                             Attend(b, h, q, image + h * perHead, log);
                     GC.KeepAlive(buffer);
                 });
@@ -81,7 +87,7 @@ internal sealed unsafe partial class CpuBackend
                 });
                 Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
                 {
-                    int bh = task / blocks, q = task % blocks * QueryBlock;
+                    int bh = task / blocks, q = task % blocks * queryBlock;
                     Attend(bh / heads, bh % heads, q, panelBase + bh * perHead, logSize + (long)(bh / heads) * ldScores);
                 });
             }
@@ -115,18 +121,22 @@ internal sealed unsafe partial class CpuBackend
                 }
             }
 
-            // Attention of query rows [q, q + QueryBlock) of one (image, head) over its packed panels (head): scores =
+            // Attention of query rows [q, q + queryBlock) of one (image, head) over its packed panels (head): scores =
             // (q·scale)·kᵀ, softmax with the log-size bias, · v.
             [MethodImpl(Jit.Hot)]
             void Attend(int b, int h, int q, float* head, float* log)
             {
-                int rows = Math.Min(QueryBlock, t - q), bh = b * heads + h;
-                var strip = AlignedBuffer.Ensure(ref t_scores, QueryBlock * ldScores);
+                int rows = Math.Min(queryBlock, t - q), bh = b * heads + h;
+                var strip = AlignedBuffer.Ensure(ref t_scores, queryBlock * ldScores);
                 float* scores = strip.Pointer;
                 // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
-                // scaling them while packing.
-                CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, rows, t, d, 1f,
-                    accumulate: false, path);
+                // scaling them while packing. The strip has room for whole micro-panels and 16-column vectors, so a short
+                // last micro-panel (197 = 2·72 + 4·12 + 5 rows) and the last key panel (5 live columns) are computed whole and stored
+                // in place rather than through a packed micro-panel and a scratch tile copied out: the extra rows read
+                // the next rows of the head's panels (the keys, in bounds), and the extra rows and columns of scores are
+                // never read.
+                CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, (rows + mr - 1) / mr * mr,
+                    (t + 15) & ~15, d, 1f, accumulate: false, path);
                 RowOps.SoftmaxPaddedRows(scores, rows, t, ldScores, sizes is null ? null : log);
                 if (classRows is not null && q == 0)
                     new ReadOnlySpan<float>(scores, t).CopyTo(classRows.AsSpan(bh * t, t));
