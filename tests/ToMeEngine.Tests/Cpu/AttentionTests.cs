@@ -107,8 +107,9 @@ public class AttentionTests
     [InlineData(16, 197, 3, 64, SizeMode.Random, 2)] // six-micro-panel strips per image, 197 = 2·72 + 53
     [InlineData(16, 197, 6, 64, SizeMode.None, 2)]
     [InlineData(16, 2, 2, 32, SizeMode.WithZeros, 2)]
-    [InlineData(1, 197, 6, 64, SizeMode.Random, 2)] // strips as the tasks: six-panel strips
-    [InlineData(1, 197, 3, 64, SizeMode.None, 2)] // strips as the tasks: two-panel strips
+    [InlineData(1, 197, 6, 64, SizeMode.Random, 2)] // strips as the parallel tasks
+    [InlineData(1, 197, 3, 64, SizeMode.None, 2)]
+    [InlineData(1, 60, 3, 64, SizeMode.Random, 2)] // one strip per head
     [InlineData(3, 1025, 2, 32, SizeMode.Random, 2)]
     [InlineData(5, 577, 1, 64, SizeMode.WithZeros, 2)]
     [InlineData(2, 1, 3, 32, SizeMode.Random, 2)]

@@ -9,10 +9,9 @@ internal sealed unsafe partial class CpuBackend
     // Query rows per step: a strip of scores (rows × T) stays in L1/L2 from q·kᵀ through the softmax to p·v; the T×T
     // matrix is never formed. Six Kernel512 micro-panels per strip reuse each key and value panel from L1 over six kernel
     // calls (two did over two): ~4% of the op at T = 197, about level from 48 to 200 rows. Where the strips are the
-    // parallel tasks and six-panel strips would be too few to share evenly (ViT-Ti at batch 1: 3 heads × 3 strips on two
-    // threads), two micro-panels.
+    // parallel tasks, fewer and longer strips measured no worse even when they split unevenly (ViT-Ti at batch 1 on two
+    // threads: 3 heads × 3 strips, or 3 × 1 at T = 60, each 1–3% faster than with two-panel strips).
     private const int QueryBlock = 6 * GemmKernels.Mr512;
-    private const int NarrowQueryBlock = 2 * GemmKernels.Mr512;
 
     // Packing reads every qkv row once, mostly from memory or L3 (the qkv Linear wrote the whole batch's rows), and waited
     // on those misses: requesting each row's lines four rows ahead took ~40% off the packing pass (about 5% of the op at
@@ -61,8 +60,7 @@ internal sealed unsafe partial class CpuBackend
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
         int chunks = (t + TokenChunk - 1) / TokenChunk;
-        int queryBlock = perImage || (long)pairs * ((t + QueryBlock - 1) / QueryBlock) >= 8 * Team.Threads ? QueryBlock : NarrowQueryBlock;
-        int blocks = (t + queryBlock - 1) / queryBlock;
+        int blocks = (t + QueryBlock - 1) / QueryBlock;
         var path = CpuGemm.BestPath;
         int mr = CpuGemm.MicroRows(path);
 
@@ -78,7 +76,7 @@ internal sealed unsafe partial class CpuBackend
                     for (int j0 = 0; j0 < t; j0 += TokenChunk)
                         Pack(b, j0, Math.Min(t, j0 + TokenChunk), image, log);
                     for (int h = 0; h < heads; h++)
-                        for (int q = 0; q < t; q += queryBlock)
+                        for (int q = 0; q < t; q += QueryBlock)
                             Attend(b, h, q, image + h * perHead, log);
                     GC.KeepAlive(buffer);
                 });
@@ -93,7 +91,7 @@ internal sealed unsafe partial class CpuBackend
                 });
                 Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
                 {
-                    int bh = task / blocks, q = task % blocks * queryBlock;
+                    int bh = task / blocks, q = task % blocks * QueryBlock;
                     Attend(bh / heads, bh % heads, q, panelBase + bh * perHead, logSize + (long)(bh / heads) * ldScores);
                 });
             }
@@ -133,13 +131,13 @@ internal sealed unsafe partial class CpuBackend
                 }
             }
 
-            // Attention of query rows [q, q + queryBlock) of one (image, head) over its packed panels (head): scores =
+            // Attention of query rows [q, q + QueryBlock) of one (image, head) over its packed panels (head): scores =
             // (q·scale)·kᵀ, softmax with the log-size bias, · v.
             [MethodImpl(Jit.Hot)]
             void Attend(int b, int h, int q, float* head, float* log)
             {
-                int rows = Math.Min(queryBlock, t - q), bh = b * heads + h;
-                var strip = AlignedBuffer.Ensure(ref t_scores, queryBlock * ldScores);
+                int rows = Math.Min(QueryBlock, t - q), bh = b * heads + h;
+                var strip = AlignedBuffer.Ensure(ref t_scores, QueryBlock * ldScores);
                 float* scores = strip.Pointer;
                 // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
                 // scaling them while packing. The strip has room for whole micro-panels and 16-column vectors, so a short
