@@ -233,7 +233,7 @@ internal static unsafe partial class Int8Gemm
                         {
                             if (IntegerOutput == null)
                                 Prefetch(C + (long)i0 * Ldc + p * Nr, Ldc, rows, Math.Min(panels * Nr, W.N - p * Nr));
-                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums);
+                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums, rows);
                             int jf = p * Nr;
                             if (panels == 2 && rows == mr && jf + 2 * Nr <= W.N && IntegerOutput == null)
                             {
