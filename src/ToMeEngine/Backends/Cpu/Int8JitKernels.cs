@@ -11,8 +11,9 @@ namespace ToMe.Backends.Cpu;
 /// the same exact int32 sums as <see cref="Int8Kernels"/> (<see cref="Int8Path.Avx512Vnni"/>).
 /// </summary>
 /// <remarks>
-/// One call: <see cref="Mr"/> rows of uint8 activations × one or two 16-column panels of an <see cref="Int8Weight"/>,
-/// over all of K; the sums go to memory as [Mr][<see cref="OutStride"/>] int32 and the C# epilogue dequantizes them. Per
+/// One call: <see cref="Mr"/> rows of uint8 activations (or fewer: one entry point per row count, for a row block's
+/// short last micro-panel) × one or two 16-column panels of an <see cref="Int8Weight"/>, over all of K; the sums go to
+/// memory as [Mr][<see cref="OutStride"/>] int32 and the C# epilogue dequantizes them. Per
 /// k-quad the two panel vectors are loaded once and each row's four bytes broadcast once, for 16 VPDPBUSD (8 × 2
 /// accumulators in zmm16–31, operands in zmm0–5). Only caller-saved registers are used on both the System V and the
 /// Windows x64 conventions, so the code needs no register saves; its one argument is a pointer to <see cref="Args"/>.
