@@ -24,10 +24,19 @@ public unsafe class Int8JitKernelTests
     [Theory]
     [InlineData(1, 1), InlineData(2, 1), InlineData(3, 2), InlineData(47, 1), InlineData(48, 2), InlineData(193, 2)]
     [InlineData(768, 1), InlineData(768, 2), InlineData(0, 2)]
-    public void RawSumsMatchTheScalarTwin(int kq, int panels)
+    public void RawSumsMatchTheScalarTwin(int kq, int panels) => CheckRawSums(kq, panels, Int8JitKernels.Mr);
+
+    // The entry points for a micro-panel's first rows only (a row block's last, short micro-panel): those rows' sums, and
+    // nothing of the rows after them written.
+    [Theory]
+    [InlineData(1, 1, 1), InlineData(2, 2, 2), InlineData(3, 47, 1), InlineData(4, 48, 2), InlineData(5, 192, 2)]
+    [InlineData(5, 193, 1), InlineData(6, 3, 2), InlineData(7, 768, 2), InlineData(7, 0, 1)]
+    public void RawSumsOfTheFirstRowsMatchTheScalarTwin(int rows, int kq, int panels) => CheckRawSums(kq, panels, rows);
+
+    private static void CheckRawSums(int kq, int panels, int rowCount)
     {
         RequireJit();
-        var rng = new Random(kq * 10 + panels);
+        var rng = new Random(kq * 10 + panels + 1000 * (Int8JitKernels.Mr - rowCount));
         int lda = 4 * kq + 12; // rows further apart than they are long: the kernel reads only its 4·kq bytes
         var a = new byte[Int8JitKernels.Mr * lda + 4];
         rng.NextBytes(a);
@@ -41,16 +50,16 @@ public unsafe class Int8JitKernelTests
         fixed (byte* pa = a)
         fixed (sbyte* pb = b)
         fixed (int* ps = sums)
-            Int8JitKernels.Run(panels, kq, pa, lda, pb, panelStride, ps + Guard);
+            Int8JitKernels.Run(panels, kq, pa, lda, pb, panelStride, ps + Guard, rowCount);
 
         for (int r = 0; r < Int8JitKernels.Mr; r++)
             for (int col = 0; col < Int8JitKernels.OutStride; col++)
             {
                 int actual = sums[Guard + r * Int8JitKernels.OutStride + col];
                 int p = col / 16, j = col % 16;
-                if (p >= panels)
+                if (p >= panels || r >= rowCount)
                 {
-                    Assert.True(actual == Sentinel, $"kq={kq} panels={panels}: row {r} column {col} past the panels was written");
+                    Assert.True(actual == Sentinel, $"kq={kq} panels={panels} rows={rowCount}: row {r} column {col} past the panels or rows was written");
                     continue;
                 }
                 long expected = 0;
@@ -58,7 +67,7 @@ public unsafe class Int8JitKernelTests
                     for (int t = 0; t < 4; t++)
                         expected += a[r * lda + 4 * q + t] * b[p * panelStride + q * 64 + j * 4 + t];
                 if (actual != expected)
-                    Assert.Fail($"kq={kq} panels={panels}: row {r} column {col} is {actual}, expected {expected}");
+                    Assert.Fail($"kq={kq} panels={panels} rows={rowCount}: row {r} column {col} is {actual}, expected {expected}");
             }
         Assert.All(sums.AsSpan(0, Guard).ToArray(), v => Assert.Equal(Sentinel, v));
         Assert.All(sums.AsSpan(sums.Length - Guard).ToArray(), v => Assert.Equal(Sentinel, v));
@@ -135,6 +144,8 @@ public unsafe class Int8JitKernelTests
         Assert.Equal(new byte[] { 0x48, 0x8b, 0x01 }, windows[1..4]); // mov rax, [rcx]
         Assert.Equal(0xC3, systemV[^1]);
         Assert.Throws<ArgumentOutOfRangeException>(() => Int8JitKernels.Generate(3, false));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Int8JitKernels.Generate(2, false, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Int8JitKernels.Generate(2, false, Int8JitKernels.Mr + 1));
     }
 
     [Fact]

@@ -230,7 +230,18 @@ internal static unsafe partial class Int8Gemm
                     {
                         int rows = Math.Min(mr, m1 - i0);
                         if (generated)
-                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums);
+                        {
+                            if (IntegerOutput == null)
+                                Prefetch(C + (long)i0 * Ldc + p * Nr, Ldc, rows, Math.Min(panels * Nr, W.N - p * Nr));
+                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums, rows);
+                            int jf = p * Nr;
+                            if (panels == 2 && rows == mr && jf + 2 * Nr <= W.N && IntegerOutput == null)
+                            {
+                                FullTile512(sums, C + (long)i0 * Ldc + jf, Ldc, rowScale + i0, rowZero + i0, scales + jf,
+                                    columnSums + jf, Epilogue == GemmEpilogue.None ? null : bias + jf, tile.Accumulate, tile.Gelu);
+                                continue;
+                            }
+                        }
                         for (int s = 0; s < panels; s++)
                         {
                             int j0 = (p + s) * Nr, cols = Math.Min(Nr, W.N - j0);
@@ -287,6 +298,58 @@ internal static unsafe partial class Int8Gemm
                 default:
                     Int8Kernels.KernelScalar(kq, A.Row8(i0), A.Stride, panel, tile);
                     break;
+            }
+        }
+
+        // The output tile's cache lines, requested before the kernel's K loop so they arrive while it runs: each line of C
+        // is touched once per call (read and written by the epilogue), and the next tile's lines lie a row block away,
+        // a stride the hardware prefetchers do not follow, so without this every epilogue waited on its misses.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Prefetch(float* c, int ldc, int rows, int cols)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                float* row = c + (long)r * ldc;
+                for (int j = 0; j < cols; j += 16)
+                    Sse.Prefetch0(row + j);
+                Sse.Prefetch0(row + cols - 1);
+            }
+        }
+
+        // A whole tile of the generated kernel (Mr rows × both panels, all inside C): the same epilogue as Int8Tile.Row, lane
+        // for lane, with the columns' vectors loaded once per tile instead of once per row, and GELU run on eight vectors
+        // side by side (VectorMath.GeluRows4x32, bit for bit the one-vector GELU): one vector's GELU is a chain of some forty
+        // dependent operations that the core cannot overlap with the next row's when they come one after the other.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void FullTile512(int* sums, float* c, int ldc, float* rowScale, int* rowZero, float* colScale,
+            int* colSum, float* bias, bool accumulate, bool gelu)
+        {
+            var sum0 = Vector512.Load(colSum);
+            var sum1 = Vector512.Load(colSum + Nr);
+            var scale0 = Vector512.Load(colScale);
+            var scale1 = Vector512.Load(colScale + Nr);
+            var bias0 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias);
+            var bias1 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + Nr);
+            for (int r = 0; r < Int8JitKernels.Mr; r++)
+            {
+                var zero = Vector512.Create(rowZero[r]);
+                var scale = Vector512.Create(rowScale[r]);
+                int* row = sums + r * Int8JitKernels.OutStride;
+                float* dst = c + (long)r * ldc;
+                var v0 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.Load(row) - zero * sum0), scale * scale0, bias0);
+                var v1 = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(Vector512.Load(row + Nr) - zero * sum1), scale * scale1, bias1);
+                if (accumulate)
+                {
+                    v0 += Vector512.Load(dst);
+                    v1 += Vector512.Load(dst + Nr);
+                }
+                Vector512.Store(v0, dst);
+                Vector512.Store(v1, dst + Nr);
+            }
+            if (gelu)
+            {
+                for (int r = 0; r < Int8JitKernels.Mr; r += 4)
+                    VectorMath.GeluRows4x32(c + (long)r * ldc, ldc);
             }
         }
 

@@ -11,8 +11,9 @@ namespace ToMe.Backends.Cpu;
 /// the same exact int32 sums as <see cref="Int8Kernels"/> (<see cref="Int8Path.Avx512Vnni"/>).
 /// </summary>
 /// <remarks>
-/// One call: <see cref="Mr"/> rows of uint8 activations × one or two 16-column panels of an <see cref="Int8Weight"/>,
-/// over all of K; the sums go to memory as [Mr][<see cref="OutStride"/>] int32 and the C# epilogue dequantizes them. Per
+/// One call: <see cref="Mr"/> rows of uint8 activations (or fewer: one entry point per row count, for a row block's
+/// short last micro-panel) × one or two 16-column panels of an <see cref="Int8Weight"/>, over all of K; the sums go to
+/// memory as [Mr][<see cref="OutStride"/>] int32 and the C# epilogue dequantizes them. Per
 /// k-quad the two panel vectors are loaded once and each row's four bytes broadcast once, for 16 VPDPBUSD (8 × 2
 /// accumulators in zmm16–31, operands in zmm0–5). Only caller-saved registers are used on both the System V and the
 /// Windows x64 conventions, so the code needs no register saves; its one argument is a pointer to <see cref="Args"/>.
@@ -37,13 +38,14 @@ internal static unsafe class Int8JitKernels
         public int* Sums;        // [Mr][OutStride]
     }
 
-    private sealed class Kernels(ExecutableMemory memory, int twoPanelOffset)
+    private sealed class Kernels(ExecutableMemory memory, int[] offsets)
     {
-        public readonly delegate* unmanaged[SuppressGCTransition]<Args*, void> One =
-            (delegate* unmanaged[SuppressGCTransition]<Args*, void>)memory.Pointer;
-        public readonly delegate* unmanaged[SuppressGCTransition]<Args*, void> Two =
-            (delegate* unmanaged[SuppressGCTransition]<Args*, void>)((byte*)memory.Pointer + twoPanelOffset);
+        // [rows − 1, panels − 1]: the row block's last micro-panel (197 rows = 24·8 + 5) runs only its real rows.
+        private readonly nint[] entries = offsets.Select(o => (nint)((byte*)memory.Pointer + o)).ToArray();
         public readonly ExecutableMemory Memory = memory; // mapped for the life of the process
+
+        public delegate* unmanaged[SuppressGCTransition]<Args*, void> Entry(int rows, int panels) =>
+            (delegate* unmanaged[SuppressGCTransition]<Args*, void>)entries[(rows - 1) * MaxPanels + panels - 1];
     }
 
     private static readonly Lazy<Kernels?> kernels = new(Create);
@@ -64,34 +66,41 @@ internal static unsafe class Int8JitKernels
         if (!CpuSupports || !(OperatingSystem.IsLinux() || OperatingSystem.IsWindows()))
             return null;
         bool windows = OperatingSystem.IsWindows();
-        var one = Generate(1, windows);
-        var two = Generate(2, windows);
-        int offset = (one.Length + 63) & ~63;
-        var code = new byte[offset + two.Length];
-        code.AsSpan(0, offset).Fill(0xCC); // int3 between the two
-        one.CopyTo(code, 0);
-        two.CopyTo(code, offset);
-        var memory = ExecutableMemory.TryCreate(code);
-        return memory is null ? null : new Kernels(memory, offset);
+        var code = new List<byte>();
+        var offsets = new int[Mr * MaxPanels];
+        for (int rows = 1; rows <= Mr; rows++)
+            for (int panels = 1; panels <= MaxPanels; panels++)
+            {
+                while (code.Count % 64 != 0)
+                    code.Add(0xCC); // int3 between the entry points
+                offsets[(rows - 1) * MaxPanels + panels - 1] = code.Count;
+                code.AddRange(Generate(panels, windows, rows));
+            }
+        var memory = ExecutableMemory.TryCreate(code.ToArray());
+        return memory is null ? null : new Kernels(memory, offsets);
     }
 
-    /// <summary>Sums for Mr rows × <paramref name="panels"/> (1 or 2) panels into sums [Mr][OutStride].</summary>
+    /// <summary>
+    /// Sums for the first <paramref name="rows"/> (1 to Mr) rows × <paramref name="panels"/> (1 or 2) panels into sums
+    /// [Mr][OutStride]; the rows after them are neither read nor written.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run(int panels, int kq, byte* a, int lda, sbyte* b, long panelStride, int* sums)
+    public static void Run(int panels, int kq, byte* a, int lda, sbyte* b, long panelStride, int* sums, int rows = Mr)
     {
         var k = kernels.Value!;
         var args = new Args { A = a, Lda = lda, B = b, PanelStride = panelStride, KQuads = kq, Sums = sums };
-        if (panels == 2)
-            k.Two(&args);
-        else
-            k.One(&args);
+        k.Entry(rows, panels)(&args);
     }
 
-    /// <summary>The machine code of the kernel for 1 or 2 panels, for the Windows or the System V calling convention.</summary>
-    internal static byte[] Generate(int panels, bool windowsAbi)
+    /// <summary>
+    /// The machine code of the kernel for 1 or 2 panels and 1 to Mr rows, for the Windows or the System V calling convention.
+    /// </summary>
+    internal static byte[] Generate(int panels, bool windowsAbi, int rowCount = Mr)
     {
         if (panels is not (1 or 2))
             throw new ArgumentOutOfRangeException(nameof(panels));
+        if (rowCount is < 1 or > Mr)
+            throw new ArgumentOutOfRangeException(nameof(rowCount));
         var asm = new X64Assembler();
         var args = windowsAbi ? Gpr.Rcx : Gpr.Rdi;
         const int firstAccumulator = 16, firstBroadcast = 2, broadcasts = 4;
@@ -109,7 +118,7 @@ internal static unsafe class Int8JitKernels
             new(Gpr.Rax), new(Gpr.Rax, Gpr.Rdx), new(Gpr.Rax, Gpr.Rdx, 2), new(Gpr.Rax, Gpr.R10),
             new(Gpr.Rax, Gpr.Rdx, 4), new(Gpr.R8, Gpr.Rdx, 2), new(Gpr.R8, Gpr.R10), new(Gpr.R8, Gpr.Rdx, 4),
         ];
-        for (int acc = 0; acc < Mr * panels; acc++)
+        for (int acc = 0; acc < rowCount * panels; acc++)
             asm.Vpxord(firstAccumulator + acc, firstAccumulator + acc, firstAccumulator + acc);
         var loop = asm.NewLabel();
         var done = asm.NewLabel();
@@ -119,7 +128,7 @@ internal static unsafe class Int8JitKernels
         asm.Vmovdqu32Load(0, new Mem(Gpr.R9));
         if (panels == 2)
             asm.Vmovdqu32Load(1, new Mem(Gpr.R9, Gpr.R11));
-        for (int r = 0; r < Mr; r++)
+        for (int r = 0; r < rowCount; r++)
         {
             int broadcast = firstBroadcast + r % broadcasts;
             asm.VpbroadcastdLoad(broadcast, rows[r]);
@@ -134,7 +143,7 @@ internal static unsafe class Int8JitKernels
         asm.Bind(done);
         asm.Pop(Gpr.R10);
         asm.MovLoad(Gpr.R10, new Mem(Gpr.R10, Disp: 40));
-        for (int r = 0; r < Mr; r++)
+        for (int r = 0; r < rowCount; r++)
             for (int p = 0; p < panels; p++)
                 asm.Vmovdqu32Store(new Mem(Gpr.R10, Disp: (r * OutStride + p * Int8Weight.PanelWidth) * sizeof(int)), firstAccumulator + r * panels + p);
         asm.Vzeroupper();
