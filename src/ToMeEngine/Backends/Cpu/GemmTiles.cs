@@ -29,7 +29,9 @@ internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, i
         int colBlocks = 1;
         while (threads > 1 && colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
             colBlocks = Math.Min(panels, colBlocks * 2);
-        return new GemmTiles(m, height, rowBlocks, panels, Math.Max(1, Math.Min(panels, colBlocks)));
+        // As many column blocks as blocks of ⌈panels / colBlocks⌉ panels would need, then the panels spread evenly over them.
+        int widest = Math.Max(1, (panels + colBlocks - 1) / colBlocks);
+        return new GemmTiles(m, height, rowBlocks, panels, Math.Max(1, (panels + widest - 1) / widest));
     }
 
     public int Count => RowBlocks * ColBlocks;
