@@ -222,6 +222,81 @@ public class CpuGemmTests
         Assert.True(batch.RowHeight % GemmKernels.Mr512 == 0 && batch.RowHeight * batch.RowBlocks >= 16 * 197, batch.ToString());
     }
 
+    [Fact]
+    public void PanelSplitsAreEvenAndCoverEveryTileOnce()
+    {
+        // Column blocks differ by at most one panel (ViT-S's 36 qkv panels at batch 1 on two threads: 4 or 5 each), and
+        // the tiles cover every (row, panel) exactly once, at the shapes ViT-Ti/S/B/L give and at awkward ones.
+        foreach (int m in new[] { 1, 2, 5, 12, 197, 577, 1025, 3152 })
+        {
+            foreach (int n in new[] { 1, 31, 33, 192, 197, 384, 576, 1000, 1152, 1536, 2304, 3072, 4096 })
+            {
+                foreach (int threads in new[] { 1, 2, 3, 4 })
+                {
+                    var tiles = CpuGemm.Tiles(m, n, threads, SimdPath.Vector512);
+                    int panels = (n + 31) / 32;
+                    var covered = new int[m, panels];
+                    int smallest = int.MaxValue, largest = 0;
+                    for (int t = 0; t < tiles.Count; t++)
+                    {
+                        var (m0, m1, p0, p1) = tiles[t];
+                        smallest = Math.Min(smallest, p1 - p0);
+                        largest = Math.Max(largest, p1 - p0);
+                        for (int i = m0; i < m1; i++)
+                            for (int p = p0; p < p1; p++)
+                                covered[i, p]++;
+                    }
+                    string what = $"m={m} n={n} threads={threads} {tiles}";
+                    Assert.True(smallest >= 1 && largest - smallest <= 1, $"{what}: column blocks of {smallest} to {largest} panels");
+                    foreach (int count in covered)
+                        Assert.True(count == 1, $"{what}: a (row, panel) covered {count} times");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void TouchingTheNextTileAheadDoesNotChangeBits(int threads)
+    {
+        // The driver touches the next C tile before each kernel call: a cache hint only. With and without it, every
+        // epilogue, A in place (K = 192, 384, 768) and packed (N > 768, K = 3072: four K-blocks), short last micro-panels
+        // and odd N must give the same bits and leave the cells around C alone.
+        Assert.SkipUnless(CpuGemm.IsSupported(SimdPath.Vector512), "Vector512 is not accelerated here");
+        foreach (int m in new[] { 1, 2, 5, 6, 7, 197, 577, 1025, 3152 })
+        {
+            foreach (var (n, k) in new[] { (197, 192), (576, 192), (385, 384), (33, 768), (1153, 384), (97, 3072) })
+            {
+                if ((long)m * n * k > 300_000_000)
+                    continue;
+                var a = Reference.Random(m * k, 71 + m);
+                var w = PackedWeight.Pack(Reference.Random(n * k, 72 + n), n, k);
+                var bias = Reference.Random(n, 73);
+                var start = Reference.Random(m * n, 74);
+                foreach (var epilogue in new[] { GemmEpilogue.Bias, GemmEpilogue.BiasGelu, GemmEpilogue.Accumulate })
+                {
+                    var plain = start.ToArray();
+                    var touched = Guarded(m * n, start);
+                    try
+                    {
+                        CpuGemm.PrefetchC = false;
+                        CpuGemm.Linear(a, m, w, bias, plain, epilogue, threads, SimdPath.Vector512);
+                    }
+                    finally
+                    {
+                        CpuGemm.PrefetchC = true;
+                    }
+                    CpuGemm.Linear(a, m, w, bias, touched.AsSpan(Guard, m * n), epilogue, threads, SimdPath.Vector512);
+                    string what = $"m={m} n={n} k={k} {epilogue} threads={threads}";
+                    Assert.True(plain.AsSpan().SequenceEqual(touched.AsSpan(Guard, m * n)), $"{what}: differs with the tiles touched ahead");
+                    Reference.AssertUntouched(touched.AsSpan(0, Guard), Sentinel, what);
+                    Reference.AssertUntouched(touched.AsSpan(Guard + m * n), Sentinel, what);
+                }
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(12)]
