@@ -124,6 +124,44 @@ public class AttentionTests
             SizeMode.AllZero => 0f,
             _ => random.Next(1, 6),
         }).ToArray();
+        AssertMatchesComposition(qkv, sizes, batch, tokens, heads, headDim, threads);
+    }
+
+    // Non-finite scores: a NaN query row (its strip's scores hold a NaN), an infinite key component (±∞ scores in one
+    // column of every row, no NaN), a zero query row (scores all zero), and large values; with and without sizes.
+    [Theory]
+    [InlineData(1, 1, 3, 64, false)]
+    [InlineData(2, 2, 2, 32, true)]
+    [InlineData(3, 197, 3, 64, true)]
+    [InlineData(16, 197, 3, 64, false)]
+    [InlineData(5, 577, 2, 64, true)]
+    [InlineData(1, 1025, 2, 32, true)]
+    [InlineData(2, 65, 2, 64, false)]
+    public void MatchesTheUnfusedCompositionWithNonFiniteScores(int batch, int tokens, int heads, int headDim, bool withSizes)
+    {
+        int c = heads * headDim, rows = batch * tokens, stride = 3 * c;
+        var qkv = Reference.Random(rows * stride, seed: 7 + tokens, scale: 2f);
+        var random = new Random(9);
+        for (int b = 0; b < batch; b++)
+        {
+            int i = random.Next(tokens), j = random.Next(tokens), z = random.Next(tokens), big = random.Next(tokens);
+            int h = random.Next(heads), e = random.Next(headDim);
+            if (b % 2 == 0)
+                qkv[(b * tokens + i) * stride + h * headDim + e] = float.NaN;
+            if (b % 3 != 1)
+                qkv[(b * tokens + j) * stride + c + h * headDim + e] = b % 2 == 0 ? float.PositiveInfinity : float.NegativeInfinity;
+            qkv.AsSpan((b * tokens + z) * stride + h * headDim, headDim).Clear();
+            qkv[(b * tokens + big) * stride + ((h + 1) % heads) * headDim + e] = 3e19f;
+        }
+        var sizes = withSizes ? Enumerable.Range(0, rows).Select(i => i % 11 == 3 ? 0f : random.Next(1, 6)).ToArray() : null;
+        AssertMatchesComposition(qkv, sizes, batch, tokens, heads, headDim, threads: 2);
+    }
+
+    // The op against its unfused composition (MatMul, SoftmaxRows, MatMul; span ops for the means), bit for bit.
+    private static void AssertMatchesComposition(float[] qkv, float[]? sizes, int batch, int tokens, int heads, int headDim,
+        int threads)
+    {
+        int c = heads * headDim, rows = batch * tokens, stride = 3 * c, t = tokens, d = headDim;
         var (output, keyMean, cls) = Run(new CpuBackend(threads), qkv, sizes, batch, tokens, heads, headDim);
 
         float scale = (float)(1.0 / Math.Sqrt(d));
