@@ -112,7 +112,12 @@ internal static class BenchCommand
             {
                 Console.WriteLine();
                 Console.WriteLine($"Where the time goes, {t.Merge} r = {t.Schedule} (mean of the {n} timed runs):");
-                Console.WriteLine("| op | calls/forward | ms/forward | % of forward |");
+                if (t.ProfileThreads is int summed and > 1)
+                    Console.WriteLine($"Images ran in parallel, one per thread: ms are thread-time summed over the {summed} threads, "
+                        + $"and % is of the forward's wall time × {summed}.");
+                Console.WriteLine(t.ProfileThreads is > 1
+                    ? "| op | calls/forward | thread-ms/forward | % of forward |"
+                    : "| op | calls/forward | ms/forward | % of forward |");
                 Console.WriteLine("|---|---:|---:|---:|");
                 foreach (var op in t.Profile!)
                     Console.WriteLine(string.Create(inv, $"| {op.Op} | {op.CallsPerForward:0.#} | {op.MillisecondsPerForward:F2} | {op.PercentOfForward:F1} |"));

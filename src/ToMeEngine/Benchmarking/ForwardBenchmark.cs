@@ -20,6 +20,12 @@ public sealed record ForwardTiming(
 {
     /// <summary>Where the time of the timed runs went, per kind of op (profiled runs only).</summary>
     public IReadOnlyList<OpTime>? Profile { get; init; }
+
+    /// <summary>
+    /// Profiled runs: 1 when the op times are wall time of the forward; n &gt; 1 when images ran in parallel and they are
+    /// thread-time summed over n threads (the % is then of the forward's wall time × n).
+    /// </summary>
+    public int? ProfileThreads { get; init; }
 }
 
 /// <summary>
@@ -70,6 +76,7 @@ internal static class ForwardBenchmark
                 macs / 1e9, 2 * macs * imagesPerSecond / 1e9, baseline is double b ? imagesPerSecond / b : null)
             {
                 Profile = profiler?.Report(runs, times.Sum()),
+                ProfileThreads = profiler?.SummedThreads,
             };
             log?.Invoke($"r = {timing.Schedule}: {timing.MillisecondsPerBatch:F1} ms/batch, {timing.ImagesPerSecond:F1} images/s");
             results.Add(timing);

@@ -8,28 +8,89 @@ namespace ToMe.Benchmarking;
 public sealed record OpTime(string Op, double CallsPerForward, double MillisecondsPerForward, double PercentOfForward);
 
 /// <summary>
-/// An <see cref="IBackend"/> that forwards every op to a synchronous backend (the CPU one) and adds up the wall time of
-/// each kind of op. Linear layers are told apart by their shape and epilogue, which a ViT block makes unambiguous.
+/// An <see cref="IBackend"/> that forwards every op to a synchronous backend (the CPU one) and adds up the time of each
+/// kind of op. Linear layers are told apart by their shape and epilogue, which a ViT block makes unambiguous.
 /// </summary>
+/// <remarks>
+/// It keeps the wrapped backend's way of running a batch, so the profile describes the path that is benchmarked: with
+/// images in parallel (<see cref="IBackend.ForEachImage"/>, one image per thread, each op of an image on its thread
+/// alone) every thread times the ops it runs and keeps its own tally (no lock or shared counter per op), and the report
+/// sums the tallies: the times are then thread-time, summed over <see cref="SummedThreads"/> threads, and the forward's
+/// thread-time is its wall time × those threads. An op run over a whole batch in such a forward (a remainder smaller than
+/// the concurrency, its work split over all threads) holds every thread: it counts its wall time × threads.
+/// </remarks>
 internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : ForwardingBackend(inner)
 {
-    private readonly Dictionary<string, (long Ticks, long Calls)> totals = [];
-    private readonly List<string> order = [];
-
-    /// <summary>Forgets what was measured so far (after the warm-up).</summary>
-    public void Reset()
+    // Ticks of ops run inside an image's body (thread-time already) and of ops run over a whole batch (wall time).
+    private sealed class Tally
     {
-        totals.Clear();
-        order.Clear();
+        public readonly Dictionary<string, (long ImageTicks, long BatchTicks, long Calls)> Ops = [];
+        public bool InImage;
     }
 
-    /// <summary>Per-op times averaged over <paramref name="forwards"/> passes that took <paramref name="forwardMilliseconds"/> in all.</summary>
+    private readonly ThreadLocal<Tally> tallies = new(() => new Tally(), trackAllValues: true);
+    private readonly List<string> order = [];
+    private long imageRounds;
+
+    /// <summary>Images run as the wrapped backend runs them: the ops below are timed per thread.</summary>
+    public override int ImageConcurrency => Inner.ImageConcurrency;
+
+    public override void ForEachImage(int count, Action<int> body)
+    {
+        if (count > 1 && Inner.ImageConcurrency > 1)
+            Interlocked.Increment(ref imageRounds);
+        Inner.ForEachImage(count, i =>
+        {
+            var tally = tallies.Value!;
+            tally.InImage = true;
+            try
+            {
+                body(i);
+            }
+            finally
+            {
+                tally.InImage = false;
+            }
+        });
+    }
+
+    /// <summary>
+    /// 1 when every measured forward ran its batch as one (the times are wall time and add up to the forward's); the
+    /// wrapped backend's concurrency when images ran in parallel (the times are thread-time summed over that many threads).
+    /// </summary>
+    public int SummedThreads => Interlocked.Read(ref imageRounds) > 0 ? Math.Max(1, Inner.ImageConcurrency) : 1;
+
+    /// <summary>Forgets what was measured so far (after the warm-up); call it between forwards.</summary>
+    public void Reset()
+    {
+        foreach (var tally in tallies.Values)
+            tally.Ops.Clear();
+        lock (order)
+            order.Clear();
+        Interlocked.Exchange(ref imageRounds, 0);
+    }
+
+    /// <summary>
+    /// Per-op times averaged over <paramref name="forwards"/> passes that took <paramref name="forwardMilliseconds"/> of wall
+    /// time in all, as a share of the forwards' thread-time (wall time × <see cref="SummedThreads"/>).
+    /// </summary>
     public IReadOnlyList<OpTime> Report(int forwards, double forwardMilliseconds)
     {
-        double total = forwardMilliseconds / forwards;
-        var rows = order.Select(op =>
+        int threads = SummedThreads;
+        double total = forwardMilliseconds * threads / forwards;
+        var all = tallies.Values;
+        List<string> ops;
+        lock (order)
+            ops = [.. order];
+        var rows = ops.Select(op =>
         {
-            var (ticks, calls) = totals[op];
+            long ticks = 0, calls = 0;
+            foreach (var tally in all)
+                if (tally.Ops.TryGetValue(op, out var t))
+                {
+                    ticks += t.ImageTicks + t.BatchTicks * threads;
+                    calls += t.Calls;
+                }
             double ms = ticks * 1000.0 / Stopwatch.Frequency / forwards;
             return new OpTime(op, (double)calls / forwards, ms, 100 * ms / total);
         }).ToList();
@@ -40,12 +101,15 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
 
     private void Time(string op, Action body)
     {
+        var tally = tallies.Value!;
         long start = Stopwatch.GetTimestamp();
         body();
         long elapsed = Stopwatch.GetTimestamp() - start;
-        if (!totals.TryGetValue(op, out var t))
-            order.Add(op);
-        totals[op] = (t.Ticks + elapsed, t.Calls + 1);
+        if (!tally.Ops.TryGetValue(op, out var t))
+            lock (order)
+                if (!order.Contains(op))
+                    order.Add(op);
+        tally.Ops[op] = tally.InImage ? (t.ImageTicks + elapsed, t.BatchTicks, t.Calls + 1) : (t.ImageTicks, t.BatchTicks + elapsed, t.Calls + 1);
     }
 
     private string LinearName(ILinearWeights w, LinearEpilogue epilogue)
@@ -62,10 +126,6 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
             return "linear fc2 + residual";
         return o == config.NumClasses ? "head" : $"linear {o}x{i}";
     }
-
-    // Every op over the whole batch, one op at a time: each op's time is then wall time of the forward, and the times add
-    // up to it (images on concurrent threads would overlap their ops).
-    public override int ImageConcurrency => 1;
 
     public override void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x) =>
@@ -128,5 +188,5 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
         Time("pooling", () => Inner.WeightedMeanPool(x, size, batch, tokens, channels, skip, pooled));
 
     /// <summary>The wrapped backend belongs to the caller.</summary>
-    public override void Dispose() { }
+    public override void Dispose() => tallies.Dispose();
 }

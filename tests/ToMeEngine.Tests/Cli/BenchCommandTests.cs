@@ -65,9 +65,9 @@ public class BenchCommandTests
     [Fact]
     public void ProfileCountsEveryOpOfTheForward()
     {
-        // vit_p14_d3: 3 blocks; r = [60,0,0] merges in block 0 only.
+        // vit_p14_d3: 3 blocks; r = [60,0,0] merges in block 0 only. One thread runs the batch as one, every op once.
         var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
-            "--batch", "2", "--r", "[60,0,0]", "--runs", "2", "--warmup", "0", "--json", "--profile");
+            "--batch", "2", "--r", "[60,0,0]", "--runs", "2", "--warmup", "0", "--json", "--profile", "--threads", "1");
         Assert.True(code == 0, stderr);
         using var json = JsonDocument.Parse(stdout);
         var result = json.RootElement.GetProperty("results")[0];
@@ -85,6 +85,33 @@ public class BenchCommandTests
         // is what the median of two runs reports.
         Assert.True(ops.Where(o => !o.Key.StartsWith("outside", StringComparison.Ordinal)).Sum(o => o.Value.Ms)
             <= result.GetProperty("milliseconds_per_batch").GetDouble() * 1.001);
+    }
+
+    [Fact]
+    public void ProfileOfImagesInParallelCountsEveryImagesOpsAsThreadTime()
+    {
+        // Two threads run batch 2 one image per thread: every op once per image, timed on its thread.
+        var (code, stdout, stderr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
+            "--batch", "2", "--r", "[60,0,0]", "--runs", "2", "--warmup", "0", "--json", "--profile", "--threads", "2");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var result = json.RootElement.GetProperty("results")[0];
+        Assert.Equal(2, result.GetProperty("profile_threads").GetInt32());
+        var ops = result.GetProperty("profile").EnumerateArray()
+            .ToDictionary(o => o.GetProperty("op").GetString()!, o => (Calls: o.GetProperty("calls_per_forward").GetDouble(), Ms: o.GetProperty("milliseconds_per_forward").GetDouble()));
+        Assert.Equal(2, ops["patch embed"].Calls);
+        Assert.Equal(2 * (2 * 3 + 1), ops["layer norm"].Calls);
+        foreach (var name in new[] { "linear qkv", "attention", "linear proj + residual", "linear fc1 + GELU", "linear fc2 + residual" })
+            Assert.Equal(2 * 3, ops[name].Calls);
+        Assert.Equal(2, ops["merge: bipartite match"].Calls);
+        Assert.Equal(2, ops["head"].Calls);
+        Assert.True(ops.Where(o => !o.Key.StartsWith("outside", StringComparison.Ordinal)).Sum(o => o.Value.Ms)
+            <= 2 * result.GetProperty("milliseconds_per_batch").GetDouble() * 1.001);
+        var (tableCode, table, tableErr) = TomeProcess.Run("bench", "--model", Fixtures.ModelPath("vit_p14_d3"), "--backend", "cpu",
+            "--batch", "2", "--r", "0", "--runs", "1", "--warmup", "0", "--profile", "--threads", "2");
+        Assert.True(tableCode == 0, tableErr);
+        Assert.Contains("thread-time summed over the 2 threads", table);
+        Assert.Contains("| op | calls/forward | thread-ms/forward | % of forward |", table);
     }
 
     [Fact]
