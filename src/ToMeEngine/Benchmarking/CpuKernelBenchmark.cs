@@ -150,7 +150,7 @@ internal static class CpuKernelBenchmark
                     int t = 197, heads = dim / 64;
                     var backend = new CpuBackend(threads);
                     var qkv = (CpuFloatBuffer)backend.AllocateFloat(m * 3 * dim);
-                    Random(random, m * 3 * dim).CopyTo(qkv.Data, 0);
+                    Random(random, m * 3 * dim).CopyTo(qkv.Data.AsSpan());
                     var output = backend.AllocateFloat(m * dim);
                     var keyMean = backend.AllocateFloat(m * 64);
                     double ms = Time(() => backend.Attention(qkv, null, batch, t, heads, 64, output, keyMean, null));
@@ -163,7 +163,7 @@ internal static class CpuKernelBenchmark
                     var g = Random(random, dim);
                     var backend = new CpuBackend(threads);
                     var xb = (CpuFloatBuffer)backend.AllocateFloat(m * dim);
-                    x.CopyTo(xb.Data, 0);
+                    x.CopyTo(xb.Data.AsSpan());
                     var yb = backend.AllocateFloat(m * dim);
                     var gb = backend.AllocateFloat(dim);
                     var bb = backend.AllocateFloat(dim);

@@ -2,18 +2,23 @@ using System.Runtime.CompilerServices;
 
 namespace ToMe.Backends.Cpu;
 
+// Buffers hand their aligned storage to the ops; disposing one frees it (a workspace disposes its buffers).
 internal sealed class CpuFloatBuffer(int length) : DeviceBuffer
 {
-    public readonly float[] Data = new float[length];
+    public readonly AlignedArray<float> Data = new(length);
 
     public override long Length => Data.Length;
+
+    public override void Dispose() => Data.Dispose();
 }
 
 internal sealed class CpuIntBuffer(int length) : DeviceBuffer
 {
-    public readonly int[] Data = new int[length];
+    public readonly AlignedArray<int> Data = new(length);
 
     public override long Length => Data.Length;
+
+    public override void Dispose() => Data.Dispose();
 }
 
 /// <summary>
@@ -43,8 +48,8 @@ internal sealed partial class CpuBackend : IBackend
 
     public Int8Path Int8Path { get; }
 
-    /// <summary>Buffers are .NET arrays, and every op indexes them with int.</summary>
-    public long MaxBufferElements => Array.MaxLength;
+    /// <summary>Buffers are .NET arrays (padded by one cache line for alignment), and every op indexes them with int.</summary>
+    public long MaxBufferElements => Array.MaxLength - AlignedArray<float>.Alignment / sizeof(float);
 
     internal ThreadTeam Team { get; }
 
@@ -84,9 +89,9 @@ internal sealed partial class CpuBackend : IBackend
 
     public void Download(DeviceBuffer source, Span<int> destination) => I(source).AsSpan(0, destination.Length).CopyTo(destination);
 
-    internal static float[] F(DeviceBuffer buffer) => ((CpuFloatBuffer)buffer).Data;
+    internal static AlignedArray<float> F(DeviceBuffer buffer) => ((CpuFloatBuffer)buffer).Data;
 
-    internal static int[] I(DeviceBuffer buffer) => ((CpuIntBuffer)buffer).Data;
+    internal static AlignedArray<int> I(DeviceBuffer buffer) => ((CpuIntBuffer)buffer).Data;
 
     /// <summary>Runs body(start, end) over [0, count) in contiguous chunks of at least minChunk, a few per thread.</summary>
     internal void For(int count, int minChunk, Action<int, int> body) => Team.For(count, minChunk, body, chunksPerThread: 4);

@@ -326,6 +326,9 @@ internal static unsafe partial class CpuGemm
             float* edge = stackalloc float[GemmKernels.Mr512 * Nr];
             float* edgeBias = stackalloc float[Nr];
             bool prefetch = Sse.IsSupported && PrefetchC;
+            // Rows of C that start on cache lines (the CPU backend's buffers, with ldc a multiple of 16 floats) put each
+            // 32-float tile row in exactly two lines; otherwise a row may straddle three.
+            bool twoLines = ((nuint)C & 63) == 0 && (Ldc & 15) == 0;
 
             int k0 = 0;
             do
@@ -379,9 +382,9 @@ internal static unsafe partial class CpuGemm
                         {
                             // The next tile: one micro-panel down, or the next panel's first micro-panel.
                             if (ip + 1 < microPanels)
-                                PrefetchTile(c + (long)mr * Ldc, Ldc, Math.Min(mr, m1 - i0 - mr));
+                                PrefetchTile(c + (long)mr * Ldc, Ldc, Math.Min(mr, m1 - i0 - mr), twoLines);
                             else if (p + 1 < p1)
-                                PrefetchTile(C + (long)m0 * Ldc + j0 + Nr, Ldc, Math.Min(mr, rows));
+                                PrefetchTile(C + (long)m0 * Ldc + j0 + Nr, Ldc, Math.Min(mr, rows), twoLines);
                         }
                         if (rowsHere == mr && (cols == Nr || cols == Nr / 2))
                         {
@@ -446,16 +449,18 @@ internal static unsafe partial class CpuGemm
         // end of a short kernel (K = 192: ~2300 cycles of FMAs) and the next call waits for them. Touching the next tile's
         // lines one call ahead overlaps the misses with this call's arithmetic: measured on one Zen 5 core, ViT-Ti's qkv at
         // batch 16 took 11–16% less thread CPU time, its four Linears together ~7%, ViT-S's 3%; batch 1, where C stays in
-        // L2, was unchanged. A 32-float row of a tile spans three cache lines unless C is 64-byte aligned, hence the third touch.
+        // L2, was unchanged. A 32-float row of a tile spans three cache lines unless its start is 64-byte aligned, so the
+        // third touch is only made where it may be a different line.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void PrefetchTile(float* c, int ldc, int rows)
+        private static void PrefetchTile(float* c, int ldc, int rows, bool twoLines)
         {
             for (int r = 0; r < rows; r++)
             {
                 float* row = c + (long)r * ldc;
                 Sse.Prefetch0(row);
                 Sse.Prefetch0(row + 16);
-                Sse.Prefetch0(row + Nr - 1);
+                if (!twoLines)
+                    Sse.Prefetch0(row + Nr - 1);
             }
         }
 

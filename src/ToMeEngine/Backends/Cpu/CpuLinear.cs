@@ -61,7 +61,7 @@ internal sealed partial class CpuBackend
     }
 
     [MethodImpl(Jit.Hot)]
-    internal void LinearRows(float[] x, ILinearWeights weights, int rows, LinearEpilogue epilogue, float[] y)
+    internal void LinearRows(Span<float> x, ILinearWeights weights, int rows, LinearEpilogue epilogue, Span<float> y)
     {
         var gemmEpilogue = epilogue switch
         {
@@ -74,10 +74,10 @@ internal sealed partial class CpuBackend
         switch (weights)
         {
             case CpuLinearWeights w:
-                CpuGemm.Linear(x.AsSpan(0, rows * k), rows, w.Packed, w.Bias, y.AsSpan(0, rows * n), gemmEpilogue, MaxThreads);
+                CpuGemm.Linear(x[..(rows * k)], rows, w.Packed, w.Bias, y[..(rows * n)], gemmEpilogue, MaxThreads);
                 break;
             case CpuInt8LinearWeights q:
-                Int8Gemm.Linear(x.AsSpan(0, rows * k), k, rows, q.Quantized, y.AsSpan(0, rows * n), n, gemmEpilogue, MaxThreads, Int8Path);
+                Int8Gemm.Linear(x[..(rows * k)], k, rows, q.Quantized, y[..(rows * n)], n, gemmEpilogue, MaxThreads, Int8Path);
                 break;
             default:
                 throw new ArgumentException($"expected Linear weights prepared by the CPU backend, got {weights.GetType().Name}");

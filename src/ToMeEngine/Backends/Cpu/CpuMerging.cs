@@ -291,7 +291,7 @@ internal sealed partial class CpuBackend
                 // ToMe's merge_wavg: sum w·x into each destination, add sizes, divide (w = size unless weights are given).
                 // Sources are added in ascending set-A order so the result never depends on how the ranking was computed.
                 [MethodImpl(Jit.Hot)]
-                void Accumulate(float[]? w, float[]? wSum)
+                void Accumulate(AlignedArray<float>? w, float[]? wSum)
                 {
                     for (int k = 0; k < kept; k++)
                     {
@@ -314,7 +314,7 @@ internal sealed partial class CpuBackend
                 }
 
                 [MethodImpl(Jit.Hot)]
-                void Weighted(int from, int to, float[]? w, float[]? wSum)
+                void Weighted(int from, int to, AlignedArray<float>? w, float[]? wSum)
                 {
                     float s = sizes[from], ws = w is null ? s : w[from];
                     Simd.Multiply(xs.AsSpan(from * channels, channels), ws, xo.AsSpan(to * channels, channels));
