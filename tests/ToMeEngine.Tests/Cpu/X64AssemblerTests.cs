@@ -62,6 +62,29 @@ public class X64AssemblerTests
         ("pop rcx", a => a.Pop(Rcx), "59"),
         ("push r10", a => a.Push(R10), "41 52"),
         ("pop r10", a => a.Pop(R10), "41 5a"),
+        ("vbroadcastss zmm0, dword ptr [r8+12]", a => a.Vbroadcastss(0, new Mem(R8, Disp: 12)), "62 d2 7d 48 18 40 03"),
+        ("vmovaps zmm16, zmm0", a => a.Vmovaps(16, 0), "62 e1 7c 48 28 c0"),
+        ("vaddps zmm1, zmm1, zmm0", a => a.Vaddps(1, 1, 0), "62 f1 74 48 58 c8"),
+        ("vaddps zmm1, zmm1, dword bcst [r8+12]", a => a.Vaddps(1, 1, new Mem(R8, Disp: 12)), "62 d1 74 58 58 48 03"),
+        ("vmulps zmm2, zmm2, zmm2", a => a.Vmulps(2, 2, 2), "62 f1 6c 48 59 d2"),
+        ("vmulps zmm1, zmm1, dword bcst [r8]", a => a.Vmulps(1, 1, new Mem(R8)), "62 d1 74 58 59 08"),
+        ("vmulps zmm23, zmm23, zmm2", a => a.Vmulps(23, 23, 2), "62 e1 44 40 59 fa"),
+        ("vmulps zmm1, zmm1, dword bcst [r8+1024]", a => a.Vmulps(1, 1, new Mem(R8, Disp: 1024)), "62 d1 74 58 59 88 00 04 00 00"),
+        ("vsubps zmm16 {k2}, zmm4, zmm16", a => a.Vsubps(16, 4, 16, mask: 2), "62 a1 5c 4a 5c c0"),
+        ("vdivps zmm16, zmm0, zmm16", a => a.Vdivps(16, 0, 16), "62 a1 7c 48 5e c0"),
+        ("vmaxps zmm1, zmm1, zmm24", a => a.Vmaxps(1, 1, 24), "62 91 74 48 5f c8"),
+        ("vpandd zmm1, zmm1, dword bcst [r8+4]", a => a.Vpandd(1, 1, new Mem(R8, Disp: 4)), "62 d1 75 58 db 48 01"),
+        ("vfmadd213ps zmm24, zmm16, dword bcst [r8+44]", a => a.Vfmadd213ps(24, 16, new Mem(R8, Disp: 44)), "62 42 7d 50 a8 40 0b"),
+        ("vfmadd231ps zmm16, zmm1, dword bcst [r8+8]", a => a.Vfmadd231ps(16, 1, new Mem(R8, Disp: 8)), "62 c2 75 58 b8 40 02"),
+        ("vfmadd231ps zmm1, zmm4, zmm3", a => a.Vfmadd231ps(1, 4, 3), "62 f2 5d 48 b8 cb"),
+        ("vfnmadd231ps zmm24, zmm1, zmm1", a => a.Vfnmadd231ps(24, 1, 1), "62 62 75 48 bc c1"),
+        ("vscalefps zmm1 {k1}{z}, zmm1, zmm2", a => a.Vscalefps(1, 1, 2, mask: 1, zero: true), "62 f2 75 c9 2c ca"),
+        ("vrndscaleps zmm2, zmm2, 0", a => a.Vrndscaleps(2, 2, 0), "62 f3 7d 48 08 d2 00"),
+        ("vcmpps k1, zmm24, dword bcst [r8+92], 5", a => a.Vcmpps(1, 24, new Mem(R8, Disp: 92), 5), "62 d1 3c 50 c2 48 17 05"),
+        ("vcmpps k2, zmm2, zmm31, 5", a => a.Vcmpps(2, 2, 31, 5), "62 91 6c 48 c2 d7 05"),
+        ("cmp r10, 4", a => a.Cmp(R10, 4), "49 83 fa 04"),
+        ("cmp r10, 300", a => a.Cmp(R10, 300), "49 81 fa 2c 01 00 00"),
+        ("mov r8, 0x123456789abc", a => a.MovImmediate(R8, 0x123456789abc), "49 b8 bc 9a 78 56 34 12 00 00"),
         ("vzeroupper", a => a.Vzeroupper(), "c5 f8 77"),
         ("ret", a => a.Ret(), "c3"),
     ];
@@ -99,12 +122,30 @@ public class X64AssemblerTests
     }
 
     [Fact]
+    public void LoopBranchesResolve()
+    {
+        // 1: cmp r10, 4 / {disp32} jl 2f / {disp32} jmp 1b / 2: ret
+        var asm = new X64Assembler();
+        var top = asm.NewLabel();
+        var exit = asm.NewLabel();
+        asm.Bind(top);
+        asm.Cmp(R10, 4);
+        asm.Jl(exit);
+        asm.Jmp(top);
+        asm.Bind(exit);
+        asm.Ret();
+        Assert.Equal("49 83 fa 04 0f 8c 05 00 00 00 e9 f1 ff ff ff c3", Hex(asm.ToArray()));
+    }
+
+    [Fact]
     public void RejectsWhatItCannotEncode()
     {
         var asm = new X64Assembler();
         Assert.Throws<ArgumentException>(() => asm.MovLoad(Rax, new Mem(Rax, Rsp)));
         Assert.Throws<ArgumentException>(() => asm.Lea(Rax, new Mem(Rax, Rdx, 3)));
         Assert.Throws<ArgumentOutOfRangeException>(() => asm.Vpdpbusd(32, 0, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => asm.Vcmpps(8, 0, 0, 5));
+        Assert.Throws<ArgumentOutOfRangeException>(() => asm.Vsubps(0, 0, 0, mask: 8));
         var unbound = asm.NewLabel();
         asm.Jnz(unbound);
         Assert.Throws<InvalidOperationException>(() => asm.ToArray());

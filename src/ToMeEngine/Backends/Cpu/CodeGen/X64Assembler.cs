@@ -18,8 +18,9 @@ internal readonly record struct Mem(Gpr Base, Gpr? Index = null, int Scale = 1, 
 internal readonly record struct Label(int Id);
 
 /// <summary>
-/// A minimal x86-64 encoder for the run-time generated int8 micro-kernel: just the instructions it needs, each encoded in
-/// one fixed form (64-bit operands, rel32 branches, 512-bit EVEX vector forms without masking).
+/// A minimal x86-64 encoder for the run-time generated kernels (int8 micro-kernel, GELU): just the instructions they need,
+/// each encoded in one fixed form (64-bit operands, rel32 branches, 512-bit EVEX vector forms; float operations also with
+/// an opmask and a {1to16} broadcast dword memory operand).
 /// </summary>
 /// <remarks>
 /// Vector registers are numbered 0–31 (zmm). Memory operands take the shortest displacement the hardware accepts; for EVEX
@@ -78,6 +79,17 @@ internal sealed class X64Assembler
     /// <summary>add dst, src</summary>
     public void Add(Gpr dst, Gpr src) => RegisterOp(0x01, src, dst);
 
+    /// <summary>cmp a, imm (imm8 form when it fits)</summary>
+    public void Cmp(Gpr a, int imm) => ImmediateOp(7, a, imm);
+
+    /// <summary>mov dst, imm64</summary>
+    public void MovImmediate(Gpr dst, long imm)
+    {
+        Emit(Rex(true, 0, 0, (int)dst), (byte)(0xB8 + ((int)dst & 7)));
+        Emit32((int)imm);
+        Emit32((int)(imm >> 32));
+    }
+
     /// <summary>test a, b</summary>
     public void Test(Gpr a, Gpr b) => RegisterOp(0x85, b, a);
 
@@ -107,6 +119,17 @@ internal sealed class X64Assembler
     /// <summary>jz label (rel32)</summary>
     public void Jz(Label target) => Branch(0x84, target);
 
+    /// <summary>jl label (rel32, signed less)</summary>
+    public void Jl(Label target) => Branch(0x8C, target);
+
+    /// <summary>jmp label (rel32)</summary>
+    public void Jmp(Label target)
+    {
+        Emit(0xE9);
+        fixups.Add((code.Count, target.Id));
+        Emit32(0);
+    }
+
     public void Ret() => Emit(0xC3);
 
     public void Vzeroupper() => Emit(0xC5, 0xF8, 0x77);
@@ -128,6 +151,71 @@ internal sealed class X64Assembler
 
     /// <summary>vmovdqu32 zmmword [m], src</summary>
     public void Vmovdqu32Store(Mem m, int src) => EvexMemory(map: 1, pp: 2, opcode: 0x7F, src, m, n: 64);
+
+    // ---- 512-bit EVEX float instructions: dst = a op b, b a register or a broadcast dword [m]{1to16} ----
+    // mask: write only the lanes set in k(mask) (1–7; 0 = all lanes); zero: clear the other lanes instead of keeping them.
+
+    /// <summary>vbroadcastss dst, dword [m]</summary>
+    public void Vbroadcastss(int dst, Mem m) => EvexMemory(map: 2, pp: 1, opcode: 0x18, dst, m, n: 4);
+
+    /// <summary>vmovaps dst, src</summary>
+    public void Vmovaps(int dst, int src) => FloatOp(1, 0, 0x28, dst, 0, src);
+
+    public void Vaddps(int dst, int a, int b) => FloatOp(1, 0, 0x58, dst, a, b);
+    public void Vaddps(int dst, int a, Mem b) => FloatOp(1, 0, 0x58, dst, a, b);
+    public void Vmulps(int dst, int a, int b) => FloatOp(1, 0, 0x59, dst, a, b);
+    public void Vmulps(int dst, int a, Mem b) => FloatOp(1, 0, 0x59, dst, a, b);
+    public void Vsubps(int dst, int a, int b, int mask = 0) => FloatOp(1, 0, 0x5C, dst, a, b, mask);
+    public void Vdivps(int dst, int a, int b) => FloatOp(1, 0, 0x5E, dst, a, b);
+    public void Vmaxps(int dst, int a, int b) => FloatOp(1, 0, 0x5F, dst, a, b);
+
+    /// <summary>vpandd dst, a, dword [m]{1to16}</summary>
+    public void Vpandd(int dst, int a, Mem b) => FloatOp(1, 1, 0xDB, dst, a, b);
+
+    /// <summary>vfmadd213ps dst, a, b: dst = a·dst + b, rounded once</summary>
+    public void Vfmadd213ps(int dst, int a, Mem b) => FloatOp(2, 1, 0xA8, dst, a, b);
+
+    /// <summary>vfmadd231ps dst, a, b: dst = a·b + dst, rounded once</summary>
+    public void Vfmadd231ps(int dst, int a, int b) => FloatOp(2, 1, 0xB8, dst, a, b);
+    public void Vfmadd231ps(int dst, int a, Mem b) => FloatOp(2, 1, 0xB8, dst, a, b);
+
+    /// <summary>vfnmadd231ps dst, a, b: dst = −(a·b) + dst, rounded once</summary>
+    public void Vfnmadd231ps(int dst, int a, int b) => FloatOp(2, 1, 0xBC, dst, a, b);
+
+    /// <summary>vscalefps dst, a, b: a·2^floor(b)</summary>
+    public void Vscalefps(int dst, int a, int b, int mask = 0, bool zero = false) => FloatOp(2, 1, 0x2C, dst, a, b, mask, zero);
+
+    /// <summary>vrndscaleps dst, src, imm</summary>
+    public void Vrndscaleps(int dst, int src, byte imm) => FloatOp(3, 1, 0x08, dst, 0, src, imm: imm);
+
+    /// <summary>vcmpps k, a, b, predicate</summary>
+    public void Vcmpps(int k, int a, int b, byte predicate) => FloatOp(1, 0, 0xC2, CheckMask(k), a, b, imm: predicate);
+    public void Vcmpps(int k, int a, Mem b, byte predicate) => FloatOp(1, 0, 0xC2, CheckMask(k), a, b, imm: predicate);
+
+    private void FloatOp(int map, int pp, byte opcode, int dst, int a, int b, int mask = 0, bool zero = false, byte? imm = null)
+    {
+        CheckVector(dst);
+        CheckVector(a);
+        CheckVector(b);
+        Evex(map, pp, dst, a, x: b >> 4, b: b >> 3, mask: CheckMask(mask), zero: zero);
+        Emit(opcode, ModRm(3, dst, b));
+        if (imm is { } i)
+            Emit(i);
+    }
+
+    private void FloatOp(int map, int pp, byte opcode, int dst, int a, Mem b, byte? imm = null)
+    {
+        CheckVector(dst);
+        CheckVector(a);
+        Evex(map, pp, dst, a, x: b.Index is { } i ? (int)i >> 3 : 0, b: (int)b.Base >> 3, broadcast: true);
+        Emit(opcode);
+        Address(dst, b, n: 4);
+        if (imm is { } v)
+            Emit(v);
+    }
+
+    private static int CheckMask(int k) =>
+        (uint)k <= 7 ? k : throw new ArgumentOutOfRangeException(nameof(k), $"k{k} does not exist");
 
     // ---- encoding ----
 
@@ -200,13 +288,13 @@ internal sealed class X64Assembler
             Emit32(m.Disp);
     }
 
-    // 62 P0 P1 P2: map 1 = 0F, 2 = 0F38; pp 1 = 66, 2 = F3; W0; L'L = 10 (512 bits); no masking, no broadcast.
-    // x, b: EVEX.X and EVEX.B as bits (stored inverted).
-    private void Evex(int map, int pp, int reg, int vvvv, int x, int b)
+    // 62 P0 P1 P2: map 1 = 0F, 2 = 0F38, 3 = 0F3A; pp 1 = 66, 2 = F3; W0; L'L = 10 (512 bits, or {1to16} with broadcast).
+    // x, b: EVEX.X and EVEX.B as bits (stored inverted); mask: the opmask register (aaa), zero: EVEX.z.
+    private void Evex(int map, int pp, int reg, int vvvv, int x, int b, int mask = 0, bool zero = false, bool broadcast = false)
     {
         int p0 = (~reg >> 3 & 1) << 7 | (~x & 1) << 6 | (~b & 1) << 5 | (~reg >> 4 & 1) << 4 | map;
         int p1 = (~vvvv & 15) << 3 | 1 << 2 | pp;
-        int p2 = 2 << 5 | (~vvvv >> 4 & 1) << 3;
+        int p2 = (zero ? 1 : 0) << 7 | 2 << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | mask;
         Emit(0x62, (byte)p0, (byte)p1, (byte)p2);
     }
 
