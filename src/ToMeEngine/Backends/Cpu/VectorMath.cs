@@ -19,7 +19,7 @@ namespace ToMe.Backends.Cpu;
 /// </remarks>
 internal static class VectorMath
 {
-    private const float InvSqrt2 = 0.70710678118654752f;
+    internal const float InvSqrt2 = 0.70710678118654752f;
     private const float SmallLimit = 0.75f;
 
     // Taylor coefficients 2/√π·(−1)ⁿ/(n!(2n+1)), n = 0..9.
@@ -29,14 +29,14 @@ internal static class VectorMath
     private const float T9 = -1.6365844691234924e-07f;
 
     // erfc(z) ≈ t·exp(−z² + R0 + t·(R1 + t·(R2 + …))).
-    private const float R0 = -1.26551223f, R1 = 1.00002368f, R2 = 0.37409196f, R3 = 0.09678418f, R4 = -0.18628806f;
-    private const float R5 = 0.27886807f, R6 = -1.13520398f, R7 = 1.48851587f, R8 = -0.82215223f, R9 = 0.17087277f;
+    internal const float R0 = -1.26551223f, R1 = 1.00002368f, R2 = 0.37409196f, R3 = 0.09678418f, R4 = -0.18628806f;
+    internal const float R5 = 0.27886807f, R6 = -1.13520398f, R7 = 1.48851587f, R8 = -0.82215223f, R9 = 0.17087277f;
 
     // Cephes expf: exp(x) = 2ⁿ·exp(g), g = x − n·ln2 split in two parts for exactness, |g| ≤ ln2/2.
-    private const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
-    private const float E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f;
-    private const float E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
-    private const float ExpFloor = -87.33654f; // below this e^x is not a normal float
+    internal const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f;
+    internal const float E0 = 1.9875691500e-4f, E1 = 1.3981999507e-3f, E2 = 8.3334519073e-3f;
+    internal const float E3 = 4.1665795894e-2f, E4 = 1.6666665459e-1f, E5 = 5.0000001201e-1f;
+    internal const float ExpFloor = -87.33654f; // below this e^x is not a normal float
 
     /// <summary>erf(x), float32.</summary>
     public static float Erf(float x)
