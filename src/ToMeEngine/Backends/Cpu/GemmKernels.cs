@@ -168,8 +168,21 @@ internal static unsafe class GemmKernels
     // temporaries do not force the kernel's 24 accumulators out of registers and the kernel stays small. Compiled
     // fully optimized at once like the kernels: its tier-0 form calls out for every vector op and made fc1 + GELU
     // cost nearly twice fc2.
+    // Where AVX-512 code can be generated, the tile goes to GeluJitKernel (bit for bit the same, fewer instructions).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
     private static void GeluTile512(float* c, int ldc, int rows)
+    {
+        if (GeluJitKernel.IsAvailable)
+        {
+            GeluJitKernel.Run(c, ldc, rows);
+            return;
+        }
+        GeluTile512Compiled(c, ldc, rows);
+    }
+
+    /// <summary>The compiled GELU of a rows × 32 tile (the fallback of <see cref="GeluJitKernel"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    internal static void GeluTile512Compiled(float* c, int ldc, int rows)
     {
         int r = 0;
         for (; r + 4 <= rows; r += 4)

@@ -318,8 +318,9 @@ internal static unsafe partial class Int8Gemm
 
         // A whole tile of the generated kernel (Mr rows × both panels, all inside C): the same epilogue as Int8Tile.Row, lane
         // for lane, with the columns' vectors loaded once per tile instead of once per row, and GELU run on eight vectors
-        // side by side (VectorMath.GeluRows4x32, bit for bit the one-vector GELU): one vector's GELU is a chain of some forty
-        // dependent operations that the core cannot overlap with the next row's when they come one after the other.
+        // side by side (GeluJitKernel, else VectorMath.GeluRows4x32; both bit for bit the one-vector GELU): one vector's
+        // GELU is a chain of some forty dependent operations that the core cannot overlap with the next row's when they
+        // come one after the other.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void FullTile512(int* sums, float* c, int ldc, float* rowScale, int* rowZero, float* colScale,
             int* colSum, float* bias, bool accumulate, bool gelu)
@@ -346,7 +347,11 @@ internal static unsafe partial class Int8Gemm
                 Vector512.Store(v0, dst);
                 Vector512.Store(v1, dst + Nr);
             }
-            if (gelu)
+            if (gelu && GeluJitKernel.IsAvailable)
+            {
+                GeluJitKernel.Run(c, ldc, Int8JitKernels.Mr);
+            }
+            else if (gelu)
             {
                 for (int r = 0; r < Int8JitKernels.Mr; r += 4)
                     VectorMath.GeluRows4x32(c + (long)r * ldc, ldc);
