@@ -28,6 +28,24 @@ public unsafe class GeluJitKernelTests
         Assert.True(GeluJitKernel.IsAvailable, "AVX-512 runs here but the GELU code was not generated or not mapped executable");
     }
 
+    // The Windows code cannot run here: its frame checked byte for byte (encodings as GNU as gives them): xmm6–15 saved
+    // below rsp on entry and restored before the return, the arguments read from rcx, rdx, r8.
+    [Fact]
+    public void WindowsCodeKeepsTheRegistersItsConventionPreserves()
+    {
+        var table = stackalloc float[32];
+        var windows = GeluJitKernel.Generate(windowsAbi: true, table);
+        var systemV = GeluJitKernel.Generate(windowsAbi: false, table);
+        static string Hex(ReadOnlySpan<byte> code) => Convert.ToHexString(code).ToLowerInvariant();
+        Assert.Equal("4881eca0000000", Hex(windows.AsSpan(0, 7)));                     // sub rsp, 160
+        Assert.Equal("62f17e087f3424", Hex(windows.AsSpan(7, 7)));                     // vmovdqu32 [rsp], xmm6
+        Assert.Equal("62717e087f7c2409", Hex(windows.AsSpan(7 + 7 + 8 * 8, 8)));       // vmovdqu32 [rsp+144], xmm15
+        Assert.Equal("488d014c8d0a4d8d10", Hex(windows.AsSpan(7 + 7 + 9 * 8, 9)));     // lea rax, [rcx]; lea r9, [rdx]; lea r10, [r8]
+        Assert.Equal("62717e086f7c24094881c4a0000000c5f877c3", Hex(windows.AsSpan(windows.Length - 19)));
+        Assert.Equal("488d074c8d0e4c8d12", Hex(systemV.AsSpan(0, 9)));                 // lea rax, [rdi]; lea r9, [rsi]; lea r10, [rdx]
+        Assert.Equal("c5f877c3", Hex(systemV.AsSpan(systemV.Length - 4)));           // vzeroupper; ret
+    }
+
     private static void AssertSameBits(float expected, float actual, float x, string what)
     {
         if (float.IsNaN(expected))

@@ -85,6 +85,11 @@ public class X64AssemblerTests
         ("cmp r10, 4", a => a.Cmp(R10, 4), "49 83 fa 04"),
         ("cmp r10, 300", a => a.Cmp(R10, 300), "49 81 fa 2c 01 00 00"),
         ("mov r8, 0x123456789abc", a => a.MovImmediate(R8, 0x123456789abc), "49 b8 bc 9a 78 56 34 12 00 00"),
+        ("vmovdqu32 xmmword ptr [rsp+16], xmm6", a => a.Vmovdqu32StoreXmm(new Mem(Rsp, Disp: 16), 6), "62 f1 7e 08 7f 74 24 01"),
+        ("vmovdqu32 xmm15, xmmword ptr [rsp+144]", a => a.Vmovdqu32LoadXmm(15, new Mem(Rsp, Disp: 144)), "62 71 7e 08 6f 7c 24 09"),
+        ("vmovdqu32 xmmword ptr [rsp], xmm9", a => a.Vmovdqu32StoreXmm(new Mem(Rsp), 9), "62 71 7e 08 7f 0c 24"),
+        ("sub rsp, 160", a => a.Sub(Rsp, 160), "48 81 ec a0 00 00 00"),
+        ("add rsp, 160", a => a.Add(Rsp, 160), "48 81 c4 a0 00 00 00"),
         ("vzeroupper", a => a.Vzeroupper(), "c5 f8 77"),
         ("ret", a => a.Ret(), "c3"),
     ];

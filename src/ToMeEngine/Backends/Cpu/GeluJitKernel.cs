@@ -13,13 +13,17 @@ namespace ToMe.Backends.Cpu;
 /// </summary>
 /// <remarks>
 /// The compiled <see cref="VectorMath.GeluRows4x32"/> keeps its two dozen constants in zmm registers, so its eight
-/// vectors' temporaries spill to the stack. Here every constant is a {1to16} broadcast memory operand (a load, which the
-/// core has to spare) and a vector's state between the two halves is only t and the exp argument, so eight vectors' chains
-/// stay in registers with no spill, and masked instructions replace the compiled blends (the exp's flush to zero folds
-/// into vscalefps, the sign's select into a masked subtraction) and the negation before −u²+r into vfnmadd.
+/// vectors' temporaries spill to the stack, and it writes each vector's chain of some forty dependent operations after the
+/// previous one, leaving the core to find the eight-way parallelism across hundreds of waiting instructions. Here every
+/// constant but 1 and 2 is a {1to16} broadcast memory operand (a load, which the core has to spare), so the registers
+/// hold the vectors instead, and the code is written in lockstep: each step for all eight vectors before the next step
+/// (the second half, from the exp on, four vectors at a time), so the instructions come in the order they can issue.
+/// Masked instructions replace the compiled blends (the exp's flush to zero folds into vscalefps, the sign's select into
+/// a masked subtraction) and vfnmadd the negation before −u² + r.
 /// The sign test reads x &lt; 0 rather than u = x/√2 &lt; 0: the two agree for every float (u rounds away from zero
-/// for the smallest |x|, as 1/√2 &gt; ½). Registers: zmm0–5 and zmm16–31, k1–k2 only, which are caller-saved on both the
-/// System V and the Windows x64 conventions, so no register is saved. TOME_GELU_JIT=0 turns it off.
+/// for the smallest |x|, as 1/√2 &gt; ½). All 32 zmm registers and k1–k4 are used: caller-saved under System V; under
+/// the Windows convention the code saves and restores xmm6–15, whose low halves the caller keeps.
+/// TOME_GELU_JIT=0 turns it off.
 /// </remarks>
 internal static unsafe class GeluJitKernel
 {
@@ -91,12 +95,20 @@ internal static unsafe class GeluJitKernel
     {
         var asm = new X64Assembler();
         var (c, ld, rows) = windowsAbi ? (Gpr.Rcx, Gpr.Rdx, Gpr.R8) : (Gpr.Rdi, Gpr.Rsi, Gpr.Rdx);
+        const int saved = 10, savedBytes = saved * 16; // xmm6–15 under the Windows convention
+        if (windowsAbi)
+        {
+            asm.Sub(Gpr.Rsp, savedBytes);
+            for (int i = 0; i < saved; i++)
+                asm.Vmovdqu32StoreXmm(new Mem(Gpr.Rsp, Disp: 16 * i), 6 + i);
+        }
         asm.Lea(Gpr.Rax, new Mem(c));
         asm.Lea(Gpr.R9, new Mem(ld));
         asm.Lea(Gpr.R10, new Mem(rows));
         asm.Lea(Gpr.R11, new Mem(Gpr.R9, Gpr.R9, 2)); // 3·ldc
         asm.MovImmediate(Gpr.R8, (long)constants);
         asm.Vbroadcastss(One, Const(K.One));
+        asm.Vbroadcastss(Two, Const(K.Two));
 
         var group = asm.NewLabel();
         var tail = asm.NewLabel();
@@ -124,13 +136,22 @@ internal static unsafe class GeluJitKernel
             asm.Jmp(done);
         }
         asm.Bind(done);
+        if (windowsAbi)
+        {
+            for (int i = 0; i < saved; i++)
+                asm.Vmovdqu32LoadXmm(6 + i, new Mem(Gpr.Rsp, Disp: 16 * i));
+            asm.Add(Gpr.Rsp, savedBytes);
+        }
         asm.Vzeroupper();
         asm.Ret();
         return asm.ToArray();
     }
 
-    // zmm registers: the constant 1, four temporaries, then t and the exp argument of up to eight vectors.
-    private const int One = 0, A = 1, N = 2, P = 3, G = 4, FirstT = 16, FirstE = 24;
+    // zmm registers. Constants 1 and 2; per vector i of a group, through the first half: |u| (1 + i), t (16 + i) and the
+    // exp argument (24 + i); through the second half, four vectors at a time (j = i mod 4): g, then y (1 + j), the
+    // polynomial p (5 + j), g² (9 + j), n and later x in the exp argument's register; k(1 + j) holds the flush mask, then
+    // the sign mask.
+    private const int One = 0, Two = 15, FirstAbs = 1, FirstT = 16, FirstE = 24, FirstP = 5, FirstG = 9, Half2 = 4;
     private const byte NotLessThan = 5; // vcmpps predicate NLT_US: true where a < b is false, NaN included
 
     private static Mem Const(K slot) => new(Gpr.R8, Disp: (int)slot * sizeof(float));
@@ -148,52 +169,61 @@ internal static unsafe class GeluJitKernel
         };
     }
 
-    // GELU of rows × 32 floats: every vector up to the exp argument, then every vector to the end. The comments give the
-    // VectorMath operation each instruction is.
+    // GELU of rows × 32 floats, each step for every vector before the next step. The comments give the VectorMath
+    // operation each step is.
     private static void Block(X64Assembler asm, int rows)
     {
         int vectors = 2 * rows;
-        for (int i = 0; i < vectors; i++)
+        void Each(int first, int count, Action<int> step)
         {
-            int t = FirstT + i, e = FirstE + i;
-            asm.Vmovdqu32Load(A, Vector(i));
-            asm.Vmulps(A, A, Const(K.InvSqrt2));         // u = x·(1/√2)
-            asm.Vpandd(A, A, Const(K.AbsMask));          // |u|
-            asm.Vmovaps(t, One);
-            asm.Vfmadd231ps(t, A, Const(K.Half));        // fma(0.5, |u|, 1)
-            asm.Vdivps(t, One, t);                       // t = 1 / that
-            asm.Vbroadcastss(e, Const(K.R0 + 8));
-            asm.Vfmadd231ps(e, t, Const(K.R9));          // r = fma(R9, t, R8)
-            for (int k = 7; k >= 0; k--)
-                asm.Vfmadd213ps(e, t, Const(K.R0 + k));  // r = fma(r, t, Rk)
-            asm.Vfnmadd231ps(e, A, A);                   // exponent = fma(−|u|, |u|, r)
+            for (int i = first; i < first + count; i++)
+                step(i);
         }
-        for (int i = 0; i < vectors; i++)
+        static int T(int i) => FirstT + i;
+        static int E(int i) => FirstE + i;
+        static int Abs(int i) => FirstAbs + i;
+
+        Each(0, vectors, i => asm.Vmovdqu32Load(Abs(i), Vector(i)));
+        Each(0, vectors, i => asm.Vmulps(Abs(i), Abs(i), Const(K.InvSqrt2)));   // u = x·(1/√2)
+        Each(0, vectors, i => asm.Vpandd(Abs(i), Abs(i), Const(K.AbsMask)));    // |u|
+        Each(0, vectors, i => asm.Vmovaps(T(i), One));
+        Each(0, vectors, i => asm.Vfmadd231ps(T(i), Abs(i), Const(K.Half)));    // fma(0.5, |u|, 1)
+        Each(0, vectors, i => asm.Vdivps(T(i), One, T(i)));                     // t = 1 / that
+        Each(0, vectors, i => asm.Vbroadcastss(E(i), Const(K.R0 + 8)));
+        Each(0, vectors, i => asm.Vfmadd231ps(E(i), T(i), Const(K.R9)));        // r = fma(R9, t, R8)
+        for (int k = 7; k >= 0; k--)
+            Each(0, vectors, i => asm.Vfmadd213ps(E(i), T(i), Const(K.R0 + k))); // r = fma(r, t, Rk)
+        Each(0, vectors, i => asm.Vfnmadd231ps(E(i), Abs(i), Abs(i)));          // exponent = fma(−|u|, |u|, r)
+
+        for (int first = 0; first < vectors; first += Half2)
         {
-            int t = FirstT + i, e = FirstE + i;
-            asm.Vbroadcastss(A, Const(K.Floor));
-            asm.Vmaxps(A, A, e);                         // clamped = Max(exponent, ExpFloor), NaN kept
-            asm.Vmulps(N, A, Const(K.Log2E));
-            asm.Vrndscaleps(N, N, 0);                    // n = Round(clamped·log2 e), to nearest even
-            asm.Vfmadd231ps(A, N, Const(K.NegLn2Hi));    // g = fma(n, −Ln2Hi, clamped)
-            asm.Vfmadd231ps(A, N, Const(K.NegLn2Lo));    // g = fma(n, −Ln2Lo, g)
-            asm.Vbroadcastss(P, Const(K.E0 + 1));
-            asm.Vfmadd231ps(P, A, Const(K.E0));          // p = fma(E0, g, E1)
+            int count = Math.Min(Half2, vectors - first);
+            int Y(int i) => 1 + i - first;
+            int P(int i) => FirstP + i - first;
+            int G(int i) => FirstG + i - first;
+            int Mask(int i) => 1 + i - first;
+            Each(first, count, i => asm.Vbroadcastss(Y(i), Const(K.Floor)));
+            Each(first, count, i => asm.Vmaxps(Y(i), Y(i), E(i)));                  // clamped = Max(exponent, ExpFloor), NaN kept
+            Each(first, count, i => asm.Vcmpps(Mask(i), E(i), Const(K.Floor), NotLessThan)); // not (exponent < ExpFloor)
+            Each(first, count, i => asm.Vmulps(E(i), Y(i), Const(K.Log2E)));
+            Each(first, count, i => asm.Vrndscaleps(E(i), E(i), 0));               // n = Round(clamped·log2 e), to even
+            Each(first, count, i => asm.Vfmadd231ps(Y(i), E(i), Const(K.NegLn2Hi))); // g = fma(n, −Ln2Hi, clamped)
+            Each(first, count, i => asm.Vfmadd231ps(Y(i), E(i), Const(K.NegLn2Lo))); // g = fma(n, −Ln2Lo, g)
+            Each(first, count, i => asm.Vbroadcastss(P(i), Const(K.E0 + 1)));
+            Each(first, count, i => asm.Vfmadd231ps(P(i), Y(i), Const(K.E0)));     // p = fma(E0, g, E1)
             for (int k = 2; k <= 5; k++)
-                asm.Vfmadd213ps(P, A, Const(K.E0 + k));  // p = fma(p, g, Ek)
-            asm.Vmulps(G, A, A);
-            asm.Vfmadd231ps(A, G, P);                    // fma(p, g·g, g)
-            asm.Vaddps(A, A, One);                       // y = that + 1
-            asm.Vcmpps(1, e, Const(K.Floor), NotLessThan);
-            asm.Vscalefps(A, A, N, mask: 1, zero: true); // y·2ⁿ, 0 where exponent < ExpFloor
-            asm.Vmulps(t, A, t);                         // erfc = t·exp
-            asm.Vmovdqu32Load(N, Vector(i));
-            asm.Vcmpps(2, N, Const(K.Zero), NotLessThan);
-            asm.Vbroadcastss(G, Const(K.Two));
-            asm.Vsubps(t, G, t, mask: 2);                // 1 + erf(u): erfc where u < 0, else 2 − erfc
-            asm.Vmulps(N, N, Const(K.Half));             // 0.5·x
-            asm.Vmulps(t, t, N);                         // 0.5·x·(1 + erf(u))
-            asm.Vmovdqu32Store(Vector(i), t);
+                Each(first, count, i => asm.Vfmadd213ps(P(i), Y(i), Const(K.E0 + k))); // p = fma(p, g, Ek)
+            Each(first, count, i => asm.Vmulps(G(i), Y(i), Y(i)));
+            Each(first, count, i => asm.Vfmadd231ps(Y(i), G(i), P(i)));            // fma(p, g·g, g)
+            Each(first, count, i => asm.Vaddps(Y(i), Y(i), One));                  // y = that + 1
+            Each(first, count, i => asm.Vscalefps(Y(i), Y(i), E(i), mask: Mask(i), zero: true)); // y·2ⁿ, 0 below the floor
+            Each(first, count, i => asm.Vmulps(T(i), Y(i), T(i)));                 // erfc = t·exp
+            Each(first, count, i => asm.Vmovdqu32Load(E(i), Vector(i)));
+            Each(first, count, i => asm.Vcmpps(Mask(i), E(i), Const(K.Zero), NotLessThan)); // not (x < 0)
+            Each(first, count, i => asm.Vsubps(T(i), Two, T(i), mask: Mask(i)));   // 1 + erf(u): erfc where u < 0, else 2 − erfc
+            Each(first, count, i => asm.Vmulps(E(i), E(i), Const(K.Half)));        // 0.5·x
+            Each(first, count, i => asm.Vmulps(T(i), T(i), E(i)));                 // 0.5·x·(1 + erf(u))
+            Each(first, count, i => asm.Vmovdqu32Store(Vector(i), T(i)));
         }
     }
 }

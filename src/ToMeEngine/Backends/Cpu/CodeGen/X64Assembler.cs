@@ -152,6 +152,12 @@ internal sealed class X64Assembler
     /// <summary>vmovdqu32 zmmword [m], src</summary>
     public void Vmovdqu32Store(Mem m, int src) => EvexMemory(map: 1, pp: 2, opcode: 0x7F, src, m, n: 64);
 
+    /// <summary>vmovdqu32 dst, xmmword [m] (the low 128 bits, which the Windows convention preserves in xmm6–15)</summary>
+    public void Vmovdqu32LoadXmm(int dst, Mem m) => EvexMemory(map: 1, pp: 2, opcode: 0x6F, dst, m, n: 16, length: 0);
+
+    /// <summary>vmovdqu32 xmmword [m], src</summary>
+    public void Vmovdqu32StoreXmm(Mem m, int src) => EvexMemory(map: 1, pp: 2, opcode: 0x7F, src, m, n: 16, length: 0);
+
     // ---- 512-bit EVEX float instructions: dst = a op b, b a register or a broadcast dword [m]{1to16} ----
     // mask: write only the lanes set in k(mask) (1–7; 0 = all lanes); zero: clear the other lanes instead of keeping them.
 
@@ -288,13 +294,15 @@ internal sealed class X64Assembler
             Emit32(m.Disp);
     }
 
-    // 62 P0 P1 P2: map 1 = 0F, 2 = 0F38, 3 = 0F3A; pp 1 = 66, 2 = F3; W0; L'L = 10 (512 bits, or {1to16} with broadcast).
+    // 62 P0 P1 P2: map 1 = 0F, 2 = 0F38, 3 = 0F3A; pp 1 = 66, 2 = F3; W0; L'L = length: 10 (512 bits, or {1to16} with
+    // broadcast), 00 (128 bits).
     // x, b: EVEX.X and EVEX.B as bits (stored inverted); mask: the opmask register (aaa), zero: EVEX.z.
-    private void Evex(int map, int pp, int reg, int vvvv, int x, int b, int mask = 0, bool zero = false, bool broadcast = false)
+    private void Evex(int map, int pp, int reg, int vvvv, int x, int b, int mask = 0, bool zero = false, bool broadcast = false,
+        int length = 2)
     {
         int p0 = (~reg >> 3 & 1) << 7 | (~x & 1) << 6 | (~b & 1) << 5 | (~reg >> 4 & 1) << 4 | map;
         int p1 = (~vvvv & 15) << 3 | 1 << 2 | pp;
-        int p2 = (zero ? 1 : 0) << 7 | 2 << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | mask;
+        int p2 = (zero ? 1 : 0) << 7 | length << 5 | (broadcast ? 1 : 0) << 4 | (~vvvv >> 4 & 1) << 3 | mask;
         Emit(0x62, (byte)p0, (byte)p1, (byte)p2);
     }
 
@@ -308,11 +316,11 @@ internal sealed class X64Assembler
         Emit(opcode, ModRm(3, dst, src2));
     }
 
-    private void EvexMemory(int map, int pp, byte opcode, int reg, Mem m, int n)
+    private void EvexMemory(int map, int pp, byte opcode, int reg, Mem m, int n, int length = 2)
     {
         CheckVector(reg);
         // No second source: vvvv = 1111 (and V' = 1), which is register 0 inverted.
-        Evex(map, pp, reg, vvvv: 0, x: m.Index is { } i ? (int)i >> 3 : 0, b: (int)m.Base >> 3);
+        Evex(map, pp, reg, vvvv: 0, x: m.Index is { } i ? (int)i >> 3 : 0, b: (int)m.Base >> 3, length: length);
         Emit(opcode);
         Address(reg, m, n);
     }
