@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using ToMe.Backends.Cpu;
+using ToMe.Backends.Cpu.CodeGen;
 
 namespace ToMe.Tests.Cpu;
 
@@ -44,6 +46,45 @@ public unsafe class GeluJitKernelTests
         Assert.Equal("62717e086f7c24094881c4a0000000c5f877c3", Hex(windows.AsSpan(windows.Length - 19)));
         Assert.Equal("488d074c8d0e4c8d12", Hex(systemV.AsSpan(0, 9)));                 // lea rax, [rdi]; lea r9, [rsi]; lea r10, [rdx]
         Assert.Equal("c5f877c3", Hex(systemV.AsSpan(systemV.Length - 4)));           // vzeroupper; ret
+    }
+
+    // The Windows code run here behind three moves that put the System V arguments where the Windows convention has them
+    // (r8 ← rdx, rdx ← rsi, rcx ← rdi): its results and its stack frame (the return needs rsp restored) checked.
+    [Fact]
+    public void WindowsCodeRunsBehindAnArgumentShim()
+    {
+        Assert.SkipUnless(CanGenerate && OperatingSystem.IsLinux(), "needs AVX-512 and the System V convention (Linux x64)");
+        var table = (float*)NativeMemory.AlignedAlloc(256, 64);
+        try
+        {
+            GeluJitKernel.FillConstants(table);
+            var shim = new X64Assembler();
+            shim.Lea(Gpr.R8, new(Gpr.Rdx));
+            shim.Lea(Gpr.Rdx, new(Gpr.Rsi));
+            shim.Lea(Gpr.Rcx, new(Gpr.Rdi));
+            using var memory = ExecutableMemory.TryCreate([.. shim.ToArray(), .. GeluJitKernel.Generate(windowsAbi: true, table)]);
+            Assert.NotNull(memory);
+            var run = (delegate* unmanaged<float*, nint, nint, void>)memory.Pointer;
+            foreach (int rows in new[] { 12, 5, 3 })
+            {
+                const int ldc = 37;
+                var x = Reference.Random(rows * ldc, rows, 8f);
+                var y = x.ToArray();
+                fixed (float* p = y)
+                    run(p, ldc * sizeof(float), rows);
+                for (int r = 0; r < rows; r++)
+                    for (int half = 0; half < 2; half++)
+                    {
+                        var expected = VectorMath.Gelu(Vector512.Create(x.AsSpan(r * ldc + 16 * half, 16)));
+                        for (int j = 0; j < 16; j++)
+                            AssertSameBits(expected[j], y[r * ldc + 16 * half + j], x[r * ldc + 16 * half + j], $"Windows code, rows={rows}");
+                    }
+            }
+        }
+        finally
+        {
+            NativeMemory.AlignedFree(table);
+        }
     }
 
     private static void AssertSameBits(float expected, float actual, float x, string what)
