@@ -80,7 +80,8 @@ internal static unsafe partial class CpuGemm
         var job = t_sequentialJob ??= new Job();
         job.A = a; job.Lda = lda; job.Alpha = alpha; job.B = packedB; job.C = c; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
         job.Bias = null; job.Accumulate = accumulate; job.Gelu = false; job.Path = path; job.PackedA = null; job.PackedRows = 0;
-        job.PaddedA = paddedA;
+        // Attention's C (a score strip, one image's output rows) is in cache: no tile prefetch.
+        job.PaddedA = paddedA; job.CCached = true;
         job.RunSequential();
     }
 
