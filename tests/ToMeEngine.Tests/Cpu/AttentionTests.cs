@@ -113,6 +113,13 @@ public class AttentionTests
     [InlineData(3, 1025, 2, 32, SizeMode.Random, 2)]
     [InlineData(5, 577, 1, 64, SizeMode.WithZeros, 2)]
     [InlineData(2, 1, 3, 32, SizeMode.Random, 2)]
+    [InlineData(2, 54, 3, 64, SizeMode.Random, 2)] // six rows past the last whole micro-panel: half kernels, in place
+    [InlineData(3, 18, 2, 64, SizeMode.None, 2)]
+    [InlineData(2, 119, 3, 64, SizeMode.WithZeros, 2)] // eleven rows past it
+    [InlineData(4, 80, 2, 64, SizeMode.Random, 1)] // eight
+    [InlineData(2, 145, 2, 64, SizeMode.Random, 2)] // one
+    [InlineData(2, 54, 2, 80, SizeMode.Random, 2)] // six, with a 16-column value panel
+    [InlineData(16, 184, 3, 64, SizeMode.Random, 2)] // ViT-Ti's second block at r = 13
     public void MatchesTheUnfusedCompositionBitForBit(int batch, int tokens, int heads, int headDim, SizeMode sizeMode, int threads)
     {
         int c = heads * headDim, rows = batch * tokens, stride = 3 * c, t = tokens, d = headDim;
@@ -137,6 +144,7 @@ public class AttentionTests
     [InlineData(5, 577, 2, 64, true)]
     [InlineData(1, 1025, 2, 32, true)]
     [InlineData(2, 65, 2, 64, false)]
+    [InlineData(3, 54, 2, 64, true)]
     public void MatchesTheUnfusedCompositionWithNonFiniteScores(int batch, int tokens, int heads, int headDim, bool withSizes)
     {
         int c = heads * headDim, rows = batch * tokens, stride = 3 * c;

@@ -62,7 +62,8 @@ internal sealed unsafe partial class CpuBackend
         int chunks = (t + TokenChunk - 1) / TokenChunk;
         int blocks = (t + QueryBlock - 1) / QueryBlock;
         var path = CpuGemm.BestPath;
-        int mr = CpuGemm.MicroRows(path);
+        // q·kᵀ's rows are rounded up to where its kernels store: whole micro-panels, or half ones on the 512-bit path.
+        int rowStep = path == SimdPath.Vector512 ? GemmKernels.Mr512 / 2 : CpuGemm.MicroRows(path);
 
         fixed (float* q0 = input, o0 = result, m0 = metric)
         {
@@ -141,17 +142,19 @@ internal sealed unsafe partial class CpuBackend
                 float* scores = strip.Pointer;
                 // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
                 // scaling them while packing. The strip has room for whole micro-panels and 16-column vectors, so a short
-                // last micro-panel (197 = 2·72 + 4·12 + 5 rows) and the last key panel (5 live columns) are computed whole and stored
-                // in place rather than through a packed micro-panel and a scratch tile copied out: the extra rows read
-                // the next rows of the head's panels (the keys, in bounds), and the extra rows and columns of scores are
-                // never read.
-                CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, (rows + mr - 1) / mr * mr,
-                    (t + 15) & ~15, d, 1f, accumulate: false, path);
+                // last micro-panel (197 = 2·72 + 4·12 + 5 rows) and the last key panel (5 live columns) are computed whole,
+                // or as half a micro-panel where at most six rows are left, and stored in place rather than through a
+                // packed micro-panel and a scratch tile copied out: the extra rows read the next rows of the head's panels
+                // (the keys, in bounds), and the extra rows and columns of scores are never read. p·v reads the strip's
+                // rows in place the same way (the strip has whole micro-panels), its short last micro-panel included,
+                // through the scratch tile: the output rows past the strip belong to other tokens.
+                CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, (rows + rowStep - 1) / rowStep * rowStep,
+                    (t + 15) & ~15, d, 1f, accumulate: false, path, paddedA: true);
                 RowOps.SoftmaxPaddedRows(scores, rows, t, ldScores, sizes is null ? null : log);
                 if (classRows is not null && q == 0)
                     new ReadOnlySpan<float>(scores, t).CopyTo(classRows.AsSpan(bh * t, t));
                 CpuGemm.MultiplyPacked(scores, ldScores, head + queries + keyPanels, outBase + ((long)b * t + q) * c + h * d, c,
-                    rows, d, t, 1f, accumulate: false, path);
+                    rows, d, t, 1f, accumulate: false, path, paddedA: true);
                 GC.KeepAlive(strip);
             }
         }

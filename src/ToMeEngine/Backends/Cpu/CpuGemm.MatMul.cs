@@ -69,15 +69,19 @@ internal static unsafe partial class CpuGemm
     /// (attention's keys and values). Single-threaded; no argument checks beyond the caller's.
     /// </summary>
     // a: [m, k] row stride lda; packedB: PackedPanelsLength(n, k) floats; c: [m, n] row stride ldc
+    // paddedA: a's rows may be read up to m rounded up to whole micro-panels (their products are never stored), so the
+    // 512-bit kernels read a short last micro-panel in place too instead of packing it.
     [MethodImpl(Jit.Hot)]
     internal static void MultiplyPacked(float* a, int lda, float* packedB, float* c, int ldc, int m, int n, int k, float alpha,
-        bool accumulate, SimdPath path)
+        bool accumulate, SimdPath path, bool paddedA = false)
     {
         // One Job per thread, reused: attention calls this twice per block of query rows, and allocating each time
         // showed as GC allocation-context clearing in its profile.
         var job = t_sequentialJob ??= new Job();
         job.A = a; job.Lda = lda; job.Alpha = alpha; job.B = packedB; job.C = c; job.Ldc = ldc; job.M = m; job.N = n; job.K = k;
         job.Bias = null; job.Accumulate = accumulate; job.Gelu = false; job.Path = path; job.PackedA = null; job.PackedRows = 0;
+        // Attention's C (a score strip, one image's output rows) is in cache: no tile prefetch.
+        job.PaddedA = paddedA; job.CCached = true;
         job.RunSequential();
     }
 

@@ -281,6 +281,15 @@ internal static unsafe partial class CpuGemm
         // partial last micro-panel, and A scaled by alpha, are packed then.
         public bool InPlace => Path == SimdPath.Vector512 && Alpha == 1f && N <= InPlaceMaxN && Lda <= InPlaceMaxStride;
 
+        // A's rows may be read past M up to whole micro-panels (attention's score strips and queries): read in place, a
+        // short last micro-panel needs no packing, and one of at most half a micro-panel runs the half kernel, which stores
+        // only its six rows (in place where they are all C's, else into the scratch tile).
+        public bool PaddedA;
+
+        // C is in cache already (attention's score strips and one image's output rows): touching the next tile ahead only
+        // costs instructions there, measured ~1.5% of the attention op.
+        public bool CCached;
+
         // All of A packed up front (Run's parallel path), or null: each tile packs its own rows. K-block k0 (depth kc)
         // starts at PackedA + k0·PackedRows; its micro-panel of rows [i, i + MR) at i·kc after that.
         public float* PackedA;
@@ -320,12 +329,12 @@ internal static unsafe partial class CpuGemm
             int microPanels = (rows + mr - 1) / mr;
             int kcMax = Math.Min(Kc, K);
             bool inPlace = InPlace;
-            int fullRows = inPlace ? rows / mr * mr : 0;
+            int fullRows = inPlace ? (PaddedA ? rows : rows / mr * mr) : 0;
             int packedPanels = inPlace ? (rows > fullRows ? 1 : 0) : microPanels;
             var aBuf = PackedA == null ? AlignedBuffer.Ensure(ref t_packA, Math.Max(1, packedPanels * mr * kcMax)) : null;
             float* edge = stackalloc float[GemmKernels.Mr512 * Nr];
             float* edgeBias = stackalloc float[Nr];
-            bool prefetch = Sse.IsSupported && PrefetchC;
+            bool prefetch = Sse.IsSupported && PrefetchC && !CCached;
             // Rows of C that start on cache lines (the CPU backend's buffers, with ldc a multiple of 16 floats) put each
             // 32-float tile row in exactly two lines; otherwise a row may straddle three.
             bool twoLines = ((nuint)C & 63) == 0 && (Ldc & 15) == 0;
@@ -374,7 +383,7 @@ internal static unsafe partial class CpuGemm
                         int i0 = m0 + ip * mr;
                         int rowsHere = Math.Min(mr, m1 - i0);
                         // lda 0: a is a packed micro-panel
-                        bool direct = inPlace && rowsHere == mr;
+                        bool direct = inPlace && (rowsHere == mr || PaddedA);
                         float* a = direct ? A + (long)i0 * Lda + k0 : pack + (long)(inPlace ? 0 : ip) * mr * kc;
                         int lda = direct ? Lda : 0;
                         float* c = C + (long)i0 * Ldc + j0;
@@ -386,9 +395,9 @@ internal static unsafe partial class CpuGemm
                             else if (p + 1 < p1)
                                 PrefetchTile(C + (long)m0 * Ldc + j0 + Nr, Ldc, Math.Min(mr, rows), twoLines);
                         }
-                        if (rowsHere == mr && (cols == Nr || cols == Nr / 2))
+                        if ((rowsHere == mr && (cols == Nr || cols == Nr / 2)) || (direct && rowsHere == mr / 2 && cols == Nr))
                         {
-                            Kernel(kc, a, lda, panel, c, Ldc, load, panelBias, gelu, narrow, mr);
+                            Kernel(kc, a, lda, panel, c, Ldc, load, panelBias, gelu, narrow, rowsHere);
                         }
                         else
                         {
@@ -419,6 +428,9 @@ internal static unsafe partial class CpuGemm
             {
                 case SimdPath.Vector512 when lda != 0 && narrow:
                     GemmKernels.Kernel512Narrow(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    break;
+                case SimdPath.Vector512 when lda != 0 && rows <= GemmKernels.Mr512 / 2:
+                    GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.HalfRows>(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when lda != 0:
                     GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.AllRows>(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
