@@ -45,12 +45,13 @@ internal static unsafe partial class CpuGemm
 {
     // Blocking: an A block of up to 240 rows × Kc (at most 720 KiB) stays in L2 while every weight panel's Kc-deep
     // slice (96 KiB) streams past it, each slice reused by the block's micro-kernel calls. Kc = 768 keeps ViT's
-    // K = 192, 384 and 768 in one K-block (each C tile is stored once, never reloaded between K-blocks) and splits
-    // ViT-B's 3072 in four. On Zen 5 (48 KiB L1, 1 MiB L2), ViT-B at batch 1 on one thread took ~5% less thread CPU
+    // K = 192, 384 and 768 in one K-block (each C tile is stored once, never reloaded between K-blocks) and splits a
+    // packed K of 3072 in four. On Zen 5 (48 KiB L1, 1 MiB L2), ViT-B at batch 1 on one thread took ~5% less thread CPU
     // time than with Kc = 384, whose 48 KiB slice was meant to stay in L1; Kc = 1024 and 1536 measured as 768, 192
     // and 256 no better than 384. On Zen 4, McRows from 96 to 288 measured within noise of each other.
     // A task owns a row block across all of N where there are enough row blocks, so A is packed exactly once;
-    // only short M splits N as well.
+    // only short M splits N as well. A read in place has no packed block to keep in L2 and takes all of K up to
+    // WholeKMax as one K-block instead (see Job.KBlock).
     private const int Kc = 768;
     private const int McRows = 192;
     private const int Nr = PackedWeight.PanelWidth;
@@ -65,6 +66,7 @@ internal static unsafe partial class CpuGemm
     // Limits of reading A in place (see Job.InPlace).
     private const int InPlaceMaxN = 768;
     private const int InPlaceMaxStride = 768;
+    private const int WholeKMax = 1536;
 
     // Micro-panels of A per task of the parallel packing pass.
     private const int PackGroup = 4;
@@ -161,6 +163,10 @@ internal static unsafe partial class CpuGemm
     // Whether the driver touches the next C tile ahead of the kernel (see Job.PrefetchTile); a switch so tests and
     // benchmarks can compare both forms.
     internal static bool PrefetchC = true;
+
+    // Whether contiguous rows of A with K up to WholeKMax are read in place as one K-block (see Job.InPlace and
+    // Job.KBlock); a switch so tests and benchmarks can compare both forms.
+    internal static bool WholeKInPlace = true;
 
     [MethodImpl(Jit.Hot)]
     private static void Run(Job job, int maxThreads)
@@ -279,7 +285,21 @@ internal static unsafe partial class CpuGemm
         // not to crowd a few L1 sets; measured, that saves the packing (up to a tenth of the GEMM at N = 192) while a
         // wide N (ViT-B's qkv and fc1) or a long row stride (ViT-B's fc2) runs faster from a contiguous packed A. Only a
         // partial last micro-panel, and A scaled by alpha, are packed then.
-        public bool InPlace => Path == SimdPath.Vector512 && Alpha == 1f && N <= InPlaceMaxN && Lda <= InPlaceMaxStride;
+        //
+        // Contiguous rows (lda = K) with K up to WholeKMax are read in place too, all of K in one K-block. ViT-S's fc2
+        // (K = 1536) packed two 197 × 768 blocks of A and ran them as separate passes over the panels, the second
+        // reloading every C tile the first had stored; in place, one kernel call runs a tile's whole chain while the
+        // panel's 192 KiB K-slice stays in L2 for all micro-panels (A, 1.2 MB, streams past from L3 once per panel).
+        // Measured in a ViT block's sequence of Linears on one Zen 5 core (197 rows, thread CPU time): fc2 ~5% faster,
+        // in place with two K-blocks only ~2.5%. ViT-B's fc2 (K = 3072) stays packed: its rows, 12 KiB apart, all fall on
+        // one L1 set, and in place it ran 0.79–1.05× as fast, the worst with the other core busy. Where a tile's chain is
+        // split is invisible in the result (the running sum passes through C in float32, exactly): no bits change.
+        public bool InPlace => Path == SimdPath.Vector512 && Alpha == 1f && N <= InPlaceMaxN
+            && (Lda <= InPlaceMaxStride || (WholeKInPlace && Lda == K && K <= WholeKMax));
+
+        // The depth of a K-block: all of K for A read in place (nothing is packed, so no block of A has to fit L2),
+        // otherwise Kc.
+        public int KBlock => InPlace && WholeKInPlace && K <= WholeKMax ? Math.Max(K, 1) : Kc;
 
         // A's rows may be read past M up to whole micro-panels (attention's score strips and queries): read in place, a
         // short last micro-panel needs no packing, and one of at most half a micro-panel runs the half kernel, which stores
@@ -327,7 +347,8 @@ internal static unsafe partial class CpuGemm
             int mr = MicroRows(Path);
             int rows = m1 - m0;
             int microPanels = (rows + mr - 1) / mr;
-            int kcMax = Math.Min(Kc, K);
+            int kBlock = KBlock;
+            int kcMax = Math.Min(kBlock, K);
             bool inPlace = InPlace;
             int fullRows = inPlace ? (PaddedA ? rows : rows / mr * mr) : 0;
             int packedPanels = inPlace ? (rows > fullRows ? 1 : 0) : microPanels;
@@ -342,7 +363,7 @@ internal static unsafe partial class CpuGemm
             int k0 = 0;
             do
             {
-                int kc = Math.Min(Kc, K - k0);
+                int kc = Math.Min(kBlock, K - k0);
                 bool last = k0 + kc == K;
                 bool load = k0 > 0 || Accumulate;
                 float* bias = last ? Bias : null;
