@@ -51,6 +51,29 @@ public sealed unsafe class AlignedArrayTests
     }
 
     [Fact]
+    public void ScratchSlotsGrowOnDemandAndStayAligned()
+    {
+        AlignedArray<float>? slot = null;
+        var first = AlignedArray<float>.Ensure(ref slot, 100);
+        Assert.Same(first, slot);
+        Assert.Equal(100, first.Length);
+        first[99] = 7f;
+        // Big enough: the same buffer, contents kept.
+        Assert.Same(first, AlignedArray<float>.Ensure(ref slot, 100));
+        Assert.Same(first, AlignedArray<float>.Ensure(ref slot, 1));
+        Assert.Equal(7f, slot![99]);
+        // Too small: at least doubled (a slot that grows by one element each call is not reallocated each call).
+        var second = AlignedArray<float>.Ensure(ref slot, 101);
+        Assert.NotSame(first, second);
+        Assert.Same(second, slot);
+        Assert.Equal(200, second.Length);
+        Assert.Equal(0u, (uint)((nuint)second.Pointer % 64));
+        Assert.True(second.AsSpan().IndexOfAnyExcept(0f) < 0);
+        // Far larger than twice: exactly what was asked.
+        Assert.Equal(5000, AlignedArray<float>.Ensure(ref slot, 5000).Length);
+    }
+
+    [Fact]
     public void EveryBufferTheBackendHandsOutIsAligned()
     {
         using var cpu = new CpuBackend(2);

@@ -71,6 +71,18 @@ internal sealed unsafe class AlignedArray<T> : IDisposable where T : unmanaged
 
     public static implicit operator ReadOnlySpan<T>(AlignedArray<T> array) => array.AsSpan();
 
+    /// <summary>
+    /// Returns <paramref name="slot"/> if it holds at least <paramref name="length"/> elements, else a larger replacement
+    /// (at least twice the old length, so a scratch slot that grows with its inputs is replaced a logarithmic number of times).
+    /// </summary>
+    [MethodImpl(Jit.Hot)]
+    public static AlignedArray<T> Ensure(ref AlignedArray<T>? slot, int length)
+    {
+        if (slot == null || slot.Length < length)
+            slot = new AlignedArray<T>(Math.Max(length, (int)Math.Min((long)(slot?.Length ?? 0) * 2, Array.MaxLength - Pad)));
+        return slot;
+    }
+
     public void Dispose()
     {
         storage = [];

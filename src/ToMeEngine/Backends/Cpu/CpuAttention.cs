@@ -23,12 +23,12 @@ internal sealed unsafe partial class CpuBackend
 
     // Per (image, head): the scaled queries, the keys (transposed) and the values, packed once per call and shared by
     // that head's query blocks; then log(size) per image.
-    private readonly ScratchSlots<AlignedBuffer> attentionPanels;
+    private readonly ScratchSlots<AlignedArray<float>> attentionPanels;
 
-    [ThreadStatic] private static AlignedBuffer? t_scores;
+    [ThreadStatic] private static AlignedArray<float>? t_scores;
 
     // One image's panels and log(size), where each thread attends over whole images.
-    [ThreadStatic] private static AlignedBuffer? t_imagePanels;
+    [ThreadStatic] private static AlignedArray<float>? t_imagePanels;
 
     [MethodImpl(Jit.Hot)]
     public void Attention(DeviceBuffer qkv, DeviceBuffer? size, int batch, int tokens, int heads, int headDim,
@@ -56,7 +56,7 @@ internal sealed unsafe partial class CpuBackend
         long imageLength = heads * perHead + ldScores;
         var panels = perImage ? null : attentionPanels.Take();
         if (!perImage)
-            panels = AlignedBuffer.Ensure(ref panels, (int)(pairs * perHead + logLength));
+            panels = AlignedArray<float>.Ensure(ref panels, (int)(pairs * perHead + logLength));
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
         int chunks = (t + TokenChunk - 1) / TokenChunk;
@@ -72,7 +72,7 @@ internal sealed unsafe partial class CpuBackend
             {
                 Team.For(batch, [MethodImpl(Jit.Hot)] (b) =>
                 {
-                    var buffer = AlignedBuffer.Ensure(ref t_imagePanels, (int)imageLength);
+                    var buffer = AlignedArray<float>.Ensure(ref t_imagePanels, (int)imageLength);
                     float* image = buffer.Pointer, log = image + heads * perHead;
                     for (int j0 = 0; j0 < t; j0 += TokenChunk)
                         Pack(b, j0, Math.Min(t, j0 + TokenChunk), image, log);
@@ -138,7 +138,7 @@ internal sealed unsafe partial class CpuBackend
             void Attend(int b, int h, int q, float* head, float* log)
             {
                 int rows = Math.Min(QueryBlock, t - q), bh = b * heads + h;
-                var strip = AlignedBuffer.Ensure(ref t_scores, QueryBlock * ldScores);
+                var strip = AlignedArray<float>.Ensure(ref t_scores, QueryBlock * ldScores);
                 float* scores = strip.Pointer;
                 // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
                 // scaling them while packing. The strip has room for whole micro-panels and 16-column vectors, so a short

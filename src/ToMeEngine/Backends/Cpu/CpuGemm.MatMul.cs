@@ -48,7 +48,7 @@ internal static unsafe partial class CpuGemm
         {
             throw new ArgumentException($"B of [{k}, {n}] is too large");
         }
-        var bBuf = AlignedBuffer.Ensure(ref t_packB, Math.Max(1, (int)packed));
+        var bBuf = AlignedArray<float>.Ensure(ref t_packB, Math.Max(1, (int)packed));
         fixed (float* pa = a, pb = b, pc = c)
         {
             if (k > 0)

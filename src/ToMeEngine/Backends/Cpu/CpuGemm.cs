@@ -59,9 +59,9 @@ internal static unsafe partial class CpuGemm
     // Below this many multiply-adds a parallel dispatch costs more than it saves.
     private const long ParallelThreshold = 1L << 18;
 
-    [ThreadStatic] private static AlignedBuffer? t_packA;
-    [ThreadStatic] private static AlignedBuffer? t_packB;
-    [ThreadStatic] private static AlignedBuffer? t_packShared;
+    [ThreadStatic] private static AlignedArray<float>? t_packA;
+    [ThreadStatic] private static AlignedArray<float>? t_packB;
+    [ThreadStatic] private static AlignedArray<float>? t_packShared;
 
     // Limits of reading A in place (see Job.InPlace).
     private const int InPlaceMaxN = 768;
@@ -190,7 +190,7 @@ internal static unsafe partial class CpuGemm
         // threads, and one fork-join per GEMM is saved (at batch 1 the two loops' barriers were a visible share of
         // ViT-B's qkv, fc1 and fc2).
         int mr = MicroRows(job.Path);
-        AlignedBuffer? packed = null;
+        AlignedArray<float>? packed = null;
         int packTasks = 0, groups = 1;
         if (!job.InPlace)
         {
@@ -198,7 +198,7 @@ internal static unsafe partial class CpuGemm
             int kBlocks = Math.Max(1, (job.K + Kc - 1) / Kc);
             groups = (microPanels + PackGroup - 1) / PackGroup;
             packTasks = kBlocks * groups;
-            packed = AlignedBuffer.Ensure(ref t_packShared, Math.Max(1, microPanels * mr * job.K));
+            packed = AlignedArray<float>.Ensure(ref t_packShared, Math.Max(1, microPanels * mr * job.K));
             job.PackedA = packed.Pointer;
             job.PackedRows = microPanels * mr;
         }
@@ -352,7 +352,7 @@ internal static unsafe partial class CpuGemm
             bool inPlace = InPlace;
             int fullRows = inPlace ? (PaddedA ? rows : rows / mr * mr) : 0;
             int packedPanels = inPlace ? (rows > fullRows ? 1 : 0) : microPanels;
-            var aBuf = PackedA == null ? AlignedBuffer.Ensure(ref t_packA, Math.Max(1, packedPanels * mr * kcMax)) : null;
+            var aBuf = PackedA == null ? AlignedArray<float>.Ensure(ref t_packA, Math.Max(1, packedPanels * mr * kcMax)) : null;
             float* edge = stackalloc float[GemmKernels.Mr512 * Nr];
             float* edgeBias = stackalloc float[Nr];
             bool prefetch = Sse.IsSupported && PrefetchC && !CCached;

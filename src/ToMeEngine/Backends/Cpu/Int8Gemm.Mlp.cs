@@ -5,7 +5,7 @@ namespace ToMe.Backends.Cpu;
 internal static unsafe partial class Int8Gemm
 {
     // A worker's fc1 output rows (float32, after GELU) and their quantized copy, reused across calls.
-    [ThreadStatic] private static AlignedBuffer? t_hidden;
+    [ThreadStatic] private static AlignedArray<float>? t_hidden;
     [ThreadStatic] private static byte[]? t_hiddenQuantized;
 
     // fc1's output rows of one task stay within this many bytes, so they are still in L2 when quantized and read by fc2.
@@ -57,7 +57,7 @@ internal static unsafe partial class Int8Gemm
             var run = [MethodImpl(Jit.Hot)] (int b) =>
             {
                 int r0 = b * block, rows = Math.Min(block, m - r0);
-                var h = AlignedBuffer.Ensure(ref t_hidden, block * ldh);
+                var h = AlignedArray<float>.Ensure(ref t_hidden, block * ldh);
                 var up = new Job(activations, fc1, path) { C = h.Pointer - (long)r0 * ldh, Ldc = ldh, Epilogue = GemmEpilogue.BiasGelu };
                 up.RunTile(r0, r0 + rows, 0, fc1.Panels);
                 var quantized = new QuantizedRows(rows, hidden, path, ref t_hiddenQuantized);

@@ -12,9 +12,9 @@ internal sealed unsafe class PackedWeight
 {
     public const int PanelWidth = 32;
 
-    private readonly AlignedBuffer _buffer;
+    private readonly AlignedArray<float> _buffer;
 
-    private PackedWeight(int n, int k, AlignedBuffer buffer)
+    private PackedWeight(int n, int k, AlignedArray<float> buffer)
     {
         N = n;
         K = k;
@@ -47,7 +47,7 @@ internal sealed unsafe class PackedWeight
         {
             throw new ArgumentException($"weight [{n}, {k}] is too large to pack", nameof(w));
         }
-        var buffer = new AlignedBuffer(Math.Max(1, (int)total));
+        var buffer = new AlignedArray<float>(Math.Max(1, (int)total));
         fixed (float* src = w)
         {
             Packing.PackPanels(src, k, transposed: true, n, k, buffer.Pointer);
