@@ -318,7 +318,7 @@ internal static unsafe partial class Int8Gemm
 
         // A whole tile of the generated kernel (Mr rows × both panels, all inside C): the same epilogue as Int8Tile.Row, lane
         // for lane, with the columns' vectors loaded once per tile instead of once per row, and GELU run on eight vectors
-        // side by side (GeluJitKernel, else VectorMath.GeluRows4x32; both bit for bit the one-vector GELU): one vector's
+        // side by side (GemmKernels.GeluTile512, the fp32 kernels' tile GELU; bit for bit the one-vector GELU): one vector's
         // GELU is a chain of some forty dependent operations that the core cannot overlap with the next row's when they
         // come one after the other.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -347,15 +347,8 @@ internal static unsafe partial class Int8Gemm
                 Vector512.Store(v0, dst);
                 Vector512.Store(v1, dst + Nr);
             }
-            if (gelu && GeluJitKernel.IsAvailable)
-            {
-                GeluJitKernel.Run(c, ldc, Int8JitKernels.Mr);
-            }
-            else if (gelu)
-            {
-                for (int r = 0; r < Int8JitKernels.Mr; r += 4)
-                    VectorMath.GeluRows4x32(c + (long)r * ldc, ldc);
-            }
+            if (gelu)
+                GemmKernels.GeluTile512(c, ldc, Int8JitKernels.Mr);
         }
 
         // The generated kernel's sums (row stride OutStride) through the same epilogue; only the tile's real rows.
