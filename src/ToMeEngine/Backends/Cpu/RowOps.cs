@@ -243,6 +243,11 @@ internal static class RowOps
     /// r + 1 and pass 3 of row r. Alone, the divide pass waits on the divider while the FMA pipes idle and the exp pass
     /// the reverse; side by side they overlap (1.13–1.24× on strips of 24–72 rows × 197–577 columns on Zen 5). Each row
     /// still sees the same operations in the same order.
+    /// A row whose live logits all lie within 87.3 of its maximum (nearly every attention row) takes the exp without
+    /// its clamp and flush (<see cref="VectorMath.ExpNonPositiveNormal"/>, the same bits there) on its full vectors: pass 1
+    /// keeps the row's minimum over them for the test, and sums the logits into a probe instead of testing each vector
+    /// for NaN (a NaN, or ∞ − ∞ from infinite logits, makes the probe NaN and sends the row to the general path, whose
+    /// bits it shares either way).
     /// </remarks>
     // x: [rows, ld], cols live; keyBias: [⌈cols/16⌉·16] or null
     [MethodImpl(Jit.Hot)]
@@ -261,32 +266,75 @@ internal static class RowOps
         int full = cols / w * w;
         var live = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols - full)).AsSingle();
         // Row b waits for pass 2 with its maximum, row c for pass 3 with its sum; null: no row (none yet, or the row was
-        // finished by pass 1: NaN or every key masked).
+        // finished by pass 1: NaN or every key masked). Row b's vectors below normal take the exp without clamp and flush.
         float* b = null, c = null;
+        int normal = 0;
         var shift = Vector512<float>.Zero;
         var total = Vector512<float>.Zero;
         for (int r = 0; r < rows + 2; r++)
         {
             float* a = r < rows ? x + (long)r * ld : null;
             var max = Vector512.Create(float.NegativeInfinity);
-            var nan = Vector512<float>.Zero;
+            var min = Vector512.Create(float.PositiveInfinity);
+            var probe = Vector512<float>.Zero;
             var sum = Vector512<float>.Zero;
             if (a != null && b != null && c != null)
             {
-                for (int i = 0; i < padded; i += w)
+                // The full vectors, with row b's exp chosen once (normal is full or 0), then the partial one.
+                if (normal != 0)
                 {
-                    Logits(a, keyBias, i, full, live, ref max, ref nan);
-                    Exps(b, i, shift, ref sum);
-                    Divide(c, i, total);
+                    int i = 0;
+                    for (; i + 4 * w <= full; i += 4 * w)
+                    {
+                        for (int k = 0; k < 4 * w; k += w)
+                            Logits(a, keyBias, i + k, ref max, ref min, ref probe);
+                        ExpsNormal4(b, i, shift, ref sum);
+                        for (int k = 0; k < 4 * w; k += w)
+                            Divide(c, i + k, total);
+                    }
+                    for (; i < full; i += w)
+                    {
+                        Logits(a, keyBias, i, ref max, ref min, ref probe);
+                        ExpsNormal(b, i, shift, ref sum);
+                        Divide(c, i, total);
+                    }
+                }
+                else
+                {
+                    for (int i = 0; i < full; i += w)
+                    {
+                        Logits(a, keyBias, i, ref max, ref min, ref probe);
+                        Exps(b, i, shift, ref sum);
+                        Divide(c, i, total);
+                    }
+                }
+                if (full < padded)
+                {
+                    LogitsPartial(a, keyBias, full, live, ref max, ref probe);
+                    Exps(b, full, shift, ref sum);
+                    Divide(c, full, total);
                 }
             }
             else
             {
                 // The first and last two rows, and rows after a finished one: each pass alone.
-                for (int i = 0; a != null && i < padded; i += w)
-                    Logits(a, keyBias, i, full, live, ref max, ref nan);
-                for (int i = 0; b != null && i < padded; i += w)
-                    Exps(b, i, shift, ref sum);
+                if (a != null)
+                {
+                    for (int i = 0; i < full; i += w)
+                        Logits(a, keyBias, i, ref max, ref min, ref probe);
+                    if (full < padded)
+                        LogitsPartial(a, keyBias, full, live, ref max, ref probe);
+                }
+                if (b != null)
+                {
+                    int i = 0;
+                    for (; i + 4 * w <= normal; i += 4 * w)
+                        ExpsNormal4(b, i, shift, ref sum);
+                    for (; i < normal; i += w)
+                        ExpsNormal(b, i, shift, ref sum);
+                    for (; i < padded; i += w)
+                        Exps(b, i, shift, ref sum);
+                }
                 for (int i = 0; c != null && i < padded; i += w)
                     Divide(c, i, total);
             }
@@ -296,7 +344,7 @@ internal static class RowOps
             b = a;
             if (a == null)
                 continue;
-            if (nan != Vector512<float>.Zero)
+            if (!Vector512.EqualsAll(probe, probe))
             {
                 // NaN logits (bias applied already) take the general path, whose NaN handling this row must share.
                 Softmax(new Span<float>(a, cols), default);
@@ -314,22 +362,44 @@ internal static class RowOps
                 continue;
             }
             shift = Vector512.Create(m);
+            // Every full vector's x − m is at least its minimum's (the subtraction is monotonic).
+            normal = HorizontalMin(min) - m >= VectorMath.ExpFloor ? full : 0;
         }
     }
 
-    // Pass 1 of a padded softmax row, one vector: the bias added in place (padding lanes −∞), the running maximum, and
-    // whether any logit is NaN.
+    private static float HorizontalMin(Vector512<float> v)
+    {
+        var half = Vector256.MinNative(v.GetLower(), v.GetUpper());
+        var quarter = Vector128.MinNative(half.GetLower(), half.GetUpper());
+        return MathF.Min(MathF.Min(quarter[0], quarter[1]), MathF.Min(quarter[2], quarter[3]));
+    }
+
+    // Pass 1 of a padded softmax row, one full vector: the bias added in place, the running maximum and minimum, and the
+    // probe (the logits' sum: NaN where any logit is NaN).
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Logits(float* row, float* keyBias, int i, int full, Vector512<float> live,
-        ref Vector512<float> max, ref Vector512<float> nan)
+    private static unsafe void Logits(float* row, float* keyBias, int i, ref Vector512<float> max, ref Vector512<float> min,
+        ref Vector512<float> probe)
     {
         var v = Vector512.Load(row + i);
         if (keyBias != null)
             v += Vector512.Load(keyBias + i);
-        if (i == full)
-            v = Vector512.ConditionalSelect(live, v, Vector512.Create(float.NegativeInfinity));
         v.Store(row + i);
-        nan |= ~Vector512.Equals(v, v);
+        probe += v;
+        max = Vector512.MaxNative(max, v);
+        min = Vector512.MinNative(min, v);
+    }
+
+    // Pass 1 of the partial last vector: its padding lanes set to −∞; left out of the minimum (its exp keeps the flush).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void LogitsPartial(float* row, float* keyBias, int i, Vector512<float> live, ref Vector512<float> max,
+        ref Vector512<float> probe)
+    {
+        var v = Vector512.Load(row + i);
+        if (keyBias != null)
+            v += Vector512.Load(keyBias + i);
+        v = Vector512.ConditionalSelect(live, v, Vector512.Create(float.NegativeInfinity));
+        v.Store(row + i);
+        probe += v;
         max = Vector512.MaxNative(max, v);
     }
 
@@ -338,6 +408,29 @@ internal static class RowOps
     private static unsafe void Exps(float* row, int i, Vector512<float> shift, ref Vector512<float> sum)
     {
         var e = VectorMath.ExpNonPositive(Vector512.Load(row + i) - shift);
+        e.Store(row + i);
+        sum += e;
+    }
+
+    // ExpsNormal of four vectors, their exps in lockstep; summed in order, as one at a time.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void ExpsNormal4(float* row, int i, Vector512<float> shift, ref Vector512<float> sum)
+    {
+        float* p = row + i;
+        var e0 = Vector512.Load(p) - shift;
+        var e1 = Vector512.Load(p + 16) - shift;
+        var e2 = Vector512.Load(p + 32) - shift;
+        var e3 = Vector512.Load(p + 48) - shift;
+        VectorMath.ExpNonPositiveNormal4(ref e0, ref e1, ref e2, ref e3);
+        e0.Store(p); e1.Store(p + 16); e2.Store(p + 32); e3.Store(p + 48);
+        sum = sum + e0 + e1 + e2 + e3;
+    }
+
+    // Exps where every x − max lies in exp's normal range.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void ExpsNormal(float* row, int i, Vector512<float> shift, ref Vector512<float> sum)
+    {
+        var e = VectorMath.ExpNonPositiveNormal(Vector512.Load(row + i) - shift);
         e.Store(row + i);
         sum += e;
     }
