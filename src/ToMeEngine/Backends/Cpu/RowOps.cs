@@ -352,9 +352,9 @@ internal static class RowOps
                 b = null;
                 continue;
             }
-            var half = Vector256.MaxNative(max.GetLower(), max.GetUpper());
-            var quarter = Vector128.MaxNative(half.GetLower(), half.GetUpper());
-            float m = MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
+            // No NaN reaches here, so the native maximum is the row's (up to the sign of a zero maximum, which changes no
+            // x − m but ±0's, whose exps are both 1): vmaxps instead of MathF.Max's NaN and signed-zero fix-ups.
+            float m = HorizontalMax(max);
             if (float.IsNegativeInfinity(m))
             {
                 new Span<float>(a, padded).Clear();
@@ -367,11 +367,22 @@ internal static class RowOps
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float HorizontalMax(Vector512<float> v)
+    {
+        var half = Vector256.MaxNative(v.GetLower(), v.GetUpper());
+        var quarter = Vector128.MaxNative(half.GetLower(), half.GetUpper());
+        var pair = Vector128.MaxNative(quarter, Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1)));
+        return Vector128.MaxNative(pair, Vector128.Shuffle(pair, Vector128.Create(1, 0, 3, 2))).ToScalar();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float HorizontalMin(Vector512<float> v)
     {
         var half = Vector256.MinNative(v.GetLower(), v.GetUpper());
         var quarter = Vector128.MinNative(half.GetLower(), half.GetUpper());
-        return MathF.Min(MathF.Min(quarter[0], quarter[1]), MathF.Min(quarter[2], quarter[3]));
+        var pair = Vector128.MinNative(quarter, Vector128.Shuffle(quarter, Vector128.Create(2, 3, 0, 1)));
+        return Vector128.MinNative(pair, Vector128.Shuffle(pair, Vector128.Create(1, 0, 3, 2))).ToScalar();
     }
 
     // Pass 1 of a padded softmax row, one full vector: the bias added in place, the running maximum and minimum, and the
