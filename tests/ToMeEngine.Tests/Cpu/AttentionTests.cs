@@ -120,6 +120,13 @@ public class AttentionTests
     [InlineData(2, 145, 2, 64, SizeMode.Random, 2)] // one
     [InlineData(2, 54, 2, 80, SizeMode.Random, 2)] // six, with a 16-column value panel
     [InlineData(16, 184, 3, 64, SizeMode.Random, 2)] // ViT-Ti's second block at r = 13
+    [InlineData(2, 200, 2, 64, SizeMode.Random, 2)] // eight keys in the last key panel: the row-pair kernel
+    [InlineData(3, 40, 3, 96, SizeMode.None, 2)] // eight, head dim 96
+    [InlineData(2, 8, 2, 80, SizeMode.Random, 2)] // only the short panel, head dim 80
+    [InlineData(2, 33, 2, 32, SizeMode.WithZeros, 1)] // one key
+    [InlineData(3, 9, 2, 64, SizeMode.None, 2)] // nine: the narrow kernel
+    [InlineData(1, 197, 2, 40, SizeMode.Random, 2)] // head dim not a multiple of 16: the narrow kernel
+    [InlineData(1, 197, 1, 16, SizeMode.Random, 2)] // one 16-deep block
     public void MatchesTheUnfusedCompositionBitForBit(int batch, int tokens, int heads, int headDim, SizeMode sizeMode, int threads)
     {
         int c = heads * headDim, rows = batch * tokens, stride = 3 * c, t = tokens, d = headDim;
@@ -145,6 +152,8 @@ public class AttentionTests
     [InlineData(1, 1025, 2, 32, true)]
     [InlineData(2, 65, 2, 64, false)]
     [InlineData(3, 54, 2, 64, true)]
+    [InlineData(2, 200, 2, 64, true)]
+    [InlineData(3, 33, 2, 32, false)]
     public void MatchesTheUnfusedCompositionWithNonFiniteScores(int batch, int tokens, int heads, int headDim, bool withSizes)
     {
         int c = heads * headDim, rows = batch * tokens, stride = 3 * c;

@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using ToMe.Backends.Cpu;
 
 namespace ToMe.Tests.Cpu;
@@ -237,6 +238,102 @@ public class RowOpsTests
                         $"bias {withBias}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
                 for (int j = padded; j < ld; j++)
                     Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(3, 2)]
+    [InlineData(5, 16)]
+    [InlineData(7, 17)]
+    [InlineData(9, 64)]
+    [InlineData(12, 65)]
+    [InlineData(24, 197)]
+    [InlineData(13, 577)]
+    [InlineData(10, 1025)]
+    public unsafe void PaddedSoftmaxRowsAroundTheExpsNormalRangeGiveSoftmaxsBits(int rows, int cols)
+    {
+        // Rows whose logits span just under, exactly or just over exp's normal range below the maximum (87.3), with the
+        // lowest logit in a full vector, in the partial last one or both: the rows inside take the exp without its clamp
+        // and flush, the others the full exp; each must give Softmax's bits, zeros and subnormal-range flushes included.
+        int padded = (cols + 15) / 16 * 16, ld = padded + 16;
+        var random = new Random(rows * 31 + cols);
+        var logits = Reference.Random(rows * ld, seed: rows + 7 * cols, scale: 40f, offset: -40f);
+        float[] spans = [VectorMath.ExpFloor, BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(VectorMath.ExpFloor) - 1),
+            BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(VectorMath.ExpFloor) + 1), -80f, -87.5f, -100f, -1e30f];
+        for (int r = 0; r < rows; r++)
+        {
+            float max = r % 2 == 0 ? 0f : 3f * r - 20f;
+            var row = logits.AsSpan(r * ld, cols);
+            for (int j = 0; j < cols; j++)
+                row[j] = max + MathF.Max(row[j], -80f);
+            row[random.Next(cols)] = max;
+            float span = spans[r % spans.Length];
+            int at = r % 3 == 0 ? cols - 1 : random.Next(cols);
+            row[at] = max + span;
+            if (r % 4 == 1)
+                row[random.Next(cols)] = max + span;
+        }
+        foreach (bool withBias in new[] { false, true })
+        {
+            var bias = new float[padded];
+            for (int j = 0; j < cols; j++)
+                bias[j] = withBias ? MathF.Log(1 + j % 4) : 0f;
+            var actual = logits.ToArray();
+            for (int r = 0; r < rows; r++)
+                actual.AsSpan(r * ld + padded, ld - padded).Fill(float.NaN);
+            var expected = actual.ToArray();
+            for (int r = 0; r < rows; r++)
+                RowOps.Softmax(expected.AsSpan(r * ld, cols), withBias ? bias.AsSpan(0, cols) : default);
+            fixed (float* x = actual, b = bias)
+                RowOps.SoftmaxPaddedRows(x, rows, cols, ld, withBias ? b : null);
+            for (int r = 0; r < rows; r++)
+            {
+                for (int j = 0; j < cols; j++)
+                    Assert.True(BitConverter.SingleToInt32Bits(expected[r * ld + j]) == BitConverter.SingleToInt32Bits(actual[r * ld + j]),
+                        $"bias {withBias}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
+                for (int j = cols; j < padded; j++)
+                    Assert.Equal(0f, actual[r * ld + j]);
+                for (int j = padded; j < ld; j++)
+                    Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
+            }
+        }
+    }
+
+    [Fact]
+    public void ExpWithoutClampAndFlushMatchesTheFullExpOverItsNormalRange()
+    {
+        // Every float in [ExpFloor, 0] at a stride, both ends included, one vector and four in lockstep.
+        var xs = new List<float>();
+        for (int bits = 0; bits >= 0; bits += 4093)
+        {
+            float x = -BitConverter.Int32BitsToSingle(bits);
+            if (x < VectorMath.ExpFloor)
+                break;
+            xs.Add(x);
+        }
+        xs.AddRange([0f, -0f, VectorMath.ExpFloor, -float.Epsilon, -1e-30f, -87f, -0.5f * MathF.Log(2f)]);
+        while (xs.Count % 64 != 0)
+            xs.Add(-1f);
+        var v = xs.ToArray();
+        for (int i = 0; i < v.Length; i += 64)
+        {
+            var x = new Vector512<float>[4];
+            for (int k = 0; k < 4; k++)
+                x[k] = Vector512.Create(v.AsSpan(i + 16 * k, 16));
+            var (e0, e1, e2, e3) = (x[0], x[1], x[2], x[3]);
+            VectorMath.ExpNonPositiveNormal4(ref e0, ref e1, ref e2, ref e3);
+            Vector512<float>[] four = [e0, e1, e2, e3];
+            for (int k = 0; k < 4; k++)
+            {
+                var full = VectorMath.ExpNonPositive(x[k]);
+                var one = VectorMath.ExpNonPositiveNormal(x[k]);
+                for (int l = 0; l < 16; l++)
+                {
+                    Assert.True(BitConverter.SingleToInt32Bits(full[l]) == BitConverter.SingleToInt32Bits(one[l]), $"exp({x[k][l]:R})");
+                    Assert.True(BitConverter.SingleToInt32Bits(full[l]) == BitConverter.SingleToInt32Bits(four[k][l]), $"exp({x[k][l]:R}), four");
+                }
             }
         }
     }

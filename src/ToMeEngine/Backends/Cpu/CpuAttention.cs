@@ -148,8 +148,22 @@ internal sealed unsafe partial class CpuBackend
                 // (the keys, in bounds), and the extra rows and columns of scores are never read. p·v reads the strip's
                 // rows in place the same way (the strip has whole micro-panels), its short last micro-panel included,
                 // through the scratch tile: the output rows past the strip belong to other tokens.
-                CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, (rows + rowStep - 1) / rowStep * rowStep,
-                    (t + 15) & ~15, d, 1f, accumulate: false, path, paddedA: true);
+                // A last key panel of at most eight keys (T = 197, 577, 1025) takes the two-rows-per-vector kernel, a row
+                // pair per vector, twelve rows a call: the strip (72 rows) and the panels past the queries have the room.
+                int qkRows = (rows + rowStep - 1) / rowStep * rowStep;
+                int fullKeys = t / PackedWeight.PanelWidth * PackedWeight.PanelWidth;
+                bool pairs = path == SimdPath.Vector512 && Avx512DQ.IsSupported && d % 16 == 0
+                    && t - fullKeys <= PackedWeight.PanelWidth / 4;
+                int keys = pairs ? fullKeys : (t + 15) & ~15;
+                if (keys > 0)
+                    CpuGemm.MultiplyPacked(head + (long)q * d, d, head + queries, scores, ldScores, qkRows, keys, d, 1f,
+                        accumulate: false, path, paddedA: true);
+                if (pairs && keys < t)
+                {
+                    for (int i = 0; i < qkRows; i += GemmKernels.Mr512)
+                        GemmKernels.Kernel512RowPairs(d, head + (long)(q + i) * d, d, head + queries + (long)fullKeys * d,
+                            scores + (long)i * ldScores + fullKeys, ldScores);
+                }
                 RowOps.SoftmaxPaddedRows(scores, rows, t, ldScores, sizes is null ? null : log);
                 if (classRows is not null && q == 0)
                     new ReadOnlySpan<float>(scores, t).CopyTo(classRows.AsSpan(bh * t, t));

@@ -445,25 +445,27 @@ internal static unsafe partial class CpuGemm
         private void Kernel(int kc, float* a, int lda, float* b, float* c, int ldc, bool load, float* bias, bool gelu, bool narrow,
             int rows)
         {
+            var strided = new GemmKernels.StridedRows(a, lda);
+            var packed = new GemmKernels.PackedRows(a);
             switch (Path)
             {
                 case SimdPath.Vector512 when lda != 0 && narrow:
-                    GemmKernels.Kernel512Narrow(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512Narrow(kc, ref strided, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when lda != 0 && rows <= GemmKernels.Mr512 / 2:
-                    GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.HalfRows>(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.HalfRows>(kc, ref strided, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when lda != 0:
-                    GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.AllRows>(kc, new GemmKernels.StridedRows(a, lda), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512<GemmKernels.StridedRows, GemmKernels.AllRows>(kc, ref strided, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when narrow:
-                    GemmKernels.Kernel512Narrow(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512Narrow(kc, ref packed, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512 when rows <= GemmKernels.Mr512 / 2:
-                    GemmKernels.Kernel512<GemmKernels.PackedRows, GemmKernels.HalfRows>(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512<GemmKernels.PackedRows, GemmKernels.HalfRows>(kc, ref packed, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector512:
-                    GemmKernels.Kernel512<GemmKernels.PackedRows, GemmKernels.AllRows>(kc, new GemmKernels.PackedRows(a), b, c, ldc, load, bias, gelu);
+                    GemmKernels.Kernel512<GemmKernels.PackedRows, GemmKernels.AllRows>(kc, ref packed, b, c, ldc, load, bias, gelu);
                     break;
                 case SimdPath.Vector256:
                     GemmKernels.Kernel256(kc, a, b, c, ldc, load, bias, gelu, narrow);

@@ -25,11 +25,15 @@ internal static unsafe partial class GemmKernels
     // TCount: all Mr512 rows, or only the first half of them (a short last micro-panel: 197 rows are 16 full micro-panels
     // and 5 rows, which the half kernel computes at half the cost). The count is a constant of each instantiation, so the
     // half kernel holds 12 accumulators and the rows it skips generate no code.
+    // rows comes by reference and is copied here: passed by value, the 40-byte StridedRows was built on the caller's stack
+    // and copied into the argument area by 16-byte moves, each reading two 8-byte stores just made, a store-forwarding
+    // stall on every call (2–4% of the attention op, whose kernels run 64 or 197 deep).
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512<TRows, TCount>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512<TRows, TCount>(int kc, ref TRows rows, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
         where TRows : struct, IMicroRows
         where TCount : struct, IRowCount
     {
+        var a = rows;
         bool all = TCount.Rows == Mr512;
         Vector512<float> c00, c01;
         Vector512<float> c10, c11;
@@ -198,9 +202,10 @@ internal static unsafe partial class GemmKernels
     // Kernel512 for a panel with at most 16 live columns (the last panel of N = 197, the 16-wide tail of D = 80):
     // only the left half of the panel is computed, which halves the wasted work there.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512Narrow<TRows>(int kc, TRows a, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512Narrow<TRows>(int kc, ref TRows rows, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
         where TRows : struct, IMicroRows
     {
+        var a = rows;
         Vector512<float> c0;
         Vector512<float> c1;
         Vector512<float> c2;

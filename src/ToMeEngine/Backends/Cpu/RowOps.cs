@@ -9,7 +9,7 @@ namespace ToMe.Backends.Cpu;
 /// fixed for a given length and machine, so results are deterministic. The hot ones skip tiered compilation, as the
 /// GEMM kernels do.
 /// </summary>
-internal static class RowOps
+internal static partial class RowOps
 {
     /// <summary>
     /// y = (x − mean)/√(var + eps)·weight + bias with the biased variance, as torch.nn.LayerNorm.
@@ -230,121 +230,6 @@ internal static class RowOps
             Softmax(x.Slice(r * ld, cols), keyBias);
         }
     }
-
-    /// <summary>
-    /// <see cref="SoftmaxRows"/> for rows whose storage, and the key bias's (null for none), runs on to the next multiple
-    /// of 16 floats (ld at least that): the last partial vector is handled whole, its padding lanes masked to −∞, so a
-    /// row takes three passes (bias + max, exp + sum, divide) and no scalar tail. The results are bit-identical to
-    /// <see cref="Softmax(Span{float}, ReadOnlySpan{float})"/>'s (the same exps summed in the same lanes and order); the
-    /// row's padding up to the vector boundary is left as zeros.
-    /// </summary>
-    /// <remarks>
-    /// The passes of consecutive rows run staggered: one sweep over the columns does pass 1 of row r + 2, pass 2 of row
-    /// r + 1 and pass 3 of row r. Alone, the divide pass waits on the divider while the FMA pipes idle and the exp pass
-    /// the reverse; side by side they overlap (1.13–1.24× on strips of 24–72 rows × 197–577 columns on Zen 5). Each row
-    /// still sees the same operations in the same order.
-    /// </remarks>
-    // x: [rows, ld], cols live; keyBias: [⌈cols/16⌉·16] or null
-    [MethodImpl(Jit.Hot)]
-    public static unsafe void SoftmaxPaddedRows(float* x, int rows, int cols, int ld, float* keyBias)
-    {
-        const int w = 16;
-        int padded = (cols + w - 1) / w * w;
-        ArgumentOutOfRangeException.ThrowIfLessThan(ld, padded);
-        if (!Vector512.IsHardwareAccelerated)
-        {
-            var bias = keyBias == null ? ReadOnlySpan<float>.Empty : new ReadOnlySpan<float>(keyBias, cols);
-            for (int r = 0; r < rows; r++)
-                Softmax(new Span<float>(x + (long)r * ld, cols), bias);
-            return;
-        }
-        int full = cols / w * w;
-        var live = Vector512.LessThan(Vector512<int>.Indices, Vector512.Create(cols - full)).AsSingle();
-        // Row b waits for pass 2 with its maximum, row c for pass 3 with its sum; null: no row (none yet, or the row was
-        // finished by pass 1: NaN or every key masked).
-        float* b = null, c = null;
-        var shift = Vector512<float>.Zero;
-        var total = Vector512<float>.Zero;
-        for (int r = 0; r < rows + 2; r++)
-        {
-            float* a = r < rows ? x + (long)r * ld : null;
-            var max = Vector512.Create(float.NegativeInfinity);
-            var nan = Vector512<float>.Zero;
-            var sum = Vector512<float>.Zero;
-            if (a != null && b != null && c != null)
-            {
-                for (int i = 0; i < padded; i += w)
-                {
-                    Logits(a, keyBias, i, full, live, ref max, ref nan);
-                    Exps(b, i, shift, ref sum);
-                    Divide(c, i, total);
-                }
-            }
-            else
-            {
-                // The first and last two rows, and rows after a finished one: each pass alone.
-                for (int i = 0; a != null && i < padded; i += w)
-                    Logits(a, keyBias, i, full, live, ref max, ref nan);
-                for (int i = 0; b != null && i < padded; i += w)
-                    Exps(b, i, shift, ref sum);
-                for (int i = 0; c != null && i < padded; i += w)
-                    Divide(c, i, total);
-            }
-            c = b;
-            // Pass 3: a true division by the sum, as Softmax's.
-            total = Vector512.Create(Vector512.Sum(sum));
-            b = a;
-            if (a == null)
-                continue;
-            if (nan != Vector512<float>.Zero)
-            {
-                // NaN logits (bias applied already) take the general path, whose NaN handling this row must share.
-                Softmax(new Span<float>(a, cols), default);
-                new Span<float>(a + cols, padded - cols).Clear();
-                b = null;
-                continue;
-            }
-            var half = Vector256.MaxNative(max.GetLower(), max.GetUpper());
-            var quarter = Vector128.MaxNative(half.GetLower(), half.GetUpper());
-            float m = MathF.Max(MathF.Max(quarter[0], quarter[1]), MathF.Max(quarter[2], quarter[3]));
-            if (float.IsNegativeInfinity(m))
-            {
-                new Span<float>(a, padded).Clear();
-                b = null;
-                continue;
-            }
-            shift = Vector512.Create(m);
-        }
-    }
-
-    // Pass 1 of a padded softmax row, one vector: the bias added in place (padding lanes −∞), the running maximum, and
-    // whether any logit is NaN.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Logits(float* row, float* keyBias, int i, int full, Vector512<float> live,
-        ref Vector512<float> max, ref Vector512<float> nan)
-    {
-        var v = Vector512.Load(row + i);
-        if (keyBias != null)
-            v += Vector512.Load(keyBias + i);
-        if (i == full)
-            v = Vector512.ConditionalSelect(live, v, Vector512.Create(float.NegativeInfinity));
-        v.Store(row + i);
-        nan |= ~Vector512.Equals(v, v);
-        max = Vector512.MaxNative(max, v);
-    }
-
-    // Pass 2, one vector: e^(x − max) and its sum; the −∞ padding contributes exact zeros, as ExpShifted512's padded tail.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Exps(float* row, int i, Vector512<float> shift, ref Vector512<float> sum)
-    {
-        var e = VectorMath.ExpNonPositive(Vector512.Load(row + i) - shift);
-        e.Store(row + i);
-        sum += e;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Divide(float* row, int i, Vector512<float> total) =>
-        (Vector512.Load(row + i) / total).Store(row + i);
 
     /// <summary>
     /// Index of the largest element, the lowest index among equal maxima (−0 and +0 count as equal). If the row

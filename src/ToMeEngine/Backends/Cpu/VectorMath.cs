@@ -168,23 +168,74 @@ internal static class VectorMath
     // exp for x ≤ 0 (the erfc argument), ~1 ulp; results that would be subnormal are flushed to zero.
     // The BCL's Vector512.Exp computes in double and costs several times more, which showed in the GELU epilogue.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static Vector512<float> ExpNonPositive(Vector512<float> x)
+    internal static Vector512<float> ExpNonPositive(Vector512<float> x) =>
+        Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpFloor)), Vector512<float>.Zero,
+            ExpNonPositiveNormal(Vector512.Max(x, Vector512.Create(ExpFloor))));
+
+    /// <summary>
+    /// <see cref="ExpNonPositive(Vector512{float})"/> for x in [<see cref="ExpFloor"/>, 0], bit for bit: there its clamp and
+    /// flush leave the value alone, so this skips them (four of its ~20 instructions).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector512<float> ExpNonPositiveNormal(Vector512<float> x)
     {
-        var clamped = Vector512.Max(x, Vector512.Create(ExpFloor));
-        var n = Vector512.Round(clamped * Vector512.Create(Log2E));
-        var g = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), clamped);
+        var n = Vector512.Round(x * Vector512.Create(Log2E));
+        var g = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Hi), x);
         g = Vector512.FusedMultiplyAdd(n, Vector512.Create(-Ln2Lo), g);
         var p = Vector512.Create(E0);
         p = Vector512.FusedMultiplyAdd(p, g, Vector512.Create(E1)); p = Vector512.FusedMultiplyAdd(p, g, Vector512.Create(E2));
         p = Vector512.FusedMultiplyAdd(p, g, Vector512.Create(E3)); p = Vector512.FusedMultiplyAdd(p, g, Vector512.Create(E4));
         p = Vector512.FusedMultiplyAdd(p, g, Vector512.Create(E5));
         var y = Vector512.FusedMultiplyAdd(p, g * g, g) + Vector512<float>.One;
-        // y·2ⁿ: vscalefps rounds the exact product once, as the multiplication by 2ⁿ built from n's bits did, in one
-        // instruction instead of a saturating conversion (four), an add, a shift and a multiply.
-        var scaled = Avx512F.IsSupported ? Avx512F.Scale(y, n)
-            : y * Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
-        return Vector512.ConditionalSelect(Vector512.LessThan(x, Vector512.Create(ExpFloor)), Vector512<float>.Zero, scaled);
+        return Scale(y, n);
     }
+
+    /// <summary>
+    /// In place: <see cref="ExpNonPositiveNormal"/> of four vectors, bit for bit, their chains written in lockstep (each
+    /// step for all four before the next), as <see cref="GeluRows4x32"/>: one exp is a chain of some fifteen dependent
+    /// operations, which the core overlaps with the next vectors' only as far as its scheduler reaches.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static void ExpNonPositiveNormal4(ref Vector512<float> x0, ref Vector512<float> x1, ref Vector512<float> x2,
+        ref Vector512<float> x3)
+    {
+        var log2E = Vector512.Create(Log2E);
+        var n0 = Vector512.Round(x0 * log2E); var n1 = Vector512.Round(x1 * log2E);
+        var n2 = Vector512.Round(x2 * log2E); var n3 = Vector512.Round(x3 * log2E);
+        var hi = Vector512.Create(-Ln2Hi);
+        var g0 = Vector512.FusedMultiplyAdd(n0, hi, x0); var g1 = Vector512.FusedMultiplyAdd(n1, hi, x1);
+        var g2 = Vector512.FusedMultiplyAdd(n2, hi, x2); var g3 = Vector512.FusedMultiplyAdd(n3, hi, x3);
+        var lo = Vector512.Create(-Ln2Lo);
+        g0 = Vector512.FusedMultiplyAdd(n0, lo, g0); g1 = Vector512.FusedMultiplyAdd(n1, lo, g1);
+        g2 = Vector512.FusedMultiplyAdd(n2, lo, g2); g3 = Vector512.FusedMultiplyAdd(n3, lo, g3);
+        var c0 = Vector512.Create(E0);
+        var p0 = c0; var p1 = c0; var p2 = c0; var p3 = c0;
+        Step(ref p0, ref p1, ref p2, ref p3, g0, g1, g2, g3, E1);
+        Step(ref p0, ref p1, ref p2, ref p3, g0, g1, g2, g3, E2);
+        Step(ref p0, ref p1, ref p2, ref p3, g0, g1, g2, g3, E3);
+        Step(ref p0, ref p1, ref p2, ref p3, g0, g1, g2, g3, E4);
+        Step(ref p0, ref p1, ref p2, ref p3, g0, g1, g2, g3, E5);
+        var one = Vector512<float>.One;
+        var y0 = Vector512.FusedMultiplyAdd(p0, g0 * g0, g0) + one; var y1 = Vector512.FusedMultiplyAdd(p1, g1 * g1, g1) + one;
+        var y2 = Vector512.FusedMultiplyAdd(p2, g2 * g2, g2) + one; var y3 = Vector512.FusedMultiplyAdd(p3, g3 * g3, g3) + one;
+        x0 = Scale(y0, n0); x1 = Scale(y1, n1); x2 = Scale(y2, n2); x3 = Scale(y3, n3);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        static void Step(ref Vector512<float> p0, ref Vector512<float> p1, ref Vector512<float> p2, ref Vector512<float> p3,
+            Vector512<float> g0, Vector512<float> g1, Vector512<float> g2, Vector512<float> g3, float e)
+        {
+            var c = Vector512.Create(e);
+            p0 = Vector512.FusedMultiplyAdd(p0, g0, c); p1 = Vector512.FusedMultiplyAdd(p1, g1, c);
+            p2 = Vector512.FusedMultiplyAdd(p2, g2, c); p3 = Vector512.FusedMultiplyAdd(p3, g3, c);
+        }
+    }
+
+    // y·2ⁿ: vscalefps rounds the exact product once, as the multiplication by 2ⁿ built from n's bits does, in one
+    // instruction instead of a saturating conversion (four), an add, a shift and a multiply.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Scale(Vector512<float> y, Vector512<float> n) =>
+        Avx512F.IsSupported ? Avx512F.Scale(y, n)
+            : y * Vector512.ShiftLeft(Vector512.ConvertToInt32(n) + Vector512.Create(127), 23).AsSingle();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> ExpNonPositive(Vector256<float> x)
