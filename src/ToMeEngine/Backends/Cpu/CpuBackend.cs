@@ -153,10 +153,26 @@ internal sealed partial class CpuBackend : IBackend
         var output = F(y);
         var gamma = F(weight);
         var beta = F(bias);
-        For(rows, 64, [MethodImpl(Jit.Hot)] (start, end) =>
-            RowOps.LayerNorm(input.AsSpan(start * channels, (end - start) * channels), output.AsSpan(start * channels, (end - start) * channels),
-                end - start, channels, gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps));
+        // One image's rows among several images running at once (the team busy) run here as one call: split into chunks
+        // they would only leave more rows to the one-row loop. Otherwise chunks are whole groups of the kernel's four rows.
+        // Rows are independent, so the split never changes a bit.
+        if (rows < 2 * LayerNormMinRows || !Team.Idle)
+        {
+            RowOps.LayerNorm(input.AsSpan(0, rows * channels), output.AsSpan(0, rows * channels), rows, channels,
+                gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps);
+            return;
+        }
+        const int group = RowOps.LayerNormRowGroup;
+        For((rows + group - 1) / group, LayerNormMinRows / group, [MethodImpl(Jit.Hot)] (start, end) =>
+        {
+            int r0 = start * group, r1 = Math.Min(rows, end * group);
+            RowOps.LayerNorm(input.AsSpan(r0 * channels, (r1 - r0) * channels), output.AsSpan(r0 * channels, (r1 - r0) * channels),
+                r1 - r0, channels, gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps);
+        });
     }
+
+    // Rows below which a LayerNorm chunk is not worth a thread.
+    private const int LayerNormMinRows = 64;
 
     [MethodImpl(Jit.Hot)]
     public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
