@@ -105,8 +105,41 @@ internal sealed partial class CpuBackend : IBackend
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
     {
         var img = F(images);
+        CheckImages(img.Length, batch, imageSize);
+        unsafe
+        {
+            Embed(img.Pointer, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+        }
+        GC.KeepAlive(img);
+    }
+
+    /// <summary>The patches are unfolded from the caller's images where they lie: no copy into staging first.</summary>
+    [MethodImpl(Jit.Hot)]
+    public void EmbedImages(ReadOnlySpan<float> images, DeviceBuffer staging, DeviceBuffer? prefix, DeviceBuffer pos,
+        ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
+        CheckImages(images.Length, batch, imageSize);
+        unsafe
+        {
+            fixed (float* img = images)
+                Embed(img, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+        }
+    }
+
+    private static void CheckImages(long length, int batch, int imageSize)
+    {
+        if (length < (long)batch * 3 * imageSize * imageSize)
+            throw new ArgumentException($"images hold {length} floats, [{batch}, 3, {imageSize}, {imageSize}] needed", "images");
+    }
+
+    // img: [batch, 3, S, S], pinned by the caller
+    [MethodImpl(Jit.Hot)]
+    private unsafe void Embed(float* img, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
+        int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
         int grid = imageSize / patchSize, patches = grid * grid, c = patch.OutFeatures, k = 3 * patchSize * patchSize;
         int tokens = prefixTokens + patches;
+        nint source = (nint)img;
         // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order, at the row of its token, so the
         // conv becomes one GEMM straight into x; the prefix rows are zeros whose outputs are then replaced.
         var unfolded = patchScratch.Take();
@@ -114,6 +147,7 @@ internal sealed partial class CpuBackend : IBackend
             unfolded = new float[batch * tokens * k];
         For(batch * tokens, 16, [MethodImpl(Jit.Hot)] (start, end) =>
         {
+            var pixels = (float*)source;
             for (int row = start; row < end; row++)
             {
                 int b = row / tokens, pi = row % tokens - prefixTokens, py = pi / grid, px = pi % grid;
@@ -125,7 +159,7 @@ internal sealed partial class CpuBackend : IBackend
                 }
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < patchSize; y++)
-                        img.AsSpan(((b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
+                        new ReadOnlySpan<float>(pixels + (((long)b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
                             .CopyTo(dst.Slice((ch * patchSize + y) * patchSize, patchSize));
             }
         });
