@@ -145,22 +145,25 @@ internal sealed partial class CpuBackend : IBackend
         var unfolded = patchScratch.Take();
         if (unfolded is null || unfolded.Length < batch * tokens * k)
             unfolded = new float[batch * tokens * k];
-        For(batch * tokens, 16, [MethodImpl(Jit.Hot)] (start, end) =>
+        // One task per row of patches: each of its 3·P image rows is read once, front to back, and its P-float pieces go
+        // to the grid patches' rows (one pass over the image in memory order, rather than 3·P scattered reads per patch).
+        For(batch * grid, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
             var pixels = (float*)source;
-            for (int row = start; row < end; row++)
+            for (int task = start; task < end; task++)
             {
-                int b = row / tokens, pi = row % tokens - prefixTokens, py = pi / grid, px = pi % grid;
-                var dst = unfolded.AsSpan(row * k, k);
-                if (pi < 0)
-                {
-                    dst.Clear();
-                    continue;
-                }
+                int b = task / grid, py = task % grid;
+                if (py == 0)
+                    unfolded.AsSpan(b * tokens * k, prefixTokens * k).Clear();
+                var first = unfolded.AsSpan((b * tokens + prefixTokens + py * grid) * k, grid * k);
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < patchSize; y++)
-                        new ReadOnlySpan<float>(pixels + (((long)b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
-                            .CopyTo(dst.Slice((ch * patchSize + y) * patchSize, patchSize));
+                    {
+                        var line = new ReadOnlySpan<float>(pixels + (((long)b * 3 + ch) * imageSize + py * patchSize + y) * imageSize, grid * patchSize);
+                        int at = (ch * patchSize + y) * patchSize;
+                        for (int px = 0; px < grid; px++)
+                            line.Slice(px * patchSize, patchSize).CopyTo(first.Slice(px * k + at, patchSize));
+                    }
             }
         });
         var output = F(x);
@@ -191,11 +194,18 @@ internal sealed partial class CpuBackend : IBackend
         // they would only leave more rows to the one-row loop. Otherwise chunks are whole groups of the kernel's four rows.
         // Rows are independent, so the split never changes a bit.
         if (rows < 2 * LayerNormMinRows || !Team.Idle)
-        {
             RowOps.LayerNorm(input.AsSpan(0, rows * channels), output.AsSpan(0, rows * channels), rows, channels,
                 gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps);
-            return;
-        }
+        else
+            LayerNormParallel(input, output, gamma, beta, rows, channels, eps);
+    }
+
+    // Its own method: the closure's captures are allocated on entry to the method that declares them, and the
+    // one-call path above allocates nothing.
+    [MethodImpl(Jit.Hot)]
+    private void LayerNormParallel(AlignedArray<float> input, AlignedArray<float> output, AlignedArray<float> gamma,
+        AlignedArray<float> beta, int rows, int channels, float eps)
+    {
         const int group = RowOps.LayerNormRowGroup;
         For((rows + group - 1) / group, LayerNormMinRows / group, [MethodImpl(Jit.Hot)] (start, end) =>
         {
