@@ -40,6 +40,18 @@ internal abstract class ForwardingBackend(IBackend inner) : IBackend
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x) =>
         Inner.PatchEmbed(images, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
 
+    /// <summary>
+    /// Through this decorator's own <see cref="Upload(ReadOnlySpan{float}, DeviceBuffer)"/> and <see cref="PatchEmbed"/>, so
+    /// one that overrides either still sees the forward's first step; one that overrides neither may hand the whole step
+    /// to the inner backend.
+    /// </summary>
+    public virtual void EmbedImages(ReadOnlySpan<float> images, DeviceBuffer staging, DeviceBuffer? prefix, DeviceBuffer pos,
+        ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
+        Upload(images, staging);
+        PatchEmbed(staging, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+    }
+
     public virtual void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y) =>
         Inner.LayerNorm(x, weight, bias, rows, channels, eps, y);
 

@@ -102,6 +102,19 @@ internal interface IBackend : IDisposable
     void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x);
 
+    /// <summary>
+    /// The forward's first step: <paramref name="images"/> (host memory, [B, 3, S, S]) uploaded into
+    /// <paramref name="staging"/>, then <see cref="PatchEmbed"/> of it (the default). A backend that reads host memory
+    /// where it lies (the CPU one) unfolds the patches straight from <paramref name="images"/> instead, with the same
+    /// result, and leaves staging alone.
+    /// </summary>
+    void EmbedImages(ReadOnlySpan<float> images, DeviceBuffer staging, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
+        int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
+        Upload(images, staging);
+        PatchEmbed(staging, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+    }
+
     // x: [rows, C]; weight, bias: [C] -> y: [rows, C] (may alias x)
     void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y);
 

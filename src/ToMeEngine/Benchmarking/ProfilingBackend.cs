@@ -104,7 +104,11 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
         var tally = tallies.Value!;
         long start = Stopwatch.GetTimestamp();
         body();
-        long elapsed = Stopwatch.GetTimestamp() - start;
+        Add(tally, op, Stopwatch.GetTimestamp() - start);
+    }
+
+    private void Add(Tally tally, string op, long elapsed)
+    {
         if (!tally.Ops.TryGetValue(op, out var t))
             lock (order)
                 if (!order.Contains(op))
@@ -130,6 +134,16 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
     public override void PatchEmbed(DeviceBuffer images, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x) =>
         Time("patch embed", () => Inner.PatchEmbed(images, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x));
+
+    public override void EmbedImages(ReadOnlySpan<float> images, DeviceBuffer staging, DeviceBuffer? prefix, DeviceBuffer pos,
+        ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
+        // The upload is part of the op where the backend reads the images in place: timed as one.
+        var tally = tallies.Value!;
+        long start = Stopwatch.GetTimestamp();
+        Inner.EmbedImages(images, staging, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+        Add(tally, "patch embed", Stopwatch.GetTimestamp() - start);
+    }
 
     public override void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y) =>
         Time("layer norm", () => Inner.LayerNorm(x, weight, bias, rows, channels, eps, y));

@@ -247,7 +247,7 @@ internal sealed partial class ForwardPass : IDisposable
             var ws = workspace is { Capacity: var capacity } && capacity >= rest ? workspace : (workspace = Replace(workspace, rest));
             parts[concurrent] = RunGroup(images[(concurrent * perImage)..], rest, options, ws, null);
         }
-        return Concatenate(parts.Where(p => p is not null).ToArray(), batch);
+        return Concatenate(concurrent < batch ? parts : parts[..concurrent], batch);
     }
 
     /// <summary>The per-layer merge counts: with the strategy, what decides the ops a forward issues.</summary>
@@ -258,13 +258,29 @@ internal sealed partial class ForwardPass : IDisposable
     private Workspace RentImageWorkspace() => imageWorkspaces.TryTake(out var ws) ? ws : new Workspace(backend, config, 1, Precision);
 
     // Results of consecutive image groups as one batch's (every group has the same token counts: ToMato never gets here).
+    // Block copies: element by element through enumerators, a batch's logits held the worker threads idle at the join.
     [MethodImpl(Jit.Hot)]
     private static ForwardResult Concatenate(ForwardResult[] parts, int batch)
     {
         var first = parts[0];
-        return new ForwardResult(batch, [.. parts.SelectMany(p => p.Logits)], first.TokensPerLayer, first.FinalTokens,
-            [.. parts.SelectMany(p => p.Size)], [.. parts.SelectMany(p => p.Groups)],
-            first.Tokens is null ? null : [.. parts.SelectMany(p => p.Tokens!)]);
+        return new ForwardResult(batch, Join(parts, p => p.Logits), first.TokensPerLayer, first.FinalTokens,
+            Join(parts, p => p.Size), Join(parts, p => p.Groups), first.Tokens is null ? null : Join(parts, p => p.Tokens!));
+    }
+
+    private static T[] Join<T>(ForwardResult[] parts, Func<ForwardResult, T[]> of)
+    {
+        int length = 0;
+        foreach (var part in parts)
+            length += of(part).Length;
+        var joined = new T[length];
+        int at = 0;
+        foreach (var part in parts)
+        {
+            var values = of(part);
+            values.CopyTo(joined, at);
+            at += values.Length;
+        }
+        return joined;
     }
 
     // Runs `batch` images in the given workspace: every op over the whole group.
@@ -286,8 +302,7 @@ internal sealed partial class ForwardPass : IDisposable
         var tokensPerLayer = new int[config.Depth];
 
         ws.Rewind();
-        backend.Upload(images, ws.Images);
-        backend.PatchEmbed(ws.Images, prefix, pos, patch, batch, s, config.PatchSize, p, ws.X);
+        backend.EmbedImages(images, ws.Images, prefix, pos, patch, batch, s, config.PatchSize, p, ws.X);
         backend.Upload(ws.InitialSize.AsSpan(0, batch * t0), ws.Size);
         backend.Upload(ws.InitialGroups.AsSpan(0, batch * t0), ws.Groups);
         if (trace?.OnEmbed is { } onEmbed)

@@ -60,4 +60,53 @@ public class PatchEmbedTests
             }
         Assert.Equal(expected, got);
     }
+    // The forward's first step reads the caller's images in place: bit for bit the upload then PatchEmbed, whole batches
+    // (the unfolding split between threads) and one image inside the image-parallel loop, and the staging buffer untouched.
+    [Theory]
+    [InlineData(1, 224, 16, 1, 192)]
+    [InlineData(2, 224, 16, 1, 192)]
+    [InlineData(3, 224, 16, 2, 384)]
+    [InlineData(5, 48, 16, 0, 24)]
+    [InlineData(1, 28, 14, 5, 37)]
+    public void EmbedImagesMatchesUploadThenPatchEmbed(int batch, int imageSize, int patchSize, int prefixTokens, int c)
+    {
+        int grid = imageSize / patchSize, tokens = prefixTokens + grid * grid, k = 3 * patchSize * patchSize;
+        var images = Reference.Random(batch * 3 * imageSize * imageSize, imageSize + batch + 9);
+        var backend = new CpuBackend(2);
+        var patch = backend.PrepareLinear(Reference.Random(c * k, 12, 0.1f), c, k, Reference.Random(c, 13));
+        var pos = Upload(backend, Reference.Random(tokens * c, 14));
+        var prefix = prefixTokens > 0 ? Upload(backend, Reference.Random(prefixTokens * c, 15)) : null;
+
+        var staged = Upload(backend, images);
+        var expected = backend.AllocateFloat(batch * tokens * c);
+        backend.PatchEmbed(staged, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, expected);
+
+        var staging = backend.AllocateFloat(images.Length);
+        var x = backend.AllocateFloat(batch * tokens * c);
+        backend.EmbedImages(images, staging, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+        Assert.Equal(Download(backend, expected), Download(backend, x));
+        Assert.All(Download(backend, staging), v => Assert.Equal(0f, v));
+
+        // Each image alone, as the image-parallel forward runs them (the team busy: every loop on the image's thread).
+        int perImage = 3 * imageSize * imageSize;
+        var one = Enumerable.Range(0, batch).Select(_ => backend.AllocateFloat(tokens * c)).ToArray();
+        var ones = Enumerable.Range(0, batch).Select(_ => backend.AllocateFloat(perImage)).ToArray();
+        backend.ForEachImage(batch, b => backend.EmbedImages(images.AsSpan(b * perImage, perImage), ones[b], prefix, pos, patch, 1,
+            imageSize, patchSize, prefixTokens, one[b]));
+        Assert.Equal(Download(backend, expected), one.SelectMany(o => Download(backend, o)).ToArray());
+    }
+
+    private static DeviceBuffer Upload(CpuBackend backend, float[] values)
+    {
+        var buffer = backend.AllocateFloat(values.Length);
+        backend.Upload(values, buffer);
+        return buffer;
+    }
+
+    private static float[] Download(CpuBackend backend, DeviceBuffer buffer)
+    {
+        var values = new float[buffer.Length];
+        backend.Download(buffer, values);
+        return values;
+    }
 }

@@ -48,9 +48,19 @@ public class RowOpsTests
         Assert.Equal(y, x);
     }
 
-    // Rows run two at a time on 512-bit machines; a row alone (the last of an odd count) takes the one-row loop. Both
-    // must give the same bits, in place or not, whatever the width's tail.
+    // Rows run four at a time on 512-bit machines; the last one to three rows take the one-row loop. Both must give the
+    // same bits, in place or not, whatever the width's tail.
     [Theory]
+    [InlineData(1, 192, 0f)]
+    [InlineData(2, 192, 0f)]
+    [InlineData(4, 192, 5f)]
+    [InlineData(8, 384, 0f)]
+    [InlineData(11, 383, -7f)]
+    [InlineData(577, 192, 0f)]
+    [InlineData(1025, 192, 30f)]
+    [InlineData(197, 384, 0f)]
+    [InlineData(197, 768, 0f)]
+    [InlineData(13, 31, 0f)]
     [InlineData(2, 1, 0f)]
     [InlineData(3, 2, 0f)]
     [InlineData(7, 15, 0f)]

@@ -105,28 +105,65 @@ internal sealed partial class CpuBackend : IBackend
         int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
     {
         var img = F(images);
+        CheckImages(img.Length, batch, imageSize);
+        unsafe
+        {
+            Embed(img.Pointer, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+        }
+        GC.KeepAlive(img);
+    }
+
+    /// <summary>The patches are unfolded from the caller's images where they lie: no copy into staging first.</summary>
+    [MethodImpl(Jit.Hot)]
+    public void EmbedImages(ReadOnlySpan<float> images, DeviceBuffer staging, DeviceBuffer? prefix, DeviceBuffer pos,
+        ILinearWeights patch, int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
+        CheckImages(images.Length, batch, imageSize);
+        unsafe
+        {
+            fixed (float* img = images)
+                Embed(img, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
+        }
+    }
+
+    private static void CheckImages(long length, int batch, int imageSize)
+    {
+        if (length < (long)batch * 3 * imageSize * imageSize)
+            throw new ArgumentException($"images hold {length} floats, [{batch}, 3, {imageSize}, {imageSize}] needed", "images");
+    }
+
+    // img: [batch, 3, S, S], pinned by the caller
+    [MethodImpl(Jit.Hot)]
+    private unsafe void Embed(float* img, DeviceBuffer? prefix, DeviceBuffer pos, ILinearWeights patch,
+        int batch, int imageSize, int patchSize, int prefixTokens, DeviceBuffer x)
+    {
         int grid = imageSize / patchSize, patches = grid * grid, c = patch.OutFeatures, k = 3 * patchSize * patchSize;
         int tokens = prefixTokens + patches;
+        nint source = (nint)img;
         // Unfold each patch into a row [3·P·P] in the conv weight's (channel, y, x) order, at the row of its token, so the
         // conv becomes one GEMM straight into x; the prefix rows are zeros whose outputs are then replaced.
         var unfolded = patchScratch.Take();
         if (unfolded is null || unfolded.Length < batch * tokens * k)
             unfolded = new float[batch * tokens * k];
-        For(batch * tokens, 16, [MethodImpl(Jit.Hot)] (start, end) =>
+        // One task per row of patches: each of its 3·P image rows is read once, front to back, and its P-float pieces go
+        // to the grid patches' rows (one pass over the image in memory order, rather than 3·P scattered reads per patch).
+        For(batch * grid, 1, [MethodImpl(Jit.Hot)] (start, end) =>
         {
-            for (int row = start; row < end; row++)
+            var pixels = (float*)source;
+            for (int task = start; task < end; task++)
             {
-                int b = row / tokens, pi = row % tokens - prefixTokens, py = pi / grid, px = pi % grid;
-                var dst = unfolded.AsSpan(row * k, k);
-                if (pi < 0)
-                {
-                    dst.Clear();
-                    continue;
-                }
+                int b = task / grid, py = task % grid;
+                if (py == 0)
+                    unfolded.AsSpan(b * tokens * k, prefixTokens * k).Clear();
+                var first = unfolded.AsSpan((b * tokens + prefixTokens + py * grid) * k, grid * k);
                 for (int ch = 0; ch < 3; ch++)
                     for (int y = 0; y < patchSize; y++)
-                        img.AsSpan(((b * 3 + ch) * imageSize + py * patchSize + y) * imageSize + px * patchSize, patchSize)
-                            .CopyTo(dst.Slice((ch * patchSize + y) * patchSize, patchSize));
+                    {
+                        var line = new ReadOnlySpan<float>(pixels + (((long)b * 3 + ch) * imageSize + py * patchSize + y) * imageSize, grid * patchSize);
+                        int at = (ch * patchSize + y) * patchSize;
+                        for (int px = 0; px < grid; px++)
+                            line.Slice(px * patchSize, patchSize).CopyTo(first.Slice(px * k + at, patchSize));
+                    }
             }
         });
         var output = F(x);
@@ -153,10 +190,33 @@ internal sealed partial class CpuBackend : IBackend
         var output = F(y);
         var gamma = F(weight);
         var beta = F(bias);
-        For(rows, 64, [MethodImpl(Jit.Hot)] (start, end) =>
-            RowOps.LayerNorm(input.AsSpan(start * channels, (end - start) * channels), output.AsSpan(start * channels, (end - start) * channels),
-                end - start, channels, gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps));
+        // One image's rows among several images running at once (the team busy) run here as one call: split into chunks
+        // they would only leave more rows to the one-row loop. Otherwise chunks are whole groups of the kernel's four rows.
+        // Rows are independent, so the split never changes a bit.
+        if (rows < 2 * LayerNormMinRows || !Team.Idle)
+            RowOps.LayerNorm(input.AsSpan(0, rows * channels), output.AsSpan(0, rows * channels), rows, channels,
+                gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps);
+        else
+            LayerNormParallel(input, output, gamma, beta, rows, channels, eps);
     }
+
+    // Its own method: the closure's captures are allocated on entry to the method that declares them, and the
+    // one-call path above allocates nothing.
+    [MethodImpl(Jit.Hot)]
+    private void LayerNormParallel(AlignedArray<float> input, AlignedArray<float> output, AlignedArray<float> gamma,
+        AlignedArray<float> beta, int rows, int channels, float eps)
+    {
+        const int group = RowOps.LayerNormRowGroup;
+        For((rows + group - 1) / group, LayerNormMinRows / group, [MethodImpl(Jit.Hot)] (start, end) =>
+        {
+            int r0 = start * group, r1 = Math.Min(rows, end * group);
+            RowOps.LayerNorm(input.AsSpan(r0 * channels, (r1 - r0) * channels), output.AsSpan(r0 * channels, (r1 - r0) * channels),
+                r1 - r0, channels, gamma.AsSpan(0, channels), beta.AsSpan(0, channels), eps);
+        });
+    }
+
+    // Rows below which a LayerNorm chunk is not worth a thread.
+    private const int LayerNormMinRows = 64;
 
     [MethodImpl(Jit.Hot)]
     public void GatherPrefix(DeviceBuffer x, int batch, int tokens, int channels, int count, DeviceBuffer pooled)
