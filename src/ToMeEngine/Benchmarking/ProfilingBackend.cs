@@ -18,8 +18,11 @@ public sealed record OpTime(string Op, double CallsPerForward, double Millisecon
 /// sums the tallies: the times are then thread-time, summed over <see cref="SummedThreads"/> threads, and the forward's
 /// thread-time is its wall time × those threads. An op run over a whole batch in such a forward (a remainder smaller than
 /// the concurrency, its work split over all threads) holds every thread: it counts its wall time × threads.
+/// With threadTime (Linux), an op inside an image's body is charged its thread's CPU time instead of its wall time: on a
+/// shared machine the time other processes held the core then drops out of the ops (it is left under "outside ops"),
+/// so the per-op times, and rates derived from them, stay steady.
 /// </remarks>
-internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : ForwardingBackend(inner)
+internal sealed class ProfilingBackend(IBackend inner, ModelConfig config, bool threadTime = false) : ForwardingBackend(inner)
 {
     // Ticks of ops run inside an image's body (thread-time already) and of ops run over a whole batch (wall time).
     private sealed class Tally
@@ -102,9 +105,19 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
     private void Time(string op, Action body)
     {
         var tally = tallies.Value!;
-        long start = Stopwatch.GetTimestamp();
-        body();
-        long elapsed = Stopwatch.GetTimestamp() - start;
+        long elapsed;
+        if (threadTime && tally.InImage && ThreadCpuClock.TryNanoseconds(out long from))
+        {
+            body();
+            ThreadCpuClock.TryNanoseconds(out long to);
+            elapsed = (long)((to - from) * (Stopwatch.Frequency / 1e9));
+        }
+        else
+        {
+            long start = Stopwatch.GetTimestamp();
+            body();
+            elapsed = Stopwatch.GetTimestamp() - start;
+        }
         if (!tally.Ops.TryGetValue(op, out var t))
             lock (order)
                 if (!order.Contains(op))
