@@ -39,10 +39,11 @@ internal static class BenchCommand
         var decodeThreads = new Option<int>("--decode-threads") { Description = "end-to-end mode: images decoded at once (0 = one per core)" };
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var profile = new Option<bool>("--profile") { Description = "also time every op and print where the forward's time goes (cpu backend)" };
+        var profileThreadTime = new Option<bool>("--profile-thread-time") { Description = "with --profile (Linux): charge each op of an image its thread's CPU time, steady on a shared machine (time other processes held the cores then shows under outside ops)" };
         var strategy = new StrategyOptions();
         var command = new Command("bench", "measure images/s of the forward pass at several merge schedules (or end to end from image files)")
         {
-            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, decodeThreads, noPropAttn, profile,
+            model, random, backend, precision, batch, schedules, warmup, runs, threads, json, images, limit, decodeThreads, noPropAttn, profile, profileThreadTime,
         };
         foreach (var option in strategy.All)
             command.Options.Add(option);
@@ -71,6 +72,9 @@ internal static class BenchCommand
                     parse.GetValue(decodeThreads), requested, asJson);
             }
             bool profiled = parse.GetValue(profile);
+            bool cpuTimed = parse.GetValue(profileThreadTime);
+            if (cpuTimed && (!profiled || !ThreadCpuClock.IsAvailable))
+                throw new ArgumentException("--profile-thread-time needs --profile, on Linux");
             using var engine = BackendFactory.Create(backendName, parse.GetValue(threads), precision: requested);
             var resolved = engine.ResolvePrecision(requested);
             if (profiled && engine is not CpuBackend)
@@ -79,7 +83,7 @@ internal static class BenchCommand
             if (emulated)
                 Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
-                log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved);
+                log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved, profileThreadTime: cpuTimed);
             var machine = BackendFactory.Cuda(engine) is { } gpu
                 ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
                 : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
@@ -115,6 +119,8 @@ internal static class BenchCommand
                 if (t.ProfileThreads is int summed and > 1)
                     Console.WriteLine($"Images ran in parallel, one per thread: ms are thread-time summed over the {summed} threads, "
                         + $"and % is of the forward's wall time × {summed}.");
+                if (cpuTimed)
+                    Console.WriteLine("Ops inside an image are charged their thread's CPU time; time other processes held the cores is under outside ops.");
                 Console.WriteLine(t.ProfileThreads is > 1
                     ? "| op | calls/forward | thread-ms/forward | % of forward |"
                     : "| op | calls/forward | ms/forward | % of forward |");

@@ -22,9 +22,10 @@ internal static class KernelsBenchCommand
         var threads = new Option<int>("--threads") { Description = "cpu: threads (0 = all cores)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var cached = new Option<bool>("--cached-weights") { Description = "cpu: time each GEMM on one weight matrix that stays in the caches (the default streams distinct copies from memory, as a forward pass does)" };
+        var threadTime = new Option<bool>("--thread-time") { Description = "cpu, with --threads 1 (Linux): time each kernel and the FMA peak by the calling thread's CPU time, which other processes sharing the cores do not inflate" };
         var command = new Command("bench", "time each kernel alone at the shapes ViT-Ti/S/B/L (cpu) or ViT-S/B/L (cuda) produce, with the percentage of the peaks measured in the same run")
         {
-            backend, batches, models, device, gemm, copy, time, threads, json, cached,
+            backend, batches, models, device, gemm, copy, time, threads, json, cached, threadTime,
         };
         command.SetAction(parse => CliErrors.Run(() =>
         {
@@ -38,30 +39,32 @@ internal static class KernelsBenchCommand
             var names = (parse.GetValue(models) ?? (name == "cpu" ? "ViT-Ti,ViT-S,ViT-B,ViT-L" : "ViT-S,ViT-B,ViT-L"))
                 .Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             return name == "cpu"
-                ? Cpu(sizes, names, parse.GetValue(threads), parse.GetValue(json), parse.GetValue(cached))
+                ? Cpu(sizes, names, parse.GetValue(threads), parse.GetValue(json), parse.GetValue(cached), parse.GetValue(threadTime))
                 : Cuda(sizes, names, parse.GetValue(device),
                     parse.GetValue(gemm), parse.GetValue(copy), parse.GetValue(time), parse.GetValue(json));
         }));
         return command;
     }
 
-    private static int Cpu(int[] sizes, string[] models, int threads, bool asJson, bool cachedWeights)
+    private static int Cpu(int[] sizes, string[] models, int threads, bool asJson, bool cachedWeights, bool threadTime)
     {
+        if (threadTime && (threads != 1 || !ThreadCpuClock.IsAvailable))
+            throw new ArgumentException("--thread-time needs --threads 1 on Linux");
         var unknown = models.Where(m => !CpuKernelBenchmark.Models.Any(k => k.Name.Equals(m, StringComparison.OrdinalIgnoreCase))).ToList();
         if (unknown.Count > 0)
             throw new ArgumentException($"--models {string.Join(",", unknown)}: expected among {string.Join(",", CpuKernelBenchmark.Models.Select(m => m.Name))}");
         int n = threads > 0 ? threads : Environment.ProcessorCount;
-        double peak = CpuKernelBenchmark.MeasureFmaPeak(n);
+        double peak = CpuKernelBenchmark.MeasureFmaPeak(n, threadTime);
         double copy = CpuKernelBenchmark.MeasureCopyBandwidth();
         var inv = CultureInfo.InvariantCulture;
         if (!asJson)
         {
-            Console.WriteLine(string.Create(inv, $"cpu: {n} threads, {CpuGemm.BestPath} micro-kernel, GEMM weights {(cachedWeights ? "cached (one copy)" : "streamed (distinct copies)")}; measured FMA peak {peak:F1} GFLOP/s, copy {copy:F1} GB/s"));
+            Console.WriteLine(string.Create(inv, $"cpu: {n} threads, {CpuGemm.BestPath} micro-kernel, GEMM weights {(cachedWeights ? "cached (one copy)" : "streamed (distinct copies)")}, {(threadTime ? "thread CPU time" : "wall clock")}; measured FMA peak {peak:F1} GFLOP/s, copy {copy:F1} GB/s"));
             PrintHeader();
         }
-        var results = CpuKernelBenchmark.Run(n, models, sizes, peak, copy, asJson ? null : Print, cachedWeights);
+        var results = CpuKernelBenchmark.Run(n, models, sizes, peak, copy, asJson ? null : Print, cachedWeights, threadTime);
         if (asJson)
-            Console.WriteLine(Json(new { backend = "cpu", threads = n, micro_kernel = CpuGemm.BestPath.ToString(), cached_weights = cachedWeights, fma_peak_gflops = peak, copy_gbs = copy, results }));
+            Console.WriteLine(Json(new { backend = "cpu", threads = n, micro_kernel = CpuGemm.BestPath.ToString(), cached_weights = cachedWeights, thread_time = threadTime, fma_peak_gflops = peak, copy_gbs = copy, results }));
         return 0;
     }
 

@@ -37,10 +37,10 @@ internal static class ForwardBenchmark
 {
     public static IReadOnlyList<ForwardTiming> Run(IBackend backend, ModelWeights weights, int batch, IReadOnlyList<MergeSchedule> schedules,
         MergeStrategy strategy, int warmup, int runs, bool proportionalAttention = true, Action<string>? log = null, bool profile = false,
-        Precision precision = Precision.Float32)
+        Precision precision = Precision.Float32, bool profileThreadTime = false)
     {
         var config = weights.Config;
-        using var profiler = profile ? new ProfilingBackend(backend, config) : null;
+        using var profiler = profile ? new ProfilingBackend(backend, config, profileThreadTime) : null;
         var images = new float[batch * 3 * config.ImageSize * config.ImageSize];
         var rng = new Random(1234);
         for (int i = 0; i < images.Length; i++)

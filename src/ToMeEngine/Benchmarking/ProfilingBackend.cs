@@ -18,8 +18,11 @@ public sealed record OpTime(string Op, double CallsPerForward, double Millisecon
 /// sums the tallies: the times are then thread-time, summed over <see cref="SummedThreads"/> threads, and the forward's
 /// thread-time is its wall time × those threads. An op run over a whole batch in such a forward (a remainder smaller than
 /// the concurrency, its work split over all threads) holds every thread: it counts its wall time × threads.
+/// With threadTime (Linux), an op inside an image's body is charged its thread's CPU time instead of its wall time: on a
+/// shared machine the time other processes held the core then drops out of the ops (it is left under "outside ops"),
+/// so the per-op times, and rates derived from them, stay steady.
 /// </remarks>
-internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : ForwardingBackend(inner)
+internal sealed class ProfilingBackend(IBackend inner, ModelConfig config, bool threadTime = false) : ForwardingBackend(inner)
 {
     // Ticks of ops run inside an image's body (thread-time already) and of ops run over a whole batch (wall time).
     private sealed class Tally
@@ -102,9 +105,22 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
     private void Time(string op, Action body)
     {
         var tally = tallies.Value!;
-        long start = Stopwatch.GetTimestamp();
+        var from = Start(tally);
         body();
-        Add(tally, op, Stopwatch.GetTimestamp() - start);
+        Add(tally, op, Elapsed(from));
+    }
+
+    // Thread CPU time (--profile-thread-time) inside an image's ops, so a descheduled thread is not charged; wall time
+    // otherwise. The start is (clock kind, reading); Elapsed turns it into Stopwatch ticks.
+    private (bool Cpu, long At) Start(Tally tally) =>
+        threadTime && tally.InImage && ThreadCpuClock.TryNanoseconds(out long ns) ? (true, ns) : (false, Stopwatch.GetTimestamp());
+
+    private static long Elapsed((bool Cpu, long At) from)
+    {
+        if (!from.Cpu)
+            return Stopwatch.GetTimestamp() - from.At;
+        ThreadCpuClock.TryNanoseconds(out long to);
+        return (long)((to - from.At) * (Stopwatch.Frequency / 1e9));
     }
 
     private void Add(Tally tally, string op, long elapsed)
@@ -140,9 +156,9 @@ internal sealed class ProfilingBackend(IBackend inner, ModelConfig config) : For
     {
         // The upload is part of the op where the backend reads the images in place: timed as one.
         var tally = tallies.Value!;
-        long start = Stopwatch.GetTimestamp();
+        var from = Start(tally);
         Inner.EmbedImages(images, staging, prefix, pos, patch, batch, imageSize, patchSize, prefixTokens, x);
-        Add(tally, "patch embed", Stopwatch.GetTimestamp() - start);
+        Add(tally, "patch embed", Elapsed(from));
     }
 
     public override void LayerNorm(DeviceBuffer x, DeviceBuffer weight, DeviceBuffer bias, int rows, int channels, float eps, DeviceBuffer y) =>

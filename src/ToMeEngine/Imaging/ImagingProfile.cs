@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using ToMe.Benchmarking;
 
 namespace ToMe.Imaging;
 
@@ -25,7 +25,7 @@ internal enum ImagingStage
 /// small when on. On Linux the clock is the thread's CPU time, so time the thread spent waiting for a
 /// busy core is not charged to any stage; elsewhere it is the wall clock.
 /// </summary>
-internal sealed partial class ImagingProfile : IDisposable
+internal sealed class ImagingProfile : IDisposable
 {
     [ThreadStatic] private static long[]? ticks;
 
@@ -55,22 +55,8 @@ internal sealed partial class ImagingProfile : IDisposable
         return Enum.GetValues<ImagingStage>().Select(s => (s.ToString(), t[(int)s] / frequency)).ToList();
     }
 
-    private const int ClockThreadCpuTime = 3; // CLOCK_THREAD_CPUTIME_ID
-
-    private struct TimeSpec
-    {
-        public long Seconds, Nanoseconds;
-    }
-
-    [LibraryImport("libc", EntryPoint = "clock_gettime")]
-    private static partial int ClockGetTime(int clock, out TimeSpec time);
-
-    private static long Clock()
-    {
-        if (!CpuTime || ClockGetTime(ClockThreadCpuTime, out var t) != 0)
-            return Stopwatch.GetTimestamp();
-        return t.Seconds * 1_000_000_000 + t.Nanoseconds;
-    }
+    private static long Clock() =>
+        CpuTime && ThreadCpuClock.TryNanoseconds(out long ns) ? ns : Stopwatch.GetTimestamp();
 
     public void Dispose() => ticks = null;
 }

@@ -70,6 +70,39 @@ public sealed class ProfilingBackendTests
     }
 
     [Fact]
+    public void ThreadCpuTimeChangesNoResultAndChargesNoMoreThanTheWallTime()
+    {
+        Assert.SkipUnless(ThreadCpuClock.IsAvailable, "thread CPU time is read on Linux only");
+        var weights = Fixtures.Model("vit_p14_d3");
+        var config = weights.Config;
+        int batch = 4, threads = 2;
+        var random = new Random(5);
+        var images = new float[batch * 3 * config.ImageSize * config.ImageSize];
+        for (int i = 0; i < images.Length; i++)
+            images[i] = (float)(random.NextDouble() * 4 - 2);
+        var options = WorkspaceReuseTests.Options("tome");
+        using var cpu = new CpuBackend(maxThreads: threads);
+        using var plain = new ForwardPass(cpu, weights);
+        var want = plain.Run(images, batch, options);
+
+        using var profiler = new ProfilingBackend(cpu, config, threadTime: true);
+        using var pass = new ForwardPass(profiler, weights);
+        pass.Run(images, batch, options);
+        profiler.Reset();
+        long start = Stopwatch.GetTimestamp();
+        var got = pass.Run(images, batch, options);
+        double wall = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        Assert.Equal(want.Logits, got.Logits);
+        var profile = profiler.Report(1, wall);
+        var ops = profile.Where(o => !o.Op.StartsWith("outside", StringComparison.Ordinal)).ToList();
+        Assert.Contains(ops, o => o.Op == "linear qkv" && o.MillisecondsPerForward > 0);
+        Assert.All(ops, o => Assert.True(o.MillisecondsPerForward >= 0, o.Op));
+        // CPU time of one thread never exceeds its wall time: the ops fit in the forward's wall time × threads.
+        Assert.True(ops.Sum(o => o.MillisecondsPerForward) <= wall * profiler.SummedThreads * 1.001);
+        Assert.Equal(100, profile.Sum(o => o.PercentOfForward), 6);
+    }
+
+    [Fact]
     public void ABatchOnOneThreadIsProfiledAsWallTime()
     {
         var weights = Fixtures.Model("vit_p14_d3");

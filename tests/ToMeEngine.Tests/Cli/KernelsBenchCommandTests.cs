@@ -39,6 +39,25 @@ public class KernelsBenchCommandTests
     }
 
     [Fact]
+    public void ThreadTimeNeedsOneThreadAndTimesEveryKernel()
+    {
+        var (code, _, stderr) = TomeProcess.Run("kernels", "bench", "--models", "ViT-Ti", "--batch", "1", "--threads", "2", "--thread-time");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--thread-time", stderr);
+        if (!OperatingSystem.IsLinux())
+            return;
+        (code, var stdout, stderr) = TomeProcess.Run("kernels", "bench", "--models", "ViT-Ti", "--batch", "1", "--threads", "1",
+            "--thread-time", "--json");
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        Assert.True(json.RootElement.GetProperty("thread_time").GetBoolean());
+        Assert.True(json.RootElement.GetProperty("fma_peak_gflops").GetDouble() > 0);
+        var results = json.RootElement.GetProperty("results");
+        Assert.Equal(7, results.GetArrayLength());
+        Assert.All(results.EnumerateArray(), r => Assert.True(r.GetProperty("milliseconds").GetDouble() > 0));
+    }
+
+    [Fact]
     public void CudaRunsEveryOpOrSaysThereIsNoDevice()
     {
         var (code, stdout, stderr) = TomeProcess.Run("kernels", "bench", "--backend", "cuda", "--models", "ViT-S", "--batch", "1",

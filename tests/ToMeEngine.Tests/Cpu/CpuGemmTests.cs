@@ -394,8 +394,8 @@ public class CpuGemmTests
     {
         // A last micro-panel of at most half the 512-bit kernel's rows (197 = 16·12 + 5, 591 = 49·12 + 3, 577 = 48·12 + 1,
         // 1025 = 85·12 + 5) runs the half-height kernel; a longer one (m = 7) the full one on a scratch tile. Both
-        // must keep every element's FMA chain: bit-identical to the scalar kernel, with A in place (k = 700) or packed
-        // (n > 768, or two K-blocks at k = 1000), with and without a residual to accumulate onto.
+        // must keep every element's FMA chain: bit-identical to the scalar kernel, with A in place (k = 700, and k = 1000
+        // as one K-block) or packed in two K-blocks (n = 800, k = 1000), with and without a residual to accumulate onto.
         Assert.SkipUnless(CpuGemm.IsSupported(SimdPath.Vector512), "Vector512 is not accelerated here");
         foreach (var (n, k) in new[] { (96, 700), (96, 1000), (800, 1000) })
         {
