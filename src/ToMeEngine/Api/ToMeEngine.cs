@@ -210,6 +210,9 @@ public sealed partial class ToMeEngine : IDisposable
     /// </summary>
     internal float[] Logits(ReadOnlySpan<float> images, int batch, ReadOnlySpan<float> next) => Forward(images, batch, logitsOnly, next).Logits;
 
+    /// <summary>Whether the backend uses the next batch's images given to a forward (see <see cref="ForwardPass.TakesNextBatch"/>).</summary>
+    internal bool TakesNextBatch => pass.TakesNextBatch;
+
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>

@@ -170,6 +170,12 @@ internal sealed partial class ForwardPass : IDisposable
     }
 
     /// <summary>
+    /// Whether <see cref="Run"/> does anything with <c>next</c>: the backend records forwards and stages their inputs
+    /// (CUDA), so a caller gathers the next batch ahead only where it is used.
+    /// </summary>
+    public bool TakesNextBatch => backend is IForwardCapture;
+
+    /// <summary>
     /// Runs a preprocessed batch. images: [B, 3, S, S] float32. <c>next</c>: the images of the batch the caller will run
     /// next, when it knows them; a backend with a copy engine starts uploading them while this batch runs (they must not
     /// change until that call).

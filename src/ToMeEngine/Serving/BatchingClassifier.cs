@@ -302,7 +302,7 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
                 if (batch.Count == 0)
                     continue;
                 int nextCount = 0;
-                if (Options.UploadAhead && engine.BackendName == "cuda")
+                if (Options.UploadAhead && engine.TakesNextBatch)
                 {
                     staged ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
                     nextCount = TakeAhead(gathered, ahead, staged);

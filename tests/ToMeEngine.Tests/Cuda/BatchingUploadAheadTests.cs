@@ -63,6 +63,20 @@ public sealed class BatchingUploadAheadTests
         return (tasks, classifier);
     }
 
+    [Fact]
+    public void OnlyTheBackendThatStagesInputsTakesTheNextBatch()
+    {
+        // With graphs on or off the CUDA backend stages the next batch's upload; the CPU backend would ignore it, so the
+        // batcher must not hold requests back for it.
+        foreach (bool graphs in new[] { true, false })
+        {
+            using var cuda = Engine(graphs);
+            Assert.True(cuda.TakesNextBatch);
+        }
+        using var cpu = ToMeEngine.Create(GpuFaultTests.TinyModel(), new EngineOptions { Backend = BackendKind.Cpu, MaxBatchSize = MaxBatch });
+        Assert.False(cpu.TakesNextBatch);
+    }
+
     [Theory(Timeout = 120_000)]
     [InlineData(true)]
     [InlineData(false)] // graphs off: every forward op by op, the upload still staged ahead
