@@ -255,12 +255,47 @@ public class CpuGemmTests
         }
     }
 
+    [Fact]
+    public unsafe void WeightPrefetchSharesTouchTheNextSliceInOrder()
+    {
+        // Each micro-panel call of a panel touches its own run of the next slice's 64-byte lines (2 per k step of a
+        // 32-float panel): the runs follow each other from the slice's first line without gaps or overlaps, stop at its
+        // end, and cover all of it wherever one line per k step suffices. A null slice touches nothing.
+        var slice = (float*)0x10000;
+        Assert.Equal(0, CpuGemm.WeightPrefetch(null, 768, 0, 17).At);
+        foreach (int kc in new[] { 1, 2, 7, 64, 191, 192, 384, 700, 768 })
+        {
+            int lines = 2 * kc;
+            for (int panels = 1; panels <= 40; panels++)
+            {
+                long next = 0;
+                for (int ip = 0; ip < panels; ip++)
+                {
+                    var (at, mask) = CpuGemm.WeightPrefetch(slice, kc, ip, panels);
+                    if (at == 0)
+                    {
+                        Assert.True(next >= lines, $"kc={kc} panels={panels} ip={ip}: stopped at line {next} of {lines}");
+                        continue;
+                    }
+                    int every = mask + 1;
+                    Assert.True(every is 1 or 2 or 4 or 8, $"kc={kc} panels={panels}: every {every}");
+                    long first = ((long)at - (long)slice) / 64;
+                    Assert.Equal(next, first);
+                    Assert.Equal(0, ((long)at - (long)slice) % 64);
+                    next = first + (kc + every - 1) / every;
+                }
+                Assert.True(next >= Math.Min(lines, (long)panels * kc), $"kc={kc} panels={panels}: {next} of {lines} lines touched");
+            }
+        }
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
     public void TouchingTheNextTileAheadDoesNotChangeBits(int threads)
     {
-        // The driver touches the next C tile before each kernel call: a cache hint only. With and without it, every
+        // The driver touches the next C tile before each kernel call, and the kernels touch the next weight slice: cache
+        // hints only. With and without them, every
         // epilogue, A in place (K = 192, 384, 768) and packed (N > 768, K = 3072: four K-blocks), short last micro-panels
         // and odd N must give the same bits and leave the cells around C alone.
         Assert.SkipUnless(CpuGemm.IsSupported(SimdPath.Vector512), "Vector512 is not accelerated here");
@@ -280,12 +315,12 @@ public class CpuGemmTests
                     var touched = Guarded(m * n, start);
                     try
                     {
-                        CpuGemm.PrefetchC = false;
+                        CpuGemm.PrefetchC = CpuGemm.PrefetchWeights = false;
                         CpuGemm.Linear(a, m, w, bias, plain, epilogue, threads, SimdPath.Vector512);
                     }
                     finally
                     {
-                        CpuGemm.PrefetchC = true;
+                        CpuGemm.PrefetchC = CpuGemm.PrefetchWeights = true;
                     }
                     CpuGemm.Linear(a, m, w, bias, touched.AsSpan(Guard, m * n), epilogue, threads, SimdPath.Vector512);
                     string what = $"m={m} n={n} k={k} {epilogue} threads={threads}";

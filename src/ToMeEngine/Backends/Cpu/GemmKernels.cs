@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace ToMe.Backends.Cpu;
 
@@ -28,8 +29,11 @@ internal static unsafe partial class GemmKernels
     // rows comes by reference and is copied here: passed by value, the 40-byte StridedRows was built on the caller's stack
     // and copied into the argument area by 16-byte moves, each reading two 8-byte stores just made, a store-forwarding
     // stall on every call (2–4% of the attention op, whose kernels run 64 or 197 deep).
+    // prefetch: null, or where to start touching lines of weights a later call reads, one 64-byte line every
+    // prefetchMask + 1 (a power of two) k steps (see CpuGemm.WeightPrefetch); a cache hint only.
     [MethodImpl(Jit.Hot)]
-    public static void Kernel512<TRows, TCount>(int kc, ref TRows rows, float* b, float* c, int ldc, bool load, float* bias, bool gelu)
+    public static void Kernel512<TRows, TCount>(int kc, ref TRows rows, float* b, float* c, int ldc, bool load, float* bias, bool gelu,
+        byte* prefetch = null, int prefetchMask = 0)
         where TRows : struct, IMicroRows
         where TCount : struct, IRowCount
     {
@@ -110,6 +114,11 @@ internal static unsafe partial class GemmKernels
             }
             a.Next();
             b += Nr;
+            if (Sse.IsSupported && prefetch != null && (p & prefetchMask) == 0)
+            {
+                Sse.Prefetch0(prefetch);
+                prefetch += 64;
+            }
         }
         if (bias != null)
         {
