@@ -2,6 +2,7 @@ using ToMe.Backends;
 using ToMe.Backends.Cpu;
 using ToMe.Model;
 using ToMe.Tests.Model;
+using ToMe.Tests.Reliability;
 using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Cpu;
@@ -102,29 +103,6 @@ public sealed unsafe class AlignedArrayTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new AlignedArray<float>(Array.MaxLength));
     }
 
-    [Fact]
-    public void DisposingABufferFreesItsMemory()
-    {
-        using var cpu = new CpuBackend(1);
-        const int count = 32, length = 1 << 20; // 128 MB in all, held only through buffers that stay referenced
-        long before = GC.GetTotalMemory(forceFullCollection: true);
-        var buffers = new List<DeviceBuffer>();
-        for (int i = 0; i < count; i++)
-        {
-            buffers.Add(cpu.AllocateFloat(length));
-            CpuBackend.F(buffers[^1]).AsSpan().Fill(1f);
-        }
-        Assert.True(GC.GetTotalMemory(forceFullCollection: true) - before > (long)count * length * sizeof(float) / 2);
-        foreach (var b in buffers)
-            b.Dispose();
-        long after = GC.GetTotalMemory(forceFullCollection: true);
-        Assert.True(after - before < 16L << 20, $"{(after - before) >> 20} MB still held after disposing every buffer");
-        // A disposed buffer is empty: any use fails its bounds checks instead of reaching freed memory.
-        Assert.Equal(0, buffers[0].Length);
-        Assert.Throws<ArgumentOutOfRangeException>(() => CpuBackend.F(buffers[0]).AsSpan(0, 1));
-        Assert.Throws<IndexOutOfRangeException>(() => CpuBackend.F(buffers[0])[0]);
-        GC.KeepAlive(buffers);
-    }
 
     [Fact]
     public void AForwardPassAllocatesOnceReusesOverManyRunsAndFreesOnDispose()
@@ -174,5 +152,37 @@ public sealed unsafe class AlignedArrayTests
                 Buffers.Add(buffer);
             return buffer;
         }
+    }
+}
+
+/// <summary>
+/// Disposing a CPU buffer hands its memory back. Measured as the process's managed heap, so it runs with the other tests
+/// that measure process-wide counters, alone (another test's allocations in between would read as held memory).
+/// </summary>
+[Collection(nameof(SoakCollection))]
+public sealed class AlignedArrayMemoryTests
+{
+    [Fact]
+    public void DisposingABufferFreesItsMemory()
+    {
+        using var cpu = new CpuBackend(1);
+        const int count = 32, length = 1 << 20; // 128 MB in all, held only through buffers that stay referenced
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+        var buffers = new List<DeviceBuffer>();
+        for (int i = 0; i < count; i++)
+        {
+            buffers.Add(cpu.AllocateFloat(length));
+            CpuBackend.F(buffers[^1]).AsSpan().Fill(1f);
+        }
+        Assert.True(GC.GetTotalMemory(forceFullCollection: true) - before > (long)count * length * sizeof(float) / 2);
+        foreach (var b in buffers)
+            b.Dispose();
+        long after = GC.GetTotalMemory(forceFullCollection: true);
+        Assert.True(after - before < 16L << 20, $"{(after - before) >> 20} MB still held after disposing every buffer");
+        // A disposed buffer is empty: any use fails its bounds checks instead of reaching freed memory.
+        Assert.Equal(0, buffers[0].Length);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CpuBackend.F(buffers[0]).AsSpan(0, 1));
+        Assert.Throws<IndexOutOfRangeException>(() => CpuBackend.F(buffers[0])[0]);
+        GC.KeepAlive(buffers);
     }
 }

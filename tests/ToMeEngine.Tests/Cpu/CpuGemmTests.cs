@@ -263,6 +263,7 @@ public class CpuGemmTests
         // end, and cover all of it wherever one line per k step suffices. A null slice touches nothing.
         var slice = (float*)0x10000;
         Assert.Equal(0, CpuGemm.WeightPrefetch(null, 768, 0, 17).At);
+        Assert.Equal(0, CpuGemm.WeightPrefetch(slice, 0, 0, 1).At); // K = 0: nothing to read
         foreach (int kc in new[] { 1, 2, 7, 64, 191, 192, 384, 700, 768 })
         {
             int lines = 2 * kc;

@@ -284,7 +284,7 @@ internal static unsafe partial class CpuGemm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static (IntPtr At, int Mask) WeightPrefetch(float* nextSlice, int kc, int ip, int microPanels)
     {
-        if (nextSlice == null)
+        if (nextSlice == null || kc <= 0)
             return default;
         int lines = kc * Nr / 16;
         int share = (lines + microPanels - 1) / microPanels;
