@@ -231,24 +231,34 @@ public class RowOpsTests
             }
         }
         foreach (bool withBias in new[] { false, true })
+            AssertPaddedRowsGiveSoftmaxsBits(logits, rows, cols, ld, withBias ? bias : null, zeroPadding: false);
+    }
+
+    // SoftmaxPaddedRows over rows of length cols in a row stride ld (padded to whole vectors, then NaN up to ld) against
+    // Softmax row by row: the same bits (any NaN for a NaN), nothing written past the padding, and where zeroPadding the
+    // padding between cols and the whole vector zeroed.
+    private static unsafe void AssertPaddedRowsGiveSoftmaxsBits(float[] logits, int rows, int cols, int ld, float[]? bias, bool zeroPadding)
+    {
+        int padded = (cols + 15) / 16 * 16;
+        var actual = logits.ToArray();
+        for (int r = 0; r < rows; r++)
+            actual.AsSpan(r * ld + padded, ld - padded).Fill(float.NaN);
+        var expected = actual.ToArray();
+        for (int r = 0; r < rows; r++)
+            RowOps.Softmax(expected.AsSpan(r * ld, cols), bias is null ? default : bias.AsSpan(0, cols));
+        fixed (float* x = actual, b = bias)
+            RowOps.SoftmaxPaddedRows(x, rows, cols, ld, b);
+        for (int r = 0; r < rows; r++)
         {
-            var actual = logits.ToArray();
-            for (int r = 0; r < rows; r++)
-                actual.AsSpan(r * ld + padded, ld - padded).Fill(float.NaN);
-            var expected = actual.ToArray();
-            for (int r = 0; r < rows; r++)
-                RowOps.Softmax(expected.AsSpan(r * ld, cols), withBias ? bias.AsSpan(0, cols) : default);
-            fixed (float* x = actual, b = bias)
-                RowOps.SoftmaxPaddedRows(x, rows, cols, ld, withBias ? b : null);
-            for (int r = 0; r < rows; r++)
-            {
-                for (int j = 0; j < cols; j++)
-                    Assert.True(BitConverter.SingleToInt32Bits(expected[r * ld + j]) == BitConverter.SingleToInt32Bits(actual[r * ld + j])
-                        || (float.IsNaN(expected[r * ld + j]) && float.IsNaN(actual[r * ld + j])),
-                        $"bias {withBias}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
-                for (int j = padded; j < ld; j++)
-                    Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
-            }
+            for (int j = 0; j < cols; j++)
+                Assert.True(BitConverter.SingleToInt32Bits(expected[r * ld + j]) == BitConverter.SingleToInt32Bits(actual[r * ld + j])
+                    || (float.IsNaN(expected[r * ld + j]) && float.IsNaN(actual[r * ld + j])),
+                    $"bias {bias is not null}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
+            if (zeroPadding)
+                for (int j = cols; j < padded; j++)
+                    Assert.Equal(0f, actual[r * ld + j]);
+            for (int j = padded; j < ld; j++)
+                Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
         }
     }
 
@@ -285,30 +295,13 @@ public class RowOpsTests
             if (r % 4 == 1)
                 row[random.Next(cols)] = max + span;
         }
-        foreach (bool withBias in new[] { false, true })
-        {
-            var bias = new float[padded];
-            for (int j = 0; j < cols; j++)
-                bias[j] = withBias ? MathF.Log(1 + j % 4) : 0f;
-            var actual = logits.ToArray();
-            for (int r = 0; r < rows; r++)
-                actual.AsSpan(r * ld + padded, ld - padded).Fill(float.NaN);
-            var expected = actual.ToArray();
-            for (int r = 0; r < rows; r++)
-                RowOps.Softmax(expected.AsSpan(r * ld, cols), withBias ? bias.AsSpan(0, cols) : default);
-            fixed (float* x = actual, b = bias)
-                RowOps.SoftmaxPaddedRows(x, rows, cols, ld, withBias ? b : null);
-            for (int r = 0; r < rows; r++)
-            {
-                for (int j = 0; j < cols; j++)
-                    Assert.True(BitConverter.SingleToInt32Bits(expected[r * ld + j]) == BitConverter.SingleToInt32Bits(actual[r * ld + j]),
-                        $"bias {withBias}, row {r}, col {j}: {actual[r * ld + j]:R} vs {expected[r * ld + j]:R}");
-                for (int j = cols; j < padded; j++)
-                    Assert.Equal(0f, actual[r * ld + j]);
-                for (int j = padded; j < ld; j++)
-                    Assert.True(float.IsNaN(actual[r * ld + j]), $"row {r}: written past its padding at {j}");
-            }
-        }
+        // No logit here is NaN, so the helper's NaN-for-NaN allowance never applies: every value must match bit for bit.
+        Assert.DoesNotContain(logits, float.IsNaN);
+        var bias = new float[padded];
+        for (int j = 0; j < cols; j++)
+            bias[j] = MathF.Log(1 + j % 4);
+        AssertPaddedRowsGiveSoftmaxsBits(logits, rows, cols, ld, null, zeroPadding: true);
+        AssertPaddedRowsGiveSoftmaxsBits(logits, rows, cols, ld, bias, zeroPadding: true);
     }
 
     [Fact]
