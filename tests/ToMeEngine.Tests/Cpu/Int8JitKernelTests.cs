@@ -33,7 +33,15 @@ public unsafe class Int8JitKernelTests
     [InlineData(5, 193, 1), InlineData(6, 3, 2), InlineData(7, 768, 2), InlineData(7, 0, 1)]
     public void RawSumsOfTheFirstRowsMatchTheScalarTwin(int rows, int kq, int panels) => CheckRawSums(kq, panels, rows);
 
+    // Each with and without lines to prefetch (fewer than the k-quads, so the kernel passes the range's end): a cache hint
+    // that leaves the sums, and rbx and rbp, which the kernel borrows for it, as they were.
     private static void CheckRawSums(int kq, int panels, int rowCount)
+    {
+        CheckRawSums(kq, panels, rowCount, prefetch: false);
+        CheckRawSums(kq, panels, rowCount, prefetch: true);
+    }
+
+    private static void CheckRawSums(int kq, int panels, int rowCount, bool prefetch)
     {
         RequireJit();
         var rng = new Random(kq * 10 + panels + 1000 * (Int8JitKernels.Mr - rowCount));
@@ -50,7 +58,8 @@ public unsafe class Int8JitKernelTests
         fixed (byte* pa = a)
         fixed (sbyte* pb = b)
         fixed (int* ps = sums)
-            Int8JitKernels.Run(panels, kq, pa, lda, pb, panelStride, ps + Guard, rowCount);
+            Int8JitKernels.Run(panels, kq, pa, lda, pb, panelStride, ps + Guard, rowCount,
+                prefetch ? (byte*)pb : null, prefetch ? (byte*)pb + kq / 2 * 64 : null);
 
         for (int r = 0; r < Int8JitKernels.Mr; r++)
             for (int col = 0; col < Int8JitKernels.OutStride; col++)
@@ -135,14 +144,23 @@ public unsafe class Int8JitKernelTests
     [Fact]
     public void GeneratedCodeFollowsEachCallingConvention()
     {
-        // The one argument arrives in rdi (System V) or rcx (Windows); both keep it on the stack and load from it.
+        // The one argument arrives in rdi (System V) or rcx (Windows); both keep it on the stack and load from it, and
+        // restore rbx and rbp (callee-saved on both) before returning: pop rbp / pop rbx / pop r10 after the loop.
         var systemV = Int8JitKernels.Generate(2, windowsAbi: false);
         var windows = Int8JitKernels.Generate(2, windowsAbi: true);
         Assert.Equal(0x57, systemV[0]); // push rdi
         Assert.Equal(0x51, windows[0]); // push rcx
-        Assert.Equal(new byte[] { 0x48, 0x8b, 0x07 }, systemV[1..4]); // mov rax, [rdi]
-        Assert.Equal(new byte[] { 0x48, 0x8b, 0x01 }, windows[1..4]); // mov rax, [rcx]
+        // push rbx / push rbp (saved on both conventions), then the prefetch range from the argument block
+        Assert.Equal(new byte[] { 0x53, 0x55, 0x48, 0x8b, 0x5f, 0x30, 0x48, 0x8b, 0x6f, 0x38 }, systemV[1..11]);
+        Assert.Equal(new byte[] { 0x53, 0x55, 0x48, 0x8b, 0x59, 0x30, 0x48, 0x8b, 0x69, 0x38 }, windows[1..11]);
+        Assert.Equal(new byte[] { 0x48, 0x8b, 0x07 }, systemV[11..14]); // mov rax, [rdi]
+        Assert.Equal(new byte[] { 0x48, 0x8b, 0x01 }, windows[11..14]); // mov rax, [rcx]
         Assert.Equal(0xC3, systemV[^1]);
+        foreach (var code in new[] { systemV, windows })
+        {
+            int pops = Convert.ToHexString(code).IndexOf("5D5B415A", StringComparison.Ordinal);
+            Assert.True(pops > 0 && pops % 2 == 0, "rbp, rbx and the argument pointer are popped in reverse order of their pushes");
+        }
         Assert.Throws<ArgumentOutOfRangeException>(() => Int8JitKernels.Generate(3, false));
         Assert.Throws<ArgumentOutOfRangeException>(() => Int8JitKernels.Generate(2, false, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => Int8JitKernels.Generate(2, false, Int8JitKernels.Mr + 1));

@@ -56,6 +56,14 @@ public class X64AssemblerTests
         ("sub rcx, 1", a => a.Sub(Rcx, 1), "48 83 e9 01"),
         ("dec rcx", a => a.Dec(Rcx), "48 ff c9"),
         ("test rcx, rcx", a => a.Test(Rcx, Rcx), "48 85 c9"),
+        ("cmp rbx, rbp", a => a.Cmp(Rbx, Rbp), "48 39 eb"),
+        ("cmp r8, r10", a => a.Cmp(R8, R10), "4d 39 d0"),
+        ("prefetcht0 byte ptr [rbx]", a => a.Prefetch0(new Mem(Rbx)), "0f 18 0b"),
+        ("prefetcht0 byte ptr [rbp]", a => a.Prefetch0(new Mem(Rbp)), "0f 18 4d 00"),
+        ("prefetcht0 byte ptr [r9+r11*2+64]", a => a.Prefetch0(new Mem(R9, R11, 2, 64)), "43 0f 18 4c 59 40"),
+        ("mov rbx, qword ptr [rdi+48]", a => a.MovLoad(Rbx, new Mem(Rdi, Disp: 48)), "48 8b 5f 30"),
+        ("push rbx", a => a.Push(Rbx), "53"),
+        ("pop rbp", a => a.Pop(Rbp), "5d"),
         ("push rdi", a => a.Push(Rdi), "57"),
         ("push rcx", a => a.Push(Rcx), "51"),
         ("pop rdi", a => a.Pop(Rdi), "5f"),
@@ -124,6 +132,21 @@ public class X64AssemblerTests
         asm.Bind(forward);
         asm.Ret();
         Assert.Equal("48 ff c9 0f 85 f7 ff ff ff 0f 84 04 00 00 00 41 52 41 5a c3", Hex(asm.ToArray()));
+    }
+
+    [Fact]
+    public void UnsignedBranchSkipsForward()
+    {
+        // cmp rbx, rbp / {disp32} jae 2f / prefetcht0 [rbx] / add rbx, 64 / 2: ret (as assembled by GNU as)
+        var asm = new X64Assembler();
+        var skip = asm.NewLabel();
+        asm.Cmp(Rbx, Rbp);
+        asm.Jae(skip);
+        asm.Prefetch0(new Mem(Rbx));
+        asm.Add(Rbx, 64);
+        asm.Bind(skip);
+        asm.Ret();
+        Assert.Equal("48 39 eb 0f 83 07 00 00 00 0f 18 0b 48 83 c3 40 c3", Hex(asm.ToArray()));
     }
 
     [Fact]

@@ -30,6 +30,10 @@ internal enum Int8Path
 /// </remarks>
 internal static unsafe partial class Int8Gemm
 {
+    // Whether the generated kernel's calls touch the panels their tile runs next (see Job.NextPanelsShare); a switch so
+    // tests and benchmarks can compare both forms.
+    internal static bool PrefetchWeights = true;
+
     private const int Nr = Int8Weight.PanelWidth;
 
     // A row block (96 rows, a multiple of every kernel's MR) stays in L2 while each panel (16 columns × K bytes) streams
@@ -233,7 +237,8 @@ internal static unsafe partial class Int8Gemm
                         {
                             if (IntegerOutput == null)
                                 Prefetch(C + (long)i0 * Ldc + p * Nr, Ldc, rows, Math.Min(panels * Nr, W.N - p * Nr));
-                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums, rows);
+                            var (ahead, aheadEnd) = NextPanelsShare(p + panels, p1, kq, (i0 - m0) / mr, (m1 - m0 + mr - 1) / mr);
+                            Int8JitKernels.Run(panels, kq, A.Row8(i0), A.Stride, W.Panel(p), panelStride, sums, rows, (byte*)ahead, (byte*)aheadEnd);
                             int jf = p * Nr;
                             if (panels == 2 && rows == mr && jf + 2 * Nr <= W.N && IntegerOutput == null)
                             {
@@ -299,6 +304,21 @@ internal static unsafe partial class Int8Gemm
                     Int8Kernels.KernelScalar(kq, A.Row8(i0), A.Stride, panel, tile);
                     break;
             }
+        }
+
+        // As the fp32 kernels do (CpuGemm.WeightPrefetch), each micro-panel's call touches its share of the panels the tile
+        // runs next, one line per k-quad among its VPDPBUSDs: the first micro-panel over a pair of panels reads them from
+        // memory faster than a core streams them while the other core does the same.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private (IntPtr From, IntPtr To) NextPanelsShare(int next, int p1, int kq, int microPanel, int microPanels)
+        {
+            if (!PrefetchWeights || next >= p1)
+                return default;
+            long lines = (long)Math.Min(Int8JitKernels.MaxPanels, p1 - next) * kq; // a k-quad of a panel is one 64-byte line
+            long share = (lines + microPanels - 1) / microPanels;
+            long first = Math.Min(lines, microPanel * share), last = Math.Min(lines, first + share);
+            byte* start = (byte*)W.Panel(next);
+            return ((IntPtr)(start + first * 64), (IntPtr)(start + last * 64));
         }
 
         // The output tile's cache lines, requested before the kernel's K loop so they arrive while it runs: each line of C

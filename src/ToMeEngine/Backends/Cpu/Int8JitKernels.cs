@@ -15,8 +15,8 @@ namespace ToMe.Backends.Cpu;
 /// short last micro-panel) × one or two 16-column panels of an <see cref="Int8Weight"/>, over all of K; the sums go to
 /// memory as [Mr][<see cref="OutStride"/>] int32 and the C# epilogue dequantizes them. Per
 /// k-quad the two panel vectors are loaded once and each row's four bytes broadcast once, for 16 VPDPBUSD (8 × 2
-/// accumulators in zmm16–31, operands in zmm0–5). Only caller-saved registers are used on both the System V and the
-/// Windows x64 conventions, so the code needs no register saves; its one argument is a pointer to <see cref="Args"/>.
+/// accumulators in zmm16–31, operands in zmm0–5). Besides rbx and rbp, which it saves, only caller-saved registers are
+/// used on both the System V and the Windows x64 conventions; its one argument is a pointer to <see cref="Args"/>.
 /// Used only where the CPU reports AVX512_VNNI and the OS keeps zmm state (Avx512F/Avx512BW supported), on Linux and
 /// Windows; TOME_INT8_JIT=0 turns it off.
 /// </remarks>
@@ -36,6 +36,8 @@ internal static unsafe class Int8JitKernels
         public long PanelStride; // bytes from one panel to the next
         public long KQuads;
         public int* Sums;        // [Mr][OutStride]
+        public byte* Prefetch;   // lines [Prefetch, PrefetchEnd) to touch, one per k-quad from the first (see Int8Gemm)
+        public byte* PrefetchEnd;
     }
 
     private sealed class Kernels(ExecutableMemory memory, int[] offsets)
@@ -85,10 +87,14 @@ internal static unsafe class Int8JitKernels
     /// [Mr][OutStride]; the rows after them are neither read nor written.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Run(int panels, int kq, byte* a, int lda, sbyte* b, long panelStride, int* sums, int rows = Mr)
+    public static void Run(int panels, int kq, byte* a, int lda, sbyte* b, long panelStride, int* sums, int rows = Mr,
+        byte* prefetch = null, byte* prefetchEnd = null)
     {
         var k = kernels.Value!;
-        var args = new Args { A = a, Lda = lda, B = b, PanelStride = panelStride, KQuads = kq, Sums = sums };
+        var args = new Args
+        {
+            A = a, Lda = lda, B = b, PanelStride = panelStride, KQuads = kq, Sums = sums, Prefetch = prefetch, PrefetchEnd = prefetchEnd,
+        };
         k.Entry(rows, panels)(&args);
     }
 
@@ -105,6 +111,11 @@ internal static unsafe class Int8JitKernels
         var args = windowsAbi ? Gpr.Rcx : Gpr.Rdi;
         const int firstAccumulator = 16, firstBroadcast = 2, broadcasts = 4;
         asm.Push(args); // kept for the output pointer: rcx becomes the loop counter
+        // rbx and rbp (saved on both conventions) walk the lines to prefetch: cmp + jae skips once they meet.
+        asm.Push(Gpr.Rbx);
+        asm.Push(Gpr.Rbp);
+        asm.MovLoad(Gpr.Rbx, new Mem(args, Disp: 48));
+        asm.MovLoad(Gpr.Rbp, new Mem(args, Disp: 56));
         asm.MovLoad(Gpr.Rax, new Mem(args, Disp: 0));
         asm.MovLoad(Gpr.Rdx, new Mem(args, Disp: 8));
         asm.MovLoad(Gpr.R9, new Mem(args, Disp: 16));
@@ -135,12 +146,20 @@ internal static unsafe class Int8JitKernels
             for (int p = 0; p < panels; p++)
                 asm.Vpdpbusd(firstAccumulator + r * panels + p, broadcast, p);
         }
+        var prefetched = asm.NewLabel();
+        asm.Cmp(Gpr.Rbx, Gpr.Rbp);
+        asm.Jae(prefetched);
+        asm.Prefetch0(new Mem(Gpr.Rbx));
+        asm.Add(Gpr.Rbx, 64);
+        asm.Bind(prefetched);
         asm.Add(Gpr.Rax, 4);
         asm.Add(Gpr.R8, 4);
         asm.Add(Gpr.R9, 4 * Int8Weight.PanelWidth);
         asm.Dec(Gpr.Rcx);
         asm.Jnz(loop);
         asm.Bind(done);
+        asm.Pop(Gpr.Rbp);
+        asm.Pop(Gpr.Rbx);
         asm.Pop(Gpr.R10);
         asm.MovLoad(Gpr.R10, new Mem(Gpr.R10, Disp: 40));
         for (int r = 0; r < rowCount; r++)

@@ -82,6 +82,19 @@ internal sealed class X64Assembler
     /// <summary>cmp a, imm (imm8 form when it fits)</summary>
     public void Cmp(Gpr a, int imm) => ImmediateOp(7, a, imm);
 
+    /// <summary>cmp a, b</summary>
+    public void Cmp(Gpr a, Gpr b) => RegisterOp(0x39, b, a);
+
+    /// <summary>prefetcht0 [m]</summary>
+    public void Prefetch0(Mem m)
+    {
+        byte rex = Rex(false, 0, m.Index is { } i ? (int)i : 0, (int)m.Base);
+        if (rex != 0x40)
+            Emit(rex);
+        Emit(0x0F, 0x18);
+        Address(1, m, n: 1);
+    }
+
     /// <summary>mov dst, imm64</summary>
     public void MovImmediate(Gpr dst, long imm)
     {
@@ -121,6 +134,9 @@ internal sealed class X64Assembler
 
     /// <summary>jl label (rel32, signed less)</summary>
     public void Jl(Label target) => Branch(0x8C, target);
+
+    /// <summary>jae label (rel32, unsigned above or equal)</summary>
+    public void Jae(Label target) => Branch(0x83, target);
 
     /// <summary>jmp label (rel32)</summary>
     public void Jmp(Label target)
