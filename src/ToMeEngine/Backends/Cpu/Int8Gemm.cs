@@ -30,10 +30,6 @@ internal enum Int8Path
 /// </remarks>
 internal static unsafe partial class Int8Gemm
 {
-    // Whether the generated kernel's calls touch the panels their tile runs next (see Job.NextPanelsShare); a switch so
-    // tests and benchmarks can compare both forms.
-    internal static bool PrefetchWeights = true;
-
     private const int Nr = Int8Weight.PanelWidth;
 
     // A row block (96 rows, a multiple of every kernel's MR) stays in L2 while each panel (16 columns × K bytes) streams
@@ -312,7 +308,7 @@ internal static unsafe partial class Int8Gemm
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private (IntPtr From, IntPtr To) NextPanelsShare(int next, int p1, int kq, int microPanel, int microPanels)
         {
-            if (!PrefetchWeights || next >= p1)
+            if (next >= p1)
                 return default;
             long lines = (long)Math.Min(Int8JitKernels.MaxPanels, p1 - next) * kq; // a k-quad of a panel is one 64-byte line
             long share = (lines + microPanels - 1) / microPanels;
