@@ -18,16 +18,13 @@ internal sealed unsafe partial class CpuBackend
     // ViT-Ti's shapes, batch 16); the hardware prefetcher alone kept too few lines in flight.
     private const int PrefetchRows = 4;
 
-    // Tokens per packing task: one key panel.
+    // Tokens per packing step of an image: one key panel.
     private const int TokenChunk = PackedWeight.PanelWidth;
-
-    // Per (image, head): the scaled queries, the keys (transposed) and the values, packed once per call and shared by
-    // that head's query blocks; then log(size) per image.
-    private readonly ScratchSlots<AlignedArray<float>> attentionPanels;
 
     [ThreadStatic] private static AlignedArray<float>? t_scores;
 
-    // One image's panels and log(size), where each thread attends over whole images.
+    // Per thread: the panels it attends over (the scaled queries, the keys transposed and the values of one image's
+    // heads, or of one head) and log(size) of their image.
     [ThreadStatic] private static AlignedArray<float>? t_imagePanels;
 
     [MethodImpl(Jit.Hot)]
@@ -45,22 +42,20 @@ internal sealed unsafe partial class CpuBackend
         long queries = ((long)t * d + 15) & ~15L;
         long keyPanels = CpuGemm.PackedPanelsLength(t, d), valuePanels = CpuGemm.PackedPanelsLength(d, t);
         long perHead = queries + keyPanels + valuePanels;
-        int pairs = batch * heads;
-        long logLength = sizes is null ? 0 : (long)batch * ldScores;
-        if (pairs * perHead + logLength > int.MaxValue / 2)
-            throw new ArgumentException($"attention over [{batch}, {t}] tokens × {heads} heads is too large for one call");
-        // Where every thread has whole images to do (ViT batches), each thread packs an image into its own buffer and
-        // attends over it at once, while the packed panels are still in its L2; otherwise packing and attention are
-        // spread separately over (image, token chunk) and (image, head, query block), through one shared buffer.
-        bool perImage = batch % Team.Threads == 0 || batch >= 4 * Team.Threads;
         long imageLength = heads * perHead + ldScores;
-        var panels = perImage ? null : attentionPanels.Take();
-        if (!perImage)
-            panels = AlignedArray<float>.Ensure(ref panels, (int)(pairs * perHead + logLength));
+        if (imageLength > int.MaxValue / 2)
+            throw new ArgumentException($"attention over {t} tokens × {heads} heads is too large for one call");
+        // Where every thread has whole images to do (ViT batches), each thread packs an image into its own buffer, with
+        // one pass over its rows of qkv, and attends over it while the packed panels are still in its L2. Otherwise
+        // (one image, or a batch that does not split evenly) each thread takes a contiguous range of the (image, head)
+        // pairs' query rows and packs the heads of its range itself. Panels packed by one thread and read by another (every
+        // key and value read across cores) made the op 1.35–1.45× slower at batch 1 on two Zen 5 cores (ViT-Ti, S, B,
+        // interleaved runs); packing a head split between two threads twice costs far less.
+        // An op of one image among several running at once (the team is busy) runs on this thread alone.
+        int threads = Team.Idle ? Team.Threads : 1;
+        bool perImage = batch % threads == 0 || batch >= 4 * threads;
         // Per (image, head) class-token rows, averaged over heads afterwards in a fixed order.
         var classRows = classAttention is null ? null : new float[batch * heads * t];
-        int chunks = (t + TokenChunk - 1) / TokenChunk;
-        int blocks = (t + QueryBlock - 1) / QueryBlock;
         var path = CpuGemm.BestPath;
         // q·kᵀ's rows are rounded up to where its kernels store: whole micro-panels, or half ones on the 512-bit path.
         int rowStep = path == SimdPath.Vector512 ? GemmKernels.Mr512 / 2 : CpuGemm.MicroRows(path);
@@ -78,22 +73,39 @@ internal sealed unsafe partial class CpuBackend
                         Pack(b, j0, Math.Min(t, j0 + TokenChunk), image, log);
                     for (int h = 0; h < heads; h++)
                         for (int q = 0; q < t; q += QueryBlock)
-                            Attend(b, h, q, image + h * perHead, log);
+                            Attend(b, h, q, t, image + h * perHead, log);
                     GC.KeepAlive(buffer);
                 });
             }
             else
             {
-                float* panelBase = panels!.Pointer, logSize = panels.Pointer + pairs * perHead;
-                Team.For(batch * chunks, [MethodImpl(Jit.Hot)] (task) =>
+                // Work in units of one micro-panel of query rows of one (image, head); each thread takes a contiguous range
+                // of them (and the matching share of the metric's rows), so only the heads at a range's ends are packed
+                // by two threads.
+                int unitRows = CpuGemm.MicroRows(path), unitsPerHead = (t + unitRows - 1) / unitRows;
+                long units = (long)batch * heads * unitsPerHead, tokenRows = (long)batch * t;
+                Team.For(threads, [MethodImpl(Jit.Hot)] (g) =>
                 {
-                    int b = task / chunks, j0 = task % chunks * TokenChunk;
-                    Pack(b, j0, Math.Min(t, j0 + TokenChunk), panelBase + (long)b * heads * perHead, logSize + (long)b * ldScores);
-                });
-                Team.For(pairs * blocks, [MethodImpl(Jit.Hot)] (task) =>
-                {
-                    int bh = task / blocks, q = task % blocks * QueryBlock;
-                    Attend(bh / heads, bh % heads, q, panelBase + bh * perHead, logSize + (long)(bh / heads) * ldScores);
+                    KeyMeans((int)(tokenRows * g / threads), (int)(tokenRows * (g + 1) / threads));
+                    var buffer = AlignedArray<float>.Ensure(ref t_imagePanels, (int)(perHead + ldScores));
+                    float* head = buffer.Pointer, log = head + perHead;
+                    int logImage = -1;
+                    for (long u = units * g / threads, end = units * (g + 1) / threads; u < end;)
+                    {
+                        int bh = (int)(u / unitsPerHead), b = bh / heads, h = bh % heads;
+                        int first = (int)(u % unitsPerHead), last = (int)Math.Min(unitsPerHead, first + (end - u));
+                        int r0 = first * unitRows, r1 = Math.Min(t, last * unitRows);
+                        if (sizes is not null && b != logImage)
+                        {
+                            LogSizes(b, log);
+                            logImage = b;
+                        }
+                        PackHead(b, h, r0, r1, head);
+                        for (int q = r0; q < r1; q += QueryBlock)
+                            Attend(b, h, q, r1, head, log);
+                        u += last - first;
+                    }
+                    GC.KeepAlive(buffer);
                 });
             }
 
@@ -123,21 +135,44 @@ internal sealed unsafe partial class CpuBackend
                 for (int h = 0; h < heads; h++)
                     Packing.PackPanels(qkvBase + ((long)b * t + j0) * stride + c + h * d, stride, transposed: true, j1 - j0, d,
                         image + h * perHead + queries + (long)j0 * d);
-                if (sizes is not null)
-                {
-                    for (int j = j0; j < j1; j++)
-                        log[j] = MathF.Log(sizes[b * t + j]);
-                    if (j1 == t)
-                        new Span<float>(log + t, ldScores - t).Clear();
-                }
+                if (sizes is not null && j1 == t)
+                    LogSizes(b, log);
             }
 
-            // Attention of query rows [q, q + QueryBlock) of one (image, head) over its packed panels (head): scores =
-            // (q·scale)·kᵀ, softmax with the log-size bias, · v.
+            // Head h of image b alone, for query rows [r0, r1): the same panels as Pack's, walking the head's columns of
+            // qkv; every key and value, the queries of those rows only.
             [MethodImpl(Jit.Hot)]
-            void Attend(int b, int h, int q, float* head, float* log)
+            void PackHead(int b, int h, int r0, int r1, float* head)
             {
-                int rows = Math.Min(QueryBlock, t - q), bh = b * heads + h;
+                float* rows = qkvBase + (long)b * t * stride + h * d;
+                for (int j = r0; j < r1; j++)
+                    Simd.Multiply(new ReadOnlySpan<float>(rows + (long)j * stride, d), scale, new Span<float>(head + (long)j * d, d));
+                Packing.PackPanels(rows + c, stride, transposed: true, t, d, head + queries);
+                Packing.PackPanels(rows + 2 * c, stride, transposed: false, d, t, head + queries + keyPanels);
+            }
+
+            // ToMe's metric for token rows [i0, i1) of the batch: each key averaged over heads.
+            [MethodImpl(Jit.Hot)]
+            void KeyMeans(int i0, int i1)
+            {
+                for (int i = i0; i < i1; i++)
+                    KeyMean(qkvBase + (long)i * stride + c, heads, d, metricBase + (long)i * d);
+            }
+
+            // log(size) of image b's tokens, zero up to whole panels (the padded softmax reads them).
+            void LogSizes(int b, float* log)
+            {
+                for (int j = 0; j < t; j++)
+                    log[j] = MathF.Log(sizes![b * t + j]);
+                new Span<float>(log + t, ldScores - t).Clear();
+            }
+
+            // Attention of query rows [q, min(q + QueryBlock, end)) of one (image, head) over its packed panels (head):
+            // scores = (q·scale)·kᵀ, softmax with the log-size bias, · v.
+            [MethodImpl(Jit.Hot)]
+            void Attend(int b, int h, int q, int end, float* head, float* log)
+            {
+                int rows = Math.Min(QueryBlock, end - q), bh = b * heads + h;
                 var strip = AlignedArray<float>.Ensure(ref t_scores, QueryBlock * ldScores);
                 float* scores = strip.Pointer;
                 // The queries are scaled already, so the kernels read them in place (alpha 1): the same products as
@@ -172,12 +207,6 @@ internal sealed unsafe partial class CpuBackend
                 GC.KeepAlive(strip);
             }
         }
-        if (panels is not null)
-        {
-            GC.KeepAlive(panels);
-            attentionPanels.Return(panels);
-        }
-
         if (classAttention is not null)
         {
             var cls = F(classAttention);
@@ -212,11 +241,30 @@ internal sealed unsafe partial class CpuBackend
                 new Span<float>(dst + cols, nr - cols).Clear();
             }
         }
-        var sum = new Span<float>(mean, d);
-        new ReadOnlySpan<float>(row + c, d).CopyTo(sum);
+        KeyMean(row + c, heads, d, mean);
+    }
+
+    // One token's keys (heads × d from key) averaged over heads into mean: summed in head order, then divided.
+    [MethodImpl(Jit.Hot)]
+    private static void KeyMean(float* key, int heads, int d, float* mean)
+    {
+        if (Vector512.IsHardwareAccelerated && d % 16 == 0)
+        {
+            var n = Vector512.Create((float)heads);
+            for (int e = 0; e < d; e += 16)
+            {
+                var sum = Vector512.Load(key + e);
+                for (int h = 1; h < heads; h++)
+                    sum += Vector512.Load(key + h * d + e);
+                (sum / n).Store(mean + e);
+            }
+            return;
+        }
+        var total = new Span<float>(mean, d);
+        new ReadOnlySpan<float>(key, d).CopyTo(total);
         for (int h = 1; h < heads; h++)
-            Simd.Add(sum, new ReadOnlySpan<float>(row + c + h * d, d), sum);
-        Simd.Divide(sum, heads, sum);
+            Simd.Add(total, new ReadOnlySpan<float>(key + h * d, d), total);
+        Simd.Divide(total, heads, total);
     }
 
     // PackRow for d a multiple of 16 with 512-bit vectors: the same values, without a call per span. query and value are
@@ -239,13 +287,6 @@ internal sealed unsafe partial class CpuBackend
             if (d % nr != 0)
                 Vector512<float>.Zero.Store(vd + (long)(d / nr) * nr * t + nr / 2);
         }
-        var n = Vector512.Create((float)heads);
-        for (int e = 0; e < d; e += 16)
-        {
-            var sum = Vector512.Load(row + c + e);
-            for (int h = 1; h < heads; h++)
-                sum += Vector512.Load(row + c + h * d + e);
-            (sum / n).Store(mean + e);
-        }
+        KeyMean(row + c, heads, d, mean);
     }
 }

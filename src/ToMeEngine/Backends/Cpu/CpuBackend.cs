@@ -35,7 +35,6 @@ internal sealed partial class CpuBackend : IBackend
         Team = ThreadTeam.Get(MaxThreads);
         // One set per image running at once (ForEachImage), and one for a batch that runs as a whole.
         patchScratch = new(MaxThreads + 1);
-        attentionPanels = new(MaxThreads + 1);
         matchScratch = new(MaxThreads + 1);
         Int8Path = int8Path ?? Int8Gemm.BestPath;
         if (!Int8Gemm.IsSupported(Int8Path))
