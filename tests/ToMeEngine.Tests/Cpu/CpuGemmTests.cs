@@ -209,17 +209,39 @@ public class CpuGemmTests
     [Fact]
     public void OneImageIsOneRowBlockOnAnyThreadCount()
     {
-        // Each row block streams all of W: one image's 197 rows must not be split into row blocks when two threads share
-        // the GEMM (they split the panels instead), and a batch of 16 must give two threads an even number of blocks.
+        // Each row block streams all of W: where W is large, one image's 197 rows must not be split into row blocks when
+        // two threads share the GEMM (they split the panels instead), and a batch of 16 must give two threads an even
+        // number of blocks.
         foreach (int threads in new[] { 1, 2 })
         {
-            var one = CpuGemm.Tiles(197, 2304, threads, SimdPath.Vector512);
+            var one = CpuGemm.Tiles(197, 2304, 768, threads, SimdPath.Vector512);
             Assert.Equal(1, one.RowBlocks);
             Assert.True(one.Count >= (threads == 1 ? 1 : GemmTiles.TasksPerThread * threads), $"{threads} threads: {one}");
         }
-        var batch = CpuGemm.Tiles(16 * 197, 2304, 2, SimdPath.Vector512);
+        var batch = CpuGemm.Tiles(16 * 197, 2304, 768, 2, SimdPath.Vector512);
         Assert.Equal(14, batch.RowBlocks);
         Assert.True(batch.RowHeight % GemmKernels.Mr512 == 0 && batch.RowHeight * batch.RowBlocks >= 16 * 197, batch.ToString());
+    }
+
+    [Theory]
+    [InlineData(197, 192, 192, 2, true, 2)] // ViT-Ti's proj: one row block per thread, 108 + 89 rows
+    [InlineData(197, 768, 192, 2, true, 2)] // ViT-Ti's fc1
+    [InlineData(197, 384, 1536, 2, true, 2)] // ViT-S's fc2
+    [InlineData(197, 768, 768, 3, true, 3)] // ViT-B's proj on three threads
+    [InlineData(197, 768, 3072, 2, false, 1)] // ViT-B's fc2: W too large, panels split
+    [InlineData(197, 1152, 384, 2, false, 1)] // ViT-S's qkv: N too wide
+    [InlineData(23, 192, 192, 2, false, 1)] // less than a micro-panel per thread
+    [InlineData(3 * 197, 192, 192, 2, false, 3)] // row blocks enough already: panels split as well
+    public void ShortRowsSplitOverThreadsOnlyWhereWeightsAreSmall(int m, int n, int k, int threads, bool byRows, int rowBlocks)
+    {
+        var tiles = CpuGemm.Tiles(m, n, k, threads, SimdPath.Vector512);
+        Assert.Equal(rowBlocks, tiles.RowBlocks);
+        if (byRows)
+            Assert.Equal(1, tiles.ColBlocks);
+        else
+            Assert.True(tiles.Count >= GemmTiles.TasksPerThread * threads, tiles.ToString());
+        Assert.True(tiles.RowHeight % GemmKernels.Mr512 == 0 && tiles.RowHeight * tiles.RowBlocks >= m, tiles.ToString());
+        Assert.True(tiles.RowHeight * (tiles.RowBlocks - 1) < m, $"an empty row block: {tiles}");
     }
 
     [Fact]
@@ -231,9 +253,9 @@ public class CpuGemmTests
         {
             foreach (int n in new[] { 1, 31, 33, 192, 197, 384, 576, 1000, 1152, 1536, 2304, 3072, 4096 })
             {
-                foreach (int threads in new[] { 1, 2, 3, 4 })
+                foreach (var (threads, k) in new[] { (1, 192), (2, 192), (2, 3072), (3, 192), (4, 384) })
                 {
-                    var tiles = CpuGemm.Tiles(m, n, threads, SimdPath.Vector512);
+                    var tiles = CpuGemm.Tiles(m, n, k, threads, SimdPath.Vector512);
                     int panels = (n + 31) / 32;
                     var covered = new int[m, panels];
                     int smallest = int.MaxValue, largest = 0;
@@ -246,7 +268,7 @@ public class CpuGemmTests
                             for (int p = p0; p < p1; p++)
                                 covered[i, p]++;
                     }
-                    string what = $"m={m} n={n} threads={threads} {tiles}";
+                    string what = $"m={m} n={n} k={k} threads={threads} {tiles}";
                     Assert.True(smallest >= 1 && largest - smallest <= 1, $"{what}: column blocks of {smallest} to {largest} panels");
                     foreach (int count in covered)
                         Assert.True(count == 1, $"{what}: a (row, panel) covered {count} times");

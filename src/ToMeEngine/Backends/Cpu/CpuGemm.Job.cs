@@ -77,7 +77,7 @@ internal static unsafe partial class CpuGemm
         [MethodImpl(Jit.Hot)]
         public void RunSequential()
         {
-            var tiles = Tiles(M, N, threads: 1, Path);
+            var tiles = Tiles(M, N, K, threads: 1, Path);
             for (int t = 0; t < tiles.Count; t++)
             {
                 var (m0, m1, p0, p1) = tiles[t];

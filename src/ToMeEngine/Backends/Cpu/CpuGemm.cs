@@ -189,16 +189,17 @@ internal static unsafe partial class CpuGemm
             return;
         }
 
-        // Tiles of one row block run on different threads: unless the kernels read A in place, A is packed once for all
-        // of them, in parallel, before they start (packed per tile, a short M's A was packed once per column block, a
+        // Where tiles of one row block run on different threads, unless the kernels read A in place, A is packed once for
+        // all of them, in parallel, before they start (packed per tile, a short M's A was packed once per column block, a
         // quarter of the GEMM's time at N = 192). Packing and tiles are one loop, the packing tasks first: the team
         // claims indices in order, so a thread that claims a tile waits only for packing tasks already running on other
         // threads, and one fork-join per GEMM is saved (at batch 1 the two loops' barriers were a visible share of
-        // ViT-B's qkv, fc1 and fc2).
+        // ViT-B's qkv, fc1 and fc2). Where every row block is one tile, each tile packs its own rows where it runs.
+        var tiles = Tiles(job.M, job.N, job.K, threads, job.Path);
         int mr = MicroRows(job.Path);
         AlignedArray<float>? packed = null;
         int packTasks = 0, groups = 1;
-        if (!job.InPlace)
+        if (!job.InPlace && tiles.ColBlocks > 1)
         {
             int microPanels = (job.M + mr - 1) / mr;
             int kBlocks = Math.Max(1, (job.K + Kc - 1) / Kc);
@@ -209,7 +210,6 @@ internal static unsafe partial class CpuGemm
             job.PackedRows = microPanels * mr;
         }
         job.PacksDone = 0;
-        var tiles = Tiles(job.M, job.N, threads, job.Path);
         team.For(packTasks + tiles.Count, [MethodImpl(Jit.Hot)] (t) =>
         {
             if (t < packTasks)
@@ -237,16 +237,28 @@ internal static unsafe partial class CpuGemm
     }
 
     /// <summary>
-    /// How an m × n Linear splits into tiles for <paramref name="threads"/> threads. A row block holds McRows rows, or up to
-    /// a quarter more rather than leave a short tail: every block streams all of the weights, so one image's 197 rows are
-    /// one block on any thread count (not 108 + 89 rows that read W twice) and the threads split its panels, and a batch
-    /// of 16 is 14 blocks that two threads share evenly (not 17).
+    /// How an m × n Linear (depth k) splits into tiles for <paramref name="threads"/> threads. A row block holds McRows
+    /// rows, or up to a quarter more rather than leave a short tail: every block streams all of the weights, so where they
+    /// are large one image's 197 rows are one block on any thread count (not 108 + 89 rows that read W twice) and the
+    /// threads split its panels, and a batch of 16 is 14 blocks that two threads share evenly (not 17).
+    /// Where W is small and narrow (see RowSplitMaxN), a short M is split over the threads instead: split by panels, each
+    /// thread reads every row of A, half of them written by the other core (the previous op split the same way), and
+    /// writes half of every row of C, which the next op reads from both cores.
     /// </summary>
-    internal static GemmTiles Tiles(int m, int n, int threads, SimdPath path)
+    internal static GemmTiles Tiles(int m, int n, int k, int threads, SimdPath path)
     {
         int mr = MicroRows(path);
-        return GemmTiles.For(m, mr, Math.Max(mr, McRows * 5 / 4 / mr * mr), (n + Nr - 1) / Nr, threads);
+        bool splitRows = n <= RowSplitMaxN && (long)n * k <= RowSplitMaxWeights;
+        return GemmTiles.For(m, mr, Math.Max(mr, McRows * 5 / 4 / mr * mr), (n + Nr - 1) / Nr, threads, splitRows);
     }
+
+    // One image's rows split over the threads when W has at most this many columns and elements. Measured on two Zen 5
+    // cores at batch 1 (per-op times in the forward, interleaved): ViT-Ti's four Linears (W ≤ 576 KiB) 0–25% faster,
+    // the forward ~20%; ViT-S's proj and fc2 (N = 384) 10–15% faster, but its qkv and fc1 (N = 1152, 1536) 3–6% slower;
+    // ViT-B's proj (768 × 768) 3–7% faster, fc2 (768 × 3072, 9 MiB streamed from memory by both threads) ~1% slower,
+    // qkv and fc1 3–8% slower. A wide N makes the per-thread weight stream the larger cost; a narrow one the cross-core A.
+    private const int RowSplitMaxN = 768;
+    private const long RowSplitMaxWeights = 768 * 768;
 
     internal static int MicroRows(SimdPath path) => path switch
     {

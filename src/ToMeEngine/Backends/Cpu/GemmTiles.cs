@@ -9,7 +9,8 @@ namespace ToMe.Backends.Cpu;
 /// (several per thread, so an uneven last tile or a busy core does not leave the others idle), into column blocks whose
 /// panel counts differ by at most one: ViT-S's 36 qkv panels in 8 blocks are 4 or 5 panels each (18 per thread), not
 /// seven blocks of 5 and one of 1 (20 panels for one thread, 16 for the other). Tiles are numbered row-block-major, so
-/// concurrent tiles share the same rows of A in the cache.
+/// concurrent tiles share the same rows of A in the cache. Where the caller asks for it (splitRows), a short M is split
+/// over the threads instead, one row block each, every one reading all of the weights.
 /// </summary>
 internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, int Panels, int ColBlocks)
 {
@@ -20,14 +21,19 @@ internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, i
     /// <param name="maxRowBlock">the most rows a block holds</param>
     /// <param name="panels">weight panels (N / panel width, rounded up)</param>
     /// <param name="threads">threads the tiles are for (1: one tile per row block)</param>
+    /// <param name="splitRows">where there are fewer row blocks than threads, give each thread rows (at least one
+    /// micro-panel) rather than panels</param>
     [MethodImpl(Jit.Hot)]
-    public static GemmTiles For(int m, int microRows, int maxRowBlock, int panels, int threads)
+    public static GemmTiles For(int m, int microRows, int maxRowBlock, int panels, int threads, bool splitRows = false)
     {
         int rowBlocks = Math.Max(1, (m + maxRowBlock - 1) / maxRowBlock);
+        bool byRows = splitRows && threads > 1 && rowBlocks < threads && m >= threads * microRows;
+        if (byRows)
+            rowBlocks = threads;
         int height = Math.Max(microRows, ((m + rowBlocks - 1) / rowBlocks + microRows - 1) / microRows * microRows);
         rowBlocks = Math.Max(1, (m + height - 1) / height);
         int colBlocks = 1;
-        while (threads > 1 && colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
+        while (threads > 1 && !byRows && colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
             colBlocks = Math.Min(panels, colBlocks * 2);
         // As many column blocks as blocks of ⌈panels / colBlocks⌉ panels would need, then the panels spread evenly over them.
         int widest = Math.Max(1, (panels + colBlocks - 1) / colBlocks);
