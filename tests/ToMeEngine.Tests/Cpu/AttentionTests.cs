@@ -128,9 +128,9 @@ public class AttentionTests
     [InlineData(1, 197, 2, 40, SizeMode.Random, 2)] // head dim not a multiple of 16: the narrow kernel
     [InlineData(1, 197, 1, 16, SizeMode.Random, 2)] // one 16-deep block
     [InlineData(2, 197, 3, 64, SizeMode.Random, 3)] // thread ranges of query rows that cross an image
-    [InlineData(1, 33, 2, 64, SizeMode.WithZeros, 4)] // ranges of one or two micro-panels
-    [InlineData(1, 1, 3, 64, SizeMode.Random, 3)] // one row per head, one head per thread
-    [InlineData(1, 1, 1, 64, SizeMode.None, 4)] // threads with nothing to do
+    [InlineData(1, 33, 2, 64, SizeMode.WithZeros, 4)] // ranges of one micro-panel or none
+    [InlineData(1, 1, 3, 64, SizeMode.Random, 3)] // one token: one thread does it all
+    [InlineData(1, 1, 1, 64, SizeMode.None, 4)]
     [InlineData(5, 65, 3, 80, SizeMode.Random, 3)]
     public void MatchesTheUnfusedCompositionBitForBit(int batch, int tokens, int heads, int headDim, SizeMode sizeMode, int threads)
     {

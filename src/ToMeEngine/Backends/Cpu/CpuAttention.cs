@@ -47,10 +47,11 @@ internal sealed unsafe partial class CpuBackend
             throw new ArgumentException($"attention over {t} tokens × {heads} heads is too large for one call");
         // Where every thread has whole images to do (ViT batches), each thread packs an image into its own buffer, with
         // one pass over its rows of qkv, and attends over it while the packed panels are still in its L2. Otherwise
-        // (one image, or a batch that does not split evenly) each thread takes a contiguous range of the (image, head)
-        // pairs' query rows and packs the heads of its range itself. Panels packed by one thread and read by another (every
-        // key and value read across cores) made the op 1.35–1.45× slower at batch 1 on two Zen 5 cores (ViT-Ti, S, B,
-        // interleaved runs); packing a head split between two threads twice costs far less.
+        // (one image, or a batch that does not split evenly) each thread takes a contiguous range of query rows, packs
+        // the keys and values of their images itself and attends for its rows over every head. Panels packed by one
+        // thread and read by another (every key and value read across cores) made the op 1.35–1.45× slower at batch 1 on
+        // two Zen 5 cores (ViT-Ti, S, B, interleaved runs); packing an image's keys and values on both threads costs far
+        // less. Ranges of heads instead of rows (each thread packing its heads) measured the same in the forward.
         // An op of one image among several running at once (the team is busy) runs on this thread alone.
         int threads = Team.Idle ? Team.Threads : 1;
         bool perImage = batch % threads == 0 || batch >= 4 * threads;
@@ -69,56 +70,53 @@ internal sealed unsafe partial class CpuBackend
                 {
                     var buffer = AlignedArray<float>.Ensure(ref t_imagePanels, (int)imageLength);
                     float* image = buffer.Pointer, log = image + heads * perHead;
-                    for (int j0 = 0; j0 < t; j0 += TokenChunk)
-                        Pack(b, j0, Math.Min(t, j0 + TokenChunk), image, log);
-                    for (int h = 0; h < heads; h++)
-                        for (int q = 0; q < t; q += QueryBlock)
-                            Attend(b, h, q, t, image + h * perHead, log);
-                    GC.KeepAlive(buffer);
+                    AttendImage(b, 0, t);
                 });
             }
             else
             {
-                // Work in units of one micro-panel of query rows of one (image, head); each thread takes a contiguous range
-                // of them (and the matching share of the metric's rows), so only the heads at a range's ends are packed
-                // by two threads.
-                int unitRows = CpuGemm.MicroRows(path), unitsPerHead = (t + unitRows - 1) / unitRows;
-                long units = (long)batch * heads * unitsPerHead, tokenRows = (long)batch * t;
+                // Work in units of one micro-panel of one image's query rows; each thread takes a contiguous range of them:
+                // its images' keys and values, its rows' queries and metric, and attention for its rows over every head.
+                int unitRows = CpuGemm.MicroRows(path), unitsPerImage = (t + unitRows - 1) / unitRows;
+                long units = (long)batch * unitsPerImage;
                 Team.For(threads, [MethodImpl(Jit.Hot)] (g) =>
                 {
-                    KeyMeans((int)(tokenRows * g / threads), (int)(tokenRows * (g + 1) / threads));
-                    var buffer = AlignedArray<float>.Ensure(ref t_imagePanels, (int)(perHead + ldScores));
-                    float* head = buffer.Pointer, log = head + perHead;
-                    int logImage = -1;
                     for (long u = units * g / threads, end = units * (g + 1) / threads; u < end;)
                     {
-                        int bh = (int)(u / unitsPerHead), b = bh / heads, h = bh % heads;
-                        int first = (int)(u % unitsPerHead), last = (int)Math.Min(unitsPerHead, first + (end - u));
-                        int r0 = first * unitRows, r1 = Math.Min(t, last * unitRows);
-                        if (sizes is not null && b != logImage)
-                        {
-                            LogSizes(b, log);
-                            logImage = b;
-                        }
-                        PackHead(b, h, r0, r1, head);
-                        for (int q = r0; q < r1; q += QueryBlock)
-                            Attend(b, h, q, r1, head, log);
+                        int b = (int)(u / unitsPerImage), first = (int)(u % unitsPerImage);
+                        int last = (int)Math.Min(unitsPerImage, first + (end - u));
+                        AttendImage(b, first * unitRows, Math.Min(t, last * unitRows));
                         u += last - first;
                     }
-                    GC.KeepAlive(buffer);
                 });
             }
 
-            // Packing, per (image, chunk of tokens), walking the chunk's rows of qkv in memory order (each row once, rather
-            // than a strided column of them per head): every head's scaled queries, keys and values into the image's
-            // panels (image: its first head's); ToMe's metric (the keys averaged over heads); log(size) into log.
+            // Query rows [r0, r1) of image b, every head: the image's panels packed into this thread's buffer (the queries
+            // and the metric of those rows only), then attention one block of rows at a time.
             [MethodImpl(Jit.Hot)]
-            void Pack(int b, int j0, int j1, float* image, float* log)
+            void AttendImage(int b, int r0, int r1)
+            {
+                var buffer = AlignedArray<float>.Ensure(ref t_imagePanels, (int)imageLength);
+                float* image = buffer.Pointer, log = image + heads * perHead;
+                for (int j0 = 0; j0 < t; j0 += TokenChunk)
+                    Pack(b, j0, Math.Min(t, j0 + TokenChunk), r0, r1, image, log);
+                for (int h = 0; h < heads; h++)
+                    for (int q = r0; q < r1; q += QueryBlock)
+                        Attend(b, h, q, r1, image + h * perHead, log);
+                GC.KeepAlive(buffer);
+            }
+
+            // Packing, per (image, chunk of tokens), walking the chunk's rows of qkv in memory order (each row once, rather
+            // than a strided column of them per head): every head's keys and values into the image's panels (image: its
+            // first head's); for the rows in [own0, own1), the scaled queries and ToMe's metric (the keys averaged over
+            // heads) too; log(size) into log.
+            [MethodImpl(Jit.Hot)]
+            void Pack(int b, int j0, int j1, int own0, int own1, float* image, float* log)
             {
                 for (int j = j0; j < j1; j++)
                 {
                     float* row = qkvBase + ((long)b * t + j) * stride;
-                    float* mean = metricBase + ((long)b * t + j) * d;
+                    float* mean = j >= own0 && j < own1 ? metricBase + ((long)b * t + j) * d : null;
                     if (Sse.IsSupported && j + PrefetchRows < t)
                     {
                         byte* next = (byte*)(row + (long)PrefetchRows * stride);
@@ -137,26 +135,6 @@ internal sealed unsafe partial class CpuBackend
                         image + h * perHead + queries + (long)j0 * d);
                 if (sizes is not null && j1 == t)
                     LogSizes(b, log);
-            }
-
-            // Head h of image b alone, for query rows [r0, r1): the same panels as Pack's, walking the head's columns of
-            // qkv; every key and value, the queries of those rows only.
-            [MethodImpl(Jit.Hot)]
-            void PackHead(int b, int h, int r0, int r1, float* head)
-            {
-                float* rows = qkvBase + (long)b * t * stride + h * d;
-                for (int j = r0; j < r1; j++)
-                    Simd.Multiply(new ReadOnlySpan<float>(rows + (long)j * stride, d), scale, new Span<float>(head + (long)j * d, d));
-                Packing.PackPanels(rows + c, stride, transposed: true, t, d, head + queries);
-                Packing.PackPanels(rows + 2 * c, stride, transposed: false, d, t, head + queries + keyPanels);
-            }
-
-            // ToMe's metric for token rows [i0, i1) of the batch: each key averaged over heads.
-            [MethodImpl(Jit.Hot)]
-            void KeyMeans(int i0, int i1)
-            {
-                for (int i = i0; i < i1; i++)
-                    KeyMean(qkvBase + (long)i * stride + c, heads, d, metricBase + (long)i * d);
             }
 
             // log(size) of image b's tokens, zero up to whole panels (the padded softmax reads them).
@@ -224,6 +202,7 @@ internal sealed unsafe partial class CpuBackend
     // One token's row of qkv: each head's query scaled into its [t, d] block (at query), its value into row j of the
     // value panels (at value: Packing.PackPanels' layout for a [t, d] operand, panel p holding columns [32p, 32p + 32) of
     // every token, padding columns zero); the key averaged over heads into mean (summed in head order, then divided).
+    // mean null: a row whose queries and metric another thread writes; its values only.
     [MethodImpl(Jit.Hot)]
     private static void PackRow(float* row, int heads, int d, float scale, float* head, long perHead, int j, long queries,
         long keyPanels, int t, float* mean)
@@ -232,7 +211,8 @@ internal sealed unsafe partial class CpuBackend
         int c = heads * d;
         for (int h = 0; h < heads; h++, head += perHead)
         {
-            Simd.Multiply(new ReadOnlySpan<float>(row + h * d, d), scale, new Span<float>(head + (long)j * d, d));
+            if (mean != null)
+                Simd.Multiply(new ReadOnlySpan<float>(row + h * d, d), scale, new Span<float>(head + (long)j * d, d));
             float* dst = head + queries + keyPanels + (long)j * nr;
             for (int e0 = 0; e0 < d; e0 += nr, dst += (long)nr * t)
             {
@@ -241,7 +221,8 @@ internal sealed unsafe partial class CpuBackend
                 new Span<float>(dst + cols, nr - cols).Clear();
             }
         }
-        KeyMean(row + c, heads, d, mean);
+        if (mean != null)
+            KeyMean(row + c, heads, d, mean);
     }
 
     // One token's keys (heads × d from key) averaged over heads into mean: summed in head order, then divided.
@@ -281,12 +262,14 @@ internal sealed unsafe partial class CpuBackend
             float* q = row + h * d, v = row + 2 * c + h * d, qd = head + query, vd = head + value;
             for (int e = 0; e < d; e += 16)
             {
-                (Vector512.Load(q + e) * s).Store(qd + e);
+                if (mean != null)
+                    (Vector512.Load(q + e) * s).Store(qd + e);
                 Vector512.Load(v + e).Store(vd + (long)(e / nr) * nr * t + e % nr);
             }
             if (d % nr != 0)
                 Vector512<float>.Zero.Store(vd + (long)(d / nr) * nr * t + nr / 2);
         }
-        KeyMean(row + c, heads, d, mean);
+        if (mean != null)
+            KeyMean(row + c, heads, d, mean);
     }
 }
