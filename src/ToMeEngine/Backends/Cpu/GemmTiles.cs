@@ -21,16 +21,22 @@ internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, i
     /// <param name="maxRowBlock">the most rows a block holds</param>
     /// <param name="panels">weight panels (N / panel width, rounded up)</param>
     /// <param name="threads">threads the tiles are for (1: one tile per row block)</param>
-    /// <param name="splitRows">where there are fewer row blocks than threads, give each thread rows (at least one
-    /// micro-panel) rather than panels</param>
+    /// <param name="splitRows">where there are fewer row blocks than threads, give each thread rows rather than panels,
+    /// if they split into one block per thread of at least two micro-panels with the last at least half as high as the
+    /// others (ViT's 197 rows on 2 or 3 threads; not on 4, whose blocks of 60 would leave 17)</param>
     [MethodImpl(Jit.Hot)]
     public static GemmTiles For(int m, int microRows, int maxRowBlock, int panels, int threads, bool splitRows = false)
     {
         int rowBlocks = Math.Max(1, (m + maxRowBlock - 1) / maxRowBlock);
-        bool byRows = splitRows && threads > 1 && rowBlocks < threads && m >= threads * microRows;
-        if (byRows)
-            rowBlocks = threads;
-        int height = Math.Max(microRows, ((m + rowBlocks - 1) / rowBlocks + microRows - 1) / microRows * microRows);
+        int height = Height(m, rowBlocks, microRows);
+        bool byRows = false;
+        if (splitRows && threads > 1 && rowBlocks < threads && m >= 2 * threads * microRows)
+        {
+            int even = Height(m, threads, microRows);
+            byRows = m - (threads - 1) * even >= even / 2;
+            if (byRows)
+                height = even;
+        }
         rowBlocks = Math.Max(1, (m + height - 1) / height);
         int colBlocks = 1;
         while (threads > 1 && !byRows && colBlocks < panels && rowBlocks * colBlocks < TasksPerThread * threads)
@@ -39,6 +45,10 @@ internal readonly record struct GemmTiles(int M, int RowHeight, int RowBlocks, i
         int widest = Math.Max(1, (panels + colBlocks - 1) / colBlocks);
         return new GemmTiles(m, height, rowBlocks, panels, Math.Max(1, (panels + widest - 1) / widest));
     }
+
+    // The height of blocks rows splits into: whole micro-panels, as even as that allows.
+    private static int Height(int m, int blocks, int microRows) =>
+        Math.Max(microRows, ((m + blocks - 1) / blocks + microRows - 1) / microRows * microRows);
 
     public int Count => RowBlocks * ColBlocks;
 
