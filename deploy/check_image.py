@@ -87,9 +87,17 @@ def main():
     entry = exec_form(next(arg for word, arg in final if word == "ENTRYPOINT"), "ENTRYPOINT")
     cmd = exec_form(next(arg for word, arg in final if word == "CMD"), "CMD")
 
-    root = args.keep or tempfile.mkdtemp(prefix="tome-image-")
+    root = os.path.abspath(args.keep or tempfile.mkdtemp(prefix="tome-image-"))
     os.makedirs(root, exist_ok=True)
-    mapped = {"/app": os.path.join(root, "app"), "/models": os.path.abspath(args.models)}
+    # The models are copied under root (ViT-Ti: 22 MB), world-readable: the image's user may not reach the checkout.
+    models = os.path.join(root, "models")
+    shutil.rmtree(models, ignore_errors=True)
+    shutil.copytree(args.models, models)
+    for folder, _, files in os.walk(models):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    mapped = {"/app": os.path.join(root, "app"), "/models": models}
     for key, value in env.items():
         if value.startswith("/") and value not in mapped:
             mapped[value] = os.path.join(root, value.strip("/").replace("/", "_"))
@@ -121,8 +129,15 @@ def main():
         os.chmod(home, 0o777)
         environment = dict(os.environ, HOME=home, **{k: here(v) for k, v in env.items()})
         prefix = []
-        if user and os.geteuid() == 0 and shutil.which("setpriv"):
+        # Only where every folder above root lets others through (a checkout under /root does not).
+        above = [os.path.dirname(root)]
+        while above[-1] != os.path.dirname(above[-1]):
+            above.append(os.path.dirname(above[-1]))
+        reachable = all(os.stat(folder).st_mode & 0o001 for folder in above)
+        if user and os.geteuid() == 0 and shutil.which("setpriv") and reachable:
             prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
+        elif user:
+            print(f"check_image: running as the current user, not {user} (no setpriv, not root, or {root} not reachable)")
         print(f"check_image: {' '.join(prefix + argv)}", flush=True)
         server = subprocess.Popen(prefix + argv, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -148,7 +163,7 @@ def main():
         predictions = answer.get("predictions")
         if not isinstance(predictions, list) or len(predictions) != 3:
             raise RuntimeError(f"POST /classify answered {answer}")
-        print(f"check_image: ready on port {port} as user {user or os.geteuid()}; POST /classify: "
+        print(f"check_image: ready on port {port} as user {user if prefix else os.geteuid()}; POST /classify: "
               + ", ".join(f"{p['label']} {p['probability']:.3f}" for p in predictions))
         status = 0
     except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
