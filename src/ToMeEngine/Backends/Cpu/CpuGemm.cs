@@ -51,7 +51,7 @@ internal static unsafe partial class CpuGemm
     // time than with Kc = 384, whose 48 KiB slice was meant to stay in L1; Kc = 1024 and 1536 measured as 768, 192
     // and 256 no better than 384. On Zen 4, McRows from 96 to 288 measured within noise of each other.
     // A task owns a row block across all of N where there are enough row blocks, so A is packed exactly once;
-    // only short M splits N as well. A read in place has no packed block to keep in L2 and takes all of K up to
+    // only short M splits N as well (or its rows, where W is small: see Tiles). A read in place has no packed block to keep in L2 and takes all of K up to
     // WholeKMax as one K-block instead (see Job.KBlock).
     private const int Kc = 768;
     private const int McRows = 192;
