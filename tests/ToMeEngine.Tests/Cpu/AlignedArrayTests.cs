@@ -114,7 +114,7 @@ public sealed unsafe class AlignedArrayTests
         var options = WorkspaceReuseTests.Options("tome");
         var recorder = new Recorder(new CpuBackend(2));
         ForwardResult first;
-        int allocatedAfterFirst;
+        int allocatedAfterFirst, allocatedWarm = 0;
         using (var pass = new ForwardPass(recorder, weights))
         {
             first = pass.Run(images, batch, options);
@@ -124,8 +124,14 @@ public sealed unsafe class AlignedArrayTests
                 var again = pass.Run(images, batch, options);
                 if (i % 100 == 0)
                     Assert.Equal(first.Logits, again.Logits);
+                if (i == 199)
+                    allocatedWarm = recorder.Buffers.Count;
             }
-            Assert.Equal(allocatedAfterFirst, recorder.Buffers.Count);
+            // Each image running at once has its own workspace, made the first time that many run together: where the
+            // worker thread joined no image of the first forward (it wakes later than the caller starts), the second
+            // image workspace comes in a later one. At most one workspace per thread, then nothing more.
+            Assert.True(allocatedWarm <= 2 * allocatedAfterFirst, $"{allocatedAfterFirst} buffers after one forward, {allocatedWarm} after 200");
+            Assert.Equal(allocatedWarm, recorder.Buffers.Count);
             Assert.NotEmpty(recorder.Buffers);
             foreach (var b in recorder.Buffers)
             {
