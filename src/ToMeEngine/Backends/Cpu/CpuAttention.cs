@@ -66,12 +66,7 @@ internal sealed unsafe partial class CpuBackend
             float* qkvBase = q0, outBase = o0, metricBase = m0;
             if (perImage)
             {
-                Team.For(batch, [MethodImpl(Jit.Hot)] (b) =>
-                {
-                    var buffer = AlignedArray<float>.Ensure(ref t_imagePanels, (int)imageLength);
-                    float* image = buffer.Pointer, log = image + heads * perHead;
-                    AttendImage(b, 0, t);
-                });
+                Team.For(batch, [MethodImpl(Jit.Hot)] (b) => AttendImage(b, 0, t));
             }
             else
             {
