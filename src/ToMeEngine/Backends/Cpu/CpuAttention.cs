@@ -8,9 +8,8 @@ internal sealed unsafe partial class CpuBackend
 {
     // Query rows per step: a strip of scores (rows × T) stays in L1/L2 from q·kᵀ through the softmax to p·v; the T×T
     // matrix is never formed. Six Kernel512 micro-panels per strip reuse each key and value panel from L1 over six kernel
-    // calls (two did over two): ~4% of the op at T = 197, about level from 48 to 200 rows. Where the strips are the
-    // parallel tasks, fewer and longer strips measured no worse even when they split unevenly (ViT-Ti at batch 1 on two
-    // threads: 3 heads × 3 strips, or 3 × 1 at T = 60, each 1–3% faster than with two-panel strips).
+    // calls (two did over two): ~4% of the op at T = 197, about level from 48 to 200 rows. A thread's rows are cut into
+    // strips of equal height up to this (see AttendImage).
     private const int QueryBlock = 6 * GemmKernels.Mr512;
 
     // Packing reads every qkv row once, mostly from memory or L3 (the qkv Linear wrote the whole batch's rows), and waited
@@ -23,8 +22,8 @@ internal sealed unsafe partial class CpuBackend
 
     [ThreadStatic] private static AlignedArray<float>? t_scores;
 
-    // Per thread: the panels it attends over (the scaled queries, the keys transposed and the values of one image's
-    // heads, or of one head) and log(size) of their image.
+    // Per thread: the panels it attends over (every head's scaled queries, keys transposed and values of one image) and
+    // log(size) of that image.
     [ThreadStatic] private static AlignedArray<float>? t_imagePanels;
 
     [MethodImpl(Jit.Hot)]
@@ -59,7 +58,7 @@ internal sealed unsafe partial class CpuBackend
         var classRows = classAttention is null ? null : new float[batch * heads * t];
         var path = CpuGemm.BestPath;
         // q·kᵀ's rows are rounded up to where its kernels store: whole micro-panels, or half ones on the 512-bit path.
-        int rowStep = path == SimdPath.Vector512 ? GemmKernels.Mr512 / 2 : CpuGemm.MicroRows(path);
+        int mr = CpuGemm.MicroRows(path), rowStep = path == SimdPath.Vector512 ? GemmKernels.Mr512 / 2 : mr;
 
         fixed (float* q0 = input, o0 = result, m0 = metric)
         {
@@ -72,7 +71,7 @@ internal sealed unsafe partial class CpuBackend
             {
                 // Work in units of one micro-panel of one image's query rows; each thread takes a contiguous range of them:
                 // its images' keys and values, its rows' queries and metric, and attention for its rows over every head.
-                int unitRows = CpuGemm.MicroRows(path), unitsPerImage = (t + unitRows - 1) / unitRows;
+                int unitsPerImage = (t + mr - 1) / mr;
                 long units = (long)batch * unitsPerImage;
                 Team.For(threads, [MethodImpl(Jit.Hot)] (g) =>
                 {
@@ -80,7 +79,7 @@ internal sealed unsafe partial class CpuBackend
                     {
                         int b = (int)(u / unitsPerImage), first = (int)(u % unitsPerImage);
                         int last = (int)Math.Min(unitsPerImage, first + (end - u));
-                        AttendImage(b, first * unitRows, Math.Min(t, last * unitRows));
+                        AttendImage(b, first * mr, Math.Min(t, last * mr));
                         u += last - first;
                     }
                 });
@@ -98,7 +97,7 @@ internal sealed unsafe partial class CpuBackend
                 float* image = buffer.Pointer, log = image + heads * perHead;
                 for (int j0 = 0; j0 < t; j0 += TokenChunk)
                     Pack(b, j0, Math.Min(t, j0 + TokenChunk), r0, r1, image, log);
-                int strips = (r1 - r0 + QueryBlock - 1) / QueryBlock, mr = CpuGemm.MicroRows(path);
+                int strips = (r1 - r0 + QueryBlock - 1) / QueryBlock;
                 int strip = ((r1 - r0 + strips - 1) / strips + mr - 1) / mr * mr;
                 for (int h = 0; h < heads; h++)
                     for (int q = r0; q < r1; q += strip)

@@ -51,8 +51,8 @@ internal static unsafe partial class CpuGemm
     // time than with Kc = 384, whose 48 KiB slice was meant to stay in L1; Kc = 1024 and 1536 measured as 768, 192
     // and 256 no better than 384. On Zen 4, McRows from 96 to 288 measured within noise of each other.
     // A task owns a row block across all of N where there are enough row blocks, so A is packed exactly once;
-    // only short M splits N as well (or its rows, where W is small: see Tiles). A read in place has no packed block to keep in L2 and takes all of K up to
-    // WholeKMax as one K-block instead (see Job.KBlock).
+    // only short M splits N as well (or its rows, where W is small: see Tiles). A read in place has no packed block to
+    // keep in L2 and takes all of K up to WholeKMax as one K-block instead (see Job.KBlock).
     private const int Kc = 768;
     private const int McRows = 192;
     private const int Nr = PackedWeight.PanelWidth;
@@ -242,8 +242,8 @@ internal static unsafe partial class CpuGemm
     /// are large one image's 197 rows are one block on any thread count (not 108 + 89 rows that read W twice) and the
     /// threads split its panels, and a batch of 16 is 14 blocks that two threads share evenly (not 17).
     /// Where W is small and narrow (see RowSplitMaxN), a short M is split over the threads instead: split by panels, each
-    /// thread reads every row of A, half of them written by the other core (the previous op split the same way), and
-    /// writes half of every row of C, which the next op reads from both cores.
+    /// thread would read every row of A, half of them written by the other core (the previous op split the same way),
+    /// and write half of every row of C, which the next op reads from both cores.
     /// </summary>
     internal static GemmTiles Tiles(int m, int n, int k, int threads, SimdPath path)
     {
