@@ -24,6 +24,8 @@ SCRIPTS = [
     ("torch_vit_baseline.py", ["--help"], "numpy"),
     ("torch_vit_baseline.py", ["--help"], "torch"),
     ("torch_gpu_baseline.py", ["--help"], "torch"),
+    ("half_rounding_model.py", ["--help"], "numpy"),
+    ("half_rounding_model.py", ["--help"], "torch"),
     ("ort/export_onnx.py", ["--help"], "numpy"),
     ("ort/export_onnx.py", ["quantize", "absent.onnx", "out.onnx"], "onnx"),
     ("ort/export_onnx.py", ["export", "absent-model", "out.onnx"], "torch"),
