@@ -9,7 +9,26 @@ internal sealed class EngineCliOptions
     public Option<string> Model { get; } = ModelOptions.Model(required: false,
         defaultNote: "; default: the first model under models/ at the repository root or under $TOME_MODELS");
 
-    public Option<string> Schedule { get; } = ModelOptions.Schedule();
+    // One --r, or (eval) one per schedule to compare.
+    private readonly Option<string>? schedule;
+    private readonly Option<string[]>? schedules;
+
+    /// <param name="manySchedules">--r may be repeated, one merge schedule each (tome eval's accuracy/speed sweep).</param>
+    public EngineCliOptions(bool manySchedules = false)
+    {
+        if (manySchedules)
+            schedules = ModelOptions.Schedules();
+        else
+            schedule = ModelOptions.Schedule();
+    }
+
+    private Option ScheduleOption => (Option?)schedule ?? schedules!;
+
+    /// <summary>The --r values as merge schedules, in the order given (one where --r is not repeatable).</summary>
+    public IReadOnlyList<Merging.MergeSchedule> ParseSchedules(ParseResult parse) =>
+        schedule is not null
+            ? [Merging.MergeSchedule.Parse(parse.GetValue(schedule)!)]
+            : parse.GetValue(schedules!)!.Select(Merging.MergeSchedule.Parse).ToArray();
     public StrategyOptions Strategy { get; } = new();
     public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
     public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };
@@ -18,7 +37,7 @@ internal sealed class EngineCliOptions
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, Schedule, NoPropAttn, Backend, Precision, Threads }.Concat(Strategy.All))
+        foreach (var option in new Option[] { Model, ScheduleOption, NoPropAttn, Backend, Precision, Threads }.Concat(Strategy.All))
             command.Options.Add(option);
     }
 
@@ -38,7 +57,7 @@ internal sealed class EngineCliOptions
         {
             Backend = ParseBackend(parse.GetValue(Backend)),
             Precision = ModelOptions.ParsePrecision(parse, Precision),
-            Schedule = Merging.MergeSchedule.Parse(parse.GetValue(Schedule)!),
+            Schedule = ParseSchedules(parse)[0],
             Merge = Strategy.Parse(parse),
             ProportionalAttention = !parse.GetValue(NoPropAttn),
             Threads = parse.GetValue(Threads),

@@ -16,8 +16,12 @@ internal static class EvalCommand
         var batch = new Option<int>("--batch", "-b") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
         var output = new Option<string?>("--output", "-o") { Description = "write per-image predictions: filename,true_index,pred1..pred5,prob1" };
         var limit = new Option<int>("--limit") { Description = "evaluate only the first N images (0 = all)" };
-        var engineOptions = new EngineCliOptions();
-        var command = new Command("eval", "top-1/top-5 accuracy over a labelled folder of images") { images, labels, batch, output, limit };
+        var json = new Option<bool>("--json") { Description = "machine-readable output" };
+        var engineOptions = new EngineCliOptions(manySchedules: true);
+        var command = new Command("eval", "top-1/top-5 accuracy over a labelled folder of images (repeat --r to compare merge schedules)")
+        {
+            images, labels, batch, output, limit, json,
+        };
         engineOptions.AddTo(command);
         command.SetAction(parse => CliErrors.Run(() =>
         {
@@ -30,15 +34,20 @@ internal static class EvalCommand
             var samples = LabelledImages.Read(dir, parse.GetValue(labels));
             if (parse.GetValue(limit) > 0)
                 samples = samples.Take(parse.GetValue(limit)).ToList();
+            var schedules = engineOptions.ParseSchedules(parse);
+            if (schedules.Count > 1 && !engineOptions.Strategy.Parse(parse).UsesSchedule)
+                throw new ArgumentException($"--r is given {schedules.Count} times, but --merge {parse.GetValue(engineOptions.Strategy.Merge)} takes no schedule");
             using var engine = engineOptions.Load(parse, batchSize);
-            var report = Evaluate(engine, samples, batchSize, parse.GetValue(output));
+            if (schedules.Count > 1)
+                return EvalSweep.Run(engine, samples, schedules, batchSize, parse.GetValue(output), parse.GetValue(json));
+            var report = Evaluate(engine, samples, batchSize, parse.GetValue(output), parse.GetValue(json));
             Console.WriteLine(report);
             return 0;
         }));
         return command;
     }
 
-    private static string Evaluate(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples, int batchSize, string? outputPath)
+    private static string Evaluate(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples, int batchSize, string? outputPath, bool asJson)
     {
         var inv = CultureInfo.InvariantCulture;
         var csv = outputPath is null ? null : new StringBuilder("filename,true_index,pred1,pred2,pred3,pred4,pred5,prob1\n");
@@ -81,6 +90,15 @@ internal static class EvalCommand
             File.WriteAllText(outputPath!, csv.ToString());
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
         double perSecond = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
+        if (asJson)
+            return EvalSweep.Json(engine, batchSize, bad, new
+            {
+                schedule = engine.Options.Merge.UsesSchedule ? engine.Options.Schedule.ToString() : "-",
+                images = done,
+                top1_percent = Percent(top1, done),
+                top5_percent = Percent(top5, done),
+                images_per_second_end_to_end = perSecond,
+            });
         return string.Create(inv,
             $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, r = {engine.Options.Schedule}: top-1 {Percent(top1, done):F2}%  top-5 {Percent(top5, done):F2}%  over {done} images{skipped}, {perSecond:F1} images/s");
     }

@@ -21,6 +21,14 @@ internal static class ModelOptions
         DefaultValueFactory = _ => "0",
     };
 
+    public static Option<string[]> Schedules() => new("--r")
+    {
+        Description = "merge schedule: r (e.g. 13), r,inflect (e.g. 16,-0.5) or a per-layer list (e.g. [8,8,4,0]); repeat --r to compare "
+                      + "schedules (--r 0 --r 8 --r 13): accuracy and forward speed of each on the same images, against the first",
+        DefaultValueFactory = _ => ["0"],
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     public static Option<string> Precision() => new("--precision")
     {
         Description = "fp32 (the exact mode), int8 (CPU: int8 Linear layers), bf16, fp16, tf32 (CUDA), or auto (the backend's fast choice near fp32: "

@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ToMe.Benchmarking;
+using ToMe.Merging;
+
+namespace ToMe.Cli.Commands;
+
+/// <summary><c>tome eval</c> with several <c>--r</c>: the accuracy/speed table of the schedules (see <see cref="ScheduleSweep"/>).</summary>
+internal static class EvalSweep
+{
+    private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static int Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples, IReadOnlyList<MergeSchedule> schedules,
+        int batch, string? outputPath, bool asJson)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var names = schedules.Select(s => s.ToString()).ToArray();
+        var csv = outputPath is null ? null : new StringBuilder("schedule,filename,true_index,pred1,pred2,pred3,pred4,pred5,prob1\n");
+        int bad = 0;
+        bool terminal = !Console.IsErrorRedirected;
+        var rows = ScheduleSweep.Run(engine, samples, schedules, batch,
+            skipped: (path, error) =>
+            {
+                bad++;
+                Console.Error.WriteLine($"{(terminal ? "\r" : "")}skipped {path}: {error.Message}");
+            },
+            predicted: p => csv?.Append(string.Create(inv,
+                $"\"{names[p.ScheduleIndex]}\",{Path.GetFileName(p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
+            progress: seen =>
+            {
+                string line = $"{seen}/{samples.Count} images, {schedules.Count} schedules";
+                if (terminal)
+                    Console.Error.Write($"\r{line}   ");
+                else if (seen == samples.Count || seen / batch % 10 == 0)
+                    Console.Error.WriteLine(line);
+            });
+        if (terminal)
+            Console.Error.WriteLine();
+        if (csv is not null)
+            File.WriteAllText(outputPath!, csv.ToString());
+        if (asJson)
+        {
+            Console.WriteLine(Json(engine, batch, bad, rows));
+            return 0;
+        }
+        string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
+        Console.WriteLine(string.Create(inv,
+            $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, batch {batch}: {rows[0].Images} images{skipped}"));
+        Console.WriteLine($"| r | final tokens | GFLOPs/image | top-1 | top-5 | same top-1 as r = {rows[0].Schedule} | images/s (forward) | speed-up |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var r in rows)
+            Console.WriteLine(string.Create(inv,
+                $"| {r.Schedule} | {Tokens(r.FinalTokens)} | {r.GigaMultiplyAddsPerImage:F3} | {r.Top1Percent:F2}% | {r.Top5Percent:F2}% | {r.SameTop1AsFirstPercent:F2}% | {r.ImagesPerSecond:F1} | {r.SpeedupOverFirst:F2}x |"));
+        Console.WriteLine("images/s: the forward passes alone, the schedules interleaved batch by batch on the same decoded images.");
+        return 0;
+    }
+
+    /// <summary>tome eval's JSON: the engine and run, then one result per schedule.</summary>
+    public static string Json(ToMeEngine engine, int batch, int skipped, object results) =>
+        JsonSerializer.Serialize(new
+        {
+            model = engine.Config.Architecture,
+            backend = engine.BackendName,
+            precision = engine.Precision.Name(),
+            merge = engine.Options.Merge.ToString(),
+            batch,
+            skipped,
+            results = results as System.Collections.IEnumerable ?? new[] { results },
+        }, JsonOptions);
+
+    private static string Tokens(double mean) =>
+        mean == Math.Floor(mean) ? mean.ToString("F0", CultureInfo.InvariantCulture) : mean.ToString("F1", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using ToMe.Imaging;
+using ToMe.Merging;
+using ToMe.Model;
+
+namespace ToMe.Benchmarking;
+
+/// <summary>One merge schedule's accuracy and speed over a labelled set of images (a row of <c>tome eval</c>'s sweep).</summary>
+public sealed record SweepRow(
+    string Schedule,
+    int Images,
+    double FinalTokens,               // mean over the images (ToMato's count depends on the image)
+    double GigaMultiplyAddsPerImage,  // mean over the images, costed at the tokens each forward had
+    double Top1Percent,
+    double Top5Percent,
+    double SameTop1AsFirstPercent,    // images whose top-1 equals the first schedule's top-1
+    double ImagesPerSecond,           // forward passes alone (decoding excluded)
+    double SpeedupOverFirst);
+
+/// <summary>One image's top-5 under one schedule of a sweep, for a per-image report.</summary>
+public readonly record struct SweepPrediction(int ScheduleIndex, string Path, int Label, IReadOnlyList<Prediction> Top5);
+
+/// <summary>
+/// Accuracy against speed over several merge schedules in one run: each batch of images is decoded once (through the
+/// engine's input pipeline) and then runs at every schedule in turn, so the schedules are timed interleaved, on the same
+/// images and under the same load, and decoding does not count. The first forward of each schedule is run once untimed
+/// (buffers for its token counts). Unreadable files are reported through <c>skipped</c> and left out of every row.
+/// </summary>
+internal static class ScheduleSweep
+{
+    public static IReadOnlyList<SweepRow> Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples,
+        IReadOnlyList<MergeSchedule> schedules, int batch, Action<string, Exception>? skipped = null,
+        Action<SweepPrediction>? predicted = null, Action<int>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentOutOfRangeException.ThrowIfLessThan(schedules.Count, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(batch, engine.Options.MaxBatchSize);
+        var config = engine.Config;
+        int s = schedules.Count, classes = config.NumClasses, length = 3 * config.ImageSize * config.ImageSize;
+        var options = schedules.Select(engine.WithSchedule).Select(o => o with { ReturnMerges = false }).ToArray();
+        var top1 = new int[s];
+        var top5 = new int[s];
+        var same = new int[s];
+        var ticks = new long[s];
+        var tokens = new double[s];
+        var macs = new double[s];
+        var firstTop1 = new int[batch];
+        int images = 0, seen = 0;
+        bool warm = false;
+
+        var pipeline = new InputPipeline(new Preprocessor(config.Preprocess), 0, batch + Environment.ProcessorCount + 1);
+        var pending = new List<(string Path, int Label)>(batch);
+        var tensors = new float[batch * length];
+        foreach (var item in pipeline.RunAsync(Sequence(samples), (sample, tensor, ct) => engine.PreprocessFileAsync(sample.Path, tensor, ct),
+                     window: batch + pipeline.Parallelism).ToBlockingEnumerable())
+        {
+            seen++;
+            if (item.Tensor is null)
+            {
+                skipped?.Invoke(item.Input.Path, item.Error!);
+            }
+            else
+            {
+                item.Tensor.AsSpan().CopyTo(tensors.AsSpan(pending.Count * length, length));
+                pipeline.Return(item.Tensor);
+                pending.Add(item.Input);
+            }
+            if (pending.Count == batch || (seen == samples.Count && pending.Count > 0))
+                RunBatch();
+            if (seen == samples.Count || seen % batch == 0)
+                progress?.Invoke(seen);
+        }
+
+        double firstRate = images / Seconds(ticks[0]);
+        return Enumerable.Range(0, s).Select(i =>
+        {
+            double rate = images / Seconds(ticks[i]);
+            return new SweepRow(options[i].Strategy.UsesSchedule ? schedules[i].ToString() : "-", images, tokens[i] / Math.Max(images, 1),
+                macs[i] / Math.Max(images, 1) / 1e9, Percent(top1[i], images), Percent(top5[i], images), Percent(same[i], images),
+                rate, rate / firstRate);
+        }).ToArray();
+
+        void RunBatch()
+        {
+            int n = pending.Count;
+            var input = tensors.AsSpan(0, n * length);
+            if (!warm)
+            {
+                foreach (var o in options)
+                    engine.Forward(input, n, o);
+                warm = true;
+            }
+            for (int i = 0; i < s; i++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                var result = engine.Forward(input, n, options[i]);
+                ticks[i] += Stopwatch.GetTimestamp() - start;
+                var merged = Enumerable.Range(0, config.Depth).Select(l =>
+                    result.TokensPerLayer[l] - (l + 1 < config.Depth ? result.TokensPerLayer[l + 1] : result.FinalTokens)).ToArray();
+                macs[i] += n * FlopCounter.MultiplyAdds(config, result.TokensPerLayer, merged);
+                tokens[i] += n * (double)result.FinalTokens;
+                for (int b = 0; b < n; b++)
+                {
+                    var best = engine.TopK(result.Logits.AsSpan(b * classes, classes), Math.Min(5, classes));
+                    int label = pending[b].Label;
+                    if (best[0].ClassIndex == label)
+                        top1[i]++;
+                    if (best.Any(p => p.ClassIndex == label))
+                        top5[i]++;
+                    if (i == 0)
+                        firstTop1[b] = best[0].ClassIndex;
+                    if (best[0].ClassIndex == firstTop1[b])
+                        same[i]++;
+                    predicted?.Invoke(new SweepPrediction(i, pending[b].Path, label, best));
+                }
+            }
+            images += n;
+            pending.Clear();
+        }
+    }
+
+    private static async IAsyncEnumerable<T> Sequence<T>(IEnumerable<T> items)
+    {
+        foreach (var item in items)
+            yield return item;
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    private static double Seconds(long ticks) => Math.Max((double)ticks / Stopwatch.Frequency, 1e-9);
+
+    private static double Percent(int n, int total) => total == 0 ? 0 : 100.0 * n / total;
+}
