@@ -91,7 +91,7 @@ public sealed partial class ToMeEngine
     {
         CheckTopK(topK);
         var results = new List<IReadOnlyList<Prediction>>();
-        foreach (var result in Pipeline(Asynchronously(inputs), fill, topK, Environment.ProcessorCount, CancellationToken.None).ToBlockingEnumerable())
+        foreach (var result in Pipeline(InputPipeline.Sequence(inputs), fill, topK, Environment.ProcessorCount, CancellationToken.None).ToBlockingEnumerable())
         {
             if (!result.Succeeded)
                 ExceptionDispatchInfo.Throw(result.Error);

@@ -42,7 +42,7 @@ public sealed partial class ToMeEngine
     /// <exception cref="ObjectDisposedException">The engine was disposed (from the enumeration).</exception>
     public IAsyncEnumerable<ImageClassification<string>> ClassifyManyAsync(IEnumerable<string> paths, int topK = 5, int maxDegreeOfParallelism = 0,
                                                                            CancellationToken cancellationToken = default) =>
-        StartPipeline(Asynchronously(paths ?? throw new ArgumentNullException(nameof(paths))),
+        StartPipeline(InputPipeline.Sequence(paths ?? throw new ArgumentNullException(nameof(paths))),
             PreprocessFileAsync,
             topK, maxDegreeOfParallelism, cancellationToken);
 
@@ -58,7 +58,7 @@ public sealed partial class ToMeEngine
                                                                          int topK = 5, int maxDegreeOfParallelism = 0, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        return ClassifyManyAsync(Asynchronously(inputs), decode, topK, maxDegreeOfParallelism, cancellationToken);
+        return ClassifyManyAsync(InputPipeline.Sequence(inputs), decode, topK, maxDegreeOfParallelism, cancellationToken);
     }
 
     /// <summary>The same pipeline over an asynchronous source (a channel, a paged listing), read as the pipeline has room.</summary>
@@ -87,13 +87,6 @@ public sealed partial class ToMeEngine
             preprocessor.Run(data, tensor, Options.Decode);
             return tensor;
         }, cancellationToken);
-
-    private static async IAsyncEnumerable<T> Asynchronously<T>(IEnumerable<T> items)
-    {
-        foreach (var item in items)
-            yield return item;
-        await Task.CompletedTask.ConfigureAwait(false);
-    }
 
     private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
                                                                          int topK, int parallelism, [EnumeratorCancellation] CancellationToken cancellationToken)

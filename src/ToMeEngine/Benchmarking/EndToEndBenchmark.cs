@@ -35,7 +35,7 @@ internal static class EndToEndBenchmark
         int decoded = 0;
         var cpu = Process.GetCurrentProcess().TotalProcessorTime;
         var clock = Stopwatch.StartNew();
-        foreach (var item in pipeline.RunAsync(Sequence(files), engine.PreprocessFileAsync,
+        foreach (var item in pipeline.RunAsync(InputPipeline.Sequence(files), engine.PreprocessFileAsync,
                      window: 4 * pipeline.Parallelism).ToBlockingEnumerable())
         {
             if (item.Tensor is not { } tensor)
@@ -79,12 +79,5 @@ internal static class EndToEndBenchmark
             if (result.Succeeded)
                 classified++;
         return classified / clock.Elapsed.TotalSeconds;
-    }
-
-    private static async IAsyncEnumerable<string> Sequence(IReadOnlyList<string> files)
-    {
-        foreach (var file in files)
-            yield return file;
-        await Task.CompletedTask.ConfigureAwait(false);
     }
 }

@@ -66,10 +66,7 @@ internal static class ForwardBenchmark
             }
             var kept = times.Skip(runs / 4).Order().ToArray();
             double median = kept[kept.Length / 2];
-            // Costed at the tokens this run actually had, so strategies whose counts depend on the image (ToMato) count right.
-            var merged = Enumerable.Range(0, config.Depth)
-                .Select(l => last.TokensPerLayer[l] - (l + 1 < config.Depth ? last.TokensPerLayer[l + 1] : last.FinalTokens)).ToArray();
-            double macs = FlopCounter.MultiplyAdds(config, last.TokensPerLayer, merged);
+            double macs = FlopCounter.MultiplyAdds(config, last);
             double imagesPerSecond = batch / (median / 1000);
             baseline ??= last.TokensPerLayer.All(t => t == config.Tokens) ? imagesPerSecond : null;
             var timing = new ForwardTiming(strategy.UsesSchedule ? schedule.ToString() : "-", strategy.ToString(), batch, last.FinalTokens, median, kept[0], imagesPerSecond,

@@ -52,7 +52,7 @@ internal static class ScheduleSweep
         var pipeline = new InputPipeline(new Preprocessor(config.Preprocess), 0, batch + Environment.ProcessorCount + 1);
         var pending = new List<(string Path, int Label)>(batch);
         var tensors = new float[batch * length];
-        foreach (var item in pipeline.RunAsync(Sequence(samples), (sample, tensor, ct) => engine.PreprocessFileAsync(sample.Path, tensor, ct),
+        foreach (var item in pipeline.RunAsync(InputPipeline.Sequence(samples), (sample, tensor, ct) => engine.PreprocessFileAsync(sample.Path, tensor, ct),
                      window: batch + pipeline.Parallelism).ToBlockingEnumerable())
         {
             seen++;
@@ -96,9 +96,7 @@ internal static class ScheduleSweep
                 long start = Stopwatch.GetTimestamp();
                 var result = engine.Forward(input, n, options[i]);
                 ticks[i] += Stopwatch.GetTimestamp() - start;
-                var merged = Enumerable.Range(0, config.Depth).Select(l =>
-                    result.TokensPerLayer[l] - (l + 1 < config.Depth ? result.TokensPerLayer[l + 1] : result.FinalTokens)).ToArray();
-                macs[i] += n * FlopCounter.MultiplyAdds(config, result.TokensPerLayer, merged);
+                macs[i] += n * FlopCounter.MultiplyAdds(config, result);
                 tokens[i] += n * (double)result.FinalTokens;
                 for (int b = 0; b < n; b++)
                 {
@@ -118,13 +116,6 @@ internal static class ScheduleSweep
             images += n;
             pending.Clear();
         }
-    }
-
-    private static async IAsyncEnumerable<T> Sequence<T>(IEnumerable<T> items)
-    {
-        foreach (var item in items)
-            yield return item;
-        await Task.CompletedTask.ConfigureAwait(false);
     }
 
     private static double Seconds(long ticks) => Math.Max((double)ticks / Stopwatch.Frequency, 1e-9);

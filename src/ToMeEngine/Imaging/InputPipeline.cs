@@ -117,6 +117,14 @@ internal sealed class InputPipeline
         }
     }
 
+    /// <summary>A sequence already in memory as the asynchronous source <see cref="RunAsync"/> reads.</summary>
+    public static async IAsyncEnumerable<T> Sequence<T>(IEnumerable<T> items)
+    {
+        foreach (var item in items)
+            yield return item;
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Prepares <paramref name="inputs"/> in parallel and yields them in input order, a failure in its place. At most
     /// <paramref name="window"/> inputs are started and not yet yielded; the source is read only as room frees up. Leaving

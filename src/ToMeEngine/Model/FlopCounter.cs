@@ -14,6 +14,14 @@ public static class FlopCounter
         return MultiplyAdds(c, tokens, rs);
     }
 
+    /// <summary>The cost per image of a forward pass that ran, at the tokens it actually had (ToMato's depend on the image).</summary>
+    public static double MultiplyAdds(ModelConfig c, ForwardResult result)
+    {
+        var merged = Enumerable.Range(0, c.Depth)
+            .Select(l => result.TokensPerLayer[l] - (l + 1 < c.Depth ? result.TokensPerLayer[l + 1] : result.FinalTokens)).ToArray();
+        return MultiplyAdds(c, result.TokensPerLayer, merged);
+    }
+
     /// <summary>The cost of a forward pass whose block l is entered by tokens[l] tokens and merges merged[l] of them away.</summary>
     public static double MultiplyAdds(ModelConfig c, IReadOnlyList<int> tokens, IReadOnlyList<int> rs)
     {
