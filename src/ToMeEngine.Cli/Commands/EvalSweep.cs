@@ -41,13 +41,24 @@ internal static class EvalSweep
             File.WriteAllText(outputPath!, csv.ToString());
         if (asJson)
         {
-            Console.WriteLine(Json(engine, batch, bad, rows));
+            Console.WriteLine(Json(engine, batch, bad, rows.Select(r => new
+            {
+                schedule = r.Schedule.ToString(),
+                r.Images,
+                r.FinalTokens,
+                r.GigaMultiplyAddsPerImage,
+                r.Top1Percent,
+                r.Top5Percent,
+                r.SameTop1AsFirstPercent,
+                r.ImagesPerSecond,
+                r.SpeedupOverFirst,
+            }).ToArray()));
             return 0;
         }
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
         Console.WriteLine(string.Create(inv,
             $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, batch {batch}: {rows[0].Images} images{skipped}"));
-        Console.WriteLine($"| r | final tokens | GFLOPs/image | top-1 | top-5 | same top-1 as r = {rows[0].Schedule} | images/s (forward) | speed-up |");
+        Console.WriteLine($"| r | final tokens | GFLOPs/image | top-1 | top-5 | same top-1 as r = {names[0]} | images/s (forward) | speed-up |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
             Console.WriteLine(string.Create(inv,

@@ -5,20 +5,8 @@ using ToMe.Model;
 
 namespace ToMe.Benchmarking;
 
-/// <summary>One merge schedule's accuracy and speed over a labelled set of images (a row of <c>tome eval</c>'s sweep).</summary>
-public sealed record SweepRow(
-    string Schedule,
-    int Images,
-    double FinalTokens,               // mean over the images (ToMato's count depends on the image)
-    double GigaMultiplyAddsPerImage,  // mean over the images, costed at the tokens each forward had
-    double Top1Percent,
-    double Top5Percent,
-    double SameTop1AsFirstPercent,    // images whose top-1 equals the first schedule's top-1
-    double ImagesPerSecond,           // forward passes alone (decoding excluded)
-    double SpeedupOverFirst);
-
 /// <summary>One image's top-5 under one schedule of a sweep, for a per-image report.</summary>
-public readonly record struct SweepPrediction(int ScheduleIndex, string Path, int Label, IReadOnlyList<Prediction> Top5);
+internal readonly record struct SweepPrediction(int ScheduleIndex, string Path, int Label, IReadOnlyList<Prediction> Top5);
 
 /// <summary>
 /// Accuracy against speed over several merge schedules in one run: each batch of images is decoded once (through the
@@ -28,7 +16,7 @@ public readonly record struct SweepPrediction(int ScheduleIndex, string Path, in
 /// </summary>
 internal static class ScheduleSweep
 {
-    public static IReadOnlyList<SweepRow> Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples,
+    public static IReadOnlyList<ScheduleEvaluation> Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples,
         IReadOnlyList<MergeSchedule> schedules, int batch, Action<string, Exception>? skipped = null,
         Action<SweepPrediction>? predicted = null, Action<int>? progress = null)
     {
@@ -76,7 +64,7 @@ internal static class ScheduleSweep
         return Enumerable.Range(0, s).Select(i =>
         {
             double rate = images / Seconds(ticks[i]);
-            return new SweepRow(options[i].Strategy.UsesSchedule ? schedules[i].ToString() : "-", images, tokens[i] / Math.Max(images, 1),
+            return new ScheduleEvaluation(schedules[i], images, tokens[i] / Math.Max(images, 1),
                 macs[i] / Math.Max(images, 1) / 1e9, Percent(top1[i], images), Percent(top5[i], images), Percent(same[i], images),
                 rate, rate / firstRate);
         }).ToArray();

@@ -53,7 +53,7 @@ public sealed class ScheduleSweepTests : IDisposable
 
         var skipped = new List<string>();
         var predictions = new List<SweepPrediction>();
-        IReadOnlyList<SweepRow> rows;
+        IReadOnlyList<ScheduleEvaluation> rows;
         using (var engine = ToMeEngine.Load(model, new EngineOptions { Backend = BackendKind.Cpu, MaxBatchSize = 2 }))
             rows = ScheduleSweep.Run(engine, samples, Schedules, batch: 2, (path, _) => skipped.Add(path), predictions.Add);
 
@@ -72,7 +72,7 @@ public sealed class ScheduleSweepTests : IDisposable
                 Assert.Equal(expected[i].Select(p => p.ClassIndex), mine[i].Top5.Select(p => p.ClassIndex));
 
             var row = rows[s];
-            Assert.Equal(Schedules[s].ToString(), row.Schedule);
+            Assert.Same(Schedules[s], row.Schedule);
             Assert.Equal(good.Length, row.Images);
             Assert.Equal(100.0 * good.Where((g, i) => expected[i][0].ClassIndex == g.Label).Count() / good.Length, row.Top1Percent, 9);
             Assert.Equal(100.0 * good.Where((g, i) => expected[i].Any(p => p.ClassIndex == g.Label)).Count() / good.Length, row.Top5Percent, 9);
@@ -132,7 +132,7 @@ public sealed class ScheduleSweepTests : IDisposable
         int Column(string[] row, string name) => int.Parse(row[header.IndexOf(name)], CultureInfo.InvariantCulture);
 
         using var engine = ToMeEngine.Load(modelPath, new EngineOptions { Backend = BackendKind.Cpu });
-        var sweep = ScheduleSweep.Run(engine, samples, [MergeSchedule.Constant(0), MergeSchedule.Constant(13)], batch: 16);
+        var sweep = engine.EvaluateSchedules(samples, [MergeSchedule.Constant(0), MergeSchedule.Constant(13)]);
 
         // timm's top-1 hits, and how often its r = 13 top-1 equals its r = 0 top-1; one image either way is a near-tie.
         double Hits(string column) => 100.0 * rows.Count(r => Column(r, column) == Column(r, "true_index")) / rows.Length;
