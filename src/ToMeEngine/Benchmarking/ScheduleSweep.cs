@@ -60,13 +60,15 @@ internal static class ScheduleSweep
                 progress?.Invoke(seen);
         }
 
-        double firstRate = images / Seconds(ticks[0]);
+        // No readable image: rows of zeros rather than 0/0.
+        double Rate(int i) => images == 0 ? 0 : images / Seconds(ticks[i]);
+        double firstRate = Rate(0);
         return Enumerable.Range(0, s).Select(i =>
         {
-            double rate = images / Seconds(ticks[i]);
+            double rate = Rate(i);
             return new ScheduleEvaluation(schedules[i], images, tokens[i] / Math.Max(images, 1),
                 macs[i] / Math.Max(images, 1) / 1e9, Percent(top1[i], images), Percent(top5[i], images), Percent(same[i], images),
-                rate, rate / firstRate);
+                rate, firstRate > 0 ? rate / firstRate : 0);
         }).ToArray();
 
         void RunBatch()

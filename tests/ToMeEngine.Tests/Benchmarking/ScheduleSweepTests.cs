@@ -88,6 +88,19 @@ public sealed class ScheduleSweepTests : IDisposable
     }
 
     [Fact]
+    public void WithNoReadableImageEveryRowIsZeros()
+    {
+        var broken = Path.Combine(dir, "broken.png");
+        File.WriteAllBytes(broken, [137, 80, 78, 71]);
+        var skipped = new List<string>();
+        using var engine = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"), new EngineOptions { Backend = BackendKind.Cpu });
+        var rows = engine.EvaluateSchedules([(broken, 0)], Schedules, batchSize: 4, (path, _) => skipped.Add(path));
+        Assert.Equal([broken], skipped);
+        Assert.All(rows, r => Assert.Equal((0, 0.0, 0.0, 0.0, 0.0), (r.Images, r.Top1Percent, r.FinalTokens, r.ImagesPerSecond, r.SpeedupOverFirst)));
+        Assert.All(engine.EvaluateSchedules([], Schedules), r => Assert.Equal((0, 0.0), (r.Images, r.SpeedupOverFirst)));
+    }
+
+    [Fact]
     public void EvalWithRepeatedRPrintsTheTableTheCsvAndJson()
     {
         var model = Fixtures.ModelPath("vit_p14_d3");
