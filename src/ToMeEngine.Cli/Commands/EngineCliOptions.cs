@@ -13,9 +13,10 @@ internal sealed class EngineCliOptions
     private readonly Option<string>? schedule;
     private readonly Option<string[]>? schedules;
 
-    /// <param name="manySchedules">--r may be repeated, one merge schedule each (tome eval's accuracy/speed sweep).</param>
+    /// <param name="manySchedules">--r and --merge may be repeated, one schedule or strategy each (tome eval's comparison).</param>
     public EngineCliOptions(bool manySchedules = false)
     {
+        Strategy = new StrategyOptions(manySchedules);
         if (manySchedules)
             schedules = ModelOptions.Schedules();
         else
@@ -29,7 +30,7 @@ internal sealed class EngineCliOptions
         schedule is not null
             ? [Merging.MergeSchedule.Parse(parse.GetValue(schedule)!)]
             : parse.GetValue(schedules!)!.Select(Merging.MergeSchedule.Parse).ToArray();
-    public StrategyOptions Strategy { get; } = new();
+    public StrategyOptions Strategy { get; }
     public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
     public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };
     public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0 = all cores)" };

@@ -18,7 +18,7 @@ internal static class EvalCommand
         var limit = new Option<int>("--limit") { Description = "evaluate only the first N images (0 = all)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var engineOptions = new EngineCliOptions(manySchedules: true);
-        var command = new Command("eval", "top-1/top-5 accuracy over a labelled folder of images (repeat --r to compare merge schedules)")
+        var command = new Command("eval", "top-1/top-5 accuracy over a labelled folder of images (repeat --r or --merge to compare merge schedules and strategies)")
         {
             images, labels, batch, output, limit, json,
         };
@@ -34,12 +34,10 @@ internal static class EvalCommand
             var samples = LabelledImages.Read(dir, parse.GetValue(labels));
             if (parse.GetValue(limit) > 0)
                 samples = samples.Take(parse.GetValue(limit)).ToList();
-            var schedules = engineOptions.ParseSchedules(parse);
-            if (schedules.Count > 1 && !engineOptions.Strategy.Parse(parse).UsesSchedule)
-                throw new ArgumentException($"--r is given {schedules.Count} times, but --merge {parse.GetValue(engineOptions.Strategy.Merge)} takes no schedule");
+            var variants = EvalSweep.Variants(engineOptions.Strategy.ParseAll(parse), engineOptions.ParseSchedules(parse));
             using var engine = engineOptions.Load(parse, batchSize);
-            if (schedules.Count > 1)
-                return EvalSweep.Run(engine, samples, schedules, batchSize, parse.GetValue(output), parse.GetValue(json));
+            if (variants.Count > 1)
+                return EvalSweep.Run(engine, samples, variants, batchSize, parse.GetValue(output), parse.GetValue(json));
             var report = Evaluate(engine, samples, batchSize, parse.GetValue(output), parse.GetValue(json));
             Console.WriteLine(report);
             return 0;

@@ -6,30 +6,42 @@ using ToMe.Merging;
 
 namespace ToMe.Cli.Commands;
 
-/// <summary><c>tome eval</c> with several <c>--r</c>: the accuracy/speed table of the schedules (see <see cref="ScheduleSweep"/>).</summary>
+/// <summary><c>tome eval</c> with several <c>--r</c> or <c>--merge</c>: the accuracy/speed table of the variants (see <see cref="ScheduleSweep"/>).</summary>
 internal static class EvalSweep
 {
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public static int Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples, IReadOnlyList<MergeSchedule> schedules,
-        int batch, string? outputPath, bool asJson)
+    /// <summary>
+    /// The rows to run: every strategy at every schedule, in the order given; a strategy that reads no schedule (kth,
+    /// ToMato, none) once. Several schedules with no strategy that reads them are refused.
+    /// </summary>
+    public static IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> Variants(IReadOnlyList<MergeStrategy> strategies,
+        IReadOnlyList<MergeSchedule> schedules)
+    {
+        if (schedules.Count > 1 && !strategies.Any(s => s.UsesSchedule))
+            throw new ArgumentException($"--r is given {schedules.Count} times, but --merge {string.Join(", ", strategies)} takes no schedule");
+        return strategies.SelectMany(st => st.UsesSchedule ? schedules.Select(s => (st, s)) : [(st, MergeSchedule.Constant(0))]).ToArray();
+    }
+
+    public static int Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples,
+        IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> variants, int batch, string? outputPath, bool asJson)
     {
         var inv = CultureInfo.InvariantCulture;
-        var names = schedules.Select(s => s.ToString()).ToArray();
-        var csv = outputPath is null ? null : new StringBuilder("schedule,filename,true_index,pred1,pred2,pred3,pred4,pred5,prob1\n");
+        var names = variants.Select(v => v.Strategy.UsesSchedule ? v.Schedule.ToString() : "-").ToArray();
+        var csv = outputPath is null ? null : new StringBuilder("merge,schedule,filename,true_index,pred1,pred2,pred3,pred4,pred5,prob1\n");
         int bad = 0;
         bool terminal = !Console.IsErrorRedirected;
-        var rows = ScheduleSweep.Run(engine, samples, schedules, batch,
+        var rows = ScheduleSweep.Run(engine, samples, variants, batch,
             skipped: (path, error) =>
             {
                 bad++;
                 Console.Error.WriteLine($"{(terminal ? "\r" : "")}skipped {path}: {error.Message}");
             },
             predicted: p => csv?.Append(string.Create(inv,
-                $"\"{names[p.ScheduleIndex]}\",{Path.GetFileName(p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
+                $"\"{variants[p.ScheduleIndex].Strategy}\",\"{names[p.ScheduleIndex]}\",{Path.GetFileName(p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
             progress: seen =>
             {
-                string line = $"{seen}/{samples.Count} images, {schedules.Count} schedules";
+                string line = $"{seen}/{samples.Count} images, {variants.Count} variants";
                 if (terminal)
                     Console.Error.Write($"\r{line}   ");
                 else if (seen == samples.Count || seen / batch % 10 == 0)
@@ -41,9 +53,10 @@ internal static class EvalSweep
             File.WriteAllText(outputPath!, csv.ToString());
         if (asJson)
         {
-            Console.WriteLine(Json(engine, batch, bad, rows.Select(r => new
+            Console.WriteLine(Json(engine, batch, bad, rows.Select((r, i) => new
             {
-                schedule = r.Schedule.ToString(),
+                merge = r.Merge.ToString(),
+                schedule = names[i],
                 r.Images,
                 r.FinalTokens,
                 r.GigaMultiplyAddsPerImage,
@@ -57,13 +70,14 @@ internal static class EvalSweep
         }
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
         Console.WriteLine(string.Create(inv,
-            $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, batch {batch}: {rows[0].Images} images{skipped}"));
-        Console.WriteLine($"| r | final tokens | GFLOPs/image | top-1 | top-5 | same top-1 as r = {names[0]} | images/s (forward) | speed-up |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var r in rows)
+            $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), batch {batch}: {rows[0].Images} images{skipped}"));
+        string first = variants[0].Strategy.UsesSchedule ? $"{variants[0].Strategy} r = {names[0]}" : variants[0].Strategy.ToString();
+        Console.WriteLine($"| merge | r | final tokens | GFLOPs/image | top-1 | top-5 | same top-1 as {first} | images/s (forward) | speed-up |");
+        Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var (r, i) in rows.Select((r, i) => (r, i)))
             Console.WriteLine(string.Create(inv,
-                $"| {r.Schedule} | {Tokens(r.FinalTokens)} | {r.GigaMultiplyAddsPerImage:F3} | {r.Top1Percent:F2}% | {r.Top5Percent:F2}% | {r.SameTop1AsFirstPercent:F2}% | {r.ImagesPerSecond:F1} | {r.SpeedupOverFirst:F2}x |"));
-        Console.WriteLine("images/s: the forward passes alone, the schedules interleaved batch by batch on the same decoded images.");
+                $"| {r.Merge} | {names[i]} | {Tokens(r.FinalTokens)} | {r.GigaMultiplyAddsPerImage:F3} | {r.Top1Percent:F2}% | {r.Top5Percent:F2}% | {r.SameTop1AsFirstPercent:F2}% | {r.ImagesPerSecond:F1} | {r.SpeedupOverFirst:F2}x |"));
+        Console.WriteLine("images/s: the forward passes alone, the rows interleaved batch by batch on the same decoded images.");
         return 0;
     }
 

@@ -58,13 +58,16 @@ internal static class ModelOptions
 }
 
 /// <summary>The merge strategy options: <c>--merge</c> and the parameters its variants take.</summary>
-internal sealed class StrategyOptions
+/// <param name="many">--merge may be repeated (tome eval's comparison); each strategy then takes the parameters it uses.</param>
+internal sealed class StrategyOptions(bool many = false)
 {
-    public Option<string> Merge { get; } = new("--merge")
-    {
-        Description = "merging algorithm: tome (schedule --r), kth (--k), random (--r, --seed), tomato (--threshold), cis (--r), none",
-        DefaultValueFactory = _ => "tome",
-    };
+    private const string MergeDescription = "merging algorithm: tome (schedule --r), kth (--k), random (--r, --seed), tomato (--threshold), cis (--r), none";
+
+    private readonly Option<string>? merge = many ? null : new("--merge") { Description = MergeDescription, DefaultValueFactory = _ => "tome" };
+
+    private readonly Option<string[]>? merges = many
+        ? new("--merge") { Description = MergeDescription + "; repeat --merge to compare them", DefaultValueFactory = _ => ["tome"], AllowMultipleArgumentsPerToken = false }
+        : null;
 
     // Read as text and parsed here, so a malformed number is a one-line error like every other bad argument.
     public Option<string?> K { get; } = new("--k") { Description = "kth: group size k >= 2 (the last token of every k merges in the others)" };
@@ -73,12 +76,30 @@ internal sealed class StrategyOptions
 
     public Option<string?> Threshold { get; } = new("--threshold") { Description = "tomato: join neighbour patches whose cosine similarity exceeds this" };
 
-    public IEnumerable<Option> All => [Merge, K, Seed, Threshold];
+    public IEnumerable<Option> All => [(Option?)merge ?? merges!, K, Seed, Threshold];
 
-    public MergeStrategy Parse(ParseResult parse) => MergeStrategy.Parse(parse.GetValue(Merge)!,
-        Number(parse.GetValue(K), "--k", s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)),
-        Number(parse.GetValue(Seed), "--seed", s => long.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)),
-        Number(parse.GetValue(Threshold), "--threshold", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)));
+    /// <summary>The strategy (the first one where --merge repeats).</summary>
+    public MergeStrategy Parse(ParseResult parse) => ParseAll(parse)[0];
+
+    /// <summary>
+    /// Every --merge value as a strategy, in order. One strategy must use every parameter given; with several, each takes
+    /// those it uses, and a parameter none of them uses is refused.
+    /// </summary>
+    public IReadOnlyList<MergeStrategy> ParseAll(ParseResult parse)
+    {
+        int? k = Number(parse.GetValue(K), "--k", s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture));
+        long? seed = Number(parse.GetValue(Seed), "--seed", s => long.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture));
+        double? threshold = Number(parse.GetValue(Threshold), "--threshold", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture));
+        var names = merge is not null ? [parse.GetValue(merge)!] : parse.GetValue(merges!)!;
+        if (names.Length == 1)
+            return [MergeStrategy.Parse(names[0], k, seed, threshold)];
+        var keys = names.Select(n => n.Trim().ToLowerInvariant()).ToArray();
+        foreach (var (value, option, name) in new[] { (k is not null, "--k", "kth"), (seed is not null, "--seed", "random"), (threshold is not null, "--threshold", "tomato") })
+            if (value && !keys.Contains(name))
+                throw new FormatException($"{option} is given, but no --merge {name} takes it");
+        return names.Select((n, i) => MergeStrategy.Parse(n, keys[i] == "kth" ? k : null, keys[i] == "random" ? seed : null,
+            keys[i] == "tomato" ? threshold : null)).ToArray();
+    }
 
     private static T? Number<T>(string? text, string option, Func<string, T> parse) where T : struct
     {

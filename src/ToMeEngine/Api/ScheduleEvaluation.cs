@@ -3,17 +3,22 @@ using ToMe.Merging;
 
 namespace ToMe;
 
-/// <summary>One merge schedule's accuracy and speed over a set of labelled images (<see cref="ScheduleEvaluator.EvaluateSchedules"/>).</summary>
-/// <param name="Schedule">The schedule this row ran with.</param>
+/// <summary>
+/// One merge strategy and schedule's accuracy and speed over a set of labelled images
+/// (<see cref="ScheduleEvaluator.EvaluateSchedules"/>, <see cref="ScheduleEvaluator.EvaluateMerging"/>).
+/// </summary>
+/// <param name="Merge">The merge strategy this row ran with.</param>
+/// <param name="Schedule">The schedule this row ran with (what <paramref name="Merge"/> reads of it: nothing for kth, ToMato and none).</param>
 /// <param name="Images">Images scored (unreadable ones are left out of every row).</param>
 /// <param name="FinalTokens">Tokens after the last block, the mean over the images (ToMato's count depends on the image).</param>
 /// <param name="GigaMultiplyAddsPerImage">Multiply-adds per image in billions (ToMe's "GFLOPs"), at the tokens each forward had.</param>
 /// <param name="Top1Percent">Images whose most probable class is the label, in percent.</param>
 /// <param name="Top5Percent">Images whose label is among the five most probable classes, in percent.</param>
-/// <param name="SameTop1AsFirstPercent">Images whose most probable class equals the first schedule's, in percent.</param>
+/// <param name="SameTop1AsFirstPercent">Images whose most probable class equals the first row's, in percent.</param>
 /// <param name="ImagesPerSecond">Images per second of the forward passes alone (decoding and preprocessing excluded).</param>
-/// <param name="SpeedupOverFirst">ImagesPerSecond over the first schedule's.</param>
+/// <param name="SpeedupOverFirst">ImagesPerSecond over the first row's.</param>
 public sealed record ScheduleEvaluation(
+    MergeStrategy Merge,
     MergeSchedule Schedule,
     int Images,
     double FinalTokens,
@@ -24,7 +29,7 @@ public sealed record ScheduleEvaluation(
     double ImagesPerSecond,
     double SpeedupOverFirst);
 
-/// <summary>Accuracy against speed of several merge schedules on the same images, in one run.</summary>
+/// <summary>Accuracy against speed of several merge schedules (or strategies) on the same images, in one run.</summary>
 public static class ScheduleEvaluator
 {
     /// <summary>
@@ -46,6 +51,25 @@ public static class ScheduleEvaluator
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(labelledImages);
         ArgumentNullException.ThrowIfNull(schedules);
-        return ScheduleSweep.Run(engine, labelledImages, schedules, batchSize, onSkipped);
+        return ScheduleSweep.Run(engine, labelledImages, schedules.Select(s => (engine.Options.Merge, s)).ToArray(), batchSize, onSkipped);
+    }
+
+    /// <summary>
+    /// <see cref="EvaluateSchedules"/> over pairs of merge strategy and schedule, e.g. ToMe against random merging and
+    /// ToMato at similar speeds: each row runs with its own strategy (the engine's proportional attention is kept).
+    /// </summary>
+    /// <param name="engine">The engine; its model, backend and precision.</param>
+    /// <param name="labelledImages">Image files and their class indices.</param>
+    /// <param name="variants">The strategies and schedules to compare, the baseline first.</param>
+    /// <param name="batchSize">Images per forward pass.</param>
+    /// <param name="onSkipped">Called once for each file that cannot be read or decoded, which is then left out.</param>
+    /// <exception cref="ArgumentOutOfRangeException">No variant, or <paramref name="batchSize"/> is below 1 or above <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    public static IReadOnlyList<ScheduleEvaluation> EvaluateMerging(this ToMeEngine engine, IReadOnlyList<(string Path, int Label)> labelledImages,
+        IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> variants, int batchSize = 16, Action<string, Exception>? onSkipped = null)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(labelledImages);
+        ArgumentNullException.ThrowIfNull(variants);
+        return ScheduleSweep.Run(engine, labelledImages, variants, batchSize, onSkipped);
     }
 }

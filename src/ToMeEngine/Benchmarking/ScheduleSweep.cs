@@ -9,24 +9,25 @@ namespace ToMe.Benchmarking;
 internal readonly record struct SweepPrediction(int ScheduleIndex, string Path, int Label, IReadOnlyList<Prediction> Top5);
 
 /// <summary>
-/// Accuracy against speed over several merge schedules in one run: each batch of images is decoded once (through the
-/// engine's input pipeline) and then runs at every schedule in turn, so the schedules are timed interleaved, on the same
-/// images and under the same load, and decoding does not count. The first forward of each schedule is run once untimed
-/// (buffers for its token counts). Unreadable files are reported through <c>skipped</c> and left out of every row.
+/// Accuracy against speed of several merge variants (strategy and schedule) in one run: each batch of images is decoded
+/// once (through the engine's input pipeline) and then runs at every variant in turn, so the variants are timed
+/// interleaved, on the same images and under the same load, and decoding does not count. The first forward of each
+/// variant is run once untimed (buffers for its token counts). Unreadable files are reported through <c>skipped</c> and
+/// left out of every row.
 /// </summary>
 internal static class ScheduleSweep
 {
     public static IReadOnlyList<ScheduleEvaluation> Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples,
-        IReadOnlyList<MergeSchedule> schedules, int batch, Action<string, Exception>? skipped = null,
+        IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> variants, int batch, Action<string, Exception>? skipped = null,
         Action<SweepPrediction>? predicted = null, Action<int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
-        ArgumentOutOfRangeException.ThrowIfLessThan(schedules.Count, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(variants.Count, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(batch, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(batch, engine.Options.MaxBatchSize);
         var config = engine.Config;
-        int s = schedules.Count, classes = config.NumClasses, length = 3 * config.ImageSize * config.ImageSize;
-        var options = schedules.Select(engine.WithSchedule).Select(o => o with { ReturnMerges = false }).ToArray();
+        int s = variants.Count, classes = config.NumClasses, length = 3 * config.ImageSize * config.ImageSize;
+        var options = variants.Select(v => engine.WithSchedule(v.Schedule) with { Strategy = v.Strategy, ReturnMerges = false }).ToArray();
         var top1 = new int[s];
         var top5 = new int[s];
         var same = new int[s];
@@ -66,7 +67,7 @@ internal static class ScheduleSweep
         return Enumerable.Range(0, s).Select(i =>
         {
             double rate = Rate(i);
-            return new ScheduleEvaluation(schedules[i], images, tokens[i] / Math.Max(images, 1),
+            return new ScheduleEvaluation(variants[i].Strategy, variants[i].Schedule, images, tokens[i] / Math.Max(images, 1),
                 macs[i] / Math.Max(images, 1) / 1e9, Percent(top1[i], images), Percent(top5[i], images), Percent(same[i], images),
                 rate, firstRate > 0 ? rate / firstRate : 0);
         }).ToArray();

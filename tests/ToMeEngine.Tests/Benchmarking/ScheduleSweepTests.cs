@@ -22,6 +22,16 @@ public sealed class ScheduleSweepTests : IDisposable
 
     private static readonly MergeSchedule[] Schedules = [MergeSchedule.Constant(0), MergeSchedule.Constant(40), MergeSchedule.Parse("[60,0,20]")];
 
+    // ToMe at three schedules, then other strategies: random merging, kth (no schedule), ToMato (image-dependent tokens,
+    // run as one batch).
+    private static readonly (MergeStrategy Strategy, MergeSchedule Schedule)[] Variants =
+    [
+        .. Schedules.Select(s => (MergeStrategy.ToMe, s)),
+        (MergeStrategy.Random(7), MergeSchedule.Constant(40)),
+        (MergeStrategy.Kth(2), MergeSchedule.Constant(0)),
+        (MergeStrategy.ToMato(0.5f), MergeSchedule.Constant(0)),
+    ];
+
     private List<(string Path, int Label)> Samples(bool withBroken)
     {
         var samples = new List<(string, int)>();
@@ -41,7 +51,7 @@ public sealed class ScheduleSweepTests : IDisposable
     }
 
     [Fact]
-    public void EveryRowIsWhatThatScheduleAloneClassifies()
+    public void EveryRowIsWhatThatVariantAloneClassifies()
     {
         var model = Fixtures.ModelPath("vit_p14_d3");
         var samples = Samples(withBroken: true);
@@ -55,15 +65,16 @@ public sealed class ScheduleSweepTests : IDisposable
         var predictions = new List<SweepPrediction>();
         IReadOnlyList<ScheduleEvaluation> rows;
         using (var engine = ToMeEngine.Load(model, new EngineOptions { Backend = BackendKind.Cpu, MaxBatchSize = 2 }))
-            rows = ScheduleSweep.Run(engine, samples, Schedules, batch: 2, (path, _) => skipped.Add(path), predictions.Add);
+            rows = ScheduleSweep.Run(engine, samples, Variants, batch: 2, (path, _) => skipped.Add(path), predictions.Add);
 
         Assert.Equal([Path.Combine(dir, "broken.jpg")], skipped);
-        Assert.Equal(Schedules.Length * Pictures.Length, predictions.Count);
+        Assert.Equal(Variants.Length * Pictures.Length, predictions.Count);
         var good = samples.Where(s => !s.Path.EndsWith("broken.jpg", StringComparison.Ordinal)).ToArray();
         int[]? firstTop1 = null;
-        for (int s = 0; s < Schedules.Length; s++)
+        for (int s = 0; s < Variants.Length; s++)
         {
-            using var alone = ToMeEngine.Load(model, new EngineOptions { Backend = BackendKind.Cpu, Schedule = Schedules[s] });
+            var (strategy, schedule) = Variants[s];
+            using var alone = ToMeEngine.Load(model, new EngineOptions { Backend = BackendKind.Cpu, Schedule = schedule, Merge = strategy });
             var expected = good.Select(g => alone.Classify(g.Path, 5)).ToArray();
             firstTop1 ??= expected.Select(e => e[0].ClassIndex).ToArray();
             var mine = predictions.Where(p => p.ScheduleIndex == s).ToArray();
@@ -72,15 +83,22 @@ public sealed class ScheduleSweepTests : IDisposable
                 Assert.Equal(expected[i].Select(p => p.ClassIndex), mine[i].Top5.Select(p => p.ClassIndex));
 
             var row = rows[s];
-            Assert.Same(Schedules[s], row.Schedule);
+            Assert.Same(schedule, row.Schedule);
+            Assert.Equal(strategy, row.Merge);
             Assert.Equal(good.Length, row.Images);
             Assert.Equal(100.0 * good.Where((g, i) => expected[i][0].ClassIndex == g.Label).Count() / good.Length, row.Top1Percent, 9);
             Assert.Equal(100.0 * good.Where((g, i) => expected[i].Any(p => p.ClassIndex == g.Label)).Count() / good.Length, row.Top5Percent, 9);
             Assert.Equal(100.0 * expected.Where((e, i) => e[0].ClassIndex == firstTop1[i]).Count() / good.Length, row.SameTop1AsFirstPercent, 9);
             var config = alone.Config;
-            var (_, _, final) = Schedules[s].Plan(config.Depth, config.Tokens, config.PrefixTokens);
-            Assert.Equal(final, row.FinalTokens, 9);
-            Assert.Equal(FlopCounter.MultiplyAdds(config, Schedules[s]) / 1e9, row.GigaMultiplyAddsPerImage, 9);
+            if (strategy.Plan(schedule, config.Depth, config.Tokens, config.PrefixTokens) is var (tokens, mergedPerLayer, final))
+            {
+                Assert.Equal(final, row.FinalTokens, 9);
+                Assert.Equal(FlopCounter.MultiplyAdds(config, tokens, mergedPerLayer) / 1e9, row.GigaMultiplyAddsPerImage, 9);
+            }
+            else
+            {
+                Assert.True(row.FinalTokens < config.Tokens && row.GigaMultiplyAddsPerImage < rows[0].GigaMultiplyAddsPerImage, "ToMato merges");
+            }
             Assert.True(row.ImagesPerSecond > 0);
         }
         Assert.Equal(1.0, rows[0].SpeedupOverFirst);
@@ -112,11 +130,11 @@ public sealed class ScheduleSweepTests : IDisposable
             "--r", "0", "--r", "16,-0.5", "--r", "[60,0,20]", "-o", csv);
         Assert.True(code == 0, stderr);
         Assert.Contains($"batch 3: {Pictures.Length} images", stdout);
-        Assert.Contains("| 0 | 257 |", stdout);
-        Assert.Contains("| (16,-0.5) |", stdout);
-        Assert.Contains("| [60,0,20] | 177 |", stdout);
+        Assert.Contains("| tome | 0 | 257 |", stdout);
+        Assert.Contains("| tome | (16,-0.5) |", stdout);
+        Assert.Contains("| tome | [60,0,20] | 177 |", stdout);
         var lines = File.ReadAllLines(csv);
-        Assert.Equal("schedule,filename,true_index,pred1,pred2,pred3,pred4,pred5,prob1", lines[0]);
+        Assert.Equal("merge,schedule,filename,true_index,pred1,pred2,pred3,pred4,pred5,prob1", lines[0]);
         Assert.Equal(1 + 3 * Pictures.Length, lines.Length);
 
         (code, stdout, stderr) = TomeProcess.Run("eval", "--model", model, "--images", dir, "--backend", "cpu", "--r", "0", "--r", "40", "--json");
@@ -128,9 +146,21 @@ public sealed class ScheduleSweepTests : IDisposable
         Assert.Equal(Pictures.Length, results[1].GetProperty("images").GetInt32());
         Assert.Equal(100.0, results[0].GetProperty("same_top1_as_first_percent").GetDouble());
 
+        // Strategies side by side: ToMe at each schedule, kth once (it reads no schedule).
+        (code, stdout, stderr) = TomeProcess.Run("eval", "--model", model, "--images", dir, "--backend", "cpu",
+            "--merge", "tome", "--merge", "kth", "--k", "2", "--r", "0", "--r", "13");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("same top-1 as tome r = 0", stdout);
+        Assert.Contains("| tome | 13 | 218 |", stdout);
+        Assert.Contains("| kth(k=2) | - | 32 |", stdout);
+        Assert.Equal(3, stdout.Split('\n').Count(l => l.StartsWith("| tome |", StringComparison.Ordinal) || l.StartsWith("| kth", StringComparison.Ordinal)));
+        (code, _, stderr) = TomeProcess.Run("eval", "--model", model, "--images", dir, "--backend", "cpu", "--merge", "tome", "--merge", "random", "--k", "2");
+        Assert.NotEqual(0, code);
+        Assert.Contains("--k is given, but no --merge kth takes it", stderr);
+
         (code, _, stderr) = TomeProcess.Run("eval", "--model", model, "--images", dir, "--backend", "cpu", "--merge", "kth", "--k", "2", "--r", "0", "--r", "8");
         Assert.NotEqual(0, code);
-        Assert.Contains("--merge kth takes no schedule", stderr);
+        Assert.Contains("--r is given 2 times, but --merge kth(k=2) takes no schedule", stderr);
     }
 
     [Fact]
