@@ -10,10 +10,10 @@ internal readonly record struct SweepPrediction(int ScheduleIndex, string Path, 
 
 /// <summary>
 /// Accuracy against speed of several merge variants (strategy and schedule) in one run: each batch of images is decoded
-/// once (through the engine's input pipeline) and then runs at every variant in turn, so the variants are timed
-/// interleaved, on the same images and under the same load, and decoding does not count. The first forward of each
-/// variant is run once untimed (buffers for its token counts). Unreadable files are reported through <c>skipped</c> and
-/// left out of every row.
+/// once (in parallel, through the engine's input pipeline) and then runs at every variant in turn, so the variants are
+/// timed interleaved, on the same images and under the same load; decoding neither counts nor runs during a forward. The
+/// first forward of each variant is run once untimed (buffers for its token counts). Unreadable files are reported through
+/// <c>skipped</c> and left out of every row.
 /// </summary>
 internal static class ScheduleSweep
 {
@@ -34,31 +34,38 @@ internal static class ScheduleSweep
         var ticks = new long[s];
         var tokens = new double[s];
         var macs = new double[s];
-        var firstTop1 = new int[batch];
-        int images = 0, seen = 0;
-        bool warm = false;
+        var best = new int[s, batch];
+        int images = 0, seen = 0, round = 0;
 
-        var pipeline = new InputPipeline(new Preprocessor(config.Preprocess), 0, batch + Environment.ProcessorCount + 1);
-        var pending = new List<(string Path, int Label)>(batch);
+        var pipeline = new InputPipeline(new Preprocessor(config.Preprocess), 0, batch);
         var tensors = new float[batch * length];
-        foreach (var item in pipeline.RunAsync(InputPipeline.Sequence(samples), (sample, tensor, ct) => engine.PreprocessFileAsync(sample.Path, tensor, ct),
-                     window: batch + pipeline.Parallelism).ToBlockingEnumerable())
+        var pending = new List<(string Path, int Label)>(batch);
+        foreach (var chunk in samples.Chunk(batch))
         {
-            seen++;
-            if (item.Tensor is null)
+            // The whole batch is decoded before its forwards, and nothing decodes while they run: decoders on the same
+            // cores would slow whichever variant runs first.
+            var prepared = chunk.Select(sample => pipeline.PrepareAsync((tensor, ct) => engine.PreprocessFileAsync(sample.Path, tensor, ct),
+                CancellationToken.None)).ToArray();
+            for (int j = 0; j < chunk.Length; j++)
             {
-                skipped?.Invoke(item.Input.Path, item.Error!);
+                float[] tensor;
+                try
+                {
+                    tensor = prepared[j].GetAwaiter().GetResult();
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                    skipped?.Invoke(chunk[j].Path, e);
+                    continue;
+                }
+                tensor.AsSpan().CopyTo(tensors.AsSpan(pending.Count * length, length));
+                pipeline.Return(tensor);
+                pending.Add(chunk[j]);
             }
-            else
-            {
-                item.Tensor.AsSpan().CopyTo(tensors.AsSpan(pending.Count * length, length));
-                pipeline.Return(item.Tensor);
-                pending.Add(item.Input);
-            }
-            if (pending.Count == batch || (seen == samples.Count && pending.Count > 0))
+            seen += chunk.Length;
+            if (pending.Count > 0)
                 RunBatch();
-            if (seen == samples.Count || seen % batch == 0)
-                progress?.Invoke(seen);
+            progress?.Invoke(seen);
         }
 
         // No readable image: rows of zeros rather than 0/0.
@@ -76,14 +83,15 @@ internal static class ScheduleSweep
         {
             int n = pending.Count;
             var input = tensors.AsSpan(0, n * length);
-            if (!warm)
+            if (round == 0)
             {
                 foreach (var o in options)
                     engine.Forward(input, n, o);
-                warm = true;
             }
-            for (int i = 0; i < s; i++)
+            // Each batch starts at the next variant, so none is always the one that runs first after decoding.
+            for (int step = 0; step < s; step++)
             {
+                int i = (round + step) % s;
                 long start = Stopwatch.GetTimestamp();
                 var result = engine.Forward(input, n, options[i]);
                 ticks[i] += Stopwatch.GetTimestamp() - start;
@@ -91,20 +99,21 @@ internal static class ScheduleSweep
                 tokens[i] += n * (double)result.FinalTokens;
                 for (int b = 0; b < n; b++)
                 {
-                    var best = engine.TopK(result.Logits.AsSpan(b * classes, classes), Math.Min(5, classes));
+                    var top = engine.TopK(result.Logits.AsSpan(b * classes, classes), Math.Min(5, classes));
                     int label = pending[b].Label;
-                    if (best[0].ClassIndex == label)
+                    if (top[0].ClassIndex == label)
                         top1[i]++;
-                    if (best.Any(p => p.ClassIndex == label))
+                    if (top.Any(p => p.ClassIndex == label))
                         top5[i]++;
-                    if (i == 0)
-                        firstTop1[b] = best[0].ClassIndex;
-                    if (best[0].ClassIndex == firstTop1[b])
-                        same[i]++;
-                    predicted?.Invoke(new SweepPrediction(i, pending[b].Path, label, best));
+                    best[i, b] = top[0].ClassIndex;
+                    predicted?.Invoke(new SweepPrediction(i, pending[b].Path, label, top));
                 }
             }
+            for (int i = 0; i < s; i++)
+                for (int b = 0; b < n; b++)
+                    same[i] += best[i, b] == best[0, b] ? 1 : 0;
             images += n;
+            round++;
             pending.Clear();
         }
     }
