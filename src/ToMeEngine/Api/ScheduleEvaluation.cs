@@ -16,7 +16,12 @@ namespace ToMe;
 /// <param name="Top5Percent">Images whose label is among the five most probable classes, in percent.</param>
 /// <param name="SameTop1AsFirstPercent">Images whose most probable class equals the first row's, in percent.</param>
 /// <param name="ImagesPerSecond">Images per second of the forward passes alone (decoding and preprocessing excluded).</param>
-/// <param name="SpeedupOverFirst">ImagesPerSecond over the first row's.</param>
+/// <param name="SpeedupOverFirst">
+/// How many times faster than the first row: the median over the batches of the first row's forward time over this row's
+/// on the same batch (paired, so slow spells of the machine cancel).
+/// </param>
+/// <param name="SpeedupLowerQuartile">The lower quartile of those per-batch ratios.</param>
+/// <param name="SpeedupUpperQuartile">The upper quartile of those per-batch ratios.</param>
 public sealed record ScheduleEvaluation(
     MergeStrategy Merge,
     MergeSchedule Schedule,
@@ -27,7 +32,9 @@ public sealed record ScheduleEvaluation(
     double Top5Percent,
     double SameTop1AsFirstPercent,
     double ImagesPerSecond,
-    double SpeedupOverFirst);
+    double SpeedupOverFirst,
+    double SpeedupLowerQuartile,
+    double SpeedupUpperQuartile);
 
 /// <summary>Accuracy against speed of several merge schedules (or strategies) on the same images, in one run.</summary>
 public static class ScheduleEvaluator

@@ -32,6 +32,7 @@ internal static class ScheduleSweep
         var top5 = new int[s];
         var same = new int[s];
         var ticks = new long[s];
+        var batchTicks = new List<long[]>(); // per batch, each row's forward time: the paired speed-ups
         var tokens = new double[s];
         var macs = new double[s];
         var best = new int[s, batch];
@@ -70,13 +71,14 @@ internal static class ScheduleSweep
 
         // No readable image: rows of zeros rather than 0/0.
         double Rate(int i) => images == 0 ? 0 : images / Seconds(ticks[i]);
-        double firstRate = Rate(0);
         return Enumerable.Range(0, s).Select(i =>
         {
             double rate = Rate(i);
+            // Each batch's first-row time over this row's: the median and quartiles say how steady the speed-up was.
+            var ratios = batchTicks.Select(t => (double)t[0] / Math.Max(t[i], 1)).Order().ToArray();
             return new ScheduleEvaluation(variants[i].Strategy, variants[i].Schedule, images, tokens[i] / Math.Max(images, 1),
                 macs[i] / Math.Max(images, 1) / 1e9, Percent(top1[i], images), Percent(top5[i], images), Percent(same[i], images),
-                rate, firstRate > 0 ? rate / firstRate : 0);
+                rate, Quantile(ratios, 0.5), Quantile(ratios, 0.25), Quantile(ratios, 0.75));
         }).ToArray();
 
         void RunBatch()
@@ -89,12 +91,15 @@ internal static class ScheduleSweep
                     engine.Forward(input, n, o);
             }
             // Each batch starts at the next variant, so none is always the one that runs first after decoding.
+            var times = new long[s];
+            batchTicks.Add(times);
             for (int step = 0; step < s; step++)
             {
                 int i = (round + step) % s;
                 long start = Stopwatch.GetTimestamp();
                 var result = engine.Forward(input, n, options[i]);
-                ticks[i] += Stopwatch.GetTimestamp() - start;
+                times[i] = Stopwatch.GetTimestamp() - start;
+                ticks[i] += times[i];
                 macs[i] += n * FlopCounter.MultiplyAdds(config, result);
                 tokens[i] += n * (double)result.FinalTokens;
                 for (int b = 0; b < n; b++)
@@ -116,6 +121,16 @@ internal static class ScheduleSweep
             round++;
             pending.Clear();
         }
+    }
+
+    // Linear interpolation between the order statistics; 0 for no batch.
+    private static double Quantile(double[] sorted, double q)
+    {
+        if (sorted.Length == 0)
+            return 0;
+        double at = q * (sorted.Length - 1);
+        int low = (int)at;
+        return low + 1 < sorted.Length ? sorted[low] + (at - low) * (sorted[low + 1] - sorted[low]) : sorted[low];
     }
 
     private static double Seconds(long ticks) => Math.Max((double)ticks / Stopwatch.Frequency, 1e-9);

@@ -101,7 +101,9 @@ public sealed class ScheduleSweepTests : IDisposable
             }
             Assert.True(row.ImagesPerSecond > 0);
         }
-        Assert.Equal(1.0, rows[0].SpeedupOverFirst);
+        Assert.Equal((1.0, 1.0, 1.0), (rows[0].SpeedupLowerQuartile, rows[0].SpeedupOverFirst, rows[0].SpeedupUpperQuartile));
+        Assert.All(rows, r => Assert.True(0 < r.SpeedupLowerQuartile && r.SpeedupLowerQuartile <= r.SpeedupOverFirst
+            && r.SpeedupOverFirst <= r.SpeedupUpperQuartile, $"{r.Merge} {r.Schedule}: quartiles {r.SpeedupLowerQuartile}, {r.SpeedupOverFirst}, {r.SpeedupUpperQuartile}"));
         Assert.True(rows[0].Top1Percent is > 0 and < 100, "the labels were chosen so that r = 0 gets some right, some wrong");
     }
 
