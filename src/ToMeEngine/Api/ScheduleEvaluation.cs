@@ -49,16 +49,17 @@ public static class ScheduleEvaluator
     /// <param name="engine">The engine; its model, backend, precision and merge strategy.</param>
     /// <param name="labelledImages">Image files and their class indices.</param>
     /// <param name="schedules">The schedules to compare, the baseline first.</param>
-    /// <param name="batchSize">Images per forward pass.</param>
+    /// <param name="batchSize">Images per forward pass; 0 for <see cref="EngineOptions.MaxBatchSize"/>.</param>
     /// <param name="onSkipped">Called once for each file that cannot be read or decoded, which is then left out.</param>
-    /// <exception cref="ArgumentOutOfRangeException">No schedule, or <paramref name="batchSize"/> is below 1 or above <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">No schedule, or <paramref name="batchSize"/> is negative or above <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     public static IReadOnlyList<ScheduleEvaluation> EvaluateSchedules(this ToMeEngine engine, IReadOnlyList<(string Path, int Label)> labelledImages,
-        IReadOnlyList<MergeSchedule> schedules, int batchSize = 16, Action<string, Exception>? onSkipped = null)
+        IReadOnlyList<MergeSchedule> schedules, int batchSize = 0, Action<string, Exception>? onSkipped = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(labelledImages);
         ArgumentNullException.ThrowIfNull(schedules);
-        return ScheduleSweep.Run(engine, labelledImages, schedules.Select(s => (engine.Options.Merge, s)).ToArray(), batchSize, onSkipped);
+        return ScheduleSweep.Run(engine, labelledImages, schedules.Select(s => (engine.Options.Merge, s)).ToArray(),
+            batchSize == 0 ? engine.Options.MaxBatchSize : batchSize, onSkipped);
     }
 
     /// <summary>
@@ -68,15 +69,15 @@ public static class ScheduleEvaluator
     /// <param name="engine">The engine; its model, backend and precision.</param>
     /// <param name="labelledImages">Image files and their class indices.</param>
     /// <param name="variants">The strategies and schedules to compare, the baseline first.</param>
-    /// <param name="batchSize">Images per forward pass.</param>
+    /// <param name="batchSize">Images per forward pass; 0 for <see cref="EngineOptions.MaxBatchSize"/>.</param>
     /// <param name="onSkipped">Called once for each file that cannot be read or decoded, which is then left out.</param>
-    /// <exception cref="ArgumentOutOfRangeException">No variant, or <paramref name="batchSize"/> is below 1 or above <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">No variant, or <paramref name="batchSize"/> is negative or above <see cref="EngineOptions.MaxBatchSize"/>.</exception>
     public static IReadOnlyList<ScheduleEvaluation> EvaluateMerging(this ToMeEngine engine, IReadOnlyList<(string Path, int Label)> labelledImages,
-        IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> variants, int batchSize = 16, Action<string, Exception>? onSkipped = null)
+        IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> variants, int batchSize = 0, Action<string, Exception>? onSkipped = null)
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(labelledImages);
         ArgumentNullException.ThrowIfNull(variants);
-        return ScheduleSweep.Run(engine, labelledImages, variants, batchSize, onSkipped);
+        return ScheduleSweep.Run(engine, labelledImages, variants, batchSize == 0 ? engine.Options.MaxBatchSize : batchSize, onSkipped);
     }
 }

@@ -118,6 +118,8 @@ public sealed class ScheduleSweepTests : IDisposable
         Assert.Equal([broken], skipped);
         Assert.All(rows, r => Assert.Equal((0, 0.0, 0.0, 0.0, 0.0), (r.Images, r.Top1Percent, r.FinalTokens, r.ImagesPerSecond, r.SpeedupOverFirst)));
         Assert.All(engine.EvaluateSchedules([], Schedules), r => Assert.Equal((0, 0.0), (r.Images, r.SpeedupOverFirst)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.EvaluateSchedules([(broken, 0)], Schedules, batchSize: engine.Options.MaxBatchSize + 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => engine.EvaluateSchedules([(broken, 0)], []));
     }
 
     [Fact]
