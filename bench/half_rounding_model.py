@@ -18,34 +18,17 @@ Neither is a measurement of a GPU: it isolates what the storage costs, the same 
 merge decision can flip, so the error is the rounding alone. Usage:
     /usr/bin/python3 bench/half_rounding_model.py [--fixtures ../shared/fixtures] [--markdown]
 """
-import argparse, json, os, struct, sys
+import argparse, json, os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchenv  # noqa: E402
 
 benchenv.require("numpy", "torch")
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from torch_vit_baseline import read_safetensors as load  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DTYPES = {"F32": "float32", "F64": "float64", "I32": "int32"}
-
-
-def load(path):
-    """A safetensors file as ({name: tensor}, metadata)."""
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        array = np.frombuffer(data[b:e], dtype=DTYPES[info["dtype"]]).reshape(info["shape"]).copy()
-        out[name] = torch.from_numpy(array)
-    return out, header.get("__metadata__", {})
 
 
 def rounding(precision):

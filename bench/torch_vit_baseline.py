@@ -18,7 +18,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 
-def load_safetensors(path):
+SAFETENSORS_DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32}
+
+
+def read_safetensors(path):
+    """A safetensors file as ({name: tensor}, its __metadata__); F32, F64 and I32 tensors."""
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
@@ -27,10 +31,15 @@ def load_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        assert info["dtype"] == "F32", name
+        assert info["dtype"] in SAFETENSORS_DTYPES, f"{path}: {name} is {info['dtype']}"
         b, e = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype=np.float32).reshape(info["shape"]).copy())
-    return out
+        array = np.frombuffer(data[b:e], dtype=SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"]).copy()
+        out[name] = torch.from_numpy(array)
+    return out, header.get("__metadata__", {})
+
+
+def load_safetensors(path):
+    return read_safetensors(path)[0]
 
 
 def bipartite_merge(x, size, metric, r):
