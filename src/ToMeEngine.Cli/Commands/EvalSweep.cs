@@ -38,7 +38,7 @@ internal static class EvalSweep
                 Console.Error.WriteLine($"{(terminal ? "\r" : "")}skipped {path}: {error.Message}");
             },
             predicted: p => csv?.Append(string.Create(inv,
-                $"\"{variants[p.ScheduleIndex].Strategy}\",\"{names[p.ScheduleIndex]}\",{Path.GetFileName(p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
+                $"\"{variants[p.Row].Strategy}\",\"{names[p.Row]}\",{Path.GetFileName(p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
             progress: seen =>
             {
                 string line = $"{seen}/{samples.Count} images, {variants.Count} variants";

@@ -5,8 +5,8 @@ using ToMe.Model;
 
 namespace ToMe.Benchmarking;
 
-/// <summary>One image's top-5 under one schedule of a sweep, for a per-image report.</summary>
-internal readonly record struct SweepPrediction(int ScheduleIndex, string Path, int Label, IReadOnlyList<Prediction> Top5);
+/// <summary>One image's top-5 in one row (strategy and schedule) of a sweep, for a per-image report.</summary>
+internal readonly record struct SweepPrediction(int Row, string Path, int Label, IReadOnlyList<Prediction> Top5);
 
 /// <summary>
 /// Accuracy against speed of several merge variants (strategy and schedule) in one run: each batch of images is decoded

@@ -77,7 +77,7 @@ public sealed class ScheduleSweepTests : IDisposable
             using var alone = ToMeEngine.Load(model, new EngineOptions { Backend = BackendKind.Cpu, Schedule = schedule, Merge = strategy });
             var expected = good.Select(g => alone.Classify(g.Path, 5)).ToArray();
             firstTop1 ??= expected.Select(e => e[0].ClassIndex).ToArray();
-            var mine = predictions.Where(p => p.ScheduleIndex == s).ToArray();
+            var mine = predictions.Where(p => p.Row == s).ToArray();
             Assert.Equal(good.Select(g => g.Path), mine.Select(p => p.Path));
             for (int i = 0; i < good.Length; i++)
                 Assert.Equal(expected[i].Select(p => p.ClassIndex), mine[i].Top5.Select(p => p.ClassIndex));
