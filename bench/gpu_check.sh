@@ -21,7 +21,8 @@
 # (default 1, 4 with --emulated; multiplies every step's time limit), PYTHON (default python3), CUDA_TESTS_FILTER
 # (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace), FAULT_TESTS_FILTER (the same for the fault
 # checks; default: GpuFaultTests and the CUDA soaks), TOME_SHARED (a copy of ../shared, for the tests that read the
-# full fixtures; without it they skip).
+# full fixtures and the real ViT-Ti, and for `tome eval` of the ViT-Ti over the ImageNet samples in fp32, fp16 and bf16;
+# without it they skip, and the eval step is left out; run-local takes ../shared beside the checkout where it exists).
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -125,6 +126,20 @@ run_steps() {
             done
         done
     done
+    # The real ViT-Ti over the ImageNet samples in each precision: accuracy and ToMe's speed-ups on the device, the schedules
+    # interleaved (tome eval's comparison). Needs TOME_SHARED (a copy of ../shared); without it the step is left out.
+    local shared="${TOME_SHARED:-}"
+    if [ -n "$shared" ] && [ -d "$shared/imagenet-samples" ] && [ -d "$shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k" ]; then
+        local elimit=0 eprecisions="fp32 fp16 bf16"
+        [ "$small" = 1 ] && elimit=16 eprecisions="auto"
+        for precision in $eprecisions; do
+            step "eval-vit-tiny-$precision" 300 sh -c "$(printf '%q ' "${tome[@]}") eval --model '$shared/models/vit_tiny_patch16_224.augreg_in21k_ft_in1k' \
+                --images '$shared/imagenet-samples' --backend cuda --precision $precision --r 0 --r 13 --r 16 --batch 64 --limit $elimit \
+                --json > '$out/json/eval-vit-tiny-$precision.json'"
+        done
+    else
+        echo "== eval: left out (TOME_SHARED does not hold imagenet-samples and the ViT-Ti model)"
+    fi
     local device=cuda
     [ "$emulated" = 1 ] && device=cpu
     step torch-baseline 300 "${PYTHON:-python3}" "$bench/torch_gpu_baseline.py" --device $device --models "$tmodels" --batch "$tbatches" \
@@ -181,6 +196,7 @@ case "${1:-}" in
         out="$(mkdir -p "$2" && cd "$2" && pwd)"
         bench="$here"
         commit="$(git -C "$repo" rev-parse HEAD)"
+        [ -z "${TOME_SHARED:-}" ] && [ -d "$repo/../shared" ] && export TOME_SHARED="$(cd "$repo/../shared" && pwd)"
         bin="$repo/tests/ToMeEngine.Tests/bin/Release/net10.0"
         test_cmd=(dotnet "$bin/ToMeEngine.Tests.dll")
         tome_cmd=(dotnet "$bin/tome.dll")

@@ -95,6 +95,21 @@ def main(out):
     else:
         print("\nNo PyTorch result; see logs/torch-baseline.log.")
 
+    evals = sorted(glob.glob(f"{out}/json/eval-*.json"))
+    if evals:
+        print("\n## ViT-Ti over the ImageNet samples (tome eval: accuracy, and speed-ups paired per batch against r = 0)\n")
+        print("| precision | r | images | top-1 | top-5 | same top-1 as r = 0 | images/s (forward) | speed-up (quartiles) |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
+        for path in evals:
+            e = load(path)
+            if "_missing" in e:
+                print(f"| {os.path.basename(path)} | no result | | | | | | |")
+                continue
+            for r in e["results"]:
+                print(f"| {e['precision']} | {r['schedule']} | {r['images']} | {r['top1_percent']:.2f}% | {r['top5_percent']:.2f}% | "
+                      f"{r['same_top1_as_first_percent']:.2f}% | {r['images_per_second']:.1f} | {r['speedup_over_first']:.2f}x "
+                      f"({r['speedup_lower_quartile']:.2f}-{r['speedup_upper_quartile']:.2f}) |")
+
 
 if __name__ == "__main__":
     main(sys.argv[1])
