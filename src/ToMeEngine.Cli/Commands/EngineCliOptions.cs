@@ -30,6 +30,7 @@ internal sealed class EngineCliOptions
         schedule is not null
             ? [Merging.MergeSchedule.Parse(parse.GetValue(schedule)!)]
             : parse.GetValue(schedules!)!.Select(Merging.MergeSchedule.Parse).ToArray();
+
     public StrategyOptions Strategy { get; }
     public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
     public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };

@@ -89,13 +89,16 @@ internal static class EvalCommand
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
         double perSecond = done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         if (asJson)
-            return EvalSweep.Json(engine, batchSize, bad, new
+            return EvalSweep.Json(engine, batchSize, bad, new[]
             {
-                schedule = engine.Options.Merge.UsesSchedule ? engine.Options.Schedule.ToString() : "-",
-                images = done,
-                top1_percent = Percent(top1, done),
-                top5_percent = Percent(top5, done),
-                images_per_second_end_to_end = perSecond,
+                new
+                {
+                    schedule = engine.Options.Merge.UsesSchedule ? engine.Options.Schedule.ToString() : "-",
+                    images = done,
+                    top1_percent = Percent(top1, done),
+                    top5_percent = Percent(top5, done),
+                    images_per_second_end_to_end = perSecond,
+                },
             });
         return string.Create(inv,
             $"{engine.Config.Architecture} ({engine.BackendName} {engine.Precision.Name()}), merge {engine.Options.Merge}, r = {engine.Options.Schedule}: top-1 {Percent(top1, done):F2}%  top-5 {Percent(top5, done):F2}%  over {done} images{skipped}, {perSecond:F1} images/s");

@@ -85,7 +85,7 @@ internal static class EvalSweep
     }
 
     /// <summary>tome eval's JSON: the engine and run, then one result per schedule.</summary>
-    public static string Json(ToMeEngine engine, int batch, int skipped, object results) =>
+    public static string Json(ToMeEngine engine, int batch, int skipped, System.Collections.IEnumerable results) =>
         JsonSerializer.Serialize(new
         {
             model = engine.Config.Architecture,
@@ -94,7 +94,7 @@ internal static class EvalSweep
             merge = engine.Options.Merge.ToString(),
             batch,
             skipped,
-            results = results as System.Collections.IEnumerable ?? new[] { results },
+            results,
         }, JsonOptions);
 
     private static string Tokens(double mean) =>

@@ -150,6 +150,15 @@ public sealed class ScheduleSweepTests : IDisposable
         Assert.Equal(Pictures.Length, results[1].GetProperty("images").GetInt32());
         Assert.Equal(100.0, results[0].GetProperty("same_top1_as_first_percent").GetDouble());
 
+        // One schedule: the plain evaluation, the same JSON shape with one result.
+        (code, stdout, stderr) = TomeProcess.Run("eval", "--model", model, "--images", dir, "--backend", "cpu", "--r", "13", "--json");
+        Assert.True(code == 0, stderr);
+        using (var single = JsonDocument.Parse(stdout))
+        {
+            var only = Assert.Single(single.RootElement.GetProperty("results").EnumerateArray());
+            Assert.Equal(("13", Pictures.Length), (only.GetProperty("schedule").GetString(), only.GetProperty("images").GetInt32()));
+        }
+
         // Strategies side by side: ToMe at each schedule, kth once (it reads no schedule).
         (code, stdout, stderr) = TomeProcess.Run("eval", "--model", model, "--images", dir, "--backend", "cpu",
             "--merge", "tome", "--merge", "kth", "--k", "2", "--r", "0", "--r", "13");
