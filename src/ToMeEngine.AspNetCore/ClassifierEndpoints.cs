@@ -90,7 +90,7 @@ public static class ClassifierEndpoints
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            return Results.Empty; // the client went away; nobody reads the answer
+            return Problems.ClientClosed();
         }
     }
 }

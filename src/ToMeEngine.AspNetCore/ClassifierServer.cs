@@ -34,6 +34,38 @@ public sealed class ClassifierServerOptions
     /// for (half its patches, above which ToMe merges no more).
     /// </summary>
     public int? MaxInspectR { get; set; }
+
+    /// <summary>
+    /// How long the service keeps serving once told to stop (SIGTERM, Ctrl+C) before it closes its listeners: the readiness
+    /// endpoints answer 503 meanwhile, so a load balancer that polls them stops sending requests before connections are
+    /// refused. Zero (the default) stops at once; requests in flight always finish.
+    /// </summary>
+    public TimeSpan DrainDelay { get; set; }
+}
+
+/// <summary>
+/// Holds the host's stop between "stopping" (readiness turns 503) and the listeners closing. The host stops its
+/// lifecycle services before it signals ApplicationStopping, so this is where a stop is first seen.
+/// </summary>
+internal sealed class ServiceDrain(ClassifierServerOptions options) : IHostedLifecycleService
+{
+    private volatile bool stopping;
+
+    /// <summary>Whether the host has begun to stop.</summary>
+    public bool Stopping => stopping;
+
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        stopping = true;
+        if (options.DrainDelay > TimeSpan.Zero)
+            await Task.WhenAny(Task.Delay(options.DrainDelay, cancellationToken)).ConfigureAwait(false); // a timeout ends it early
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
 
 /// <summary>A port another process already listens on: the service cannot start there.</summary>
@@ -67,6 +99,8 @@ public static class ClassifierServer
             throw new ArgumentOutOfRangeException(nameof(options), options.Port, "port must be between 0 and 65535");
         if (options.MaxInspectR is < 0)
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxInspectR, "MaxInspectR must be 0 or more");
+        if (options.DrainDelay < TimeSpan.Zero || options.DrainDelay > TimeSpan.FromMinutes(10))
+            throw new ArgumentOutOfRangeException(nameof(options), options.DrainDelay, "DrainDelay must be from 0 to 10 minutes");
         var address = ParseHost(options.Host);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = args ?? [] });
         builder.WebHost.ConfigureKestrel(k =>
@@ -82,6 +116,11 @@ public static class ClassifierServer
         builder.Logging.AddFilter((category, level) => !(gate.Starting && category == "Microsoft.Extensions.Hosting.Internal.Host"));
         builder.Services.AddProblemDetails();
         builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<ServiceDrain>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<ServiceDrain>());
+        // The drain counts against the host's stop timeout (30 s by default); requests in flight need their time after it.
+        if (options.DrainDelay > TimeSpan.Zero)
+            builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainDelay + TimeSpan.FromSeconds(30));
         builder.AddClassifierTelemetry();
         options.AddClassifier(builder.Services);
         var app = builder.Build();

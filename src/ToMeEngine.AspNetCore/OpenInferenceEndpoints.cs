@@ -2,6 +2,7 @@ using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using ToMe.Imaging;
 using ToMe.Model;
@@ -37,8 +38,9 @@ public sealed record OipInferResponse(
 /// <summary>
 /// The Open Inference Protocol (KServe's "V2 inference protocol", also Triton's HTTP API), HTTP/REST with JSON:
 /// <list type="bullet">
-/// <item><c>GET /v2</c> server metadata; <c>GET /v2/health/live</c> and <c>GET /v2/health/ready</c> (503 once the service is
-/// stopping, so a load balancer drains it, and while the classifier cannot classify, with its <c>Fault</c>); <c>GET /v2/models/NAME</c> metadata and <c>GET /v2/models/NAME/ready</c>.</item>
+/// <item><c>GET /v2</c> server metadata; <c>GET /v2/health/live</c>; <c>GET /v2/health/ready</c> and
+/// <c>GET /v2/models/NAME/ready</c>: 200 when ready, 503 once the service is stopping (so a load balancer drains it) and
+/// while the classifier cannot classify (with its <c>Fault</c>); <c>GET /v2/models/NAME</c> metadata.</item>
 /// <item><c>POST /v2/models/NAME/infer</c> with exactly one input: <c>image</c>, BYTES of shape [N] (or [N, 1]) whose
 /// elements are base64-encoded image files, or <c>pixel_values</c>, FP32 [N, 3, S, S] preprocessed as the model's eval
 /// transform does. Outputs: <c>probabilities</c> FP32 [N, classes], and the <c>top_k</c> request parameter's (default 5)
@@ -73,23 +75,26 @@ public static class OpenInferenceEndpoints
             extensions = Array.Empty<string>(),
         }));
         v2.MapGet("/health/live", () => Results.Json(new { live = true }));
-        v2.MapGet("/health/ready", (IImageClassifier classifier, IHostApplicationLifetime lifetime) => !Ready(classifier, lifetime)
+        v2.MapGet("/health/ready", (IImageClassifier classifier, HttpContext context) => !Ready(classifier, context)
             ? Results.Json(new { live = true, ready = false, error = classifier.Fault?.Message }, statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Json(new { live = true, ready = true }));
         v2.MapGet("/models/{name}", (string name, IImageClassifier classifier, ClassifierServerOptions options) =>
             Find(name, classifier, options) ?? Results.Json(Metadata(NameOf(classifier, options), classifier.Model)));
-        v2.MapGet("/models/{name}/ready", (string name, IImageClassifier classifier, ClassifierServerOptions options, IHostApplicationLifetime lifetime) =>
-            Find(name, classifier, options) ?? Results.Json(new { name, ready = Ready(classifier, lifetime) }));
+        v2.MapGet("/models/{name}/ready", (string name, IImageClassifier classifier, ClassifierServerOptions options, HttpContext context) =>
+            Find(name, classifier, options) ?? (Ready(classifier, context)
+                ? Results.Json(new { name, ready = true })
+                : Results.Json(new { name, ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable)));
         v2.MapPost("/models/{name}/infer", async (string name, HttpContext context, IImageClassifier classifier, ClassifierServerOptions options) =>
             Find(name, classifier, options) ?? await OpenInferenceRequest.InferAsync(NameOf(classifier, options), context, classifier));
-        v2.Map("/models/{name}/versions/{version}/{**rest}", (string name, string version) =>
-            Error(StatusCodes.Status404NotFound, $"model '{name}' has no versions: call /v2/models/{name} without /versions/{version}"));
+        v2.Map("/models/{name}/versions/{version}/{**rest}", (string name, string version, IImageClassifier classifier, ClassifierServerOptions options) =>
+            Find(name, classifier, options) ?? Error(StatusCodes.Status404NotFound, $"model '{name}' has no versions: call /v2/models/{name} without /versions/{version}"));
         return endpoints;
     }
 
     // Not while the service is stopping (a load balancer drains it), nor while the classifier cannot classify.
-    private static bool Ready(IImageClassifier classifier, IHostApplicationLifetime lifetime) =>
-        !lifetime.ApplicationStopping.IsCancellationRequested && classifier.Fault is null;
+    private static bool Ready(IImageClassifier classifier, HttpContext context) =>
+        !context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested
+        && context.RequestServices.GetService<ServiceDrain>() is not { Stopping: true } && classifier.Fault is null;
 
     internal static IResult Error(int status, string message) => Results.Json(new { error = message }, statusCode: status);
 
@@ -111,13 +116,21 @@ public static class OpenInferenceEndpoints
             new OipTensorMetadata("top_k_labels", "BYTES", [-1, -1]),
         ]);
 
-    /// <summary>The answer for a failed classification of one image, or null to rethrow.</summary>
-    internal static IResult? Failure(Exception e, string what) => e switch
+    /// <summary>The answer for a failed classification of one image (or a refused request), or null to rethrow.</summary>
+    internal static IResult? Failure(Exception e, string what, HttpContext context)
     {
-        InvalidImageException => Error(StatusCodes.Status400BadRequest, $"{what}: {e.Message}"),
-        ArgumentException => Error(StatusCodes.Status400BadRequest, $"{what}: {e.Message}"),
-        EngineOverloadedException => Error(StatusCodes.Status503ServiceUnavailable, e.Message),
-        ObjectDisposedException => Error(StatusCodes.Status503ServiceUnavailable, "the service is stopping"),
-        _ => null,
-    };
+        switch (e)
+        {
+            // Logits that overflowed float32: the request's values (only a preprocessed tensor can hold such values).
+            case InvalidImageException or ArgumentException or ArithmeticException:
+                return Error(StatusCodes.Status400BadRequest, $"{what}: {e.Message}");
+            case EngineOverloadedException:
+                context.Response.Headers.RetryAfter = "1";
+                return Error(StatusCodes.Status503ServiceUnavailable, e.Message);
+            case ObjectDisposedException:
+                return Error(StatusCodes.Status503ServiceUnavailable, "the service is stopping");
+            default:
+                return null;
+        }
+    }
 }

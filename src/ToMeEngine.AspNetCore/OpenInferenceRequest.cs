@@ -12,13 +12,23 @@ internal static class OpenInferenceRequest
 
     private const int DefaultTopK = 5;
 
+    private const string BinaryHeaderLength = "Inference-Header-Content-Length";
+
     public static async Task<IResult> InferAsync(string modelName, HttpContext context, IImageClassifier classifier)
     {
         var ct = context.RequestAborted;
+        // Triton's clients send tensors in its binary-data extension by default, which this server does not announce.
+        if (context.Request.Headers.ContainsKey(BinaryHeaderLength))
+            return Error(StatusCodes.Status400BadRequest, $"the binary tensor data extension ({BinaryHeaderLength}) is not supported: send the " +
+                "inputs as JSON (tritonclient: InferInput.set_data_from_numpy(..., binary_data=False))");
         JsonDocument document;
         try
         {
             document = await JsonDocument.ParseAsync(context.Request.Body, default, ct);
+        }
+        catch (Exception) when (ct.IsCancellationRequested)
+        {
+            return Problems.ClientClosed();
         }
         catch (JsonException e)
         {
@@ -50,16 +60,29 @@ internal static class OpenInferenceRequest
             }
 
             int classes = classifier.Model.NumClasses;
-            var tasks = images.Select(image => classifier.ClassifyAsync(image, classes, ct)).ToArray();
-            var answers = new IReadOnlyList<Prediction>[tasks.Length];
+            IReadOnlyList<Task<IReadOnlyList<Prediction>>> tasks;
+            try
+            {
+                // All of the request's images are queued, or none: a request is never half run and then refused.
+                tasks = classifier.ClassifyGroup(images, classes, ct);
+            }
+            catch (Exception e) when (Failure(e, $"a request of {images.Length} images", context) is { } refused)
+            {
+                return refused;
+            }
+            var answers = new IReadOnlyList<Prediction>[tasks.Count];
             IResult? failure = null;
-            for (int i = 0; i < tasks.Length; i++)
+            for (int i = 0; i < tasks.Count; i++)
             {
                 try
                 {
                     answers[i] = await tasks[i];
                 }
-                catch (Exception e) when (Failure(e, $"input element {i}") is { } result)
+                catch (Exception) when (ct.IsCancellationRequested)
+                {
+                    failure ??= Problems.ClientClosed();
+                }
+                catch (Exception e) when (Failure(e, $"input element {i}", context) is { } result)
                 {
                     failure ??= result; // the first failure answers; the other images still finish (they share batches)
                 }
@@ -154,7 +177,7 @@ internal static class OpenInferenceRequest
         if (!(shape.Length == 1 || (shape.Length == 2 && shape[1] == 1)))
             throw new ProtocolException($"input '{name}' must have shape [N] or [N, 1] (one encoded image per element), got [{string.Join(", ", shape)}]");
         int n = Batch(name, shape[0]);
-        var elements = Flatten(data, n, name);
+        var elements = Flatten(data, shape, n, name);
         var images = new ImageInput[n];
         for (int i = 0; i < n; i++)
         {
@@ -178,7 +201,7 @@ internal static class OpenInferenceRequest
             throw new ProtocolException($"input '{name}' must have shape [N, 3, {size}, {size}], got [{string.Join(", ", shape)}]");
         int n = Batch(name, shape[0]);
         int per = 3 * size * size;
-        var elements = Flatten(data, n * per, name);
+        var elements = Flatten(data, shape, n * per, name);
         var images = new ImageInput[n];
         for (int b = 0; b < n; b++)
         {
@@ -197,29 +220,47 @@ internal static class OpenInferenceRequest
     private static int Batch(string name, long n) => n is >= 1 and <= MaxImagesPerRequest ? (int)n
         : throw new ProtocolException($"input '{name}' has {n} images; one request takes 1 to {MaxImagesPerRequest}");
 
-    /// <summary>The tensor's elements in row-major order, from the nested or the flat form; exactly <paramref name="count"/>.</summary>
-    private static List<JsonElement> Flatten(JsonElement data, int count, string name)
+    /// <summary>
+    /// The tensor's elements in row-major order, from the flat form (one array of <paramref name="count"/> elements) or the
+    /// nested one (arrays nested exactly as <paramref name="shape"/>). Nothing is sized by the shape before the data has
+    /// been seen to match it, so a small request cannot claim a large allocation.
+    /// </summary>
+    private static List<JsonElement> Flatten(JsonElement data, long[] shape, int count, string name)
     {
         if (data.ValueKind != JsonValueKind.Array)
             throw new ProtocolException($"input '{name}' \"data\" must be an array");
-        var elements = new List<JsonElement>(count);
-        void Walk(JsonElement e)
+        int length = data.GetArrayLength();
+        if (length == 0 || data[0].ValueKind != JsonValueKind.Array)
         {
+            if (length != count)
+                throw new ProtocolException($"input '{name}' has {length} data elements; its shape says {count}");
+            var flat = new List<JsonElement>(length);
+            foreach (var item in data.EnumerateArray())
+                flat.Add(item.ValueKind != JsonValueKind.Array ? item
+                    : throw new ProtocolException($"input '{name}' \"data\" mixes arrays and values at its first level: give it flat (row-major) or nested as its shape {Dims(shape)}"));
+            return flat;
+        }
+        var elements = new List<JsonElement>();
+        void Walk(JsonElement e, int level)
+        {
+            if (e.ValueKind != JsonValueKind.Array || e.GetArrayLength() != shape[level])
+                throw new ProtocolException($"input '{name}' \"data\" is nested, so it must be nested as its shape {Dims(shape)}: " +
+                    $"level {level} holds {(e.ValueKind == JsonValueKind.Array ? $"an array of {e.GetArrayLength()}" : "a value")}, the shape says {shape[level]}");
             foreach (var item in e.EnumerateArray())
             {
-                if (item.ValueKind == JsonValueKind.Array)
-                    Walk(item);
-                else if (elements.Count == count)
-                    throw new ProtocolException($"input '{name}' has more data elements than its shape's {count}");
+                if (level + 1 < shape.Length)
+                    Walk(item, level + 1);
+                else if (item.ValueKind == JsonValueKind.Array)
+                    throw new ProtocolException($"input '{name}' \"data\" is nested deeper than its shape {Dims(shape)}");
                 else
                     elements.Add(item);
             }
         }
-        Walk(data);
-        if (elements.Count != count)
-            throw new ProtocolException($"input '{name}' has {elements.Count} data elements; its shape says {count}");
+        Walk(data, 0);
         return elements;
     }
+
+    private static string Dims(long[] shape) => $"[{string.Join(", ", shape)}]";
 
     private static long[] Shape(JsonElement shape, string name)
     {

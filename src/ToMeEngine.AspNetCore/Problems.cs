@@ -28,6 +28,14 @@ internal static class Problems
     public static IResult Stopping() =>
         Results.Problem("the service is stopping", statusCode: StatusCodes.Status503ServiceUnavailable, title: "Service stopping");
 
+    /// <summary>
+    /// The client went away before its answer (it closed the connection or aborted the upload): nobody reads this, and
+    /// the request is logged and counted as 499 (nginx's "client closed request"), not as the client's error or the server's.
+    /// </summary>
+    public static IResult ClientClosed() => Results.StatusCode(StatusCodeClientClosed);
+
+    public const int StatusCodeClientClosed = 499;
+
     /// <summary>Kestrel's own limits, e.g. a body over MaxRequestBodySize (413).</summary>
     public static IResult FromKestrel(BadHttpRequestException e) =>
         Results.Problem(e.Message, statusCode: e.StatusCode, title: "The request was refused");

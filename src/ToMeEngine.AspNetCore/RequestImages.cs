@@ -17,11 +17,15 @@ internal static class RequestImages
         {
             return await ReadBodyAsync(request, cancellationToken);
         }
+        catch (Exception) when (cancellationToken.IsCancellationRequested)
+        {
+            return (null, Problems.ClientClosed());
+        }
         catch (BadHttpRequestException e)
         {
             return (null, Problems.FromKestrel(e));
         }
-        catch (Exception e) when (e is IOException or InvalidDataException && !cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or InvalidDataException)
         {
             // MultipartReader: a truncated body, a missing closing boundary, an over-long header line.
             return (null, Problems.BadRequest("Malformed request body", e.Message));
@@ -56,7 +60,10 @@ internal static class RequestImages
     /// <summary>Why a body that failed to decode may not be the image the client meant to send, or null.</summary>
     public static string? Hint(HttpRequest request, ReadOnlySpan<byte> body)
     {
-        if (request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true)
+        // curl sends --data-binary with this content type too; only -d also strips CR and LF, which any image file
+        // of more than a few hundred bytes holds somewhere.
+        if (request.ContentType?.StartsWith("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase) == true
+            && body.Length >= 512 && body.IndexOfAny((byte)'\n', (byte)'\r') < 0)
             return "the body was sent as a urlencoded form (curl -d strips line breaks and corrupts binary files): send it with " +
                    "curl --data-binary @cat.jpg or curl -F file=@cat.jpg";
         if (body.StartsWith("--"u8) && body.IndexOf("Content-Disposition"u8) >= 0)

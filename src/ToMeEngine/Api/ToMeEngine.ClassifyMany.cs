@@ -12,7 +12,7 @@ namespace ToMe;
 /// <param name="Input">The input as given (a path, for the path overload).</param>
 /// <param name="Predictions">The top classes, most probable first; null when <see cref="Error"/> is set.</param>
 /// <param name="Error">What reading, decoding or preprocessing this input threw (e.g. <see cref="FileNotFoundException"/>,
-/// <see cref="InvalidImageException"/>); null on success.</param>
+/// <see cref="InvalidImageException"/>), or <see cref="ArithmeticException"/> where its logits were not finite; null on success.</param>
 public sealed record ImageClassification<TInput>(int Index, TInput Input, IReadOnlyList<Prediction>? Predictions, Exception? Error)
 {
     [MemberNotNullWhen(true, nameof(Predictions))]
@@ -114,9 +114,8 @@ public sealed partial class ToMeEngine
                     : (await ForwardAsync(current.Batch, current.Decoded, false, cancellationToken, next).ConfigureAwait(false)).Logits;
                 int b = 0;
                 foreach (var (index, input, error) in current.Items)
-                    yield return error is not null
-                        ? new ImageClassification<T>(index, input, null, error)
-                        : new ImageClassification<T>(index, input, TopK(logits.AsSpan(b++ * classes, classes), topK), null);
+                    yield return error is not null ? new ImageClassification<T>(index, input, null, error)
+                        : Answer(index, input, logits.AsSpan(b++ * classes, classes), topK);
                 (current, following) = (following, current);
                 following.Clear();
                 await Fill(current, wait: true).ConfigureAwait(false);
@@ -150,6 +149,19 @@ public sealed partial class ToMeEngine
                     return;
                 segment.Add(prepared.Current, pipeline);
             }
+        }
+    }
+
+    /// <summary>One input's result; logits that give no probabilities fail this input alone, as a bad file does.</summary>
+    private ImageClassification<T> Answer<T>(int index, T input, ReadOnlySpan<float> logits, int topK)
+    {
+        try
+        {
+            return new ImageClassification<T>(index, input, TopK(logits, topK), null);
+        }
+        catch (ArithmeticException e)
+        {
+            return new ImageClassification<T>(index, input, null, e);
         }
     }
 

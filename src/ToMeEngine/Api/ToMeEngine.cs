@@ -308,9 +308,11 @@ public sealed partial class ToMeEngine : IDisposable
 
     /// <summary>The k most probable classes of one row of logits (softmax in double), most probable first, lower index on ties.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
+    /// <exception cref="ArithmeticException">A logit is NaN or infinite: no probability can be given.</exception>
     public IReadOnlyList<Prediction> TopK(ReadOnlySpan<float> logits, int topK)
     {
         CheckTopK(topK);
+        CheckFinite(logits);
         double max = double.NegativeInfinity;
         foreach (var v in logits)
             max = Math.Max(max, v);
@@ -326,6 +328,19 @@ public sealed partial class ToMeEngine : IDisposable
         return order.Take(Math.Min(topK, order.Length))
             .Select(i => new Prediction(i, labels is not null ? labels[i] : $"class {i}", (float)(Math.Exp(copy[i] - max) / sum)))
             .ToArray();
+    }
+
+    /// <summary>
+    /// Float32 overflows only on inputs far outside a preprocessed image's range (a decoded image's pixels are normalized to
+    /// a few units), so a non-finite logit means the input, or the model's weights, hold absurd values; the answer says so
+    /// instead of NaN probabilities or an arbitrary order.
+    /// </summary>
+    private static void CheckFinite(ReadOnlySpan<float> logits)
+    {
+        for (int i = 0; i < logits.Length; i++)
+            if (!float.IsFinite(logits[i]))
+                throw new ArithmeticException($"the forward pass gave a non-finite logit (class {i}: {logits[i].ToString(System.Globalization.CultureInfo.InvariantCulture)}): the input's values are too large " +
+                                              "for float32 (a preprocessed image's are a few units), or the model's weights hold non-finite values");
     }
 
     private static void CheckTopK(int topK)

@@ -33,7 +33,7 @@ public readonly record struct BatchingStatistics(long Requests, long Completed, 
 /// is replaced by a fresh one when the classifier was given a way to build one; while that fails, <see cref="Fault"/> says
 /// why and every batch tries again.
 /// </remarks>
-public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDisposable
+public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDisposable
 {
     // Queued: waiting, withdrawable. Ahead: taken as the next batch while the current one runs (its images upload
     // meanwhile), still withdrawable. Taken: in a batch whose forward pass starts, or ended by cancellation or disposal.
@@ -130,16 +130,46 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
         ArgumentOutOfRangeException.ThrowIfLessThan(topK, 1);
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(disposed, this);
-        if (Interlocked.Increment(ref queued) > Options.MaxQueueLength)
+        Admit(1);
+        return await RunAdmittedAsync(image, topK, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">More images than <see cref="BatchingOptions.MaxQueueLength"/>.</exception>
+    public IReadOnlyList<Task<IReadOnlyList<Prediction>>> ClassifyGroup(IReadOnlyList<ImageInput> images, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        foreach (var image in images)
+            ArgumentNullException.ThrowIfNull(image, nameof(images));
+        ArgumentOutOfRangeException.ThrowIfLessThan(topK, 1);
+        if (images.Count > Options.MaxQueueLength)
+            throw new ArgumentException($"{images.Count} images at once exceed what this classifier queues ({Options.MaxQueueLength} requests, " +
+                                        "BatchingOptions.MaxQueueLength); send them in smaller groups", nameof(images));
+        if (cancellationToken.IsCancellationRequested)
+            return images.Select(_ => Task.FromCanceled<IReadOnlyList<Prediction>>(cancellationToken)).ToArray();
+        ObjectDisposedException.ThrowIf(disposed, this);
+        Admit(images.Count);
+        return images.Select(image => RunAdmittedAsync(image, topK, cancellationToken)).ToArray();
+    }
+
+    /// <summary>Takes <paramref name="n"/> places in the queue at once, or none.</summary>
+    private void Admit(int n)
+    {
+        if (Interlocked.Add(ref queued, n) > Options.MaxQueueLength)
         {
-            Interlocked.Decrement(ref queued);
-            Interlocked.Increment(ref rejected);
-            metrics.Rejected.Add(1);
+            Interlocked.Add(ref queued, -n);
+            Interlocked.Add(ref rejected, n);
+            metrics.Rejected.Add(n);
             throw new EngineOverloadedException($"the request queue is full ({Options.MaxQueueLength} requests waiting); retry later") { QueueLimit = Options.MaxQueueLength };
         }
-        Interlocked.Increment(ref requests);
-        Interlocked.Increment(ref load);
-        metrics.Requests.Add(1);
+        Interlocked.Add(ref requests, n);
+        Interlocked.Add(ref load, n);
+        metrics.Requests.Add(n);
+    }
+
+    /// <summary>One request whose place in the queue <see cref="Admit"/> took: preprocessed, queued, answered.</summary>
+    private async Task<IReadOnlyList<Prediction>> RunAdmittedAsync(ImageInput image, int topK, CancellationToken cancellationToken)
+    {
         Request? request = null;
         float[]? tensor = null;
         using var activity = ServingTracing.Source.StartActivity("tome.classify");
@@ -236,220 +266,6 @@ public sealed class BatchingClassifier : IImageClassifier, IDisposable, IAsyncDi
             return false;
         Interlocked.Decrement(ref queued);
         return true;
-    }
-
-    /// <summary>Called on the forward thread just before each forward pass starts, with the batch's size; for tests.</summary>
-    internal Action<int>? BeforeForward;
-
-    private void RunLoop()
-    {
-        int max = Options.MaxBatchSize;
-        // Requests gathered here stay withdrawable (cancellation, disposal) until claimed for a batch; so do those taken
-        // ahead as the next batch, whose images `staged` holds (and a GPU uploads) while the current batch runs.
-        var gathered = new List<Request>(max);
-        var ahead = new List<Request>(max);
-        var batch = new List<Request>(max);
-        // Pinned: the next batch's images must be at the address announced to the GPU when its forward runs.
-        float[]? input = null, staged = null;
-        long delayTicks = (long)(Options.MaxQueueDelay.TotalSeconds * Stopwatch.Frequency);
-        try
-        {
-            while (true)
-            {
-                input ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
-                bool copied = false;
-                if (ahead.Count > 0)
-                {
-                    stop.Token.ThrowIfCancellationRequested(); // disposal ends them like every waiting request
-                    foreach (var r in ahead)
-                        if (Claim(r))
-                            batch.Add(r);
-                    copied = batch.Count == ahead.Count;
-                    ahead.Clear();
-                    if (copied)
-                        (input, staged) = (staged!, input); // exactly the images announced
-                    else // some were cancelled meanwhile: the rest run now, with what else is queued
-                        while (batch.Count < max && queue.TryTake(out var more))
-                            if (Claim(more))
-                                batch.Add(more);
-                }
-                else
-                {
-                    gathered.RemoveAll(r => Volatile.Read(ref r.State) != Queued);
-                    if (gathered.Count == 0)
-                    {
-                        if (!queue.TryTake(out var first, Timeout.Infinite, stop.Token))
-                            break;
-                        if (Volatile.Read(ref first.State) != Queued)
-                            continue; // withdrawn by cancellation
-                        gathered.Add(first);
-                    }
-                    long deadline = gathered[0].Admitted + delayTicks;
-                    while (gathered.Count < max)
-                    {
-                        long left = deadline - Stopwatch.GetTimestamp();
-                        int waitMs = left <= 0 ? 0 : (int)Math.Ceiling(left * 1000.0 / Stopwatch.Frequency);
-                        if (!queue.TryTake(out var next, waitMs, stop.Token))
-                            break;
-                        if (Volatile.Read(ref next.State) == Queued)
-                            gathered.Add(next);
-                    }
-                    foreach (var r in gathered)
-                        if (Claim(r))
-                            batch.Add(r);
-                    gathered.Clear();
-                }
-                if (batch.Count == 0)
-                    continue;
-                int nextCount = 0;
-                if (Options.UploadAhead && engine.TakesNextBatch)
-                {
-                    staged ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
-                    nextCount = TakeAhead(gathered, ahead, staged);
-                }
-                RunBatch(batch, input, copied, staged.AsSpan(0, nextCount * tensorLength));
-                batch.Clear();
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // Disposal: requests gathered or taken ahead but not yet run end like every other waiting request.
-            foreach (var r in gathered)
-                EndDisposed(r);
-            foreach (var r in ahead)
-                EndDisposed(r);
-        }
-    }
-
-    /// <summary>
-    /// When a full batch is queued as a forward starts, takes it ahead as the next batch and copies its images into
-    /// <paramref name="staged"/>; returns how many. Otherwise what it took from the queue stays gathered, withdrawable, and
-    /// the next batch forms after this forward as it would have (its oldest request's deadline unchanged).
-    /// </summary>
-    private int TakeAhead(List<Request> gathered, List<Request> ahead, float[] staged)
-    {
-        int max = Options.MaxBatchSize;
-        while (gathered.Count < max && queue.TryTake(out var r))
-            if (Volatile.Read(ref r.State) == Queued)
-                gathered.Add(r);
-        if (gathered.Count < max)
-            return 0;
-        foreach (var r in gathered)
-            if (Interlocked.CompareExchange(ref r.State, Ahead, Queued) == Queued)
-            {
-                r.Tensor.AsSpan(0, tensorLength).CopyTo(staged.AsSpan(ahead.Count * tensorLength, tensorLength));
-                ahead.Add(r);
-            }
-        gathered.Clear();
-        return ahead.Count;
-    }
-
-    private void EndDisposed(Request request)
-    {
-        if (!Claim(request))
-            return;
-        pipeline.Return(request.Tensor);
-        request.TrySetException(new ObjectDisposedException(GetType().FullName, "the classifier was disposed before the request ran"));
-    }
-
-    /// <param name="batch">The claimed requests.</param>
-    /// <param name="input">Where the batch's images go (pinned, <see cref="BatchingOptions.MaxBatchSize"/> images).</param>
-    /// <param name="copied">The batch's images are in <paramref name="input"/> already (it was taken ahead).</param>
-    /// <param name="next">The images of the batch taken ahead, which runs next: a GPU uploads them during this forward.</param>
-    private void RunBatch(List<Request> batch, float[] input, bool copied, ReadOnlySpan<float> next)
-    {
-        int n = batch.Count;
-        using var activity = StartBatchActivity(batch);
-        long start = Stopwatch.GetTimestamp();
-        for (int b = 0; b < n; b++)
-        {
-            if (!copied)
-                batch[b].Tensor.AsSpan(0, tensorLength).CopyTo(input.AsSpan(b * tensorLength, tensorLength));
-            pipeline.Return(batch[b].Tensor);
-            double queuedMs = Stopwatch.GetElapsedTime(batch[b].Admitted, start).TotalMilliseconds;
-            metrics.QueueTime.Record(queuedMs);
-            batch[b].Activity?.SetTag("tome.queue.time_ms", queuedMs).SetTag("tome.batch.size", n);
-        }
-        float[] logits;
-        try
-        {
-            if (fault is not null && replaceLostEngine is not null && !TryReplace())
-                throw new InvalidOperationException(fault.Message, lostContext);
-            BeforeForward?.Invoke(n);
-            logits = engine.Logits(input.AsSpan(0, n * tensorLength), n, next);
-        }
-        catch (Exception e)
-        {
-            logger.LogError(e, "forward pass of a batch of {Count} failed on {Backend}", n, engine.BackendName);
-            // Replaced before the batch's callers hear of it, so a retry finds the fresh engine.
-            if (e is Backends.Cuda.CudaContextLostException && fault is null)
-            {
-                lostContext = e;
-                if (replaceLostEngine is not null)
-                    TryReplace();
-                else
-                    fault = new InvalidOperationException($"{Description}: the GPU context was lost ({e.Message}); this classifier was given no way to build a fresh engine", e);
-            }
-            activity?.SetStatus(ActivityStatusCode.Error, e.Message);
-            activity?.SetTag("error.type", e.GetType().FullName);
-            foreach (var r in batch)
-                r.TrySetException(e);
-            return;
-        }
-        metrics.ForwardTime.Record(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        metrics.BatchSize.Record(n);
-        metrics.Batches.Add(1);
-        metrics.Images.Add(n);
-        Interlocked.Increment(ref batches);
-        Interlocked.Add(ref images, n);
-        int classes = engine.Config.NumClasses;
-        for (int b = 0; b < n; b++)
-        {
-            batch[b].TrySetResult(engine.TopK(logits.AsSpan(b * classes, classes), batch[b].TopK));
-            Interlocked.Increment(ref completed);
-        }
-    }
-
-    /// <summary>
-    /// On the forward thread: builds a fresh engine for the one whose context was lost (which has released its device memory
-    /// already); when that fails, <see cref="Fault"/> says why.
-    /// </summary>
-    private bool TryReplace()
-    {
-        try
-        {
-            var fresh = replaceLostEngine!();
-            var old = engine;
-            engine = fresh;
-            if (ownsEngine)
-                old.Dispose();
-            ownsEngine = true;
-            fault = null;
-            logger.LogWarning("replaced the engine on {Backend} after its GPU context was lost: {Cause}", fresh.BackendName, lostContext!.Message);
-            lostContext = null;
-            return true;
-        }
-        catch (Exception e)
-        {
-            logger.LogError(e, "could not replace the engine on {Backend} after its GPU context was lost", engine.BackendName);
-            fault = new InvalidOperationException(
-                $"{Description}: the GPU context was lost ({lostContext!.Message}) and a fresh engine could not be built: {e.Message}", e);
-            return false;
-        }
-    }
-
-    private Activity? StartBatchActivity(List<Request> batch)
-    {
-        if (!ServingTracing.Source.HasListeners())
-            return null;
-        var links = new List<ActivityLink>(batch.Count);
-        foreach (var r in batch)
-            if (r.Activity is { } a)
-                links.Add(new ActivityLink(a.Context));
-        var activity = ServingTracing.Source.StartActivity("tome.batch", ActivityKind.Internal, parentContext: default, links: links);
-        activity?.SetTag("tome.batch.size", batch.Count).SetTag("tome.backend", engine.BackendName)
-            .SetTag("tome.model", engine.Config.Architecture);
-        return activity;
     }
 
     /// <summary>

@@ -124,7 +124,15 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
     public int Outstanding => members.Sum(m => m.Outstanding);
 
     /// <inheritdoc/>
-    public Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default) =>
+        Pick().ClassifyAsync(image, topK, cancellationToken);
+
+    /// <inheritdoc/>
+    /// <remarks>The images go to one member, admitted together by its queue.</remarks>
+    public IReadOnlyList<Task<IReadOnlyList<Prediction>>> ClassifyGroup(IReadOnlyList<ImageInput> images, int topK = 5, CancellationToken cancellationToken = default) =>
+        Pick().ClassifyGroup(images, topK, cancellationToken);
+
+    private BatchingClassifier Pick()
     {
         // Scan from a rotating start so that ties (e.g. an idle pool) spread over the members instead of piling on the first.
         int start = (int)((uint)Interlocked.Increment(ref next) % (uint)members.Length);
@@ -135,7 +143,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
             if ((m.Fault is null) != (best.Fault is null) ? m.Fault is null : m.Outstanding < best.Outstanding)
                 best = m;
         }
-        return best.ClassifyAsync(image, topK, cancellationToken);
+        return best;
     }
 
     public void Dispose()

@@ -25,4 +25,18 @@ public interface IImageClassifier
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the request ran.</exception>
     /// <exception cref="ObjectDisposedException">The classifier was disposed before the request ran.</exception>
     Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Classifies the images of one request: one task per image, in order, each failing alone as
+    /// <see cref="ClassifyAsync"/> does. A queueing classifier admits them together: all, or none
+    /// (<see cref="EngineOverloadedException"/>, thrown before any work), so that a request is never part-way run and then
+    /// refused. This default classifies each image with <see cref="ClassifyAsync"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">More images than the classifier can ever queue at once.</exception>
+    /// <exception cref="EngineOverloadedException">The queue has no room for all of them now.</exception>
+    IReadOnlyList<Task<IReadOnlyList<Prediction>>> ClassifyGroup(IReadOnlyList<ImageInput> images, int topK = 5, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        return images.Select(image => ClassifyAsync(image, topK, cancellationToken)).ToArray();
+    }
 }

@@ -117,11 +117,18 @@ public sealed class ClassifierServiceTests
         var missing = await Problem(await client.PostAsync("/classify", noFile, ct), HttpStatusCode.BadRequest);
         Assert.Contains("-F file=@", missing.GetProperty("detail").GetString());
 
-        // curl -d @cat.jpg: a urlencoded form that corrupts the file; the answer says how to send it instead.
-        var urlencoded = new ByteArrayContent(encoded[0][..2000]);
+        // curl -d @cat.jpg: a urlencoded form without the file's CR and LF bytes; the answer says how to send it instead.
+        var stripped = encoded[1].Where(b => b is not ((byte)'\n' or (byte)'\r')).ToArray();
+        Assert.True(stripped.Length < encoded[1].Length, "the photo holds line-break bytes, as any photo does");
+        var urlencoded = new ByteArrayContent(stripped);
         urlencoded.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
         var hint = await Problem(await client.PostAsync("/classify", urlencoded, ct), HttpStatusCode.BadRequest);
-        Assert.Contains("--data-binary", hint.GetProperty("detail").GetString());
+        Assert.Contains("curl -d strips line breaks", hint.GetProperty("detail").GetString());
+        // curl --data-binary sends the same content type: a file that is broken as sent gets no such hint.
+        var truncated = new ByteArrayContent(encoded[1][..(encoded[1].Length / 2)]);
+        truncated.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
+        var noHint = await Problem(await client.PostAsync("/classify", truncated, ct), HttpStatusCode.BadRequest);
+        Assert.DoesNotContain("curl -d", noHint.GetProperty("detail").GetString());
 
         // A multipart body sent raw (its Content-Type lost on the way): named as such, not just as unknown bytes.
         var raw = new ByteArrayContent(await form.ReadAsByteArrayAsync(ct));
@@ -218,8 +225,9 @@ public sealed class ClassifierServiceTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
         Assert.Contains("the GPU context was lost", await ready.Content.ReadAsStringAsync(ct));
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/v2/health/live", ct)).StatusCode);
-        var model = JsonDocument.Parse(await client.GetStringAsync("/v2/models/m/ready", ct)).RootElement;
-        Assert.False(model.GetProperty("ready").GetBoolean());
+        var modelReady = await client.GetAsync("/v2/models/m/ready", ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, modelReady.StatusCode); // the protocol's clients read readiness from the status
+        Assert.False(JsonDocument.Parse(await modelReady.Content.ReadAsStringAsync(ct)).RootElement.GetProperty("ready").GetBoolean());
 
         classifier.Fault = null;
         Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/health", ct)).StatusCode);

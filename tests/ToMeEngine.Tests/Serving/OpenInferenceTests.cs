@@ -63,6 +63,7 @@ public sealed class OpenInferenceTests
 
         Assert.Contains(Model, await Error(await client.GetAsync("/v2/models/resnet50", ct), HttpStatusCode.NotFound));
         Assert.Contains("versions", await Error(await client.GetAsync($"/v2/models/{Model}/versions/3/ready", ct), HttpStatusCode.NotFound));
+        Assert.Contains("no model named 'resnet50'", await Error(await client.GetAsync("/v2/models/resnet50/versions/1/ready", ct), HttpStatusCode.NotFound));
     }
 
     [Fact(Timeout = 60_000)]
@@ -164,6 +165,11 @@ public sealed class OpenInferenceTests
     [InlineData("""{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["aGVsbG8="]}],"outputs":[{"name":"logits"}]}""", "unknown output 'logits'")]
     [InlineData("""{"parameters":{"top_k":0},"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":["aGVsbG8="]}]}""", "top_k")]
     [InlineData("""{"inputs":[{"name":"image","shape":[65],"datatype":"BYTES","data":[]}]}""", "1 to 64")]
+    [InlineData("""{"inputs":[{"name":"pixel_values","shape":[64,3,224,224],"datatype":"FP32","data":[0]}]}""", "1 data elements; its shape says 9633792")]
+    [InlineData("""{"inputs":[{"name":"image","shape":[1],"datatype":"BYTES","data":[["aGVsbG8="]]}]}""", "nested deeper than its shape [1]")]
+    [InlineData("""{"inputs":[{"name":"image","shape":[2,1],"datatype":"BYTES","data":[["aGVsbG8="],["aGVsbG8="],["aGVsbG8="]]}]}""", "level 0 holds an array of 3, the shape says 2")]
+    [InlineData("""{"inputs":[{"name":"image","shape":[2],"datatype":"BYTES","data":["aGVsbG8=",["aGVsbG8="]]}]}""", "mixes arrays and values")]
+    [InlineData("""{"inputs":[{"name":"image","shape":[2,1],"datatype":"BYTES","data":[["aGVsbG8="],"aGVsbG8="]}]}""", "level 1 holds a value")]
     public async Task MalformedRequestsAreAnswered400WithAnError(string request, string message)
     {
         var (app, client) = await ClassifierServiceTests.Start(ServingTestData.LoadEngine(), modelName: Model);
