@@ -146,6 +146,7 @@ internal static class BenchCommand
         var rows = new List<EndToEndTiming>();
         int decoders = decodeThreads > 0 ? decodeThreads : Environment.ProcessorCount;
         double decodeRate = 0, coresBusy = 0;
+        int readable = 0;
         float[][] sample = [];
         string ranOn = backendName, ranIn = precision.Name();   // what auto resolved to, for the JSON
         foreach (var schedule in schedules)
@@ -154,27 +155,29 @@ internal static class BenchCommand
             {
                 Backend = EngineCliOptions.ParseBackend(backendName),
                 Precision = precision, Schedule = schedule, Merge = merge, ProportionalAttention = propAttn, Threads = threads, MaxBatchSize = batch,
+                Decode = BridgeDecoding.Options,
                 WarmUp = false, // timed after a warm-up of its own
             });
             if (rows.Count == 0)
             {
                 (ranOn, ranIn) = (engine.BackendName, engine.Precision.Name());
                 EndToEndBenchmark.Decode(engine, files.Take(batch).ToList(), decodeThreads, keep: 0); // warm-up
-                (decodeRate, coresBusy, int decoded, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
-                if (decoded == 0)
+                (decodeRate, coresBusy, readable, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);
+                if (readable == 0)
                     throw new InvalidDataException($"--images {folder}: none of the {files.Count} files decoded");
                 if (!asJson)
                 {
+                    var counted = readable == files.Count ? $"{files.Count} files" : $"{readable} of {files.Count} files ({files.Count - readable} unreadable, skipped)";
                     Console.WriteLine(string.Create(inv,
-                        $"{weights.Config.Architecture}, {engine.BackendName} {engine.Precision.Name()}, {files.Count} files in {folder}, batch {batch}; {decoders} decode threads kept {coresBusy:F2} cores busy"));
+                        $"{weights.Config.Architecture}, {engine.BackendName} {engine.Precision.Name()}, {counted} in {folder}, batch {batch}; {decoders} decode threads kept {coresBusy:F2} cores busy"));
                     Console.WriteLine("| merge | r | decode images/s | forward images/s | end to end images/s | bound by |");
                     Console.WriteLine("|---|---|---:|---:|---:|---|");
                 }
             }
-            double forwardRate = EndToEndBenchmark.Forward(engine, sample, Math.Max(2, (files.Count + batch - 1) / batch));
+            double forwardRate = EndToEndBenchmark.Forward(engine, sample, Math.Max(2, (readable + batch - 1) / batch));
             EndToEndBenchmark.Run(engine, files.Take(batch).ToList(), decodeThreads); // warm-up
             double endToEnd = EndToEndBenchmark.Run(engine, files, decodeThreads);
-            var t = new EndToEndTiming(merge.ToString(), merge.UsesSchedule ? schedule.ToString() : "-", files.Count, batch, decoders,
+            var t = new EndToEndTiming(merge.ToString(), merge.UsesSchedule ? schedule.ToString() : "-", readable, files.Count - readable, batch, decoders,
                 decodeRate, coresBusy, forwardRate, endToEnd, decodeRate < forwardRate ? "decode" : "forward");
             rows.Add(t);
             if (!asJson)

@@ -9,7 +9,7 @@ namespace ToMe.Cli.Commands;
 
 /// <summary>
 /// <c>tome bench decode --images DIR</c>: images/s of decode + timm preprocessing on one thread, with an
-/// optional per-stage profile. <c>--stdin</c> runs one pass per input line, so that a driver can
+/// optional per-stage profile. Files no decoder reads are named and skipped. <c>--stdin</c> runs one pass per input line, so that a driver can
 /// interleave it with another decoder.
 /// </summary>
 internal static class DecodeBenchCommand
@@ -46,7 +46,10 @@ internal static class DecodeBenchCommand
             if (paths.Count == 0)
                 throw new FileNotFoundException($"--images {folder}: no image files");
             var only = parse.GetValue(decodeOnly);
-            var bench = new PreprocessBenchmark(paths.Select(File.ReadAllBytes).ToList(), config, decodeOnly: only);
+            var (readable, skipped) = Readable(paths, config, only);
+            if (readable.Count == 0)
+                throw new InvalidDataException($"--images {folder}: none of the {paths.Count} files decoded");
+            var bench = new PreprocessBenchmark(readable, config, BridgeDecoding.Options, decodeOnly: only);
             // Warm-up: the JIT promotes hot methods to optimized code in the background, after a delay and
             // some thousands of calls; timing before that would charge compilation to the decoder.
             for (var done = 0; done < Math.Max(2 * bench.Images, 1000); done += bench.Images)
@@ -65,6 +68,7 @@ internal static class DecodeBenchCommand
                 Console.WriteLine(JsonSerializer.Serialize(new
                 {
                     images = bench.Images,
+                    skipped,
                     mode = only ? "decode" : "decode+preprocess",
                     img_size = config.ImgSize,
                     scale_size = config.ScaleSize,
@@ -80,7 +84,7 @@ internal static class DecodeBenchCommand
                 return 0;
             }
             Console.WriteLine(string.Create(inv,
-                $"{(only ? "decode to RGB" : $"decode + preprocess ({config.ScaleSize} -> {config.ImgSize})")}, 1 thread, {bench.Images} files: {bench.Images / median:F1} images/s, {bench.Images / cpuMedian:F1} per CPU second (medians of {n} passes)"));
+                $"{(only ? "decode to RGB" : $"decode + preprocess ({config.ScaleSize} -> {config.ImgSize})")}, 1 thread, {bench.Images} files{(skipped > 0 ? $" ({skipped} unreadable, skipped)" : "")}: {bench.Images / median:F1} images/s, {bench.Images / cpuMedian:F1} per CPU second (medians of {n} passes)"));
             if (stages.Count > 0)
             {
                 var total = stages.Sum(s => s.Seconds);
@@ -94,6 +98,35 @@ internal static class DecodeBenchCommand
             return 0;
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The files read and decoded once, untimed, with the decoders classify and eval use; one that fails is named on
+    /// stderr and left out, as eval does, so one bad file does not end the measurement.
+    /// </summary>
+    private static (List<byte[]> Files, int Skipped) Readable(List<string> paths, PreprocessConfig config, bool decodeOnly)
+    {
+        var pre = new Preprocessor(config);
+        var files = new List<byte[]>();
+        int skipped = 0;
+        foreach (var path in paths)
+        {
+            try
+            {
+                var bytes = File.ReadAllBytes(path);
+                if (decodeOnly)
+                    ImageDecoder.Decode(bytes, BridgeDecoding.Options);
+                else
+                    pre.Run(bytes, BridgeDecoding.Options);
+                files.Add(bytes);
+            }
+            catch (Exception e) when (e is InvalidImageException or IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine($"skipped {path}: {e.Message}");
+                skipped++;
+            }
+        }
+        return (files, skipped);
     }
 
     private static int Serve(PreprocessBenchmark bench)

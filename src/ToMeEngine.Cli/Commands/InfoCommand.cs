@@ -44,7 +44,7 @@ internal static class InfoCommand
             Console.WriteLine($"head             {config.NumClasses} classes, pool {config.GlobalPool.ToString().ToLowerInvariant()}{(config.FcNorm ? " + fc_norm" : "")}{(config.Distilled ? ", distilled (two heads averaged)" : "")}");
             Console.WriteLine(string.Create(inv, $"parameters       {config.ParameterCount:N0} ({config.ParameterCount / 1e6:F2} M)"));
             Console.WriteLine($"precision        {DescribePrecision(config, requested)}");
-            Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ScaleSize} ({config.Preprocess.Interpolation.ToString().ToLowerInvariant()}), crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
+            Console.WriteLine(string.Create(inv, $"preprocess       resize {config.Preprocess.ScaleSize} ({config.Preprocess.Interpolation.ToString().ToLowerInvariant()}), {config.Preprocess.CropMode.ToString().ToLowerInvariant()} crop {config.ImageSize}, mean [{string.Join(", ", config.Preprocess.Mean)}], std [{string.Join(", ", config.Preprocess.Std)}]"));
             double baseline = FlopCounter.MultiplyAdds(config, Merging.MergeSchedule.None) / 1e9;
             if (plan is not var (tokens, merged, final))
             {

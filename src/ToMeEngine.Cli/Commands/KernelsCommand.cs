@@ -48,6 +48,11 @@ internal static partial class KernelsCommand
     private static int Run(TextWriter output, TextWriter error, string[]? requestedArchs, bool json, bool lineInfo, bool noCache)
     {
         // Refuse a malformed name before loading NVRTC, so a typo costs one line rather than a failed compile per kernel.
+        if (requestedArchs is [])
+        {
+            error.WriteLine("error: --arch is empty (expected a comma-separated list such as sm_70,sm_86,sm_90; omit --arch for the default)");
+            return 2;
+        }
         foreach (var name in requestedArchs ?? [])
         {
             if (ArchPattern().IsMatch(name))
@@ -71,7 +76,8 @@ internal static partial class KernelsCommand
         if (requestedArchs?.FirstOrDefault(a => !KernelBuildReport.IsSupported(a)) is { } unsupported)
         {
             var supported = KernelCompiler.SupportedArchsOrNull() ?? [];
-            error.WriteLine($"error: NVRTC {version.Major}.{version.Minor} cannot target {unsupported}; it targets {string.Join(", ", supported.Select(a => $"sm_{a}"))}");
+            error.WriteLine($"error: NVRTC {version.Major}.{version.Minor} cannot target {unsupported}; it targets {string.Join(", ", supported.Select(a => $"sm_{a}"))}" +
+                            (KernelBuildReport.IsArchSpecific(unsupported) ? $" (architecture-specific targets such as {unsupported} need NVRTC 12.0 or later)" : ""));
             return 2;
         }
         var archs = requestedArchs ?? DefaultArchs.Where(KernelBuildReport.IsSupported).ToArray();

@@ -6,12 +6,14 @@ namespace ToMe.Benchmarking;
 /// <summary>
 /// The whole path from files on disk, and each of its two stages alone: decoding (read + decode + resize + normalize
 /// through the input pipeline) and the forward pass (+ top-k) on batches already preprocessed. The slower stage bounds
-/// the end-to-end rate; on the CPU both stages share the cores, so the end-to-end rate is below either.
+/// the end-to-end rate; on the CPU both stages share the cores, so the end-to-end rate is below either. Images counts the
+/// files that decoded, Skipped those no decoder read (left out of every rate).
 /// </summary>
 public sealed record EndToEndTiming(
     string Merge,
     string Schedule,
     int Images,
+    int Skipped,
     int Batch,
     int DecodeThreads,
     double DecodeImagesPerSecond,

@@ -1,14 +1,28 @@
 namespace ToMe.Imaging;
 
 /// <summary>
-/// timm's eval transform parameters (crop_mode "center"): resize the shorter side to
-/// <c>floor(ImgSize / CropPct)</c>, center-crop <c>ImgSize</c>, scale to [0,1], normalize.
+/// timm's eval transform (<c>transforms_factory.transforms_imagenet_eval</c>): how the picture is resized to
+/// <see cref="PreprocessConfig.ScaleSize"/> = <c>floor(ImgSize / CropPct)</c>, then the <c>ImgSize</c> crop, scale to [0,1], normalize.
 /// </summary>
+public enum CropMode
+{
+    /// <summary>The shorter side resized to ScaleSize (aspect kept), then a center crop: what is outside the crop is lost.</summary>
+    Center,
+
+    /// <summary>Both sides resized to ScaleSize (aspect not kept), then a center crop.</summary>
+    Squash,
+
+    /// <summary>The longer side resized to ScaleSize (aspect kept), then a center crop padded with the mean colour.</summary>
+    Border,
+}
+
+/// <summary>timm's eval transform parameters; see <see cref="CropMode"/>.</summary>
 public sealed record PreprocessConfig
 {
     public int ImgSize { get; init; } = 224;
     public double CropPct { get; init; } = 0.875;
     public ResampleFilter Interpolation { get; init; } = ResampleFilter.Bicubic;
+    public CropMode CropMode { get; init; } = CropMode.Center;
     public float[] Mean { get; init; } = [0.485f, 0.456f, 0.406f];
     public float[] Std { get; init; } = [0.229f, 0.224f, 0.225f];
 
@@ -26,6 +40,7 @@ public sealed record PreprocessConfig
     {
         if (ImgSize <= 0) throw new ArgumentOutOfRangeException(nameof(ImgSize), ImgSize, "must be positive");
         if (!(CropPct > 0) || double.IsInfinity(CropPct)) throw new ArgumentOutOfRangeException(nameof(CropPct), CropPct, "must be positive");
+        if (!Enum.IsDefined(CropMode)) throw new ArgumentOutOfRangeException(nameof(CropMode), CropMode, "unknown crop mode");
         if (ScaleSize <= 0) throw new ArgumentOutOfRangeException(nameof(CropPct), CropPct, "resize target would be empty");
         if (Mean is not { Length: 3 } || Std is not { Length: 3 })
             throw new ArgumentException("Mean and Std need 3 entries (R, G, B)");

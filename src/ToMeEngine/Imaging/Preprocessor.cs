@@ -5,9 +5,12 @@ using System.Runtime.Intrinsics;
 namespace ToMe.Imaging;
 
 /// <summary>
-/// timm's eval transform as torchvision 0.14 + PIL run it: <c>Resize(scale_size)</c> on the shorter side
-/// (longer side <c>int(size * long / short)</c>), <c>CenterCrop(img_size)</c> (offset
-/// <c>int(round((h - crop) / 2.0))</c>, zero padding when the picture is smaller), <c>ToTensor</c>
+/// timm's eval transform as torchvision 0.14 + PIL run it. The resize depends on the crop mode: <c>center</c>,
+/// <c>Resize(scale_size)</c> on the shorter side (longer side <c>int(size * long / short)</c>); <c>squash</c>,
+/// <c>Resize((scale_size, scale_size))</c>; <c>border</c>, timm's <c>ResizeKeepRatio(scale_size, longest=1)</c>
+/// (each side <c>round(side / max(h / size, w / size))</c>). Then <c>CenterCrop(img_size)</c> (offset
+/// <c>int(round((h - crop) / 2.0))</c>, padding <c>(crop - h) // 2</c> before when the picture is smaller: zeros, or
+/// for <c>border</c> timm's <c>CenterCropOrPad</c> fill <c>round(255 * mean)</c>), <c>ToTensor</c>
 /// (<c>x / 255</c> in float32) and <c>Normalize</c> (<c>(x - mean) / std</c>). Output: float32 CHW.
 /// Only the resized pixels inside the crop are computed; they equal those of the full resize.
 /// Instances are immutable and thread-safe.
@@ -36,6 +39,25 @@ public sealed class Preprocessor
         return ((int)((double)(size * (long)width) / height), size);
     }
 
+    /// <summary>The size the picture is resized to before the crop, for the configuration's crop mode: (width, height).</summary>
+    internal static (int Width, int Height) ResizedSize(int width, int height, PreprocessConfig config) => config.CropMode switch
+    {
+        CropMode.Squash => (config.ScaleSize, config.ScaleSize),
+        CropMode.Border => LongestSideSize(width, height, config.ScaleSize),
+        _ => ResizedSize(width, height, config.ScaleSize),
+    };
+
+    /// <summary>timm's <c>ResizeKeepRatio.get_params</c> with <c>longest=1</c>: both sides over the larger ratio, Python's round (half to even).</summary>
+    internal static (int Width, int Height) LongestSideSize(int width, int height, int size)
+    {
+        double ratio = Math.Max((double)height / size, (double)width / size);
+        return ((int)Math.Round(width / ratio, MidpointRounding.ToEven), (int)Math.Round(height / ratio, MidpointRounding.ToEven));
+    }
+
+    /// <summary>The byte the crop is padded with in channel <paramref name="c"/>: timm's <c>round(255 * mean)</c> for border, else torchvision's 0.</summary>
+    private byte PadValue(int c) =>
+        cfg.CropMode == CropMode.Border ? (byte)Math.Clamp(Math.Round(255 * (double)cfg.Mean[c], MidpointRounding.ToEven), 0, 255) : (byte)0;
+
     /// <summary>torchvision CenterCrop offset along one axis; negative when the axis is padded.</summary>
     internal static int CropOffset(int size, int crop) =>
         crop > size ? -((crop - size) / 2) : (int)Math.Round((size - crop) / 2.0, MidpointRounding.ToEven);
@@ -46,7 +68,7 @@ public sealed class Preprocessor
     private Geometry Plan(int width, int height)
     {
         var s = cfg.ImgSize;
-        var (rw, rh) = ResizedSize(width, height, cfg.ScaleSize);
+        var (rw, rh) = ResizedSize(width, height, cfg);
         if (rw <= 0 || rh <= 0)
             throw new ArgumentException($"image {width}x{height} is too thin to resize to {cfg.ScaleSize}");
         int ox = CropOffset(rw, s), oy = CropOffset(rh, s);
@@ -90,6 +112,9 @@ public sealed class Preprocessor
             var window = Resampler.Interleave(planes.AsSpan(0, 3 * g.W * g.H), g.W, g.H);
             if (g.W == s && g.H == s) return window;
             var padded = new RgbImage(s, s);
+            if (cfg.CropMode == CropMode.Border)
+                for (var i = 0; i < padded.Pixels.Length; i++)
+                    padded.Pixels[i] = PadValue(i % 3);
             for (var y = 0; y < g.H; y++)
                 window.Pixels.AsSpan(y * g.W * 3, g.W * 3).CopyTo(padded.Pixels.AsSpan(((g.Dy + y) * s + g.Dx) * 3));
             return padded;
@@ -169,7 +194,7 @@ public sealed class Preprocessor
 
     /// <summary>
     /// ToTensor + Normalize of the window's planes into the crop: (x / 255 - mean) / std with the same float32
-    /// operations as torch; the padding around a window smaller than the crop is black before normalization.
+    /// operations as torch; the padding around a window smaller than the crop is <see cref="PadValue"/> before normalization.
     /// </summary>
     private void ToTensor(byte[] planes, Geometry g, Span<float> chw)
     {
@@ -181,7 +206,7 @@ public sealed class Preprocessor
         {
             var dst = chw.Slice(c * plane, plane);
             if (padded)
-                dst.Fill((0 / 255f - cfg.Mean[c]) / cfg.Std[c]);
+                dst.Fill((PadValue(c) / 255f - cfg.Mean[c]) / cfg.Std[c]);
             for (var y = 0; y < g.H; y++)
                 Normalize(planes.AsSpan((c * g.H + y) * g.W, g.W), dst.Slice((g.Dy + y) * s + g.Dx, g.W), cfg.Mean[c], cfg.Std[c]);
         }

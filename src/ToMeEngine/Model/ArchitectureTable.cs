@@ -55,7 +55,7 @@ public static partial class ArchitectureTable
         "vit_small_patch14_reg4_dinov2", "vit_base_patch14_reg4_dinov2", "vit_large_patch14_reg4_dinov2",
     ];
 
-    /// <summary>The MAE repository's fine-tuned ViTs (models_vit.py): not timm names, but resolved and suggested.</summary>
+    /// <summary>The MAE repository's fine-tuned ViTs (models_vit.py): not timm names (neither listed nor suggested), but resolved.</summary>
     public static IReadOnlyList<string> MaeNames { get; } = ["vit_base_patch16", "vit_large_patch16", "vit_huge_patch14"];
 
     /// <summary>Resolves a timm name such as <c>vit_base_patch16_224.augreg_in21k_ft_in1k</c> (the tag after the dot is ignored).</summary>
@@ -114,14 +114,22 @@ public static partial class ArchitectureTable
     internal static string UnknownMessage(string name)
     {
         var closest = Closest(name.Split('.', 2)[0]);
-        return $"unknown architecture '{name}' (did you mean {string.Join(" or ", closest)}? `tome info --list` lists the timm names the engine runs)";
+        return closest.Count > 0
+            ? $"unknown architecture '{name}' (did you mean {string.Join(" or ", closest)}? `tome info --list` lists the timm names the engine runs)"
+            : $"unknown architecture '{name}': the engine runs timm's ViT, DeiT, DeiT III and DINOv2 Vision Transformers only (`tome info --list` lists their names)";
     }
 
-    /// <summary>The known names nearest to <paramref name="name"/> by edit distance: the nearest, and up to two more at most one edit further.</summary>
+    /// <summary>
+    /// The listed names (<see cref="KnownNames"/>, what <c>tome info --list</c> prints) nearest to <paramref name="name"/> by
+    /// edit distance: the nearest, and up to two more at most one edit further. Empty when even the nearest is more than
+    /// max(2, length / 4) edits away: such a name (resnet50) is another family, not a typo.
+    /// </summary>
     public static IReadOnlyList<string> Closest(string name)
     {
-        var ranked = KnownNames.Concat(MaeNames)
+        int cutoff = Math.Max(2, name.Length / 4);
+        var ranked = KnownNames
             .Select(known => (Name: known, Distance: EditDistance(name, known)))
+            .Where(c => c.Distance <= cutoff)
             .OrderBy(c => c.Distance).ThenBy(c => c.Name, StringComparer.Ordinal)
             .ToList();
         return ranked.Take(3).Where(c => c.Distance <= ranked[0].Distance + 1).Select(c => c.Name).ToArray();

@@ -8,7 +8,7 @@ namespace ToMe.Model;
 /// Reads a <see cref="ModelConfig"/> from timm's hub <c>config.json</c> (architecture name + <c>pretrained_cfg</c>,
 /// optionally <c>model_args</c>) or from the engine's single-file form: a safetensors whose <c>__metadata__.config</c>
 /// holds <c>img_size, patch_size, embed_dim, depth, num_heads, num_classes, [class_token], [global_pool], distilled,
-/// mean, std, crop_pct, interpolation</c>.
+/// mean, std, crop_pct, crop_mode, interpolation, label_names</c>.
 /// </summary>
 public static class ModelConfigReader
 {
@@ -43,9 +43,6 @@ public static class ModelConfigReader
         bool classToken = GetBool(args, "class_token", source) ?? true;
         var pool = (GetString(args, "global_pool", source) ?? GetString(root, "global_pool", source)) is { } poolName ? ParsePool(poolName, source)
             : classToken ? arch.GlobalPool : GlobalPool.Avg;
-        var labels = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
-            ? Labels(ln, source)
-            : null;
         var config = new ModelConfig
         {
             Architecture = arch.Name,
@@ -65,7 +62,7 @@ public static class ModelConfigReader
             RegTokens = GetInt(args, "reg_tokens", source) ?? arch.RegTokens,
             NoEmbedClass = GetBool(args, "no_embed_class", source) ?? arch.NoEmbedClass,
             Preprocess = ReadPreprocess(pre, imageSize, arch.Family, source),
-            LabelNames = labels,
+            LabelNames = Labels(root, source),
         };
         config.Validate(source);
         return config;
@@ -102,9 +99,7 @@ public static class ModelConfigReader
             RegTokens = GetInt(root, "reg_tokens", source) ?? 0,
             NoEmbedClass = GetBool(root, "no_embed_class", source) ?? false,
             Preprocess = ReadPreprocess(root, imageSize, distilled ? "deit" : "vit", source),
-            LabelNames = root.TryGetProperty("label_names", out var ln) && ln.ValueKind == JsonValueKind.Array
-                ? Labels(ln, source)
-                : null,
+            LabelNames = Labels(root, source),
         };
         config.Validate(source);
         return config;
@@ -130,6 +125,7 @@ public static class ModelConfigReader
         // Only Google's ViTs (AugReg) normalize with 0.5; DeiT, DeiT III, DINOv2 and MAE use ImageNet statistics.
         bool deit = family != "vit";
         var interpolation = GetString(cfg, "interpolation", source) ?? "bicubic";
+        var cropMode = GetString(cfg, "crop_mode", source) ?? "center";
         return new PreprocessConfig
         {
             ImgSize = imageSize,
@@ -139,6 +135,13 @@ public static class ModelConfigReader
                 "bicubic" => ResampleFilter.Bicubic,
                 "bilinear" => ResampleFilter.Bilinear,
                 _ => throw new InvalidModelException($"{source}: interpolation '{interpolation}' is not supported (expected bicubic or bilinear)"),
+            },
+            CropMode = cropMode switch
+            {
+                "center" => CropMode.Center,
+                "squash" => CropMode.Squash,
+                "border" => CropMode.Border,
+                _ => throw new InvalidModelException($"{source}: crop_mode '{Clip(cropMode)}' is not supported (expected center, squash or border)"),
             },
             Mean = GetFloats(cfg, "mean", source) ?? (deit ? ImageNetMean : Half3),
             Std = GetFloats(cfg, "std", source) ?? (deit ? ImageNetStd : Half3),
@@ -224,8 +227,12 @@ public static class ModelConfigReader
         return v.GetString();
     }
 
-    private static string[] Labels(JsonElement names, string source)
+    private static string[]? Labels(JsonElement obj, string source)
     {
+        if (!Has(obj, "label_names", out var names))
+            return null;
+        if (names.ValueKind != JsonValueKind.Array)
+            throw new InvalidModelException($"{source}: field 'label_names' must be an array of strings (one per class), found {Clip(names.GetRawText())}");
         var labels = new string[names.GetArrayLength()];
         int i = 0;
         foreach (var e in names.EnumerateArray())

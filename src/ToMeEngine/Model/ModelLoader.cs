@@ -37,6 +37,9 @@ public static class ModelLoader
         {
             weightsPath = Path.Combine(path, "model.safetensors");
             hubConfigPath = Path.Combine(path, "config.json");
+            foreach (var inside in (string[])[hubConfigPath, weightsPath])
+                if (Directory.Exists(inside))
+                    throw new InvalidModelException($"{inside} is a directory; a model folder needs config.json and model.safetensors files (timm's hub layout)");
             if (!File.Exists(hubConfigPath))
                 throw new FileNotFoundException($"{path}: a model folder needs config.json and model.safetensors (timm's hub layout); config.json is missing", hubConfigPath);
             if (!File.Exists(weightsPath))
@@ -53,12 +56,12 @@ public static class ModelLoader
             throw new FileNotFoundException($"{path}: no such model folder or .safetensors file. {ModelSource.WaysToGetAModel}", path);
         }
 
-        var file = SafeTensorsFile.Open(weightsPath, limits);
+        var file = SafeTensorsFile.Open(weightsPath, limits, "pass the model folder or its .safetensors file");
         try
         {
             ModelConfig config;
             if (file.Metadata.TryGetValue("config", out var embedded))
-                config = ModelConfigReader.FromEmbeddedConfig(embedded, $"{Path.GetFileName(weightsPath)} (__metadata__.config)", limits);
+                config = ModelConfigReader.FromEmbeddedConfig(embedded, $"{weightsPath} (__metadata__.config)", limits);
             else if (hubConfigPath is not null)
                 config = ModelConfigReader.FromHubConfig(ReadConfigText(hubConfigPath, limits), hubConfigPath, limits);
             else

@@ -20,6 +20,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     private readonly byte* basePointer;
     private readonly long fileLength;
     private readonly Dictionary<string, TensorInfo> tensors;
+    private readonly string name;   // the path as the caller gave it, for messages
     private bool disposed;
 
     public string FilePath { get; }
@@ -30,10 +31,11 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     /// <summary>Tensors by name.</summary>
     public IReadOnlyDictionary<string, TensorInfo> Tensors => tensors;
 
-    private SafeTensorsFile(string path, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer, long fileLength,
+    private SafeTensorsFile(string path, string name, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer, long fileLength,
         Dictionary<string, TensorInfo> tensors, Dictionary<string, string> metadata)
     {
         FilePath = path;
+        this.name = name;
         this.map = map;
         this.view = view;
         this.basePointer = basePointer;
@@ -43,14 +45,20 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     }
 
     /// <summary>Opens and validates <paramref name="path"/>; throws <see cref="InvalidModelException"/> naming the problem.</summary>
-    public static SafeTensorsFile Open(string path, ModelLimits? limits = null)
+    public static SafeTensorsFile Open(string path, ModelLimits? limits = null) => Open(path, limits, null);
+
+    /// <param name="path">the file</param>
+    /// <param name="limits">bounds on the header</param>
+    /// <param name="expected">what the caller takes instead, appended to the message when the file is some other kind</param>
+    internal static SafeTensorsFile Open(string path, ModelLimits? limits, string? expected)
     {
         var full = System.IO.Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new FileNotFoundException($"{path}: no such safetensors file", full);
         // FileInfo.Length of a symlink is the link's own size; Hugging Face cache snapshots are links to blobs.
         long length = new FileInfo(File.ResolveLinkTarget(full, returnFinalTarget: true)?.FullName ?? full).Length;
-        var name = System.IO.Path.GetFileName(full);
+        // Messages name the file as given: a folder's model.safetensors is told apart from any other one.
+        var name = path;
         if (length < 8)
             throw new InvalidModelException($"{name}: truncated safetensors file ({length} bytes; the 8-byte header length alone needs 8)");
 
@@ -64,8 +72,8 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
             acquired = true;
             p += view.PointerOffset;
-            var (tensors, metadata) = ParseHeader(name, new ReadOnlySpan<byte>(p, checked((int)Math.Min(length, int.MaxValue))), length, limits);
-            return new SafeTensorsFile(full, map, view, p, length, tensors, metadata);
+            var (tensors, metadata) = ParseHeader(name, new ReadOnlySpan<byte>(p, checked((int)Math.Min(length, int.MaxValue))), length, limits, expected);
+            return new SafeTensorsFile(full, name, map, view, p, length, tensors, metadata);
         }
         catch
         {
@@ -79,13 +87,18 @@ public sealed unsafe class SafeTensorsFile : IDisposable
 
     /// <summary>Parses and validates a header; <paramref name="prefix"/> holds at least the first min(file, 2 GiB) bytes.</summary>
     internal static (Dictionary<string, TensorInfo>, Dictionary<string, string>) ParseHeader(string name, ReadOnlySpan<byte> prefix, long fileLength,
-        ModelLimits? limits = null)
+        ModelLimits? limits = null, string? expected = null)
     {
         limits ??= ModelLimits.Default;
         long maxHeader = Math.Min(limits.MaxHeaderBytes, int.MaxValue - 8);
         ulong headerLength = BitConverter.ToUInt64(prefix[..8]);
         if (BitConverter.IsLittleEndian is false)
             headerLength = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(headerLength);
+        // A safetensors header is a JSON object right after its length; anything else with an impossible length is
+        // another kind of file (a config.json or a photo passed as the model), said so rather than as a bad header.
+        bool objectFollows = prefix.Length > 8 && prefix[8] == (byte)'{';
+        if (!objectFollows && (headerLength > (ulong)maxHeader || headerLength > (ulong)(fileLength - 8) || headerLength < 2))
+            throw new InvalidModelException($"{name} is not a safetensors file ({LooksLike(prefix, fileLength)}){(expected is null ? "" : "; " + expected)}");
         if (headerLength > (ulong)maxHeader)
             throw new InvalidModelException($"{name}: header length {headerLength} exceeds the {maxHeader}-byte limit (ModelLimits.MaxHeaderBytes)");
         if (headerLength > (ulong)(fileLength - 8))
@@ -138,6 +151,19 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             // surrogate ("\ud800") that JsonElement will not turn into a string, into the documented error.
             throw new InvalidModelException($"{name}: malformed header ({e.Message})", e);
         }
+    }
+
+    /// <summary>What a file that is not safetensors seems to be, from its first bytes.</summary>
+    private static string LooksLike(ReadOnlySpan<byte> prefix, long fileLength)
+    {
+        var text = prefix[..Math.Min(prefix.Length, 64)];
+        int first = text.IndexOfAnyExcept(" \t\r\n\uFEFF"u8);
+        if (first >= 0 && text[first] is (byte)'{' or (byte)'[')
+            return "it looks like JSON";
+        var format = Imaging.ImageFormats.Sniff(prefix);
+        if (format != Imaging.ImageFormat.Unknown)
+            return $"it looks like a {Imaging.ImageFormats.DisplayName(format)} image";
+        return $"its first 8 bytes give a header length of {BitConverter.ToUInt64(prefix[..8])} for a file of {fileLength} bytes";
     }
 
     private static void ReadMetadata(string file, JsonElement value, Dictionary<string, string> metadata)
@@ -210,7 +236,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     public TensorInfo Get(string tensorName)
     {
         if (!tensors.TryGetValue(tensorName, out var info))
-            throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: missing tensor '{tensorName}'");
+            throw new InvalidModelException($"{name}: missing tensor '{tensorName}'");
         return info;
     }
 
@@ -259,7 +285,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
                     result[i] = (float)d[i];
                 break;
             default:
-                throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected a floating-point dtype");
+                throw new InvalidModelException($"{name}: tensor '{tensorName}' is {info.DType}, expected a floating-point dtype");
         }
         return result;
     }
@@ -291,7 +317,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
             case DType.U8:
                 return Array.ConvertAll(bytes.ToArray(), b => (int)b);
             default:
-                throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected an integer dtype");
+                throw new InvalidModelException($"{name}: tensor '{tensorName}' is {info.DType}, expected an integer dtype");
         }
     }
 
@@ -300,7 +326,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
     {
         var info = Get(tensorName);
         if (info.DType != DType.U8)
-            throw new InvalidModelException($"{System.IO.Path.GetFileName(FilePath)}: tensor '{tensorName}' is {info.DType}, expected U8");
+            throw new InvalidModelException($"{name}: tensor '{tensorName}' is {info.DType}, expected U8");
         return GetBytes(info).ToArray();
     }
 

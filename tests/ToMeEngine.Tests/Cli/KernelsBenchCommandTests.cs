@@ -75,4 +75,21 @@ public class KernelsBenchCommandTests
         Assert.True(json.RootElement.GetProperty("peaks").GetProperty("gemm_tflops").GetDouble() > 0);
         Assert.Equal(16, json.RootElement.GetProperty("results").GetArrayLength());
     }
+    // One image's LayerNorm rows fit in L2 and beat a copy through memory several times over; against a copy of the same
+    // bytes (from the caches too) it is below 100%: it reads and writes what the copy does, and computes besides.
+    [Fact]
+    public void LayerNormIsAPercentageOfACopyOfTheSameBytes()
+    {
+        string[] clock = OperatingSystem.IsLinux() ? ["--threads", "1", "--thread-time"] : ["--threads", "1"];
+        var (code, stdout, stderr) = TomeProcess.Run(["kernels", "bench", "--models", "ViT-Ti", "--batch", "1,16", "--json", .. clock]);
+        Assert.True(code == 0, stderr);
+        using var json = JsonDocument.Parse(stdout);
+        var norms = json.RootElement.GetProperty("results").EnumerateArray().Where(r => r.GetProperty("kernel").GetString() == "layer norm").ToList();
+        Assert.Equal(2, norms.Count);
+        Assert.All(norms, r =>
+        {
+            var percent = r.GetProperty("percent_of_peak").GetDouble();
+            Assert.True(percent > 0 && percent < 100, $"batch {r.GetProperty("batch").GetInt32()}: {percent:F0}% of a copy of the same bytes");
+        });
+    }
 }

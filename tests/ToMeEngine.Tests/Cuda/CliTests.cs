@@ -90,5 +90,32 @@ public class CliTests
         Assert.Equal($"error: --arch '{bad}' is not a CUDA architecture (expected sm_XY or compute_XY, e.g. sm_86){hint}", error.Trim());
     }
 
+    [Fact]
+    public void KernelsCompileRefusesAnArchitectureSpecificTargetOlderNvrtcCannotBuild()
+    {
+        NvrtcRequirement.Require();
+        if (ToMe.Backends.Cuda.Kernels.KernelCompiler.NvrtcVersion().Major >= 12)
+            Assert.Skip("this NVRTC builds sm_90a");
+        var (exitCode, output, error) = Run("kernels", "compile", "--arch", "sm_90a", "--no-cache");
+        Assert.Equal(2, exitCode);
+        Assert.Equal("", output);
+        Assert.StartsWith("error: NVRTC 11.", error);
+        Assert.Contains("cannot target sm_90a; it targets ", error);
+        Assert.Contains("need NVRTC 12.0 or later", error);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData(",")]
+    [InlineData(" , ")]
+    public void KernelsCompileRefusesAnEmptyArchitectureList(string arch)
+    {
+        var (exitCode, output, error) = Run("kernels", "compile", "--arch", arch, "--no-cache");
+        Assert.Equal(2, exitCode);
+        Assert.Equal("", output);
+        Assert.StartsWith("error: --arch is empty", error.Trim());
+    }
+
     private static int KernelSourcesCount() => ToMe.Backends.Cuda.Kernels.KernelSources.Kernels.Count;
 }

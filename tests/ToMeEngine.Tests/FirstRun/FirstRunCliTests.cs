@@ -71,8 +71,40 @@ public sealed class FirstRunCliTests : IDisposable
         Assert.Equal(0, ArchitectureTable.EditDistance("vit", "vit"));
         Assert.Equal(3, ArchitectureTable.EditDistance("kitten", "sitting"));
         Assert.Equal(["vit_small_patch16_224"], ArchitectureTable.Closest("vit_smal_patch16_224"));
-        // The nearest, then up to two more at most one edit further; the MAE names take part.
-        Assert.Equal(["vit_base_patch16", "vit_base_patch16_224", "vit_base_patch16_384"], ArchitectureTable.Closest("vit_base_patch16_2"));
+        // The nearest, then up to two more at most one edit further; only listed names (not the MAE names) take part.
+        Assert.Equal(["vit_base_patch16_224", "vit_base_patch16_384"], ArchitectureTable.Closest("vit_base_patch16_2"));
+    }
+
+    [Theory]
+    [InlineData("resnet50")]
+    [InlineData("convnext_tiny.fb_in1k")]
+    [InlineData("swin_base_patch4_window7_224")]
+    public void AnotherFamilyGetsNoSuggestionButWhatTheEngineRuns(string name)
+    {
+        Assert.Empty(ArchitectureTable.Closest(name.Split('.')[0]));
+        var message = Assert.Throws<ToMe.Weights.InvalidModelException>(() => ArchitectureTable.Resolve(name)).Message;
+        Assert.Equal($"unknown architecture '{name}': the engine runs timm's ViT, DeiT, DeiT III and DINOv2 Vision Transformers only (`tome info --list` lists their names)", message);
+    }
+
+    [Fact]
+    public void SuggestionsAreListedNames()
+    {
+        var (_, stdout, _) = TomeProcess.Run("info", "--list");
+        var listed = stdout.Trim().Split('\n');
+        foreach (var typo in (string[])["vit_base_patch16", "vit_huge_patch14", "vit_larg_patch16", "deit_tiny_patch16", "vit_small_patch14_dino"])
+            Assert.All(ArchitectureTable.Closest(typo), name => Assert.Contains(name, listed));
+    }
+
+    [Fact]
+    public void ANameWithoutAKnownDefaultTagIsGivenARealRepositoryAsExample()
+    {
+        var timm = File.ReadLines(RepoData.Path("timm-vit-deit-names.txt")).Where(l => !l.StartsWith('#')).ToHashSet();
+        var (code, _, stderr) = TomeProcess.Run("info", "--model", "vit_base_patch16");
+        Assert.Equal(2, code);
+        Assert.DoesNotContain("vit_base_patch16.", stderr);
+        var example = System.Text.RegularExpressions.Regex.Match(stderr, @"e\.g\. timm/(?<name>[a-z0-9_]+)\.(?<tag>[a-z0-9_]+)");
+        Assert.True(example.Success, stderr);
+        Assert.Contains(example.Groups["name"].Value, timm);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using ToMe.Imaging;
+using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Imaging;
 
@@ -123,5 +124,77 @@ public class PreprocessorTests
         var window = Resampler.ResizeWindow(image, 50, 40, ResampleFilter.Bilinear, 13, 7, 20, 25);
         for (var y = 0; y < 25; y++)
             Assert.True(full.Pixels.AsSpan(((7 + y) * 50 + 13) * 3, 60).SequenceEqual(window.Pixels.AsSpan(y * 60, 60)));
+    }
+    /// <summary>The crop window of a resized picture, padded with <paramref name="pad"/> where the picture is smaller.</summary>
+    private static byte[] CropOf(RgbImage resized, int crop, byte[] pad)
+    {
+        int ox = Preprocessor.CropOffset(resized.Width, crop), oy = Preprocessor.CropOffset(resized.Height, crop);
+        var expected = new byte[crop * crop * 3];
+        for (var y = 0; y < crop; y++)
+            for (var x = 0; x < crop; x++)
+                for (var c = 0; c < 3; c++)
+                {
+                    int sx = x + ox, sy = y + oy;
+                    expected[(y * crop + x) * 3 + c] = sx >= 0 && sx < resized.Width && sy >= 0 && sy < resized.Height
+                        ? resized.Pixels[(sy * resized.Width + sx) * 3 + c] : pad[c];
+                }
+        return expected;
+    }
+
+    // timm's crop_mode "squash": transforms.Resize((scale_size, scale_size)) then CenterCrop(img_size).
+    [Fact]
+    public void SquashResizesBothSidesToTheScaleSizeThenCrops()
+    {
+        var cfg = PreprocessConfig.Inception() with { CropMode = CropMode.Squash };   // 248 -> 224
+        var pre = new Preprocessor(cfg);
+        var image = Noise(500, 375, 5);
+        var resized = Resampler.Resize(image, 248, 248, ResampleFilter.Bicubic);
+        Assert.Equal(CropOf(resized, 224, [0, 0, 0]), pre.ResizeAndCrop(image).Pixels);
+        // A crop larger than the squashed picture is zero padded as in center mode.
+        var padded = new Preprocessor(cfg with { CropPct = 1.25 });                 // 179 -> 224
+        Assert.Equal(CropOf(Resampler.Resize(image, 179, 179, ResampleFilter.Bicubic), 224, [0, 0, 0]), padded.ResizeAndCrop(image).Pixels);
+    }
+
+    // timm's ResizeKeepRatio(longest=1): ratio = max(h / size, w / size), sides round(side / ratio) with Python's round.
+    [Theory]
+    [InlineData(500, 375, 248, 248, 186)]
+    [InlineData(333, 517, 256, 165, 256)]    // 333 / (517 / 256) = 164.89
+    [InlineData(12, 5, 6, 6, 2)]             // 5 / 2 = 2.5 rounds to even
+    [InlineData(14, 5, 4, 4, 1)]             // 5 / 3.5 = 1.43
+    public void BorderResizesTheLongerSide(int w, int h, int size, int ew, int eh) =>
+        Assert.Equal((ew, eh), Preprocessor.LongestSideSize(w, h, size));
+
+    // timm's crop_mode "border": the longer side to scale_size, then CenterCropOrPad(img_size, fill=round(255 * mean)).
+    [Fact]
+    public void BorderPadsTheCropWithTheMeanColour()
+    {
+        var cfg = PreprocessConfig.ImageNet() with { CropMode = CropMode.Border, CropPct = 1.0 };   // 224 -> 224
+        var pre = new Preprocessor(cfg);
+        var image = Noise(500, 375, 6);
+        var resized = Resampler.Resize(image, 224, 168, ResampleFilter.Bicubic);       // 375 / (500 / 224) = 168
+        byte[] fill = [124, 116, 104];                                                  // round(255 * [0.485, 0.456, 0.406])
+        var crop = pre.ResizeAndCrop(image).Pixels;
+        Assert.Equal(CropOf(resized, 224, fill), crop);
+        var tensor = pre.Run(image);
+        for (var c = 0; c < 3; c++)
+        {
+            Assert.Equal((fill[c] / 255f - cfg.Mean[c]) / cfg.Std[c], tensor[c * 224 * 224]);               // top padding
+            Assert.Equal((crop[(100 * 224 + 50) * 3 + c] / 255f - cfg.Mean[c]) / cfg.Std[c], tensor[c * 224 * 224 + 100 * 224 + 50]);
+        }
+    }
+
+    // The file path decodes only the source region the crop reads: for every mode it must equal decoding the whole picture.
+    [Theory]
+    [InlineData(CropMode.Center)]
+    [InlineData(CropMode.Squash)]
+    [InlineData(CropMode.Border)]
+    public void EveryCropModeFromAFileEqualsTheDecodedPicture(CropMode mode)
+    {
+        var pre = new Preprocessor(PreprocessConfig.Inception() with { CropMode = mode, CropPct = 0.6 });
+        foreach (var file in new[] { "baseline_420_q90.jpg", "progressive_444_q92.jpg", "png_rgb.png" })
+        {
+            var bytes = File.ReadAllBytes(RepoData.Path($"images/{file}"));
+            Assert.True(pre.Run(bytes).AsSpan().SequenceEqual(pre.Run(ImageDecoder.Decode(bytes))), $"{mode} {file}");
+        }
     }
 }

@@ -1,3 +1,4 @@
+using ToMe.Imaging;
 using ToMe.Model;
 using ToMe.Weights;
 
@@ -82,10 +83,31 @@ public class ModelConfigTests
     [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"num_classes\": \"ten\"}", "'num_classes' must be an integer")]
     [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"global_pool\": \"max\"}", "global_pool 'max'")]
     [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"label_names\": [\"x\"]}", "label_names has 1 entries, expected num_classes = 1000")]
+    [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"label_names\": 42}", "field 'label_names' must be an array of strings (one per class), found 42")]
+    [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"label_names\": \"tench\"}", "field 'label_names' must be an array of strings (one per class), found \"tench\"")]
+    [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"label_names\": {}}", "field 'label_names' must be an array of strings (one per class), found {}")]
+    [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"pretrained_cfg\": {\"crop_mode\": \"sqush\"}}", "crop_mode 'sqush' is not supported (expected center, squash or border)")]
+    [InlineData("{\"architecture\": \"vit_tiny_patch16_224\", \"pretrained_cfg\": {\"crop_mode\": 1}}", "field 'crop_mode' must be a string")]
     public void BadHubConfigsAreNamed(string json, string fragment)
     {
         var error = Assert.Throws<InvalidModelException>(() => ModelConfigReader.FromHubConfig(json, "config.json"));
         Assert.Contains("config.json", error.Message);
         Assert.Contains(fragment, error.Message);
+    }
+    // timm's pretrained_cfg.crop_mode selects the eval resize (transforms_factory.transforms_imagenet_eval); absent means center.
+    [Theory]
+    [InlineData(null, CropMode.Center)]
+    [InlineData("center", CropMode.Center)]
+    [InlineData("squash", CropMode.Squash)]
+    [InlineData("border", CropMode.Border)]
+    public void CropModeIsRead(string? mode, CropMode expected)
+    {
+        var cfg = mode is null ? "{}" : $$"""{"crop_mode": "{{mode}}"}""";
+        var hub = ModelConfigReader.FromHubConfig($$"""{"architecture": "vit_tiny_patch16_224", "pretrained_cfg": {{cfg}}}""", "config.json");
+        Assert.Equal(expected, hub.Preprocess.CropMode);
+        var embedded = ModelConfigReader.FromEmbeddedConfig($$"""
+            {"img_size": 32, "patch_size": 8, "embed_dim": 16, "depth": 1, "num_heads": 2, "num_classes": 3{{(mode is null ? "" : $", \"crop_mode\": \"{mode}\"")}}}
+            """, "m.safetensors");
+        Assert.Equal(expected, embedded.Preprocess.CropMode);
     }
 }

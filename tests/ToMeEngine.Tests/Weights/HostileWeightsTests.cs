@@ -154,4 +154,48 @@ public sealed class HostileWeightsTests : IDisposable
         var weights = ModelLoader.Load(path);
         Assert.Equal(100 * 128, weights.HeadWeight.Length);
     }
+    // Two folders each holding a model.safetensors: the message must say which one is damaged.
+    [Fact]
+    public void ErrorsNameThePathNotJustTheFileName()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(dir, "second-model")).FullName;
+        var path = Path.Combine(folder, "model.safetensors");
+        var good = File.ReadAllBytes(Fixtures.ModelPath("vit_p14_d3"));
+        File.WriteAllBytes(path, good[..(good.Length - 5)]);
+        var error = Assert.Throws<InvalidModelException>(() => SafeTensorsFile.Open(path).Dispose());
+        Assert.StartsWith($"{path}: tensor '", error.Message);
+        Assert.Contains("run past the end of the data", error.Message);
+    }
+
+    [Theory]
+    [InlineData("config.json", "it looks like JSON")]
+    [InlineData("photo.jpg", "it looks like a JPEG image")]
+    [InlineData("photo.png", "it looks like a PNG image")]
+    [InlineData("notes.txt", "its first 8 bytes give a header length of")]
+    public void AnotherKindOfFileIsNamedAsNotSafetensors(string name, string looksLike)
+    {
+        byte[] bytes = name switch
+        {
+            "config.json" => Encoding.UTF8.GetBytes("""{"architecture": "vit_tiny_patch16_224", "num_classes": 1000}"""),
+            "photo.jpg" => File.ReadAllBytes(RepoData.Path("images/baseline_420_q90.jpg")),
+            "photo.png" => File.ReadAllBytes(RepoData.Path("images/png_rgb.png")),
+            _ => Encoding.UTF8.GetBytes("hello world, this is not a model"),
+        };
+        var path = Write(name, bytes);
+        var error = Assert.Throws<InvalidModelException>(() => SafeTensorsFile.Open(path).Dispose());
+        Assert.StartsWith($"{path} is not a safetensors file ({looksLike}", error.Message);
+        // Given as the model, the message says what to pass instead.
+        error = Assert.Throws<InvalidModelException>(() => ModelLoader.ReadConfig(path));
+        Assert.EndsWith("; pass the model folder or its .safetensors file", error.Message);
+    }
+
+    [Fact]
+    public void AModelFoldersConfigThatIsADirectoryIsNamedAsOne()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(dir, "model")).FullName;
+        File.Copy(Fixtures.ModelPath("vit_p14_d3"), Path.Combine(folder, "model.safetensors"));
+        var config = Directory.CreateDirectory(Path.Combine(folder, "config.json")).FullName;
+        var error = Assert.Throws<InvalidModelException>(() => ModelLoader.ReadConfig(folder));
+        Assert.StartsWith($"{config} is a directory", error.Message);
+    }
 }

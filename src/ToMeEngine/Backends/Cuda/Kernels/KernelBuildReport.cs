@@ -51,8 +51,14 @@ public static class KernelBuildReport
     public static bool IsSupported(string arch)
     {
         var digits = new string(arch.SkipWhile(c => !char.IsDigit(c)).TakeWhile(char.IsDigit).ToArray());
-        if (!arch.StartsWith("sm_", StringComparison.Ordinal) || !int.TryParse(digits, out var number))
+        if (!(arch.StartsWith("sm_", StringComparison.Ordinal) || arch.StartsWith("compute_", StringComparison.Ordinal)) || !int.TryParse(digits, out var number))
             return true;
+        // NVRTC lists plain sm_XY numbers; the architecture-specific variants (sm_90a) came with CUDA 12.0.
+        if (IsArchSpecific(arch) && KernelCompiler.NvrtcVersion().Major < 12)
+            return false;
         return KernelCompiler.SupportedArchsOrNull()?.Contains(number) ?? true;
     }
+
+    /// <summary>sm_90a, compute_90a: code that runs on that architecture only (wgmma, setmaxnreg).</summary>
+    public static bool IsArchSpecific(string arch) => arch.EndsWith('a') && char.IsDigit(arch[^2]);
 }
