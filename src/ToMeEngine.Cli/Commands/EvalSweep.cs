@@ -23,7 +23,7 @@ internal static class EvalSweep
         return strategies.SelectMany(st => st.UsesSchedule ? schedules.Select(s => (st, s)) : [(st, MergeSchedule.Constant(0))]).ToArray();
     }
 
-    public static int Run(ToMeEngine engine, IReadOnlyList<(string Path, int Label)> samples,
+    public static int Run(ToMeEngine engine, string dir, IReadOnlyList<(string Path, int Label)> samples,
         IReadOnlyList<(MergeStrategy Strategy, MergeSchedule Schedule)> variants, int batch, string? outputPath, bool asJson)
     {
         var inv = CultureInfo.InvariantCulture;
@@ -38,10 +38,10 @@ internal static class EvalSweep
                 Console.Error.WriteLine($"{(terminal ? "\r" : "")}skipped {path}: {error.Message}");
             },
             predicted: p => csv?.Append(string.Create(inv,
-                $"\"{variants[p.Row].Strategy}\",\"{names[p.Row]}\",{Path.GetFileName(p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
+                $"{Csv.Field(variants[p.Row].Strategy.ToString())},{Csv.Field(names[p.Row])},{CsvName(dir, p.Path)},{p.Label},{string.Join(",", Enumerable.Range(0, 5).Select(i => i < p.Top5.Count ? p.Top5[i].ClassIndex.ToString(inv) : ""))},{p.Top5[0].Probability:R}\n")),
             progress: seen =>
             {
-                string line = $"{seen}/{samples.Count} images, {variants.Count} variants";
+                string line = $"{Progress(seen, samples.Count, bad)}, {variants.Count} variants";
                 if (terminal)
                     Console.Error.Write($"\r{line}   ");
                 else if (seen == samples.Count || seen / batch % 10 == 0)
@@ -49,25 +49,14 @@ internal static class EvalSweep
             });
         if (terminal)
             Console.Error.WriteLine();
+        RequireAny(rows[0].Images, samples.Count);
         if (csv is not null)
             File.WriteAllText(outputPath!, csv.ToString());
         if (asJson)
         {
-            Console.WriteLine(Json(engine, batch, bad, rows.Select((r, i) => new
-            {
-                merge = r.Merge.ToString(),
-                schedule = names[i],
-                r.Images,
-                r.FinalTokens,
-                r.GigaMultiplyAddsPerImage,
-                r.Top1Percent,
-                r.Top5Percent,
-                r.SameTop1AsFirstPercent,
-                r.ImagesPerSecond,
-                r.SpeedupOverFirst,
-                r.SpeedupLowerQuartile,
-                r.SpeedupUpperQuartile,
-            }).ToArray()));
+            Console.WriteLine(Json(engine, batch, bad, rows.Select((r, i) => new Row(r.Merge.ToString(), names[i], r.Images, r.FinalTokens,
+                r.GigaMultiplyAddsPerImage, r.Top1Percent, r.Top5Percent, r.SameTop1AsFirstPercent, r.ImagesPerSecond, r.SpeedupOverFirst,
+                r.SpeedupLowerQuartile, r.SpeedupUpperQuartile, ImagesPerSecondEndToEnd: null))));
             return 0;
         }
         string skipped = bad > 0 ? $" ({bad} unreadable, skipped)" : "";
@@ -84,8 +73,18 @@ internal static class EvalSweep
         return 0;
     }
 
-    /// <summary>tome eval's JSON: the engine and run, then one result per schedule.</summary>
-    public static string Json(ToMeEngine engine, int batch, int skipped, System.Collections.IEnumerable results) =>
+    /// <summary>
+    /// One result of tome eval's JSON, the same fields for one schedule and for a comparison (a variant per row): null where
+    /// the run did not measure it. A comparison times the forward passes alone (images_per_second); one schedule runs
+    /// through the decoding pipeline and times the whole path (images_per_second_end_to_end); final tokens and GFLOPs of
+    /// one ToMato run are null (they depend on the image, and the pipeline does not report them).
+    /// </summary>
+    public sealed record Row(string Merge, string Schedule, int Images, double? FinalTokens, double? GigaMultiplyAddsPerImage,
+        double Top1Percent, double Top5Percent, double SameTop1AsFirstPercent, double? ImagesPerSecond, double SpeedupOverFirst,
+        double SpeedupLowerQuartile, double SpeedupUpperQuartile, double? ImagesPerSecondEndToEnd);
+
+    /// <summary>tome eval's JSON: the engine and run, then one result per variant.</summary>
+    public static string Json(ToMeEngine engine, int batch, int skipped, IEnumerable<Row> results) =>
         JsonSerializer.Serialize(new
         {
             model = engine.Config.Architecture,
@@ -94,8 +93,22 @@ internal static class EvalSweep
             merge = engine.Options.Merge.ToString(),
             batch,
             skipped,
-            results,
+            results = results.ToArray(),
         }, JsonOptions);
+
+    /// <summary>An image's name in the per-image CSV: its path under the images folder, so that equal names in two class folders differ.</summary>
+    public static string CsvName(string dir, string path) => Csv.Field(Path.GetRelativePath(dir, path).Replace(Path.DirectorySeparatorChar, '/'));
+
+    /// <summary>The progress line's count, with the images skipped so far.</summary>
+    public static string Progress(int seen, int total, int skipped) =>
+        skipped > 0 ? $"{seen}/{total} images ({skipped} skipped)" : $"{seen}/{total} images";
+
+    /// <summary>No scored image is an error, not an accuracy of 0%.</summary>
+    public static void RequireAny(int scored, int listed)
+    {
+        if (scored == 0)
+            throw new InvalidDataException($"no image could be evaluated: all {listed} listed images were missing or unreadable");
+    }
 
     private static string Tokens(double mean) =>
         mean == Math.Floor(mean) ? mean.ToString("F0", CultureInfo.InvariantCulture) : mean.ToString("F1", CultureInfo.InvariantCulture);

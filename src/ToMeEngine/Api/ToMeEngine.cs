@@ -71,6 +71,8 @@ public sealed partial class ToMeEngine : IDisposable
             ProportionalAttention = options.ProportionalAttention,
         };
         logitsOnly = forwardOptions with { ReturnMerges = false };
+        // A schedule this model cannot run fails here, before the backend and weights are set up, not at the first forward.
+        options.Merge.Plan(options.Schedule, Config.Depth, Config.Tokens, Config.PrefixTokens);
         backend = BackendFactory.Create(options.Backend switch
         {
             BackendKind.Cpu => "cpu",

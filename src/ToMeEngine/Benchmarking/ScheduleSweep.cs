@@ -28,6 +28,8 @@ internal static class ScheduleSweep
         var config = engine.Config;
         int s = variants.Count, classes = config.NumClasses, length = 3 * config.ImageSize * config.ImageSize;
         var options = variants.Select(v => engine.WithSchedule(v.Schedule) with { Strategy = v.Strategy, ReturnMerges = false }).ToArray();
+        foreach (var (strategy, schedule) in variants)
+            strategy.Plan(schedule, config.Depth, config.Tokens, config.PrefixTokens); // a schedule the model cannot run fails before any decoding
         var top1 = new int[s];
         var top5 = new int[s];
         var same = new int[s];

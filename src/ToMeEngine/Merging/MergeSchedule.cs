@@ -4,7 +4,7 @@ namespace ToMe.Merging;
 
 /// <summary>
 /// How many tokens each block merges away, as ToMe's <c>parse_r</c> reads it: an int <c>r</c> (every layer),
-/// <c>(r, inflect)</c> (a linear ramp; inflect −1 front-loads, +1 back-loads) or a per-layer list (padded with zeros).
+/// <c>(r, inflect)</c> (a linear ramp; inflect −1 front-loads, +1 back-loads) or a per-layer list (padded with zeros; at most one entry per block).
 /// The per-layer clamp <c>(T − protected) // 2</c> is applied at run time by <see cref="Clamp"/>.
 /// </summary>
 public sealed class MergeSchedule
@@ -66,8 +66,13 @@ public sealed class MergeSchedule
     }
 
     /// <summary>The scheduled r of every layer, before the run-time clamp (ToMe's <c>parse_r</c>, same float arithmetic).</summary>
+    /// <exception cref="ArgumentException">A per-layer list has more entries than the model has blocks.</exception>
     public int[] ForLayers(int layers)
     {
+        // ToMe pads a short list and never reads the tail of a long one; a tail that no block reads is a schedule
+        // written for another model, so it is refused rather than dropped.
+        if (list is not null && list.Length > layers)
+            throw new ArgumentException($"merge schedule {this}: {list.Length} per-layer entries, but the model has {layers} blocks (give at most {layers})");
         if (list is not null)
             return Enumerable.Range(0, layers).Select(l => l < list.Length ? list[l] : 0).ToArray();
         if (constant is int c)

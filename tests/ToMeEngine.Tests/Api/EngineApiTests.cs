@@ -37,6 +37,18 @@ public sealed class EngineApiTests : IDisposable
     }
 
     [Fact]
+    public void AScheduleListLongerThanTheModelFailsAtLoad()
+    {
+        // vit_p14_d3 has 3 blocks; kth merging reads no schedule, so the list does not matter to it.
+        var error = Assert.Throws<ArgumentException>(() => Load(MergeSchedule.Parse("[1,1,1,1]")));
+        Assert.Contains("the model has 3 blocks", error.Message);
+        using var kth = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"),
+            new EngineOptions { Backend = BackendKind.Cpu, Schedule = MergeSchedule.Parse("[1,1,1,1]"), Merge = MergeStrategy.Kth(2) });
+        using var engine = Load(MergeSchedule.Parse("[1,1,1]"));
+        Assert.Throws<ArgumentException>(() => engine.EvaluateSchedules([(Picture("png_rgb.png"), 0)], [MergeSchedule.Parse("[1,1,1,1]")]));
+    }
+
+    [Fact]
     public void ClassifyMatchesTheGoldenTop5OfTimm()
     {
         // The golden input is these two pictures through timm's eval transform; case2 is r = 13 with prop-attn.

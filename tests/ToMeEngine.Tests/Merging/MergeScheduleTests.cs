@@ -30,6 +30,16 @@ public class MergeScheduleTests
     }
 
     [Fact]
+    public void AListLongerThanTheModelIsDeepIsRefused()
+    {
+        // ToMe would never read the tail: a list written for a deeper model.
+        var error = Assert.Throws<ArgumentException>(() => MergeSchedule.Parse("[1,2,3,4,5]").ForLayers(4));
+        Assert.Equal("merge schedule [1,2,3,4,5]: 5 per-layer entries, but the model has 4 blocks (give at most 4)", error.Message);
+        Assert.Throws<ArgumentException>(() => MergeSchedule.Parse("[1,2,3,4,5]").Plan(4, 197, 1));
+        Assert.Equal(new[] { 1, 2, 3, 4 }, MergeSchedule.Parse("[1,2,3,4]").ForLayers(4));
+    }
+
+    [Fact]
     public void RunTimeClampHalvesTheUnprotectedTokens()
     {
         // r = 100 on 197 tokens with a class token: 197 -> 99 -> 50 -> 26 -> 14 -> ...
