@@ -12,9 +12,9 @@ internal static class EvalCommand
     public static Command Create()
     {
         var images = new Option<string>("--images") { Description = "folder of images: with labels.csv (filename,class_index), or ImageNet-style class subfolders", Required = true };
-        var labels = new Option<string?>("--labels") { Description = "CSV with columns filename,class_index (default: IMAGES/labels.csv if present)" };
+        var labels = new Option<string?>("--labels") { Description = "CSV with columns filename,class_index (default: IMAGES/labels.csv if present)" }.InputFile();
         var batch = new Option<int>("--batch", "-b") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
-        var output = new Option<string?>("--output", "-o") { Description = "write per-image predictions: filename,true_index,pred1..pred5,prob1" };
+        var output = new Option<string?>("--output", "-o") { Description = "write per-image predictions: filename,true_index,pred1..pred5,prob1" }.OutputFile();
         var limit = new Option<int>("--limit") { Description = "evaluate only the first N images (0 = all)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var engineOptions = new EngineCliOptions(manySchedules: true);
