@@ -14,6 +14,9 @@ internal static class BridgeDecoding
 {
     private static readonly ConcurrentDictionary<ImageFormat, bool> noted = new();
 
+    /// <summary>The formats the commands read, for their help.</summary>
+    public const string Formats = ImageFormats.BuiltIn + " (exact to PIL); GIF, WebP, TIFF and arithmetic-coded JPEG through SkiaSharp or ImageSharp";
+
     public static DecodeOptions Options { get; } = DecodeOptions.Default with
     {
         ExternalDecoders = [new Noting(SkiaSharpDecoder.Instance), new Noting(ImageSharpDecoder.Instance)],

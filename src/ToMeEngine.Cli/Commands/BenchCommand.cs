@@ -17,8 +17,7 @@ internal static class BenchCommand
     {
         var model = new Option<string>("--model", "-m")
         {
-            Description = "model folder / .safetensors, or a timm architecture name with --random-weights (e.g. vit_base_patch16_224)",
-            Required = true,
+            Description = "model folder / .safetensors, or a timm architecture name with --random-weights (e.g. vit_base_patch16_224)" + ModelOptions.DefaultModelNote,
         };
         var random = new Option<bool>("--random-weights") { Description = "seeded random weights for the named architecture" };
         var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
@@ -28,10 +27,10 @@ internal static class BenchCommand
             Description = "schedules to measure: a comma list of r values (0,8,13,16), or repeat --r with any schedule ((16,-0.5), [8,8,4,0])",
             DefaultValueFactory = _ => ["0,8,13,16"],
             AllowMultipleArgumentsPerToken = false,
-        };
+        }.Check((string text) => ParseSchedules([text]));
         var warmup = new Option<int>("--warmup") { Description = "untimed runs per schedule", DefaultValueFactory = _ => 2 };
         var runs = new Option<int>("--runs") { Description = "timed runs per schedule (the first quarter is discarded)", DefaultValueFactory = _ => 8 };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var threads = ModelOptions.Threads();
         var precision = ModelOptions.Precision();
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var images = new Option<string?>("--images") { Description = "end-to-end mode: decode rate, forward rate and end-to-end images/s over the image files in this folder, and which stage bounds the run" };
@@ -57,10 +56,10 @@ internal static class BenchCommand
             int b = parse.GetValue(batch), n = parse.GetValue(runs), w = parse.GetValue(warmup);
             if (b < 1 || n < 1 || w < 0)
                 throw new ArgumentException("--batch and --runs must be >= 1, --warmup >= 0");
-            var name = parse.GetValue(model)!;
+            var name = parse.GetValue(model);
             var weights = parse.GetValue(random)
-                ? ModelWeights.Random(ModelConfigReader.FromArchitectureName(name), seed: 0)
-                : ModelLoader.Load(name);
+                ? ModelWeights.Random(ModelConfigReader.FromArchitectureName(name ?? throw new ArgumentException("--random-weights needs --model ARCHITECTURE (e.g. vit_base_patch16_224)")), seed: 0)
+                : ModelLoader.Load(name ?? DefaultModel.Find());
             var list = ParseSchedules(parse.GetValue(schedules)!);
             var merge = strategy.Parse(parse);
             bool asJson = parse.GetValue(json);

@@ -9,7 +9,7 @@ internal static class ClassifyCommand
 {
     public static Command Create()
     {
-        var images = new Argument<string[]>("images") { Description = "image files: JPEG, PNG, BMP, PPM/PGM (exact to PIL); GIF, WebP, TIFF through SkiaSharp or ImageSharp", Arity = ArgumentArity.OneOrMore };
+        var images = new Argument<string[]>("images") { Description = $"image files: {BridgeDecoding.Formats}", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "how many classes to print per image", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var engineOptions = new EngineCliOptions();

@@ -6,8 +6,7 @@ namespace ToMe.Cli.Commands;
 /// <summary>The options that build a <see cref="ToMeEngine"/> from the command line, shared by classify, eval and visualize.</summary>
 internal sealed class EngineCliOptions
 {
-    public Option<string> Model { get; } = ModelOptions.Model(required: false,
-        defaultNote: "; default: the first model under models/ at the repository root or under $TOME_MODELS");
+    public Option<string> Model { get; } = ModelOptions.Model();
 
     // One --r, or (eval) one per schedule to compare.
     private readonly Option<string>? schedule;
@@ -34,7 +33,7 @@ internal sealed class EngineCliOptions
     public StrategyOptions Strategy { get; }
     public Option<bool> NoPropAttn { get; } = new("--no-prop-attn") { Description = "turn proportional attention off" };
     public Option<string> Backend { get; } = new("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "auto" };
-    public Option<int> Threads { get; } = new("--threads") { Description = "CPU threads (0 = all cores)" };
+    public Option<int> Threads { get; } = ModelOptions.Threads();
     public Option<string> Precision { get; } = ModelOptions.Precision();
 
     public void AddTo(Command command)
@@ -53,7 +52,8 @@ internal sealed class EngineCliOptions
     };
 
     /// <param name="warmUp">EngineOptions.WarmUp: for a server; a command that runs the model once would only run it twice.</param>
-    public ToMeEngine Load(ParseResult parse, int maxBatch = 32, bool warmUp = false)
+    /// <param name="batchOption">The option that set <paramref name="maxBatch"/>, named when the model cannot run batches that large.</param>
+    public ToMeEngine Load(ParseResult parse, int maxBatch = 32, bool warmUp = false, string batchOption = "--batch")
     {
         var options = new EngineOptions
         {
@@ -67,12 +67,20 @@ internal sealed class EngineCliOptions
             Decode = BridgeDecoding.Options,
             WarmUp = warmUp,
         };
-        var model = parse.GetValue(Model) ?? DefaultModel.Find();
-        return ToMeEngine.Load(ModelOptions.ResolveModel(model), options);
+        var path = ModelOptions.ResolveModel(parse.GetValue(Model));
+        try
+        {
+            return ToMeEngine.Load(path, options);
+        }
+        catch (ArgumentOutOfRangeException e) when (e.ParamName == nameof(EngineOptions.MaxBatchSize))
+        {
+            // How large a batch fits depends on the model, so only loading can tell.
+            throw new ArgumentException($"{batchOption} {maxBatch}: {ErrorText.Plain(e)}", e);
+        }
     }
 }
 
-/// <summary>Where <c>tome classify</c> looks for a model when none is named.</summary>
+/// <summary>Where the commands that take --model look for a model when none is named.</summary>
 internal static class DefaultModel
 {
     public static string Find()

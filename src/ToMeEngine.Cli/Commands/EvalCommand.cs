@@ -17,13 +17,13 @@ internal static class EvalCommand
                           + LabelledImages.FolderRule,
             Required = true,
         };
-        var labels = new Option<string?>("--labels") { Description = "CSV with columns filename,class_index (default: IMAGES/labels.csv if present)" };
+        var labels = new Option<string?>("--labels") { Description = "CSV with columns filename,class_index (default: IMAGES/labels.csv if present)" }.InputFile();
         var batch = new Option<int>("--batch", "-b") { Description = "images per forward pass", DefaultValueFactory = _ => 16 };
         var output = new Option<string?>("--output", "-o")
         {
             Description = "write per-image predictions as CSV: filename,true_index,pred1..pred5,prob1, the filename relative to --images; "
                           + "with several --r or --merge, merge,schedule come first and each image has a row per variant",
-        };
+        }.OutputFile();
         var limit = new Option<int>("--limit") { Description = "evaluate only the first N images (0 = all)" };
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var engineOptions = new EngineCliOptions(manySchedules: true);

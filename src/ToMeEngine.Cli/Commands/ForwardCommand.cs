@@ -11,13 +11,13 @@ internal static class ForwardCommand
     public static Command Create()
     {
         var model = ModelOptions.Model();
-        var input = new Option<string>("--input", "-i") { Description = "safetensors with tensor 'input' F32 [B,3,H,W] (preprocessed)", Required = true };
-        var output = new Option<string>("--output", "-o") { Description = "safetensors to write: logits, tokens_per_layer, size, group (-1: dropped)", Required = true };
+        var input = new Option<string>("--input", "-i") { Description = "safetensors with tensor 'input' F32 [B,3,H,W] (preprocessed)", Required = true }.InputFile();
+        var output = new Option<string>("--output", "-o") { Description = "safetensors to write: logits, tokens_per_layer, size, group (-1: dropped)", Required = true }.OutputFile();
         var schedule = ModelOptions.Schedule();
         var strategy = new StrategyOptions();
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var backend = new Option<string>("--backend") { Description = "cpu, cuda, or auto (cuda when a device is usable)", DefaultValueFactory = _ => "cpu" };
-        var threads = new Option<int>("--threads") { Description = "CPU threads (0 = all cores)" };
+        var threads = ModelOptions.Threads();
         var merges = new Option<bool>("--merges")
         {
             Description = "also write each bipartite merge decision: layerL.src_idx and layerL.dst_idx I32 [B, r] (the golden fixtures' names)",
@@ -41,7 +41,7 @@ internal static class ForwardCommand
                 Strategy = strategy.Parse(parse),
                 ProportionalAttention = !parse.GetValue(noPropAttn),
             };
-            var weights = ModelLoader.Load(ModelOptions.ResolveModel(parse.GetValue(model)!));
+            var weights = ModelLoader.Load(ModelOptions.ResolveModel(parse.GetValue(model)));
             var config = weights.Config;
             float[] images;
             int batch;

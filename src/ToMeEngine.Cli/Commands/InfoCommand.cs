@@ -10,7 +10,7 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var model = ModelOptions.Model(required: false);
+        var model = ModelOptions.Model();
         var schedule = ModelOptions.Schedule();
         var strategy = new StrategyOptions();
         var list = new Option<bool>("--list") { Description = "list the timm architecture names the engine knows" };
@@ -29,8 +29,7 @@ internal static class InfoCommand
                     Console.WriteLine(name);
                 return 0;
             }
-            var path = parse.GetValue(model) ?? throw new ArgumentException("--model is required (or --list)");
-            var config = ModelLoader.ReadConfig(ModelOptions.ResolveModel(path));
+            var config = ModelLoader.ReadConfig(ModelOptions.ResolveModel(parse.GetValue(model)));
             var sched = Merging.MergeSchedule.Parse(parse.GetValue(schedule)!);
             var merge = strategy.Parse(parse);
             var requested = ModelOptions.ParsePrecision(parse, precision);

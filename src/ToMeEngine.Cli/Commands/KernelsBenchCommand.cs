@@ -19,7 +19,7 @@ internal static class KernelsBenchCommand
         var gemm = new Option<int>("--peak-gemm") { Description = "cuda: N of the N×N×N GEMM that measures the peak", DefaultValueFactory = _ => 8192 };
         var copy = new Option<int>("--peak-copy-mib") { Description = "cuda: MiB copied device to device to measure the bandwidth peak", DefaultValueFactory = _ => 1024 };
         var time = new Option<double>("--time-ms") { Description = "cuda: time each kernel over about this long (0: a single timed call)", DefaultValueFactory = _ => 25 };
-        var threads = new Option<int>("--threads") { Description = "cpu: threads (0 = all cores)" };
+        var threads = ModelOptions.Threads();
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var cached = new Option<bool>("--cached-weights") { Description = "cpu: time each GEMM on one weight matrix that stays in the caches (the default streams distinct copies from memory, as a forward pass does)" };
         var threadTime = new Option<bool>("--thread-time") { Description = "cpu, with --threads 1 (Linux): time each kernel and the FMA peak by the calling thread's CPU time, which other processes sharing the cores do not inflate" };

@@ -31,7 +31,8 @@ internal static partial class LabelledImages
         labelsPath ??= File.Exists(Path.Combine(dir, "labels.csv")) ? Path.Combine(dir, "labels.csv") : null;
         if (labelsPath is not null)
             return ReadCsv(dir, labelsPath, classes);
-        var folders = Directory.GetDirectories(dir).Order(StringComparer.Ordinal).ToArray();
+        // Hidden folders (.ipynb_checkpoints, .git) are tools' files, not classes.
+        var folders = Directory.GetDirectories(dir).Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToArray();
         if (folders.Length == 0)
             throw new FileNotFoundException($"{dir}: neither a labels.csv nor class subfolders");
         var result = new List<(string, int)>();

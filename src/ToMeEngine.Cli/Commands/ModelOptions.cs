@@ -8,26 +8,33 @@ namespace ToMe.Cli.Commands;
 /// <summary>Options several commands share, declared once.</summary>
 internal static class ModelOptions
 {
-    public static Option<string> Model(bool required = true, string defaultNote = "") => new("--model", "-m")
+    /// <summary>What every command that takes --model does without one (<see cref="DefaultModel"/>).</summary>
+    public const string DefaultModelNote = "; default: the first model under models/ at the repository root or under $TOME_MODELS";
+
+    public static Option<string> Model() => new("--model", "-m")
     {
         Description = "model folder in timm's hub layout (config.json + model.safetensors), a .safetensors file with __metadata__.config, " +
-                      "or a hub name (timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k, or the bare timm name) fetched into the Hugging Face cache" + defaultNote,
-        Required = required,
+                      "or a hub name (timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k, or the bare timm name) fetched into the Hugging Face cache" + DefaultModelNote,
     };
 
-    public static Option<string> Schedule() => new("--r")
+    public static Option<string> Schedule() => new Option<string>("--r")
     {
         Description = "merge schedule: r (e.g. 13), r,inflect (e.g. 16,-0.5) or a per-layer list (e.g. [8,8,4,0])",
         DefaultValueFactory = _ => "0",
-    };
+    }.Check((string text) => MergeSchedule.Parse(text));
 
-    public static Option<string[]> Schedules() => new("--r")
+    public static Option<string[]> Schedules() => new Option<string[]>("--r")
     {
         Description = "merge schedule: r (e.g. 13), r,inflect (e.g. 16,-0.5) or a per-layer list (e.g. [8,8,4,0]); repeat --r to compare "
                       + "schedules (--r 0 --r 8 --r 13): accuracy and forward speed of each on the same images, against the first",
         DefaultValueFactory = _ => ["0"],
         AllowMultipleArgumentsPerToken = false,
-    };
+    }.Check((string text) => MergeSchedule.Parse(text));
+
+    public static Option<int> Threads() => new Option<int>("--threads")
+    {
+        Description = $"CPU threads (0 = all cores; at most {EngineOptions.MaxThreads}; more than the cores only adds switching)",
+    }.Check((int n) => new EngineOptions { Threads = n }.Validate());
 
     public static Option<string> Precision() => new("--precision")
     {
@@ -50,11 +57,11 @@ internal static class ModelOptions
     }
 
     /// <summary>
-    /// The local path of the --model value: hub names are fetched (configured by HF_* variables), with a progress
+    /// The local path of the --model value (without one, the default model): hub names are fetched (configured by HF_* variables), with a progress
     /// line on stderr when it is a terminal.
     /// </summary>
-    public static string ResolveModel(string model) =>
-        ModelSource.Resolve(model, progress: Console.IsErrorRedirected ? null : new ConsoleDownloadProgress());
+    public static string ResolveModel(string? model) =>
+        ModelSource.Resolve(model ?? DefaultModel.Find(), progress: Console.IsErrorRedirected ? null : new ConsoleDownloadProgress());
 }
 
 /// <summary>The merge strategy options: <c>--merge</c> and the parameters its variants take.</summary>

@@ -8,8 +8,8 @@ internal static class VisualizeCommand
 {
     public static Command Create()
     {
-        var image = new Argument<string>("image") { Description = "image file (JPEG, PNG, BMP, PPM/PGM)" };
-        var output = new Option<string>("--output", "-o") { Description = "PNG to write", Required = true };
+        var image = new Argument<string>("image") { Description = $"image file: {BridgeDecoding.Formats}" };
+        var output = new Option<string>("--output", "-o") { Description = "PNG to write", Required = true }.OutputFile();
         var engineOptions = new EngineCliOptions();
         var command = new Command("visualize", "draw the merged token groups of an image (each group in its mean colour, outlined) as a PNG")
         {

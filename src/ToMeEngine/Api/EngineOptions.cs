@@ -39,8 +39,16 @@ public sealed record EngineOptions
     /// </summary>
     public int MaxBatchSize { get; init; } = 32;
 
-    /// <summary>CPU worker threads for one forward pass; 0 uses every core.</summary>
+    /// <summary>CPU worker threads for one forward pass; 0 uses every core. At most <see cref="MaxThreads"/>.</summary>
     public int Threads { get; init; }
+
+    /// <summary>
+    /// The most <see cref="Threads"/> an engine takes. Every thread is a dedicated worker with its own scratch buffers, so a
+    /// count far past the cores only costs memory and switching (100000 exhausted memory). The bound is fixed rather than a
+    /// multiple of this machine's cores so that a setting valid on one machine is valid on every other; 1024 is above the
+    /// logical cores of today's largest two-socket servers (2 × 192 cores × 2 SMT = 768).
+    /// </summary>
+    public const int MaxThreads = 1024;
 
     /// <summary>The CUDA device ordinal the CUDA backend runs on (0 by default); ignored by the CPU backend.</summary>
     public int Device { get; init; }
@@ -81,8 +89,8 @@ public sealed record EngineOptions
         ArgumentNullException.ThrowIfNull(Decode);
         ArgumentNullException.ThrowIfNull(ModelLimits);
         ModelLimits.Validate();
-        if (Threads < 0)
-            throw new ArgumentOutOfRangeException(nameof(Threads), Threads, "must be 0 (all cores) or positive");
+        if (Threads is < 0 or > MaxThreads)
+            throw new ArgumentOutOfRangeException(nameof(Threads), Threads, $"must be 0 (all cores) or 1 to {MaxThreads}");
         if (Device < 0)
             throw new ArgumentOutOfRangeException(nameof(Device), Device, "must be a CUDA device ordinal (0 or more)");
         if (!Enum.IsDefined(Precision))

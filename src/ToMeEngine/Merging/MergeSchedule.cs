@@ -61,7 +61,7 @@ public sealed class MergeSchedule
         }
         catch (Exception e) when (e is FormatException or OverflowException or ArgumentOutOfRangeException)
         {
-            throw new FormatException($"merge schedule '{text}': {e.Message} (expected r like 13, (r, inflect) like 16,-0.5, or a list like [8,8,4,0])", e);
+            throw new FormatException($"merge schedule '{text}': {ErrorText.Plain(e)} (expected r like 13, (r, inflect) like 16,-0.5, or a list like [8,8,4,0])", e);
         }
     }
 

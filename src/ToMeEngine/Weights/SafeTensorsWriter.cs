@@ -83,12 +83,38 @@ public sealed class SafeTensorsWriter
             stream.Write(t.Data);
     }
 
-    /// <summary>Writes to <paramref name="path"/> through a temporary file, so readers never see half a file.</summary>
+    /// <summary>
+    /// Writes to <paramref name="path"/> through a temporary file beside it, so readers never see half a file. On failure
+    /// the temporary file is removed and the error names <paramref name="path"/>: the temporary name is no business of the caller's.
+    /// </summary>
     public void Save(string path)
     {
         var temp = path + ".tmp-" + Environment.ProcessId;
-        using (var file = File.Create(temp))
-            WriteTo(file);
-        File.Move(temp, path, overwrite: true);
+        try
+        {
+            using (var file = File.Create(temp))
+                WriteTo(file);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception e)
+        {
+            try
+            {
+                File.Delete(temp);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // The write's error is the one to report.
+            }
+            if (e is not (IOException or UnauthorizedAccessException) || !e.Message.Contains(temp, StringComparison.Ordinal))
+                throw;
+            var message = e.Message.Replace(temp, path, StringComparison.Ordinal);
+            throw e switch
+            {
+                UnauthorizedAccessException => new UnauthorizedAccessException(message, e),
+                DirectoryNotFoundException => new DirectoryNotFoundException(message, e),
+                _ => new IOException(message, e),
+            };
+        }
     }
 }

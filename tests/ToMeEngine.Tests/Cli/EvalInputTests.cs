@@ -40,6 +40,7 @@ public sealed class EvalInputTests : IDisposable
         Folder("n01440764", "x.png");
         Folder("n02129604", "x.png");
         Folder("7", "y.png");
+        Folder(".ipynb_checkpoints", "z.png"); // a tool's hidden folder, not a class
         var preds = Path.Combine(dir, "preds.csv");
         var (code, _, stderr) = Eval(ImageNetShaped, "--images", dir, "-o", preds);
         Assert.True(code == 0, stderr);
