@@ -36,9 +36,20 @@ internal sealed class EngineCliOptions
     public Option<int> Threads { get; } = ModelOptions.Threads();
     public Option<string> Precision { get; } = ModelOptions.Precision();
 
+    // A server facing untrusted uploads may want less: decoding holds 3 bytes per pixel, more while resizing.
+    public Option<long> MaxPixels { get; } = new Option<long>("--max-pixels")
+    {
+        Description = $"refuse images declaring more pixels than this, before decoding them (default {Imaging.DecodeOptions.Default.MaxPixels})",
+        DefaultValueFactory = _ => Imaging.DecodeOptions.Default.MaxPixels,
+    }.Check((long n) =>
+    {
+        if (n < 1)
+            throw new ArgumentException("must be at least 1");
+    });
+
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { Model, ScheduleOption, NoPropAttn, Backend, Precision, Threads }.Concat(Strategy.All))
+        foreach (var option in new Option[] { Model, ScheduleOption, NoPropAttn, Backend, Precision, Threads, MaxPixels }.Concat(Strategy.All))
             command.Options.Add(option);
     }
 
@@ -64,7 +75,7 @@ internal sealed class EngineCliOptions
             ProportionalAttention = !parse.GetValue(NoPropAttn),
             Threads = parse.GetValue(Threads),
             MaxBatchSize = maxBatch,
-            Decode = BridgeDecoding.Options,
+            Decode = BridgeDecoding.Options with { MaxPixels = parse.GetValue(MaxPixels) },
             WarmUp = warmUp,
         };
         var path = ModelOptions.ResolveModel(parse.GetValue(Model));

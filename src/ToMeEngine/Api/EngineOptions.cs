@@ -87,12 +87,17 @@ public sealed record EngineOptions
         if (GpuMemoryBudgetBytes < 0)
             throw new ArgumentOutOfRangeException(nameof(GpuMemoryBudgetBytes), GpuMemoryBudgetBytes, "must be 0 (no limit) or positive");
         ArgumentNullException.ThrowIfNull(Decode);
+        Decode.Validate();
+        ArgumentNullException.ThrowIfNull(Schedule);
+        ArgumentNullException.ThrowIfNull(Merge);
         ArgumentNullException.ThrowIfNull(ModelLimits);
         ModelLimits.Validate();
         if (Threads is < 0 or > MaxThreads)
             throw new ArgumentOutOfRangeException(nameof(Threads), Threads, $"must be 0 (all cores) or 1 to {MaxThreads}");
         if (Device < 0)
             throw new ArgumentOutOfRangeException(nameof(Device), Device, "must be a CUDA device ordinal (0 or more)");
+        if (!Enum.IsDefined(Backend))
+            throw new ArgumentOutOfRangeException(nameof(Backend), Backend, "not a BackendKind");
         if (!Enum.IsDefined(Precision))
             throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "not a Precision");
     }

@@ -32,6 +32,9 @@ internal static class BackendFactory
                 return new CpuBackend(cpuThreads);
             case "auto" when precision == Precision.Int8:
                 return new CpuBackend(cpuThreads);
+            case "cuda" when precision == Precision.Int8:
+                // Said before looking for a device, so a machine without one is told the same as one with.
+                throw new NotSupportedException("int8 is CPU-only (the CPU backend): use backend cpu or auto");
             case "cuda":
             case "auto" when needsCuda:
                 if (CudaBackend.TryCreate(out var cuda, out var reason, device))

@@ -23,6 +23,20 @@ public sealed record DecodeOptions
     /// </summary>
     public IReadOnlyList<IExternalImageDecoder> ExternalDecoders { get; init; } = [];
 
+    /// <summary>Checks the limits and decoders, so that a bad setting fails where it is given, not as every image's error.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A limit is below 1.</exception>
+    /// <exception cref="ArgumentNullException"><see cref="ExternalDecoders"/> is null or holds null.</exception>
+    public void Validate()
+    {
+        if (MaxPixels < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxPixels), MaxPixels, "must be at least 1");
+        if (MaxFileBytes < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxFileBytes), MaxFileBytes, "must be at least 1");
+        ArgumentNullException.ThrowIfNull(ExternalDecoders);
+        if (ExternalDecoders.Any(d => d is null))
+            throw new ArgumentNullException(nameof(ExternalDecoders), "holds a null decoder");
+    }
+
     /// <summary>The first external decoder that reads <paramref name="format"/>, or null.</summary>
     public IExternalImageDecoder? ExternalDecoderFor(ImageFormat format) => ExternalDecoders.FirstOrDefault(d => d.CanDecode(format));
 

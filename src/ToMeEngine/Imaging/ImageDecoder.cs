@@ -96,9 +96,13 @@ public static class ImageDecoder
 
     /// <summary>A stream's bytes to its end, refused past <see cref="DecodeOptions.MaxFileBytes"/>.</summary>
     /// <exception cref="InvalidImageException">The stream is longer than <see cref="DecodeOptions.MaxFileBytes"/>.</exception>
+    /// <exception cref="ArgumentException">The stream cannot be read: closed, or write-only.</exception>
     internal static async Task<byte[]> ReadAllAsync(Stream stream, DecodeOptions options, CancellationToken cancellationToken, bool synchronous = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        // A closed stream would throw ObjectDisposedException, which callers take for a disposed engine.
+        if (!stream.CanRead)
+            throw new ArgumentException("the image stream cannot be read: it is closed or write-only", nameof(stream));
         using var buffer = new MemoryStream();
         var chunk = new byte[81920];
         int n;

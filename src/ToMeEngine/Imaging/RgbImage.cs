@@ -16,7 +16,17 @@ public sealed class RgbImage
     }
 
     /// <summary>Allocates a black picture.</summary>
-    public RgbImage(int width, int height) : this(width, height, new byte[checked(width * height * 3)]) { }
+    public RgbImage(int width, int height) : this(width, height, new byte[Size(width, height)]) { }
+
+    // The sizes are checked before the array is allocated, so a negative one is an ArgumentOutOfRangeException, not an overflow.
+    private static int Size(int width, int height)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        long bytes = (long)width * height * 3;
+        return bytes <= Array.MaxLength ? (int)bytes
+            : throw new ArgumentOutOfRangeException(nameof(width), $"{width}x{height} RGB needs {bytes} bytes, more than an array holds");
+    }
 
     public int Width { get; }
     public int Height { get; }

@@ -175,8 +175,9 @@ public sealed partial class BatchingClassifier
         {
             try
             {
-                batch[b].TrySetResult(engine.TopK(logits.AsSpan(b * classes, classes), batch[b].TopK));
-                Interlocked.Increment(ref completed);
+                var answer = engine.TopK(logits.AsSpan(b * classes, classes), batch[b].TopK);
+                Interlocked.Increment(ref completed); // before the caller can read Statistics
+                batch[b].TrySetResult(answer);
             }
             catch (ArithmeticException e)
             {

@@ -80,6 +80,8 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
         ArgumentNullException.ThrowIfNull(engine);
         Options = options?.Clone() ?? new BatchingOptions();
         Options.Validate();
+        // The engine refuses larger batches (its buffers are sized for its own limit): gather no more than it runs.
+        Options.MaxBatchSize = Math.Min(Options.MaxBatchSize, engine.Options.MaxBatchSize);
         this.engine = engine;
         this.ownsEngine = ownsEngine;
         this.replaceLostEngine = replaceLostEngine;
@@ -124,10 +126,16 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
         Interlocked.Read(ref cancelled), Interlocked.Read(ref failed), Interlocked.Read(ref batches), Interlocked.Read(ref images));
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<Prediction>> ClassifyAsync(ImageInput image, int topK = 5, CancellationToken cancellationToken = default)
     {
+        // Arguments are the caller's mistake, thrown at the call; the rest is the request's outcome, in its task.
         ArgumentNullException.ThrowIfNull(image);
         ArgumentOutOfRangeException.ThrowIfLessThan(topK, 1);
+        return AdmitAndRunAsync(image, topK, cancellationToken);
+    }
+
+    private async Task<IReadOnlyList<Prediction>> AdmitAndRunAsync(ImageInput image, int topK, CancellationToken cancellationToken)
+    {
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(disposed, this);
         Admit(1);

@@ -7,7 +7,7 @@ namespace ToMe.Serving;
 /// </summary>
 public sealed class BatchingOptions
 {
-    /// <summary>Most images in one forward pass.</summary>
+    /// <summary>Most images in one forward pass; a classifier lowers it to its engine's <see cref="EngineOptions.MaxBatchSize"/>.</summary>
     public int MaxBatchSize { get; set; } = 32;
 
     /// <summary>

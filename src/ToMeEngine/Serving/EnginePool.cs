@@ -49,16 +49,22 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
     /// <see cref="EnginePoolOptions.CpuEngines"/> CPU engines. With no GPU and no CPU engines asked for, the pool has one
     /// member built from <paramref name="engine"/> as given (auto picks CUDA device <see cref="EngineOptions.Device"/> or the CPU).
     /// </summary>
+    /// <exception cref="ArgumentException"><paramref name="model"/> is null or blank, or an option is out of range (as <see cref="ToMeEngine.Load(string, EngineOptions?)"/>).</exception>
+    /// <exception cref="FileNotFoundException">No model at <paramref name="model"/>.</exception>
+    /// <exception cref="Weights.InvalidModelException">The model's files are not a model the engine runs, or exceed <see cref="EngineOptions.ModelLimits"/>.</exception>
+    /// <exception cref="NotSupportedException"><see cref="BackendKind.Cuda"/> (or a half precision) and no usable CUDA device.</exception>
     public static EnginePool Load(string model, EngineOptions? engine = null, BatchingOptions? batching = null, EnginePoolOptions? pool = null,
                                   ServingMetrics? metrics = null, ILoggerFactory? loggers = null)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(model);
         engine ??= new EngineOptions();
+        engine.Validate();
         pool ??= new EnginePoolOptions();
         if (pool.CpuEngines < 0)
             throw new ArgumentOutOfRangeException(nameof(pool), pool.CpuEngines, "CpuEngines must be 0 or more");
         loggers ??= NullLoggerFactory.Instance;
         var log = loggers.CreateLogger<EnginePool>();
-        var weights = ModelLoader.Load(model);
+        var weights = ModelLoader.Load(model, engine.ModelLimits);
         // int8 runs on the CPU only: unless devices are named (and then refused clearly), the pool uses none.
         var devices = pool.CudaDevices ?? (engine.Backend, engine.Precision) switch
         {
@@ -66,6 +72,9 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
             (BackendKind.Auto, _) when CudaDriver.IsEmulated => [],   // auto never picks the emulated test device
             _ => CudaDevices(),
         };
+        // Cuda asked for and no device found: the error ToMeEngine.Load gives, not a pool of CPU engines.
+        if (devices.Count == 0 && engine.Backend == BackendKind.Cuda && pool.CudaDevices is null)
+            ToMeEngine.Create(weights, engine).Dispose();
         var built = new List<BatchingClassifier>();
         try
         {
@@ -91,7 +100,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
             log.LogInformation("engine {Index}: {Model} on {Backend}, {Precision}", built.Count, e.Config.Architecture, e.BackendName, e.Precision.Name());
             // Read again from the model rather than kept: the host copy of the weights is not held for a rare event.
             return new BatchingClassifier(e, batching, ownsEngine: true, metrics, loggers.CreateLogger<BatchingClassifier>(),
-                replaceable ? () => ToMeEngine.Create(ModelLoader.Load(model), o) : null);
+                replaceable ? () => ToMeEngine.Create(ModelLoader.Load(model, o.ModelLimits), o) : null);
         }
     }
 

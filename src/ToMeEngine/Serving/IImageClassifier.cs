@@ -19,7 +19,11 @@ public interface IImageClassifier
     Exception? Fault => null;
 
     /// <summary>The <paramref name="topK"/> most probable classes of <paramref name="image"/>, most probable first.</summary>
+    /// <exception cref="ArgumentNullException"><paramref name="image"/> is null (thrown at the call).</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1 (thrown at the call).</exception>
+    /// <exception cref="FileNotFoundException">A path names no file (or a directory).</exception>
     /// <exception cref="Imaging.InvalidImageException">The image cannot be decoded (only this request fails).</exception>
+    /// <exception cref="ArithmeticException">The image's logits are not finite (values far outside a preprocessed image's range).</exception>
     /// <exception cref="ArgumentException">A preprocessed image (<see cref="ImageInput.FromTensor"/>) is not [3, S, S] for this model.</exception>
     /// <exception cref="EngineOverloadedException">The request queue is full; retry later or elsewhere.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before the request ran.</exception>

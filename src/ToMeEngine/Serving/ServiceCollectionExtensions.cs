@@ -62,7 +62,8 @@ public static class ServiceCollectionExtensions
 
     /// <summary>
     /// Registers an engine already loaded (e.g. by a command line) behind a <see cref="BatchingClassifier"/>; the container
-    /// disposes the engine with the classifier. <paramref name="replaceLostEngine"/> loads a fresh engine for one whose GPU
+    /// disposes the engine with the classifier once the classifier has been resolved (a container disposes only what it
+    /// built: if <see cref="IImageClassifier"/> is never resolved, the engine stays the caller's to dispose). <paramref name="replaceLostEngine"/> loads a fresh engine for one whose GPU
     /// context was lost (see <see cref="BatchingClassifier"/>).
     /// </summary>
     public static IServiceCollection AddToMeEngine(this IServiceCollection services, ToMeEngine engine, BatchingOptions? batching = null,

@@ -31,6 +31,20 @@ public sealed class ClassifyEvalCommandTests : IDisposable
     }
 
     [Fact]
+    public void MaxPixelsRefusesLargerImagesBeforeDecodingThem()
+    {
+        // png_rgb.png is larger than 32 x 32 pixels; bmp_rgb.bmp too, but the limit applies to each file alone.
+        var (code, stdout, stderr) = TomeProcess.Run("classify", Picture("png_rgb.png"), "--model", Model, "--backend", "cpu",
+            "--max-pixels", "1024");
+        Assert.Equal(1, code);
+        Assert.Contains("png_rgb.png", stderr);
+        Assert.Contains("exceeds the limit of 1024", stderr);
+        Assert.DoesNotContain("%", stdout);
+        var (ok, _, okErr) = TomeProcess.Run("classify", Picture("png_rgb.png"), "--model", Model, "--backend", "cpu");
+        Assert.True(ok == 0, okErr);
+    }
+
+    [Fact]
     public void EvalScoresAFolderAndSkipsUnreadableFiles()
     {
         // Labels: each picture's own top-1 under the engine, so the expected accuracy is 100%, and one broken file.

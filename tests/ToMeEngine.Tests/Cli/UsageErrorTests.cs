@@ -100,6 +100,7 @@ public sealed class UsageErrorTests : IDisposable
     [InlineData("serve", "--max-delay-ms", "-1", "--max-delay-ms -1: must be between 0 and 10 s")]
     [InlineData("serve", "--drain-seconds", "700", "--drain-seconds 700: must be from 0 to 600")]
     [InlineData("serve", "--max-queue", "0", "--max-queue 0: must be at least 1")]
+    [InlineData("serve", "--max-pixels", "0", "--max-pixels 0: must be at least 1")]
     [InlineData("eval", "--labels", "nonexist.csv", "--labels nonexist.csv: no such file")]
     [InlineData("forward", "--input", "nonexist.safetensors", "--input nonexist.safetensors: no such file")]
     public void AValueOutOfRangeNamesItsOption(string command, string option, string value, string message)

@@ -89,7 +89,7 @@ public sealed partial record HubRepoId
         {
             // The example is a repository that exists (a name with a known default tag), never this name plus a guessed tag.
             var example = defaultTags.MinBy(d => ArchitectureTable.EditDistance(text, d.Key));
-            throw new ArgumentException($"{text}: timm names its hub repositories NAME.TAG and the engine does not know this name's default tag; " +
+            throw new ArgumentException($"{text}: timm names its hub repositories with a pretrained tag (NAME.TAG) and the engine does not know this name's default; " +
                                         $"give the full name of a repository listed on https://huggingface.co/timm, e.g. timm/{example.Key}.{example.Value}");
         }
         id = new HubRepoId("timm", $"{text}.{tag}");
