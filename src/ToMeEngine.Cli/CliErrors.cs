@@ -27,6 +27,12 @@ internal static class CliErrors
             Console.Error.WriteLine($"error: {ErrorText.Plain(e)}");
             return UsageExitCode;
         }
+        catch (Backends.Cuda.Native.CudaException e)
+        {
+            // The device's answer (out of memory, a lost context): the first line says what failed; the driver's detail after it.
+            Console.Error.WriteLine($"error: {e.Message.Split('\n')[0]}");
+            return 1;
+        }
     }
 
     /// <summary>

@@ -35,6 +35,10 @@ internal static class BackendFactory
             case "cuda" when precision == Precision.Int8:
                 // Said before looking for a device, so a machine without one is told the same as one with.
                 throw new NotSupportedException("int8 is CPU-only (the CPU backend): use backend cpu or auto");
+            case "auto" when needsCuda && CudaDriver.IsEmulated:
+                // auto never picks the emulated test device, for a half precision neither.
+                throw new NotSupportedException($"{precision.Name()} needs the CUDA backend, and the only CUDA device is the emulated test " +
+                                                "device, which backend auto never picks (name backend cuda to run on it)");
             case "cuda":
             case "auto" when needsCuda:
                 if (CudaBackend.TryCreate(out var cuda, out var reason, device))

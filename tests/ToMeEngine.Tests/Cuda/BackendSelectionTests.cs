@@ -30,6 +30,11 @@ public class BackendSelectionTests
         }
         using var engine = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"));
         Assert.Equal("cpu", engine.BackendName);
+        // Not for a half precision either: it is refused, naming the way to run it there.
+        foreach (var precision in new[] { Precision.Float16, Precision.BFloat16, Precision.TensorFloat32 })
+            Assert.Contains("emulated test device", Assert.Throws<NotSupportedException>(() => BackendFactory.Create("auto", precision: precision)).Message);
+        using var half = BackendFactory.Create("cuda", precision: Precision.Float16);
+        Assert.True(BackendFactory.Cuda(half)!.Device.IsEmulated);
     }
 
     [Fact]

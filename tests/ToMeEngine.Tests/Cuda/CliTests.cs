@@ -19,6 +19,23 @@ public class CliTests
         return (exitCode, output.ToString(), error.ToString());
     }
 
+    [Theory]
+    [InlineData(12_000_000, "for the forward pass's workspace", "(smaller batches still run)")]
+    [InlineData(20_000_000, "for cuBLAS's workspace", "(the device has too little memory for this model)")]
+    public void OutOfGpuMemoryIsOneLineWithATrueHint(long deviceBytes, string what, string hint)
+    {
+        Support.EmulatedDevice.Require();
+        using var dir = new TempDirectory();
+        var environment = new Dictionary<string, string?> { ["TOME_EMU_MEMORY_BYTES"] = deviceBytes.ToString() };
+        var (code, _, stderr) = Support.TomeProcess.Run(environment, "forward", "--model", Support.Fixtures.ModelPath("vit_t4"),
+            "--input", Support.Fixtures.GoldenPath("vit_t4"), "-o", Path.Combine(dir.Path, "out.safetensors"), "--backend", "cuda");
+        Assert.Equal(1, code);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: out of GPU memory: ", line);
+        Assert.Contains(what, line);
+        Assert.Contains(hint, line);
+    }
+
     [Fact]
     public void DevicesListsEachGpu()
     {

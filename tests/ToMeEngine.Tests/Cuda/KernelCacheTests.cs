@@ -32,6 +32,34 @@ public class KernelCacheTests
         Assert.Equal(1, second.CompilationCount);
     }
 
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("overwritten")]
+    [InlineData("no log")]
+    public void ADamagedEntryIsCompiledAgainNotLoaded(string damage)
+    {
+        NvrtcRequirement.Require();
+        using var dir = new TempDirectory();
+        var source = KernelSources.Get("layer_norm.cu");
+        var options = new KernelCompileOptions("sm_86");
+        var compiled = new KernelCompiler(new KernelCache(dir.Path)).Compile(source, options);
+        var entry = Assert.Single(Directory.GetFiles(dir.Path, "*.cubin"));
+        switch (damage)
+        {
+            case "truncated": File.WriteAllBytes(entry, File.ReadAllBytes(entry)[..(compiled.Image.Length / 2)]); break;
+            case "overwritten": File.WriteAllBytes(entry, Enumerable.Range(0, compiled.Image.Length).Select(i => (byte)i).ToArray()); break;
+            default: File.Delete(Path.ChangeExtension(entry, ".log")); break;
+        }
+
+        // A driver given the damaged bytes could fail, or crash, on every start: the entry is dropped and rebuilt.
+        var next = new KernelCompiler(new KernelCache(dir.Path));
+        var again = next.Compile(source, options);
+        Assert.False(again.FromCache);
+        Assert.Equal(1, next.CompilationCount);
+        Assert.Equal(compiled.Image, again.Image);
+        Assert.True(new KernelCompiler(new KernelCache(dir.Path)).Compile(source, options).FromCache);
+    }
+
     [Fact]
     public void KeyCoversSourceHeadersOptionsAndNvrtcVersion()
     {

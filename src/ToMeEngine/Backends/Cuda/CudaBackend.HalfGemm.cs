@@ -59,7 +59,7 @@ internal sealed partial class CudaBackend
         if (!ltPlans.TryGetValue(key, out var plan))
         {
             lt ??= new CublasLtHandle(context);
-            ltWorkspace ??= DeviceBuffer<byte>.Allocate(context, LtWorkspaceBytes, "cuBLASLt's workspace (set once)");
+            ltWorkspace ??= DeviceBuffer<byte>.Allocate(context, LtWorkspaceBytes, $"cuBLASLt's workspace ({CudaFaults.SetOnce})");
             if (ltPlans.Count >= MaxLtPlans)
                 ClearLtPlans();
             // Bias in fp32 whatever the output: an additive term read once per column.

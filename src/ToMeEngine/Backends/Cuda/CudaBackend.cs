@@ -95,7 +95,7 @@ internal sealed partial class CudaBackend : IBackend
     {
         if (blasWorkspace is null)
         {
-            var workspace = DeviceBuffer<byte>.Allocate(context, BlasWorkspaceBytes, "cuBLAS's workspace (32 MiB, set once)");
+            var workspace = DeviceBuffer<byte>.Allocate(context, BlasWorkspaceBytes, $"cuBLAS's workspace (32 MiB, {CudaFaults.SetOnce})");
             try
             {
                 blas.SetWorkspace(workspace);

@@ -58,6 +58,9 @@ public sealed class CudaContextLostException : CudaException
 /// <summary>Which CUDA errors lose the context, and byte counts for messages.</summary>
 internal static class CudaFaults
 {
+    /// <summary>Marks an allocation made once per engine, whatever the batch (a library's workspace): no smaller batch avoids it.</summary>
+    internal const string SetOnce = "set once";
+
     /// <summary>
     /// CUDA's "sticky" errors (cuda.h: the process must terminate, or reset the context, to use the device again):
     /// illegal address, launch timeout, assert, hardware stack error, illegal instruction, misaligned address,

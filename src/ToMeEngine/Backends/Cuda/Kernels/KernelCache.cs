@@ -7,13 +7,18 @@ namespace ToMe.Backends.Cuda.Kernels;
 /// CUBINs on disk, keyed by a hash of the kernel source and every header, the target architecture,
 /// the NVRTC options and the NVRTC version, so a second start compiles nothing. Each entry is a
 /// <c>.cubin</c> plus a <c>.log</c> (the NVRTC/ptxas log, for resource reports); both are written to
-/// a temporary file and renamed into place, so concurrent processes never see half a file.
+/// a temporary file and renamed into place, so concurrent processes never see half a file. The log's first line holds the
+/// CUBIN's SHA-256: an entry that does not match it (damaged on disk, or edited) is deleted and compiled again.
 /// Location: <c>TOME_KERNEL_CACHE</c>, else $XDG_CACHE_HOME/tome/kernels or ~/.cache/tome/kernels
 /// (LocalApplicationData\tome\kernels on Windows).
 /// </summary>
 public sealed class KernelCache
 {
-    private const string FormatVersion = "tome-kernel-cache-1";
+    private const string FormatVersion = "tome-kernel-cache-2";
+
+    // The .log's first line: the CUBIN's SHA-256. A driver is handed only a pointer (the image's size is in its own
+    // headers), so a truncated or damaged entry must be caught here, not by loading it.
+    private const string DigestPrefix = "sha256 ";
 
     public KernelCache(string directory) => Directory = directory;
 
@@ -57,8 +62,17 @@ public sealed class KernelCache
             if (!File.Exists(path + ".cubin"))
                 return false;
             cubin = File.ReadAllBytes(path + ".cubin");
-            log = File.Exists(path + ".log") ? File.ReadAllText(path + ".log") : "";
-            return cubin.Length > 0;
+            var stored = File.Exists(path + ".log") ? File.ReadAllText(path + ".log") : "";
+            int newline = stored.IndexOf('\n');
+            if (cubin.Length > 0 && newline > 0 && stored[..newline] == DigestPrefix + Convert.ToHexStringLower(SHA256.HashData(cubin)))
+            {
+                log = stored[(newline + 1)..];
+                return true;
+            }
+            cubin = [];
+            File.Delete(path + ".cubin");
+            File.Delete(path + ".log");
+            return false;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -74,7 +88,7 @@ public sealed class KernelCache
         {
             System.IO.Directory.CreateDirectory(Directory);
             // The log first: a reader treats the .cubin as the entry's commit point.
-            WriteAtomically(path + ".log", Encoding.UTF8.GetBytes(log));
+            WriteAtomically(path + ".log", Encoding.UTF8.GetBytes(DigestPrefix + Convert.ToHexStringLower(SHA256.HashData(cubin)) + "\n" + log));
             WriteAtomically(path + ".cubin", cubin);
             return true;
         }
