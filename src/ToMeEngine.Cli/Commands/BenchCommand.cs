@@ -78,9 +78,7 @@ internal static class BenchCommand
             var resolved = engine.ResolvePrecision(requested);
             if (profiled && engine is not CpuBackend)
                 throw new NotSupportedException($"--profile times each op on the host clock, which needs --backend cpu ({engine.Name} runs its ops asynchronously)");
-            bool emulated = BackendFactory.Cuda(engine) is { Device.IsEmulated: true };
-            if (emulated)
-                Console.Error.WriteLine("note: the CUDA device is emulated on the CPU; these timings say nothing about any GPU");
+            bool emulated = DeviceNotes.WarnIfEmulated(BackendFactory.Cuda(engine) is { Device.IsEmulated: true });
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
                 log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved, profileThreadTime: cpuTimed);
             var machine = BackendFactory.Cuda(engine) is { } gpu
@@ -159,6 +157,7 @@ internal static class BenchCommand
             });
             if (rows.Count == 0)
             {
+                DeviceNotes.WarnIfEmulated(engine.OnEmulatedCuda);
                 (ranOn, ranIn) = (engine.BackendName, engine.Precision.Name());
                 EndToEndBenchmark.Decode(engine, files.Take(batch).ToList(), decodeThreads, keep: 0); // warm-up
                 (decodeRate, coresBusy, readable, sample) = EndToEndBenchmark.Decode(engine, files, decodeThreads, keep: batch);

@@ -45,6 +45,7 @@ internal static class EvalCommand
                 throw new DirectoryNotFoundException($"--images {dir}: no such folder");
             var variants = EvalSweep.Variants(engineOptions.Strategy.ParseAll(parse), engineOptions.ParseSchedules(parse));
             using var engine = engineOptions.Load(parse, batchSize);
+            DeviceNotes.WarnIfEmulated(engine.OnEmulatedCuda); // eval prints images/s and speed-ups
             // Labels are checked against the model's classes, so they are read once the model is known.
             var samples = LabelledImages.Read(dir, parse.GetValue(labels), engine.Config.NumClasses);
             if (count > 0)

@@ -76,8 +76,9 @@ internal static class KernelsBenchCommand
         if (gemmSize < 16 || copyMib < 1 || budget < 0)
             throw new ArgumentException("--peak-gemm must be at least 16, --peak-copy-mib at least 1, --time-ms 0 or more");
         if (!CudaBackend.TryCreate(out var gpu, out var reason, ordinal))
-            throw new NotSupportedException($"no CUDA device: {reason}");
+            throw new NotSupportedException(Backends.BackendFactory.NoDevice(ordinal, reason));
         using var backend = gpu!;
+        DeviceNotes.WarnIfEmulated(backend.Device.IsEmulated);
         var peaks = DeviceKernelBenchmark.MeasurePeaks(backend, gemmSize, (long)copyMib << 20, budget);
         var inv = CultureInfo.InvariantCulture;
         string device = $"{backend.Device.Name} ({backend.Device.Arch})";

@@ -73,6 +73,11 @@ internal static partial class KernelsCommand
             return 2;
         }
 
+        if (requestedArchs?.FirstOrDefault(a => int.TryParse(new string(a.Where(char.IsDigit).ToArray()), out int n) && n < KernelBuildReport.MinimumArch) is { } old)
+        {
+            error.WriteLine($"error: --arch {old}: the engine's kernels need sm_{KernelBuildReport.MinimumArch} (Volta) or newer");
+            return 2;
+        }
         if (requestedArchs?.FirstOrDefault(a => !KernelBuildReport.IsSupported(a)) is { } unsupported)
         {
             var supported = KernelCompiler.SupportedArchsOrNull() ?? [];

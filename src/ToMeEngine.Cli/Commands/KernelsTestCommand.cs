@@ -70,7 +70,7 @@ internal static class KernelsTestCommand
                 return cpu;
             case "cuda":
                 if (!CudaBackend.TryCreate(out var gpu, out var reason, ordinal))
-                    throw new NotSupportedException($"no CUDA device: {reason}");
+                    throw new NotSupportedException(Backends.BackendFactory.NoDevice(ordinal, reason));
                 description = $"cuda device {ordinal}: {gpu!.Device.Name} ({gpu.Device.Arch})";
                 return gpu;
             default:

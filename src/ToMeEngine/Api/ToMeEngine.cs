@@ -106,6 +106,9 @@ public sealed partial class ToMeEngine : IDisposable
 
     // One pass at the batch the backend runs at once (the CPU backend: one image per thread), so that both ways a batch runs
     // (one image per thread, and a remainder as one group) have compiled code and buffers before the first call.
+    /// <summary>Whether this engine runs on the emulated CUDA device (a test device: its timings say nothing about a GPU).</summary>
+    internal bool OnEmulatedCuda => OnEmulatedDevice(backend);
+
     private static bool OnEmulatedDevice(IBackend backend) => backend switch
     {
         Backends.Cuda.CudaBackend cuda => cuda.Device.IsEmulated,

@@ -45,7 +45,7 @@ internal static class BackendFactory
                     return new CudaGraphBackend(cuda!, graphs);
                 throw new NotSupportedException(needsCuda
                     ? $"{precision.Name()} needs the CUDA backend, and there is no CUDA device: {FirstLine(reason)}"
-                    : $"no CUDA device: {FirstLine(reason)}");
+                    : NoDevice(device, reason));
             case "auto":
                 return !CudaDriver.IsEmulated && CudaBackend.TryCreate(out var found, out _, device)
                     ? new CudaGraphBackend(found!, graphs) : new CpuBackend(cpuThreads);
@@ -66,6 +66,10 @@ internal static class BackendFactory
     };
 
     /// <summary>The first line of a reason; a list of paths tried that follows it is left to <c>tome devices</c>.</summary>
+    /// <summary>Why CUDA device <paramref name="device"/> cannot be used, in one line (the driver's reason, its first line).</summary>
+    internal static string NoDevice(int device, string? reason) =>
+        (device == 0 ? "no CUDA device: " : $"no CUDA device {device}: ") + FirstLine(reason ?? "");
+
     private static string FirstLine(string text)
     {
         int newline = text.IndexOf('\n');

@@ -37,6 +37,41 @@ public class CliTests
     }
 
     [Fact]
+    public void ADeviceThatDoesNotExistIsOneLineNamingIt()
+    {
+        Support.GpuRequirement.RequireDevice();
+        foreach (var command in new[] { "test", "bench" })
+        {
+            var (code, _, stderr) = Support.TomeProcess.Run("kernels", command, "--backend", "cuda", "--device", "99");
+            Assert.Equal(2, code);
+            var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith("error: no CUDA device 99: ", line);
+        }
+    }
+
+    [Fact]
+    public void EveryTimingOnTheEmulatedDeviceSaysSo()
+    {
+        Support.EmulatedDevice.Require();
+        using var dir = new TempDirectory();
+        var images = Directory.CreateDirectory(Path.Combine(dir.Path, "images", "3")).FullName;
+        File.Copy(Support.RepoData.Path(Path.Combine("images", "png_rgb.png")), Path.Combine(images, "a.png"));
+        var model = Support.Fixtures.ModelPath("vit_t4");
+        string[][] commands =
+        [
+            ["eval", "--model", model, "--images", Path.GetDirectoryName(images)!, "--backend", "cuda", "--batch", "1"],
+            ["bench", "--model", model, "--images", images, "--backend", "cuda", "--batch", "1", "--runs", "1", "--warmup", "0"],
+            ["kernels", "bench", "--backend", "cuda", "--models", "ViT-S", "--batch", "1", "--peak-gemm", "16", "--peak-copy-mib", "1", "--time-ms", "0"],
+        ];
+        foreach (var command in commands)
+        {
+            var (code, _, stderr) = Support.TomeProcess.Run(command);
+            Assert.True(code == 0, $"{string.Join(' ', command)}: {stderr}");
+            Assert.Contains("the CUDA device is emulated on the CPU; these timings say nothing about any GPU", stderr);
+        }
+    }
+
+    [Fact]
     public void DevicesListsEachGpu()
     {
         Support.GpuRequirement.RequireDevice();
@@ -85,11 +120,17 @@ public class CliTests
     public void KernelsCompileRefusesAnArchitectureNvrtcCannotTargetBeforeCompiling()
     {
         NvrtcRequirement.Require();
-        var (exitCode, output, error) = Run("kernels", "compile", "--arch", "sm_86,sm_1", "--no-cache");
+        var (exitCode, output, error) = Run("kernels", "compile", "--arch", "sm_86,sm_990", "--no-cache");
         Assert.Equal(2, exitCode);
-        Assert.Contains("cannot target sm_1; it targets ", error);
+        Assert.Contains("cannot target sm_990; it targets ", error);
         Assert.Contains("sm_86", error);
         Assert.DoesNotContain("failed", error);
+        Assert.Equal("", output);
+
+        // NVRTC targets sm_60, the kernels do not: refused for that reason, before any compiling.
+        (exitCode, output, error) = Run("kernels", "compile", "--arch", "sm_86,sm_60", "--no-cache");
+        Assert.Equal(2, exitCode);
+        Assert.Equal("error: --arch sm_60: the engine's kernels need sm_70 (Volta) or newer", error.Trim());
         Assert.Equal("", output);
     }
 

@@ -53,6 +53,9 @@ public static class KernelBuildReport
         var digits = new string(arch.SkipWhile(c => !char.IsDigit(c)).TakeWhile(char.IsDigit).ToArray());
         if (!(arch.StartsWith("sm_", StringComparison.Ordinal) || arch.StartsWith("compute_", StringComparison.Ordinal)) || !int.TryParse(digits, out var number))
             return true;
+        // The kernels use tensor-core mma and other sm_70 features: older targets cannot compile them.
+        if (number < MinimumArch)
+            return false;
         // NVRTC lists plain sm_XY numbers; the architecture-specific variants (sm_90a) came with CUDA 12.0.
         if (IsArchSpecific(arch) && KernelCompiler.NvrtcVersion().Major < 12)
             return false;
@@ -60,5 +63,8 @@ public static class KernelBuildReport
     }
 
     /// <summary>sm_90a, compute_90a: code that runs on that architecture only (wgmma, setmaxnreg).</summary>
+    /// <summary>The oldest architecture the kernels compile for (Volta).</summary>
+    public const int MinimumArch = 70;
+
     public static bool IsArchSpecific(string arch) => arch.EndsWith('a') && char.IsDigit(arch[^2]);
 }
