@@ -201,8 +201,8 @@ internal sealed partial class ForwardPass : IDisposable
             // Nothing of the failed batch stays allocated (the workspace is dropped before it is replaced; scratch grows
             // only after the old block is freed): a smaller batch runs next.
             throw e.For($"{e.What}, in a forward pass of {config.Architecture} at batch {batch}" +
-                        (batch > 1 && !e.What.Contains(Backends.Cuda.CudaFaults.SetOnce, StringComparison.Ordinal)
-                            ? " (smaller batches still run)" : " (the device has too little memory for this model)"));
+                        (e.What.Contains(Backends.Cuda.CudaFaults.SetOnce, StringComparison.Ordinal) ? " (one allocation per engine: a smaller batch needs it too)"
+                            : batch > 1 ? " (smaller batches still run)" : " (the smallest batch)"));
         }
     }
 
