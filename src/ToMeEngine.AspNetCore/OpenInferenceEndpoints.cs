@@ -86,6 +86,12 @@ public static class OpenInferenceEndpoints
                 : Results.Json(new { name, ready = false }, statusCode: StatusCodes.Status503ServiceUnavailable)));
         v2.MapPost("/models/{name}/infer", async (string name, HttpContext context, IImageClassifier classifier, ClassifierServerOptions options) =>
             Find(name, classifier, options) ?? await OpenInferenceRequest.InferAsync(NameOf(classifier, options), context, classifier));
+        // The protocol's clients read {"error"} bodies: a wrong method gets one too, with Allow.
+        v2.MapMethods("/models/{name}/infer", ["GET", "PUT", "DELETE", "PATCH"], (HttpContext context) =>
+        {
+            context.Response.Headers.Allow = "POST";
+            return Error(StatusCodes.Status405MethodNotAllowed, $"{context.Request.Method} is not an inference request: POST the request's JSON");
+        });
         v2.Map("/models/{name}/versions/{version}/{**rest}", (string name, string version, IImageClassifier classifier, ClassifierServerOptions options) =>
             Find(name, classifier, options) ?? Error(StatusCodes.Status404NotFound, $"model '{name}' has no versions: call /v2/models/{name} without /versions/{version}"));
         return endpoints;

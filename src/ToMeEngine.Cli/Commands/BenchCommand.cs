@@ -35,7 +35,13 @@ internal static class BenchCommand
         var json = new Option<bool>("--json") { Description = "machine-readable output" };
         var images = new Option<string?>("--images") { Description = "end-to-end mode: decode rate, forward rate and end-to-end images/s over the image files in this folder, and which stage bounds the run" };
         var limit = new Option<int>("--limit") { Description = "end-to-end mode: at most this many files (0 = all)" };
-        var decodeThreads = new Option<int>("--decode-threads") { Description = "end-to-end mode: images decoded at once (0 = one per core)" };
+        // Bounded as --threads is: each decoder holds a decoded image and its own thread.
+        var decodeThreads = new Option<int>("--decode-threads") { Description = $"end-to-end mode: images decoded at once (0 = one per core, at most {EngineOptions.MaxThreads})" }
+            .Check((int n) =>
+            {
+                if (n is < 0 or > EngineOptions.MaxThreads)
+                    throw new ArgumentException($"must be 0 (one per core) or 1 to {EngineOptions.MaxThreads}");
+            });
         var noPropAttn = new Option<bool>("--no-prop-attn") { Description = "turn proportional attention off" };
         var profile = new Option<bool>("--profile") { Description = "also time every op and print where the forward's time goes (cpu backend)" };
         var profileThreadTime = new Option<bool>("--profile-thread-time") { Description = "with --profile (Linux): charge each op of an image its thread's CPU time, steady on a shared machine (time other processes held the cores then shows under outside ops)" };
@@ -65,8 +71,6 @@ internal static class BenchCommand
             bool asJson = parse.GetValue(json);
             if (parse.GetValue(images) is { } folder)
             {
-                if (parse.GetValue(decodeThreads) < 0)
-                    throw new ArgumentException("--decode-threads must be 0 (one per core) or positive");
                 return EndToEnd(weights, backendName, folder, parse.GetValue(limit), b, list, merge, !parse.GetValue(noPropAttn), parse.GetValue(threads),
                     parse.GetValue(decodeThreads), requested, asJson);
             }

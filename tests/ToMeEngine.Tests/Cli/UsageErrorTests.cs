@@ -101,6 +101,7 @@ public sealed class UsageErrorTests : IDisposable
     [InlineData("serve", "--drain-seconds", "700", "--drain-seconds 700: must be from 0 to 600")]
     [InlineData("serve", "--max-queue", "0", "--max-queue 0: must be at least 1")]
     [InlineData("serve", "--max-pixels", "0", "--max-pixels 0: must be at least 1")]
+    [InlineData("bench", "--decode-threads", "100000", "--decode-threads 100000: must be 0 (one per core) or 1 to 1024")]
     [InlineData("eval", "--labels", "nonexist.csv", "--labels nonexist.csv: no such file")]
     [InlineData("forward", "--input", "nonexist.safetensors", "--input nonexist.safetensors: no such file")]
     public void AValueOutOfRangeNamesItsOption(string command, string option, string value, string message)

@@ -64,6 +64,9 @@ public sealed class OpenInferenceTests
         Assert.Contains(Model, await Error(await client.GetAsync("/v2/models/resnet50", ct), HttpStatusCode.NotFound));
         Assert.Contains("versions", await Error(await client.GetAsync($"/v2/models/{Model}/versions/3/ready", ct), HttpStatusCode.NotFound));
         Assert.Contains("no model named 'resnet50'", await Error(await client.GetAsync("/v2/models/resnet50/versions/1/ready", ct), HttpStatusCode.NotFound));
+        var get = await client.GetAsync($"/v2/models/{Model}/infer", ct);
+        Assert.Contains("POST", await Error(get, HttpStatusCode.MethodNotAllowed));
+        Assert.Contains("POST", get.Content.Headers.Allow);
     }
 
     [Fact(Timeout = 60_000)]
