@@ -10,6 +10,7 @@ namespace ToMe.Tests.Cuda;
 /// cancelled; one whose forward has started completes; disposal ends requests taken ahead like every waiting one.
 /// The forward thread's hook (<see cref="BatchingClassifier.BeforeForward"/>) fixes the interleavings.
 /// </summary>
+[Collection(nameof(EmulatorAloneCollection))]
 public sealed class BatchingUploadAheadTests
 {
     private const int MaxBatch = 2, Count = 7;

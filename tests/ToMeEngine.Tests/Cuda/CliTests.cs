@@ -6,6 +6,7 @@ using ToMe.Cli;
 
 namespace ToMe.Tests.Cuda;
 
+[Collection(nameof(EmulatorAloneCollection))]
 public class CliTests
 {
     private static (int ExitCode, string Output, string Error) Run(params string[] args)
