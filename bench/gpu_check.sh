@@ -5,7 +5,7 @@
 #
 #   bench/gpu_check.sh pack [PACK]          on a machine with the .NET SDK: self-contained linux-x64 publish of the test
 #                                           project (an xunit v3 executable) and the CLI into one folder, packed with the
-#                                           bench scripts into PACK (default .device/gpu-check.tar.xz, refused over 64 MiB)
+#                                           bench scripts into PACK (default .device/gpu-check.tar.xz, refused when it and the checkout are over the 64 MiB a device call carries)
 #   bench/gpu_check.sh run PACK OUT [--small] [--emulated]
 #                                           on the GPU machine: unpack, run every step, write OUT/summary.md
 #   bench/gpu_check.sh run-local OUT [--small] [--emulated]
@@ -35,17 +35,22 @@ pack() {
     local common=(-c Release -r linux-x64 --self-contained true -p:DebugType=none -p:GenerateDocumentationFile=false -o "$stage/app")
     dotnet publish "$repo/tests/ToMeEngine.Tests/ToMeEngine.Tests.csproj" "${common[@]}" || exit 1
     dotnet publish "$repo/src/ToMeEngine.Cli/ToMeEngine.Cli.csproj" "${common[@]}" || exit 1
-    # Not needed on the GPU machine: the browser driver of the page tests, the code-coverage collector of the test SDK.
-    rm -rf "$stage/app/selenium-manager" "$stage/app/Microsoft.CodeCoverage" 2>/dev/null
+    # Not needed on the GPU machine: the browser driver of the page tests, the code-coverage collector of the test SDK;
+    # the test data, which the checkout that travels with every device call holds (run links it); and whatever else
+    # gpu_pack_prune.cs finds that nothing loads. What travels is this pack and the checkout together (checked below).
+    rm -rf "$stage/app/selenium-manager" "$stage/app/Microsoft.CodeCoverage" "$stage/app/TestData" 2>/dev/null
+    dotnet run "$here/gpu_pack_prune.cs" -- "$stage/app" ToMeEngine.Tests tome || exit 1
     cp "$here"/gpu_check.sh "$here"/gpu_check_summary.py "$here"/torch_gpu_baseline.py "$here"/torch_vit_baseline.py "$stage/bench/"
     git -C "$repo" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
     mkdir -p "$(dirname "$pack")"
     XZ_OPT="${XZ_OPT:--6 -T0}" tar -C "$stage" -cJf "$pack" . || exit 1
-    local bytes
+    # A device call carries the checkout (tracked files and untracked ones git does not ignore) and the pack: 64 MiB in all.
+    local bytes tree
     bytes=$(stat -c %s "$pack")
-    echo "packed $pack: $((bytes / 1048576)) MiB"
-    if [ "$bytes" -gt $((64 * 1048576)) ]; then
-        echo "error: $pack is over 64 MiB" >&2
+    tree=$(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
+    echo "packed $pack: $((bytes / 1048576)) MiB; with the checkout that travels beside it, $(((bytes + tree) / 1048576)) MiB of the 64 MiB a device call carries"
+    if [ $((bytes + tree)) -gt $((64 * 1048576)) ]; then
+        echo "error: $pack ($((bytes / 1048576)) MiB) and the checkout ($((tree / 1048576)) MiB) are over the 64 MiB a device call carries" >&2
         exit 1
     fi
 }
@@ -181,6 +186,8 @@ case "${1:-}" in
         options "${@:4}"
         work="$(mktemp -d)"
         tar -C "$work" -xJf "$2" || exit 1
+        # The tests' data from the checkout this script is in (the pack leaves it out: the checkout travels anyway).
+        [ -d "$work/app/TestData" ] || ln -s "$repo/tests/ToMeEngine.Tests/TestData" "$work/app/TestData" || exit 1
         out="$(mkdir -p "$3" && cd "$3" && pwd)"
         bench="$work/bench"
         commit="$(cat "$work/COMMIT")"
