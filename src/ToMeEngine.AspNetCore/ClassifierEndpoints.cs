@@ -21,7 +21,8 @@ public sealed record ClassifyResponse(IReadOnlyList<PredictionResponse> Predicti
 /// service is stopping.</item>
 /// <item><c>GET /health</c>: 200 with the model and backend once the model is loaded; 503 with the reason while the
 /// classifier cannot classify (<see cref="IImageClassifier.Fault"/>).</item>
-/// <item><c>GET /metrics</c>: Prometheus text of the <c>ToMeEngine</c> meter and ASP.NET Core's (<see cref="ClassifierTelemetry"/>).</item>
+/// <item><c>GET /metrics</c>: Prometheus text of the <c>ToMeEngine</c> meter and ASP.NET Core's (<see cref="ClassifierTelemetry"/>,
+/// <see cref="PrometheusMetricsEndpoint"/>).</item>
 /// <item>The Open Inference Protocol under <c>/v2</c> (<see cref="OpenInferenceEndpoints"/>).</item>
 /// <item><c>GET /</c>: the browser page; <c>POST /inspect?r=N</c>: its data (<see cref="InspectEndpoint"/>).</item>
 /// </list>
@@ -42,7 +43,7 @@ public static class ClassifierEndpoints
         endpoints.MapGet("/health", (IImageClassifier classifier) => classifier.Fault is { } fault
             ? Results.Json(new { status = "unhealthy", classifier = classifier.Description, error = fault.Message }, statusCode: StatusCodes.Status503ServiceUnavailable)
             : Results.Ok(new { status = "ok", classifier = classifier.Description }));
-        endpoints.MapPrometheusScrapingEndpoint("/metrics");
+        endpoints.MapPrometheusMetrics();
         endpoints.MapOpenInference();
         endpoints.MapWebPage();
         return endpoints;

@@ -8,7 +8,7 @@ namespace ToMe.Serving.Http;
 
 /// <summary>
 /// OpenTelemetry for the classification service. Metrics: the <c>ToMeEngine</c> meter (<see cref="ServingMetrics"/>) with
-/// ASP.NET Core's and Kestrel's, scraped as Prometheus text at <c>GET /metrics</c>. Traces: an activity per HTTP request
+/// ASP.NET Core's and Kestrel's, scraped as Prometheus text at <c>GET /metrics</c> (<see cref="PrometheusMetricsEndpoint"/>). Traces: an activity per HTTP request
 /// (ASP.NET Core), per classification and per batch (<see cref="ServingTracing"/>). Both are also pushed over OTLP when the
 /// standard settings name a collector (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, or the per-signal
 /// <c>OTEL_EXPORTER_OTLP_METRICS_ENDPOINT</c> / <c>OTEL_EXPORTER_OTLP_TRACES_ENDPOINT</c>, with <c>OTEL_EXPORTER_OTLP_PROTOCOL</c>,
@@ -38,7 +38,7 @@ public static class ClassifierTelemetry
             .WithMetrics(m =>
             {
                 m.AddMeter(ServingMetrics.MeterName, "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-                 .AddPrometheusExporter();
+                 .AddPrometheusTextExporter();
                 if (otlpMetrics)
                     m.AddOtlpExporter();
             })
@@ -46,7 +46,7 @@ public static class ClassifierTelemetry
             {
                 t.AddSource(ServingTracing.SourceName)
                  // Probes and scrapes are not worth a trace each.
-                 .AddAspNetCoreInstrumentation(o => o.Filter = c => !c.Request.Path.StartsWithSegments("/metrics") && !c.Request.Path.StartsWithSegments("/v2/health"));
+                 .AddAspNetCoreInstrumentation(o => o.Filter = c => !c.Request.Path.StartsWithSegments(PrometheusMetricsEndpoint.DefaultPath) && !c.Request.Path.StartsWithSegments("/v2/health"));
                 if (otlpTraces)
                     t.AddOtlpExporter();
             });

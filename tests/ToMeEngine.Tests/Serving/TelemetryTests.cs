@@ -39,7 +39,7 @@ public sealed class TelemetryTests
 
         var response = await client.GetAsync("/metrics", ct);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Equal("text/plain", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("text/plain; version=0.0.4; charset=utf-8", response.Content.Headers.ContentType?.ToString());
         var text = await response.Content.ReadAsStringAsync(ct);
         Assert.Contains("# TYPE tome_requests_total counter", text);
         Assert.Equal(encoded.Length + 1, Sample(text, "tome_requests_total"));
