@@ -9,7 +9,10 @@ namespace ToMe.Imaging;
 /// <summary>Resampling filters with PIL's definitions (both antialiased: the kernel widens when shrinking).</summary>
 public enum ResampleFilter
 {
+    /// <summary>PIL's <c>BILINEAR</c>: a triangle kernel of support 1.</summary>
     Bilinear,
+
+    /// <summary>PIL's <c>BICUBIC</c>: Keys' cubic with a = −0.5, support 2 (what timm's ViTs use).</summary>
     Bicubic,
 }
 
