@@ -7,6 +7,9 @@ using ToMe.Imaging;
 namespace ToMe.Serving.Http;
 
 /// <summary>One class in a <c>/classify</c> answer.</summary>
+/// <param name="Index">The class's index in the model's head.</param>
+/// <param name="Label">Its label ("class N" when the model has none).</param>
+/// <param name="Probability">Its softmax probability, in [0, 1].</param>
 public sealed record PredictionResponse(int Index, string Label, float Probability);
 
 /// <summary>The body of a <c>/classify</c> answer.</summary>

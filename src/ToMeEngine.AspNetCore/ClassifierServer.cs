@@ -72,6 +72,7 @@ internal sealed class ServiceDrain(ClassifierServerOptions options) : IHostedLif
 public sealed class PortInUseException(string host, int port, Exception inner)
     : IOException($"port {port} on {host} is already in use by another process", inner)
 {
+    /// <summary>The port that was taken.</summary>
     public int Port { get; } = port;
 }
 

@@ -7,6 +7,14 @@ using ToMe.Merging;
 namespace ToMe.Serving.Http;
 
 /// <summary>The answer of <c>POST /inspect?r=N</c>: one image at one r.</summary>
+/// <param name="R">Tokens merged per block (a constant schedule).</param>
+/// <param name="Predictions">The five most probable classes, most probable first.</param>
+/// <param name="TokensPerLayer">Tokens entering each block.</param>
+/// <param name="FinalTokens">Tokens after the last block, prefix tokens included.</param>
+/// <param name="PatchGroups">Distinct groups the patches ended in.</param>
+/// <param name="Patches">Patches of the input (the model's grid squared).</param>
+/// <param name="ForwardMs">Wall time of the forward pass, in milliseconds.</param>
+/// <param name="Visualization">ToMe's picture of the groups on the input crop, as a <c>data:image/png;base64,</c> URL.</param>
 public sealed record InspectResponse(
     int R,
     IReadOnlyList<PredictionResponse> Predictions,
@@ -18,6 +26,11 @@ public sealed record InspectResponse(
     string Visualization);
 
 /// <summary>What the page needs to set itself up (<c>GET /inspect</c>).</summary>
+/// <param name="Model">The model's name as served.</param>
+/// <param name="Description">The classifier's description (model, backend, precision).</param>
+/// <param name="Patches">Patches of the input.</param>
+/// <param name="MaxR">The largest r <c>POST /inspect</c> accepts.</param>
+/// <param name="ImageSize">The model's input side, in pixels.</param>
 public sealed record InspectInfo(string Model, string Description, int Patches, int MaxR, int ImageSize);
 
 /// <summary>
@@ -33,8 +46,10 @@ public sealed record InspectInfo(string Model, string Description, int Patches, 
 /// </remarks>
 public static class InspectEndpoint
 {
+    /// <summary>Inspections running at once: each is a batch-1 forward pass taken from the batches' turns on the engine.</summary>
     public const int MaxConcurrentInspections = 2;
 
+    /// <summary>How long an inspection waits for a slot before the answer is 503 (5 seconds).</summary>
     public static readonly TimeSpan InspectionWait = TimeSpan.FromSeconds(5);
 
     private static readonly string[] Assets = ["index.html", "app.js", "app.css"];

@@ -12,12 +12,16 @@ namespace ToMe.ImageSharp;
 /// </summary>
 public sealed class ImageSharpDecoder : IExternalImageDecoder
 {
+    /// <summary>The decoder (stateless: one instance serves every thread).</summary>
     public static ImageSharpDecoder Instance { get; } = new();
 
+    /// <summary>"ImageSharp", for messages.</summary>
     public string Name => "ImageSharp";
 
+    /// <summary>True for GIF, WebP and TIFF.</summary>
     public bool CanDecode(ImageFormat format) => format is ImageFormat.Gif or ImageFormat.WebP or ImageFormat.Tiff;
 
+    /// <summary>Decodes GIF (the first frame), WebP or TIFF to RGB, alpha dropped.</summary>
     /// <exception cref="InvalidImageException">ImageSharp cannot decode the data, or it declares more than <see cref="DecodeOptions.MaxPixels"/> pixels.</exception>
     public RgbImage Decode(byte[] data, ImageFormat format, DecodeOptions options)
     {

@@ -13,16 +13,20 @@ public sealed class SkiaSharpDecoder : IExternalImageDecoder
 {
     private static readonly Lazy<string?> unavailable = new(Probe);
 
+    /// <summary>The decoder (stateless: one instance serves every thread).</summary>
     public static SkiaSharpDecoder Instance { get; } = new();
 
+    /// <summary>"SkiaSharp", for messages.</summary>
     public string Name => "SkiaSharp";
 
     /// <summary>Why Skia's native library cannot be used here, or null when it can.</summary>
     public static string? Unavailable => unavailable.Value;
 
+    /// <summary>True for GIF, WebP and arithmetic-coded JPEG, where Skia's native library loads (see <see cref="Unavailable"/>).</summary>
     public bool CanDecode(ImageFormat format) =>
         format is ImageFormat.Gif or ImageFormat.WebP or ImageFormat.JpegArithmetic && Unavailable is null;
 
+    /// <summary>Decodes GIF (the first frame), WebP or arithmetic-coded JPEG to RGB, alpha dropped.</summary>
     /// <exception cref="InvalidImageException">Skia cannot decode the data, or it declares more than <see cref="DecodeOptions.MaxPixels"/> pixels.</exception>
     public RgbImage Decode(byte[] data, ImageFormat format, DecodeOptions options)
     {

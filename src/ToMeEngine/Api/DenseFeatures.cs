@@ -3,14 +3,21 @@ using ToMe.Imaging;
 namespace ToMe;
 
 /// <summary>Dense outputs of one image: the merged tokens, which token holds each patch, and the unmerged patch grid.</summary>
+/// <param name="FinalTokens">Tokens after the last block, prefix tokens included.</param>
+/// <param name="Channels">Channels per token (C, the model's embedding width).</param>
+/// <param name="Tokens">[FinalTokens, C], row-major: the last block's output after the final norm.</param>
+/// <param name="Sizes">[FinalTokens]: how many original tokens each final token holds.</param>
+/// <param name="Groups">[T0]: the final token holding each original token, prefix tokens first (−1: dropped).</param>
+/// <param name="GridSize">Patches per side (H_p = W_p).</param>
+/// <param name="PatchGrid">[GridSize, GridSize, C], row-major: every patch takes the value of the token that holds it.</param>
 public sealed record DenseFeatures(
     int FinalTokens,
     int Channels,
-    float[] Tokens,      // [FinalTokens, C] after the final norm
-    float[] Sizes,       // [FinalTokens] original tokens held by each
-    int[] Groups,        // [T0] final token holding each original token (prefix tokens first; −1: dropped)
-    int GridSize,        // patches per side
-    float[] PatchGrid);  // [GridSize, GridSize, C]: every patch takes the value of the token that holds it
+    float[] Tokens,
+    float[] Sizes,
+    int[] Groups,
+    int GridSize,
+    float[] PatchGrid);
 
 /// <summary>ToMe's merge visualization of one image.</summary>
 public static class EngineFeatures

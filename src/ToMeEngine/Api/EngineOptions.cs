@@ -8,13 +8,18 @@ public enum BackendKind
 {
     /// <summary>CUDA when a device is usable, else the CPU.</summary>
     Auto,
+
+    /// <summary>The CPU, with <see cref="EngineOptions.Threads"/> workers: float32 and int8.</summary>
     Cpu,
+
+    /// <summary>The CUDA device <see cref="EngineOptions.Device"/>; loading fails with <see cref="NotSupportedException"/> where there is none.</summary>
     Cuda,
 }
 
 /// <summary>How a <see cref="ToMeEngine"/> runs its model. Immutable; the defaults reproduce timm + ToMe at r = 0.</summary>
 public sealed record EngineOptions
 {
+    /// <summary>Where the forward pass runs; <see cref="BackendKind.Auto"/> (a usable CUDA device, else the CPU) by default.</summary>
     public BackendKind Backend { get; init; } = BackendKind.Auto;
 
     /// <summary>

@@ -11,8 +11,10 @@ namespace ToMe;
 /// </summary>
 public static class GpuMemoryBudget
 {
+    /// <summary>The estimated GPU memory, in bytes, of an engine for <paramref name="config"/> running batches of up to <paramref name="batch"/> images.</summary>
     public static long EstimateBytes(ModelConfig config, int batch)
     {
+        ArgumentNullException.ThrowIfNull(config);
         long s = config.ImageSize, t = config.Tokens, c = config.EmbedDim;
         long perImage = 3 * s * s                        // input
             + t * c * 4 + t * 3 * c                      // X, XNext, Hidden, the copy of X the merge keeps; QKV

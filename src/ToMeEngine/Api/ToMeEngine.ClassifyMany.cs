@@ -15,6 +15,7 @@ namespace ToMe;
 /// <see cref="InvalidImageException"/>), or <see cref="ArithmeticException"/> where its logits were not finite; null on success.</param>
 public sealed record ImageClassification<TInput>(int Index, TInput Input, IReadOnlyList<Prediction>? Predictions, Exception? Error)
 {
+    /// <summary>True when the input was classified (<see cref="Predictions"/> is set), false when it failed (<see cref="Error"/> is set).</summary>
     [MemberNotNullWhen(true, nameof(Predictions))]
     [MemberNotNullWhen(false, nameof(Error))]
     public bool Succeeded => Error is null;

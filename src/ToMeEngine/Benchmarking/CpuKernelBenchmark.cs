@@ -5,7 +5,7 @@ using ToMe.Backends.Cpu;
 namespace ToMe.Benchmarking;
 
 /// <summary>One measured CPU kernel at one shape.</summary>
-public sealed record KernelTiming(string Kernel, string Model, int Batch, string Shape, double Milliseconds, double Rate, string Unit, double PercentOfPeak);
+internal sealed record KernelTiming(string Kernel, string Model, int Batch, string Shape, double Milliseconds, double Rate, string Unit, double PercentOfPeak);
 
 /// <summary>
 /// The CPU backend's kernels alone at the shapes ViT-Ti/S/B/L produce, next to the machine's measured peaks: the FMA rate

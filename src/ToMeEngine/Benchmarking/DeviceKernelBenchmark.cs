@@ -8,7 +8,7 @@ namespace ToMe.Benchmarking;
 /// <param name="GemmTflops">The backend's own Linear (cuBLAS at the engine's precision on CUDA) on that product.</param>
 /// <param name="CopyBytes">The size of the copy.</param>
 /// <param name="CopyGigabytesPerSecond">A device-to-device copy, bytes read + written per second.</param>
-public sealed record DevicePeaks(int GemmSize, double GemmTflops, long CopyBytes, double CopyGigabytesPerSecond);
+internal sealed record DevicePeaks(int GemmSize, double GemmTflops, long CopyBytes, double CopyGigabytesPerSecond);
 
 /// <summary>
 /// Every op of a backend alone, through <see cref="IBackend"/>, at the shapes a ViT-S/B/L forward gives it (224 px, 197

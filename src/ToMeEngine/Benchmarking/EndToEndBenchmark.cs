@@ -9,7 +9,7 @@ namespace ToMe.Benchmarking;
 /// the end-to-end rate; on the CPU both stages share the cores, so the end-to-end rate is below either. Images counts the
 /// files that decoded, Skipped those no decoder read (left out of every rate).
 /// </summary>
-public sealed record EndToEndTiming(
+internal sealed record EndToEndTiming(
     string Merge,
     string Schedule,
     int Images,

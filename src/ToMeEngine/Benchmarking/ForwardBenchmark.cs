@@ -6,7 +6,7 @@ using ToMe.Model;
 namespace ToMe.Benchmarking;
 
 /// <summary>One schedule's measurement.</summary>
-public sealed record ForwardTiming(
+internal sealed record ForwardTiming(
     string Schedule,
     string Merge,
     int Batch,

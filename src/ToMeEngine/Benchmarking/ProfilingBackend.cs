@@ -5,7 +5,7 @@ using ToMe.Model;
 namespace ToMe.Benchmarking;
 
 /// <summary>Time spent in one kind of op per forward pass (<c>tome bench --profile</c>).</summary>
-public sealed record OpTime(string Op, double CallsPerForward, double MillisecondsPerForward, double PercentOfForward);
+internal sealed record OpTime(string Op, double CallsPerForward, double MillisecondsPerForward, double PercentOfForward);
 
 /// <summary>
 /// An <see cref="IBackend"/> that forwards every op to a synchronous backend (the CPU one) and adds up the time of each

@@ -3,6 +3,7 @@ namespace ToMe.Imaging;
 /// <summary>Limits and switches for <see cref="ImageDecoder"/>.</summary>
 public sealed record DecodeOptions
 {
+    /// <summary>The defaults: 100 megapixels, 1 GiB files, PNG CRCs checked, no external decoders.</summary>
     public static DecodeOptions Default { get; } = new();
 
     /// <summary>

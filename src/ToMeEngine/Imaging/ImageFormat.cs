@@ -8,19 +8,43 @@ namespace ToMe.Imaging;
 /// </summary>
 public enum ImageFormat
 {
+    /// <summary>No format the sniffer knows starts this way (not an image, or a truncated one).</summary>
     Unknown,
+
+    /// <summary>Baseline or progressive Huffman-coded JPEG: built in, with libjpeg-turbo's pixels.</summary>
     Jpeg,
+
+    /// <summary>PNG, every colour type and bit depth, interlaced or not: built in.</summary>
     Png,
+
+    /// <summary>Windows BMP: built in.</summary>
     Bmp,
+
+    /// <summary>Binary PPM (P6) and PGM (P5): built in.</summary>
     Pnm,
+
+    /// <summary>GIF (<c>GIF87a</c>, <c>GIF89a</c>): external decoders only.</summary>
     Gif,
+
+    /// <summary>WebP (<c>RIFF….WEBP</c>): external decoders only.</summary>
     WebP,
+
+    /// <summary>TIFF and BigTIFF, either byte order: external decoders only.</summary>
     Tiff,
+
+    /// <summary>HEIF / HEIC (an ISO <c>ftyp</c> box with a HEIF brand): external decoders only.</summary>
     Heif,
+
+    /// <summary>AVIF (an ISO <c>ftyp</c> box with an AVIF brand): external decoders only.</summary>
     Avif,
+
+    /// <summary>JPEG XL, codestream or container: external decoders only.</summary>
     JpegXl,
+
     /// <summary>A JPEG whose frame header (SOF9–SOF15) says arithmetic coding, which the built-in decoder does not implement.</summary>
     JpegArithmetic,
+
+    /// <summary>JPEG 2000, codestream or JP2 container: external decoders only.</summary>
     Jpeg2000,
 }
 

@@ -7,7 +7,9 @@ namespace ToMe.Imaging;
 /// </summary>
 public sealed class InvalidImageException : FormatException
 {
+    /// <summary>An undecodable image; <paramref name="message"/> names the format (and the file, when there is one) and the problem.</summary>
     public InvalidImageException(string message) : base(message) { }
 
+    /// <summary>An undecodable image, reported by <paramref name="inner"/> (e.g. an external decoder's own exception).</summary>
     public InvalidImageException(string message, Exception inner) : base(message, inner) { }
 }

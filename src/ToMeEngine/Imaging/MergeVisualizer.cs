@@ -4,7 +4,7 @@ namespace ToMe.Imaging;
 /// ToMe's picture of merged tokens: every group of patches filled with the mean colour of its pixels and outlined
 /// in a colour of its own, drawn over the model's input crop.
 /// </summary>
-public static class MergeVisualizer
+internal static class MergeVisualizer
 {
     /// <param name="crop">The image as the model sees it (resized and centre-cropped, S×S).</param>
     /// <param name="groups">For one image, the final token holding each original token [T0] (prefix tokens first; −1: dropped).</param>

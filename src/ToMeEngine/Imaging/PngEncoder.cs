@@ -9,8 +9,10 @@ public static class PngEncoder
 {
     private static readonly uint[] CrcTable = BuildCrcTable();
 
+    /// <summary>The PNG file's bytes (zlib at its best compression), e.g. to show <see cref="MergeInspection.Visualization"/>.</summary>
     public static byte[] Encode(RgbImage image)
     {
+        ArgumentNullException.ThrowIfNull(image);
         using var output = new MemoryStream();
         output.Write([137, 80, 78, 71, 13, 10, 26, 10]);
         var header = new byte[13];
@@ -35,6 +37,7 @@ public static class PngEncoder
         return output.ToArray();
     }
 
+    /// <summary>Writes <see cref="Encode"/>'s bytes to <paramref name="path"/>, replacing a file there.</summary>
     public static void Save(RgbImage image, string path) => File.WriteAllBytes(path, Encode(image));
 
     private static void WriteChunk(Stream output, string type, byte[] data)

@@ -19,11 +19,25 @@ public enum CropMode
 /// <summary>timm's eval transform parameters; see <see cref="CropMode"/>.</summary>
 public sealed record PreprocessConfig
 {
+    /// <summary>Side of the square crop the model takes, in pixels (timm's <c>input_size[1:]</c>); 224 by default.</summary>
     public int ImgSize { get; init; } = 224;
+
+    /// <summary>
+    /// The crop's share of the resized picture, in (0, 1]: the picture is resized to <see cref="ScaleSize"/> =
+    /// <c>floor(ImgSize / CropPct)</c> before the crop (timm's <c>crop_pct</c>); 0.875 by default.
+    /// </summary>
     public double CropPct { get; init; } = 0.875;
+
+    /// <summary>The resize filter (timm's <c>interpolation</c>); bicubic by default.</summary>
     public ResampleFilter Interpolation { get; init; } = ResampleFilter.Bicubic;
+
+    /// <summary>How the picture is fitted to the crop (timm's <c>crop_mode</c>); center by default.</summary>
     public CropMode CropMode { get; init; } = CropMode.Center;
+
+    /// <summary>Per-channel mean (R, G, B) subtracted after scaling to [0, 1]; ImageNet's by default.</summary>
     public float[] Mean { get; init; } = [0.485f, 0.456f, 0.406f];
+
+    /// <summary>Per-channel standard deviation (R, G, B) the result is divided by; ImageNet's by default. Entries must be finite and non-zero.</summary>
     public float[] Std { get; init; } = [0.229f, 0.224f, 0.225f];
 
     /// <summary>DeiT: ImageNet mean/std, crop_pct 0.875, bicubic.</summary>

@@ -19,6 +19,9 @@ public sealed class Preprocessor
 {
     private readonly PreprocessConfig cfg;
 
+    /// <summary>A preprocessor for <paramref name="config"/> (copied: later changes to its arrays do not affect it).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size, crop fraction or crop mode is out of range.</exception>
+    /// <exception cref="ArgumentException">Mean or Std does not have 3 entries, or a Std entry is zero or not finite.</exception>
     public Preprocessor(PreprocessConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
@@ -26,6 +29,7 @@ public sealed class Preprocessor
         cfg = config with { Mean = (float[])config.Mean.Clone(), Std = (float[])config.Std.Clone() };
     }
 
+    /// <summary>The transform's parameters (a copy of those given).</summary>
     public PreprocessConfig Config => cfg;
 
     /// <summary>Floats per image: 3 x ImgSize x ImgSize.</summary>
@@ -134,6 +138,7 @@ public sealed class Preprocessor
         Run(planar, chw);
     }
 
+    /// <summary>Preprocesses one picture into a new [3, ImgSize, ImgSize] array (channel-major, normalized).</summary>
     public float[] Run(RgbImage image)
     {
         var result = new float[OutputLength];
@@ -155,6 +160,8 @@ public sealed class Preprocessor
         Run(planar, chw);
     }
 
+    /// <summary>Decodes an image file held in memory and preprocesses it into a new [3, ImgSize, ImgSize] array, as <see cref="Run(byte[], Span{float}, DecodeOptions?)"/>.</summary>
+    /// <exception cref="InvalidImageException">The bytes are not a supported, intact image.</exception>
     public float[] Run(byte[] encoded, DecodeOptions? options = null)
     {
         var result = new float[OutputLength];

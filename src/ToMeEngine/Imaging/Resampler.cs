@@ -9,7 +9,10 @@ namespace ToMe.Imaging;
 /// <summary>Resampling filters with PIL's definitions (both antialiased: the kernel widens when shrinking).</summary>
 public enum ResampleFilter
 {
+    /// <summary>PIL's <c>BILINEAR</c>: a triangle kernel of support 1.</summary>
     Bilinear,
+
+    /// <summary>PIL's <c>BICUBIC</c>: Keys' cubic with a = −0.5, support 2 (what timm's ViTs use).</summary>
     Bicubic,
 }
 
@@ -18,8 +21,8 @@ public enum ResampleFilter
 /// coefficients from <c>precompute_coeffs</c>, rounded to 22-bit fixed point (<c>normalize_coeffs_8bpc</c>),
 /// a horizontal pass then a vertical pass with rounding and clipping to 8 bits in between, and a pass
 /// skipped when that dimension keeps its size. Any window of the output can be computed alone; its
-/// values equal those of the full resize. Runs on <see cref="PlanarImage"/>s: the horizontal pass reads
-/// the source column by column, 16 rows per vector, the vertical pass 16 columns per vector.
+/// values equal those of the full resize. Internally it runs on planar pictures (one plane per channel): the
+/// horizontal pass reads the source column by column, 16 rows per vector, the vertical pass 16 columns per vector.
 /// </summary>
 public static class Resampler
 {

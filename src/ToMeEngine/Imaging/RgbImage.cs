@@ -3,6 +3,9 @@ namespace ToMe.Imaging;
 /// <summary>An 8-bit RGB picture, rows top to bottom, pixels interleaved R,G,B with no row padding.</summary>
 public sealed class RgbImage
 {
+    /// <summary>Wraps <paramref name="pixels"/> (not copied): <c>width * height * 3</c> bytes, R,G,B interleaved, rows top to bottom.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A size is not positive.</exception>
+    /// <exception cref="ArgumentException"><paramref name="pixels"/> does not hold exactly <c>width * height * 3</c> bytes.</exception>
     public RgbImage(int width, int height, byte[] pixels)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
@@ -28,13 +31,18 @@ public sealed class RgbImage
             : throw new ArgumentOutOfRangeException(nameof(width), $"{width}x{height} RGB needs {bytes} bytes, more than an array holds");
     }
 
+    /// <summary>Width in pixels (at least 1).</summary>
     public int Width { get; }
+
+    /// <summary>Height in pixels (at least 1).</summary>
     public int Height { get; }
 
     /// <summary>Interleaved RGB8, <c>Width * 3</c> bytes per row.</summary>
     public byte[] Pixels { get; }
 
+    /// <summary>Bytes per row: <c>Width * 3</c>.</summary>
     public int Stride => Width * 3;
 
+    /// <summary>"RgbImage WxH", for messages.</summary>
     public override string ToString() => $"RgbImage {Width}x{Height}";
 }

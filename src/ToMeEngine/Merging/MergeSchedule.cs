@@ -23,23 +23,39 @@ public sealed class MergeSchedule
         this.list = list;
     }
 
+    /// <summary>r tokens merged away in every block (ToMe's int <c>r</c>), fewer where the clamp allows less.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="r"/> is negative.</exception>
     public static MergeSchedule Constant(int r) => r >= 0 ? new(r, null, null) : throw new ArgumentOutOfRangeException(nameof(r), r, "r must be >= 0");
 
+    /// <summary>
+    /// ToMe's <c>(r, inflect)</c>: r per block on average, rising or falling linearly over the depth, from
+    /// <c>r·(1 − inflect)</c> at the first block to <c>r·(1 + inflect)</c> at the last; inflect −1 merges most in the
+    /// first blocks, +1 in the last, 0 is <see cref="Constant"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="r"/> is negative or <paramref name="inflect"/> is outside [−1, 1].</exception>
     public static MergeSchedule Ramp(int r, double inflect) =>
         r >= 0 && inflect is >= -1 and <= 1 ? new(null, (r, inflect), null)
             : throw new ArgumentOutOfRangeException(nameof(inflect), $"(r, inflect) needs r >= 0 and -1 <= inflect <= 1, got ({r}, {inflect})");
 
+    /// <summary>
+    /// One r per block, first block first; a shorter list merges nothing in the blocks after it. A list longer than the
+    /// model's depth is refused when the engine loads (it was written for another model).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">An entry is negative.</exception>
     public static MergeSchedule PerLayer(IEnumerable<int> rs)
     {
+        ArgumentNullException.ThrowIfNull(rs);
         var array = rs.ToArray();
         if (array.Any(r => r < 0))
             throw new ArgumentOutOfRangeException(nameof(rs), "every r in the list must be >= 0");
         return new(null, null, array);
     }
 
-    /// <summary>Parses <c>13</c>, <c>16,-0.5</c> / <c>(16,-0.5)</c>, or <c>[8,8,4,0]</c>.</summary>
+    /// <summary>Parses <c>13</c>, <c>16,-0.5</c> / <c>(16,-0.5)</c>, or <c>[8,8,4,0]</c> (what <see cref="ToString"/> writes).</summary>
+    /// <exception cref="FormatException">Not a schedule, or a value out of range; the message shows the three forms.</exception>
     public static MergeSchedule Parse(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var s = text.Trim();
         try
         {
@@ -102,6 +118,7 @@ public sealed class MergeSchedule
         return (entering, applied, tokens);
     }
 
+    /// <summary>The schedule as <see cref="Parse"/> reads it: <c>13</c>, <c>(16,-0.5)</c> or <c>[8,8,4,0]</c>.</summary>
     public override string ToString() =>
         list is not null ? "[" + string.Join(",", list) + "]"
         : constant is int c ? c.ToString(CultureInfo.InvariantCulture)

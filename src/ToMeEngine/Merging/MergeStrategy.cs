@@ -4,7 +4,7 @@ namespace ToMe.Merging;
 
 /// <summary>
 /// Which token-merging algorithm a forward pass runs (SPEC-merging §2–§3). The schedule r lives in
-/// <see cref="Model.ForwardOptions.Schedule"/>; ToMe, random and CIS read it, kth, ToMato and none ignore it.
+/// <see cref="EngineOptions.Schedule"/>; ToMe, random and CIS read it, kth, ToMato and none ignore it.
 /// </summary>
 public abstract record MergeStrategy
 {

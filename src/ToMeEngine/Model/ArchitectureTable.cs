@@ -6,7 +6,7 @@ namespace ToMe.Model;
 /// The timm ViT / DeiT / DeiT III / DINOv2 / MAE names the engine knows: width, depth and heads per size, and the
 /// family's token layout (register tokens, position embeddings for patches only, LayerScale, pooling), parsed from the name.
 /// </summary>
-public static partial class ArchitectureTable
+internal static partial class ArchitectureTable
 {
     /// <summary>timm's widths: (embed_dim, depth, num_heads).</summary>
     private static readonly Dictionary<string, (int EmbedDim, int Depth, int Heads)> widths = new()

@@ -9,10 +9,19 @@ namespace ToMe.Model;
 /// </summary>
 public static class ConfigLimits
 {
+    /// <summary>Largest <see cref="ModelConfig.ImageSize"/>, in pixels.</summary>
     public const int MaxImageSize = 8192;
+
+    /// <summary>Largest <see cref="ModelConfig.EmbedDim"/>.</summary>
     public const int MaxEmbedDim = 65_536;
+
+    /// <summary>Largest <see cref="ModelConfig.MlpHidden"/>.</summary>
     public const int MaxMlpHidden = 262_144;
+
+    /// <summary>Most <see cref="ModelConfig.Tokens"/> (patches plus prefix tokens): 2^20.</summary>
     public const int MaxTokens = 1 << 20;
+
+    /// <summary>Most <see cref="ModelConfig.NumClasses"/>: 2^20.</summary>
     public const int MaxClasses = 1 << 20;
 
     /// <summary>Images are resized to img_size / crop_pct before the crop; a tiny crop_pct would ask for a gigapixel resize.</summary>

@@ -6,7 +6,7 @@ namespace ToMe.Model;
 /// Multiply-adds of one image's forward pass, counted the way fvcore (and so the ToMe paper's "GFLOPs") counts them:
 /// matrix products only; norms, softmax and merging are left out.
 /// </summary>
-public static class FlopCounter
+internal static class FlopCounter
 {
     public static double MultiplyAdds(ModelConfig c, MergeSchedule schedule)
     {

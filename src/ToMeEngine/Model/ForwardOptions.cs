@@ -3,7 +3,7 @@ using ToMe.Merging;
 namespace ToMe.Model;
 
 /// <summary>Per-call switches of a forward pass.</summary>
-public sealed record ForwardOptions
+internal sealed record ForwardOptions
 {
     public MergeSchedule Schedule { get; init; } = MergeSchedule.None;
 

@@ -10,7 +10,7 @@ namespace ToMe.Model;
 /// holds <c>img_size, patch_size, embed_dim, depth, num_heads, num_classes, [class_token], [global_pool], distilled,
 /// mean, std, crop_pct, crop_mode, interpolation, label_names</c>.
 /// </summary>
-public static class ModelConfigReader
+internal static class ModelConfigReader
 {
     private static readonly float[] ImageNetMean = [0.485f, 0.456f, 0.406f];
     private static readonly float[] ImageNetStd = [0.229f, 0.224f, 0.225f];

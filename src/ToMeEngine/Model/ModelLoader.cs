@@ -12,6 +12,9 @@ namespace ToMe.Model;
 public static class ModelLoader
 {
     /// <summary>Reads the configuration and checks every tensor's name, shape and dtype, without converting the data.</summary>
+    /// <exception cref="FileNotFoundException">No model at <paramref name="path"/>, or a model folder lacks one of its two files.</exception>
+    /// <exception cref="InvalidModelException">The files do not describe a supported model; the message names the file and what is wrong.</exception>
+    /// <exception cref="HubException">A hub name could not be fetched or found in the cache.</exception>
     public static ModelConfig ReadConfig(string path, ModelLimits? limits = null)
     {
         var (file, config) = Open(path, limits);
@@ -20,6 +23,15 @@ public static class ModelLoader
         return config;
     }
 
+    /// <summary>
+    /// Reads the configuration and every tensor, checked against it and converted to float32 (F16 and BF16 files widen),
+    /// ready for <see cref="ToMeEngine.Create"/>: one load can build several engines (e.g. one per GPU).
+    /// </summary>
+    /// <param name="path">A model folder, a <c>.safetensors</c> file or a hub name.</param>
+    /// <param name="limits">Bounds on what the files may declare; <see cref="ModelLimits.Default"/> when null.</param>
+    /// <exception cref="FileNotFoundException">No model at <paramref name="path"/>, or a model folder lacks one of its two files.</exception>
+    /// <exception cref="InvalidModelException">The files do not describe a supported model; the message names the file and what is wrong.</exception>
+    /// <exception cref="HubException">A hub name could not be fetched or found in the cache.</exception>
     public static ModelWeights Load(string path, ModelLimits? limits = null)
     {
         var (file, config) = Open(path, limits);

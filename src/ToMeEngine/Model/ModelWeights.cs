@@ -3,7 +3,7 @@ using ToMe.Weights;
 namespace ToMe.Model;
 
 /// <summary>One transformer block's parameters, float32, timm layouts (Linear weights are [out, in]).</summary>
-public sealed class BlockWeights
+internal sealed class BlockWeights
 {
     public required float[] Norm1Weight, Norm1Bias;   // [C]
     public required float[] QkvWeight, QkvBias;       // [3C, C], [3C]
@@ -16,29 +16,38 @@ public sealed class BlockWeights
 
 /// <summary>
 /// A model's parameters on the host, float32 whatever the file stored, every tensor's name and shape checked
-/// against the <see cref="ModelConfig"/>. Backends convert them once to their own layout and precision.
+/// against the <see cref="ModelConfig"/>: what <see cref="ModelLoader.Load"/> reads and <see cref="Random"/> makes up, and
+/// what <see cref="ToMeEngine.Create"/> builds engines from (each backend converts them once to its own layout and
+/// precision, so one instance can serve several engines). The tensors themselves are the engine's business.
 /// </summary>
 public sealed class ModelWeights
 {
+    /// <summary>The configuration the tensors were checked against.</summary>
     public required ModelConfig Config { get; init; }
-    public required float[] PatchWeight { get; init; }     // [C, 3, P, P] = [C, 3·P·P]
-    public required float[] PatchBias { get; init; }       // [C]
-    public float[]? ClassToken { get; init; }              // [C]
-    public float[]? DistToken { get; init; }               // [C]
-    public float[]? RegTokens { get; init; }               // [R, C] register tokens
-    public required float[] PosEmbed { get; init; }        // [PosEmbedTokens, C]: every token, or the patches only (NoEmbedClass)
-    public required BlockWeights[] Blocks { get; init; }
-    public float[]? NormWeight { get; init; }              // [C] final norm (token pooling)
-    public float[]? NormBias { get; init; }
-    public float[]? FcNormWeight { get; init; }            // [C] fc_norm (avg pooling)
-    public float[]? FcNormBias { get; init; }
-    public required float[] HeadWeight { get; init; }      // [classes, C]
-    public required float[] HeadBias { get; init; }        // [classes]
-    public float[]? HeadDistWeight { get; init; }          // [classes, C] (distilled)
-    public float[]? HeadDistBias { get; init; }
+
+    // The tensors, for the backends: timm's names and layouts, float32.
+    internal float[] PatchWeight { get; init; } = null!;     // [C, 3, P, P] = [C, 3·P·P]
+    internal float[] PatchBias { get; init; } = null!;       // [C]
+    internal float[]? ClassToken { get; init; }              // [C]
+    internal float[]? DistToken { get; init; }               // [C]
+    internal float[]? RegTokens { get; init; }               // [R, C] register tokens
+    internal float[] PosEmbed { get; init; } = null!;        // [PosEmbedTokens, C]: every token, or the patches only (NoEmbedClass)
+    internal BlockWeights[] Blocks { get; init; } = null!;
+    internal float[]? NormWeight { get; init; }              // [C] final norm (token pooling)
+    internal float[]? NormBias { get; init; }
+    internal float[]? FcNormWeight { get; init; }            // [C] fc_norm (avg pooling)
+    internal float[]? FcNormBias { get; init; }
+    internal float[] HeadWeight { get; init; } = null!;      // [classes, C]
+    internal float[] HeadBias { get; init; } = null!;        // [classes]
+    internal float[]? HeadDistWeight { get; init; }          // [classes, C] (distilled)
+    internal float[]? HeadDistBias { get; init; }
+
+    private ModelWeights()
+    {
+    }
 
     /// <summary>The tensors a model of this configuration has, with timm's names and shapes: the single table of names.</summary>
-    public static IEnumerable<(string Name, int[] Shape)> Expected(ModelConfig c)
+    internal static IEnumerable<(string Name, int[] Shape)> Expected(ModelConfig c)
     {
         int dim = c.EmbedDim, p = c.PatchSize, hidden = c.MlpHidden, k = c.NumClasses;
         yield return ("patch_embed.proj.weight", [dim, 3, p, p]);
@@ -92,7 +101,7 @@ public sealed class ModelWeights
     }
 
     /// <summary>Reads and checks every tensor; a missing, extra or misshapen tensor is an error naming it.</summary>
-    public static ModelWeights Load(SafeTensorsFile file, ModelConfig config)
+    internal static ModelWeights Load(SafeTensorsFile file, ModelConfig config)
     {
         var expected = Check(file, config);
         var pos = file.Get("pos_embed").Shape;
@@ -102,7 +111,7 @@ public sealed class ModelWeights
     }
 
     /// <summary>Checks names, shapes and dtypes against the configuration; returns the expected names.</summary>
-    public static HashSet<string> Check(SafeTensorsFile file, ModelConfig config)
+    internal static HashSet<string> Check(SafeTensorsFile file, ModelConfig config)
     {
         var fileName = Path.GetFileName(file.FilePath);
         var expected = Expected(config).ToDictionary(e => e.Name, e => e.Shape);

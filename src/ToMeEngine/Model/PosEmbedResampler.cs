@@ -5,7 +5,7 @@ namespace ToMe.Model;
 /// tokens' rows (class, distillation, registers; none with <c>no_embed_class</c>) are copied; the patch grid is
 /// interpolated like <c>F.interpolate(mode="bicubic", align_corners=False, antialias=False)</c>.
 /// </summary>
-public static class PosEmbedResampler
+internal static class PosEmbedResampler
 {
     /// <summary>
     /// The stored square grid side when <c>pos_embed</c>'s shape is a valid embedding for a grid other than the

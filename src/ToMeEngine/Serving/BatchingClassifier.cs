@@ -110,6 +110,8 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
     /// <summary>The batching limits in force (a copy of those given).</summary>
     public BatchingOptions Options { get; }
 
+    /// <inheritdoc/>
+    /// <remarks>The model, backend and precision, e.g. "vit_tiny_patch16_224 on cuda (bf16)".</remarks>
     public string Description => $"{engine.Config.Architecture} on {engine.BackendName} ({engine.Precision.Name()})";
 
     /// <inheritdoc/>

@@ -7,8 +7,10 @@ namespace ToMe.Serving;
 /// </summary>
 public sealed class EngineOverloadedException : Exception
 {
+    /// <summary>A refused request; <paramref name="message"/> says why and what to do (initialize <see cref="QueueLimit"/> as well).</summary>
     public EngineOverloadedException(string message) : base(message) { }
 
+    /// <summary>A refused request, caused by <paramref name="inner"/>.</summary>
     public EngineOverloadedException(string message, Exception inner) : base(message, inner) { }
 
     /// <summary>The queue limit that was reached.</summary>

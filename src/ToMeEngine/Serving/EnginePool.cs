@@ -121,6 +121,8 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
     /// <summary>The classifiers requests are spread over.</summary>
     public IReadOnlyList<BatchingClassifier> Members => members;
 
+    /// <inheritdoc/>
+    /// <remarks>The members' descriptions, comma-separated.</remarks>
     public string Description => string.Join(", ", members.Select(m => m.Description));
 
     /// <inheritdoc/>
@@ -155,6 +157,7 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
         return best;
     }
 
+    /// <summary>Disposes the members when the pool owns them (see the constructor; a pool from <see cref="Load"/> does), each as <see cref="BatchingClassifier.Dispose"/>.</summary>
     public void Dispose()
     {
         if (!ownsMembers)
@@ -163,5 +166,6 @@ public sealed class EnginePool : IImageClassifier, IDisposable, IAsyncDisposable
             m.Dispose();
     }
 
+    /// <summary>As <see cref="Dispose"/>, without blocking the calling thread on the members' running batches.</summary>
     public ValueTask DisposeAsync() => new(Task.Run(Dispose));
 }

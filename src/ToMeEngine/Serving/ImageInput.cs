@@ -45,12 +45,16 @@ public sealed class ImageInput
     /// </summary>
     public static ImageInput FromTensor(float[] chw) => new(null, null, null, null, chw ?? throw new ArgumentNullException(nameof(chw)));
 
+    /// <summary><see cref="FromFile"/>.</summary>
     public static implicit operator ImageInput(string path) => FromFile(path);
 
+    /// <summary><see cref="FromBytes"/>.</summary>
     public static implicit operator ImageInput(byte[] encoded) => FromBytes(encoded);
 
+    /// <summary><see cref="FromStream"/>.</summary>
     public static implicit operator ImageInput(Stream encoded) => FromStream(encoded);
 
+    /// <summary><see cref="FromImage"/>.</summary>
     public static implicit operator ImageInput(RgbImage image) => FromImage(image);
 
     /// <summary>
@@ -79,6 +83,7 @@ public sealed class ImageInput
             throw new InvalidOperationException("a stream input is preprocessed after BufferAsync");
     }
 
+    /// <summary>What the input is, for messages: "file PATH", "N encoded bytes", "stream", the tensor's length or the picture's size.</summary>
     public override string ToString() =>
         path is not null ? $"file {path}" : bytes is not null ? $"{bytes.Length} encoded bytes" : stream is not null ? "stream"
         : Tensor is not null ? $"preprocessed tensor of {Tensor.Length} values" : pixels!.ToString();

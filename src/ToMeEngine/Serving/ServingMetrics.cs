@@ -59,6 +59,7 @@ public sealed class ServingMetrics : IDisposable
 
     internal void Untrack(BatchingClassifier classifier) => queues.TryRemove(classifier, out _);
 
+    /// <summary>Disposes the meter when this object created it (no factory given); a factory's meter is the factory's to dispose.</summary>
     public void Dispose()
     {
         if (ownsMeter)

@@ -4,12 +4,21 @@ using System.Diagnostics.Metrics;
 namespace ToMe.Serving;
 
 /// <summary>Count, sum, minimum and maximum of a histogram's recordings since the collector started.</summary>
+/// <param name="Count">Recordings.</param>
+/// <param name="Sum">Their sum, in the instrument's unit (images, or milliseconds).</param>
+/// <param name="Min">The smallest recording.</param>
+/// <param name="Max">The largest recording.</param>
 public sealed record HistogramSummary(long Count, double Sum, double Min, double Max)
 {
+    /// <summary>The mean recording; 0 before any.</summary>
     public double Mean => Count == 0 ? 0 : Sum / Count;
 }
 
 /// <summary>The values of <see cref="ServingMetrics"/> at one moment.</summary>
+/// <param name="UptimeSeconds">Seconds since the collector started.</param>
+/// <param name="Counters">Each counter's total by instrument name (<c>tome.requests</c>, <c>tome.images</c>, ...).</param>
+/// <param name="Histograms">Each histogram's summary by instrument name (<c>tome.batch.size</c>, <c>tome.queue.time</c>, <c>tome.forward.time</c>).</param>
+/// <param name="Gauges">Each gauge's last value by instrument name (<c>tome.queue.length</c>).</param>
 public sealed record MetricsSnapshot(
     double UptimeSeconds,
     IReadOnlyDictionary<string, long> Counters,
@@ -33,6 +42,7 @@ public sealed class ServingMetricsCollector : IDisposable
     private readonly long started = Stopwatch.GetTimestamp();
     private readonly object gate = new();
 
+    /// <summary>Starts collecting <paramref name="metrics"/>' measurements (those recorded from now on).</summary>
     public ServingMetricsCollector(ServingMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(metrics);
@@ -77,5 +87,6 @@ public sealed class ServingMetricsCollector : IDisposable
                 new Dictionary<string, long>(counters), new Dictionary<string, HistogramSummary>(histograms), new Dictionary<string, double>(gauges));
     }
 
+    /// <summary>Stops collecting; the snapshots already taken stay valid.</summary>
     public void Dispose() => listener.Dispose();
 }

@@ -1,7 +1,7 @@
 namespace ToMe.Weights;
 
 /// <summary>Element types a safetensors file may hold that the engine reads.</summary>
-public enum DType
+internal enum DType
 {
     F32,
     F16,

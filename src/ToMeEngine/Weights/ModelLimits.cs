@@ -7,6 +7,7 @@ namespace ToMe.Weights;
 /// </summary>
 public sealed record ModelLimits
 {
+    /// <summary>The defaults: 100 MiB headers, 100,000 tensors, 16 MiB configurations, JSON 64 deep.</summary>
     public static ModelLimits Default { get; } = new();
 
     /// <summary>Largest safetensors JSON header (the format's own readers use 100 MiB).</summary>

@@ -10,7 +10,7 @@ namespace ToMe.Weights;
 /// file and no overlapping tensors. F32 tensors are read in place (zero-copy); other dtypes convert.
 /// Spans returned by this object are valid until it is disposed. Reads are thread-safe.
 /// </summary>
-public sealed unsafe class SafeTensorsFile : IDisposable
+internal sealed unsafe class SafeTensorsFile : IDisposable
 {
     /// <summary>Headers larger than this are refused (the format's own readers use the same bound).</summary>
     public const long MaxHeaderBytes = 100L * 1024 * 1024;

@@ -5,7 +5,7 @@ using System.Text.Json;
 namespace ToMe.Weights;
 
 /// <summary>Builds a safetensors file: tensors sorted by name, contiguous, header padded to 8 bytes.</summary>
-public sealed class SafeTensorsWriter
+internal sealed class SafeTensorsWriter
 {
     private readonly SortedDictionary<string, (DType DType, int[] Shape, byte[] Data)> tensors = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string> metadata = new(StringComparer.Ordinal);

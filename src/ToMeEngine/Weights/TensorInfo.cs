@@ -1,7 +1,7 @@
 namespace ToMe.Weights;
 
 /// <summary>One tensor's entry in a safetensors header; <see cref="Offset"/> is absolute in the file.</summary>
-public sealed record TensorInfo(string Name, DType DType, IReadOnlyList<int> Shape, long Offset, long ByteLength)
+internal sealed record TensorInfo(string Name, DType DType, IReadOnlyList<int> Shape, long Offset, long ByteLength)
 {
     public long ElementCount
     {

@@ -59,13 +59,16 @@ public class CublasSemanticsTests
     private static double Op(float[] x, bool transposed, int ld, long offset, int i, int j) =>
         transposed ? x[offset + j + (long)i * ld] : x[offset + i + (long)j * ld];
 
+    // The cuBLAS enums are internal, so the cases name them as text (a public test method cannot take them).
     [Theory]
-    [InlineData(CublasOperation.N, CublasOperation.N)]
-    [InlineData(CublasOperation.N, CublasOperation.T)]
-    [InlineData(CublasOperation.T, CublasOperation.N)]
-    [InlineData(CublasOperation.T, CublasOperation.T)]
-    public void GemmHonoursTransposesLeadingDimensionsAndBatchStrides(CublasOperation transA, CublasOperation transB)
+    [InlineData(nameof(CublasOperation.N), nameof(CublasOperation.N))]
+    [InlineData(nameof(CublasOperation.N), nameof(CublasOperation.T))]
+    [InlineData(nameof(CublasOperation.T), nameof(CublasOperation.N))]
+    [InlineData(nameof(CublasOperation.T), nameof(CublasOperation.T))]
+    public void GemmHonoursTransposesLeadingDimensionsAndBatchStrides(string opA, string opB)
     {
+        var transA = Enum.Parse<CublasOperation>(opA);
+        var transB = Enum.Parse<CublasOperation>(opB);
         using var blas = new Blas();
         const int m = 37, n = 29, k = 53, batch = 3;
         const float alpha = 0.75f, beta = 0.5f;
@@ -134,14 +137,15 @@ public class CublasSemanticsTests
     }
 
     [Theory]
-    [InlineData(CublasLtEpilogue.Default)]
-    [InlineData(CublasLtEpilogue.Relu)]
-    [InlineData(CublasLtEpilogue.Bias)]
-    [InlineData(CublasLtEpilogue.ReluBias)]
-    [InlineData(CublasLtEpilogue.Gelu)]
-    [InlineData(CublasLtEpilogue.GeluBias)]
-    public void LtEpiloguesFollowTheirDefinitions(CublasLtEpilogue epilogue)
+    [InlineData(nameof(CublasLtEpilogue.Default))]
+    [InlineData(nameof(CublasLtEpilogue.Relu))]
+    [InlineData(nameof(CublasLtEpilogue.Bias))]
+    [InlineData(nameof(CublasLtEpilogue.ReluBias))]
+    [InlineData(nameof(CublasLtEpilogue.Gelu))]
+    [InlineData(nameof(CublasLtEpilogue.GeluBias))]
+    public void LtEpiloguesFollowTheirDefinitions(string epilogueName)
     {
+        var epilogue = Enum.Parse<CublasLtEpilogue>(epilogueName);
         using var blas = new Blas();
         using var lt = new CublasLtHandle(blas.Context);
         const int rows = 33, inFeatures = 40, outFeatures = 24;

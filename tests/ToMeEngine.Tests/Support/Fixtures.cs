@@ -102,7 +102,7 @@ internal static class Fixtures
 }
 
 /// <summary>A golden fixture case opened by <see cref="Fixtures.Open"/>; disposing it closes the golden file.</summary>
-public sealed record OpenedCase(ModelWeights Weights, SafeTensorsFile Golden, FixtureCase Case, float[] Input, int Batch) : IDisposable
+internal sealed record OpenedCase(ModelWeights Weights, SafeTensorsFile Golden, FixtureCase Case, float[] Input, int Batch) : IDisposable
 {
     public ForwardOptions Options => new() { Schedule = Case.Schedule, ProportionalAttention = Case.PropAttn };
 

@@ -12,7 +12,7 @@ namespace ToMe.Backends.Checks;
 /// <param name="Tolerance">The loosest tolerance the outputs were held to ("exact": bitwise).</param>
 /// <param name="Milliseconds">Wall time of the check, both backends and the comparisons.</param>
 /// <param name="Failure">What failed, first mismatches included; null when passed.</param>
-public sealed record OpCheckResult(string Op, string Case, bool Passed, double MaxAbsError, double MaxRelError, string Tolerance,
+internal sealed record OpCheckResult(string Op, string Case, bool Passed, double MaxAbsError, double MaxRelError, string Tolerance,
                                    double Milliseconds, string? Failure)
 {
     public string Name => $"{Op} {Case}";

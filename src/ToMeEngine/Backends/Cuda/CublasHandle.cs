@@ -3,7 +3,7 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>A cuBLAS handle bound to one stream, with an optional user workspace (needed for graph capture).</summary>
-public sealed unsafe class CublasHandle : CudaResource
+internal sealed unsafe class CublasHandle : CudaResource
 {
     private readonly nint handle;
 

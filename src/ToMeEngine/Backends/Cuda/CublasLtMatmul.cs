@@ -3,7 +3,7 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>A cuBLASLt handle (one per context is enough; plans carry the shapes).</summary>
-public sealed class CublasLtHandle : CudaResource
+internal sealed class CublasLtHandle : CudaResource
 {
     public CublasLtHandle(CudaContext context) : base(context)
     {
@@ -34,7 +34,7 @@ public sealed class CublasLtHandle : CudaResource
 /// only launches. cuBLASLt's GELU epilogue is the tanh approximation, not timm's erf GELU (see linear_epilogue.cu), so
 /// the engine does not use it.
 /// </summary>
-public sealed unsafe class CublasLtLinear : CudaResource
+internal sealed unsafe class CublasLtLinear : CudaResource
 {
     private readonly CublasLtHandle lt;
     private readonly nint matmulDesc, weightLayout, inputLayout, outputLayout;

@@ -7,7 +7,7 @@ namespace ToMe.Backends.Cuda;
 /// driver first calls <see cref="MakeCurrent"/>: xunit and async code move work between threads, and
 /// the driver's current context is per thread.
 /// </summary>
-public sealed class CudaContext : IDisposable
+internal sealed class CudaContext : IDisposable
 {
     [ThreadStatic] private static CudaContext? currentOnThisThread;
     private nint handle;
@@ -110,7 +110,7 @@ public sealed class CudaContext : IDisposable
 /// Base for objects that own one native CUDA resource: releases it on Dispose, and from the finalizer
 /// as a last resort without ever throwing there.
 /// </summary>
-public abstract class CudaResource : IDisposable
+internal abstract class CudaResource : IDisposable
 {
     private int disposed;
 

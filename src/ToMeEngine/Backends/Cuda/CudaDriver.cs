@@ -4,7 +4,7 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>What a CUDA device reports about itself.</summary>
-public sealed record CudaDeviceInfo(
+internal sealed record CudaDeviceInfo(
     int Ordinal,
     string Name,
     int ComputeMajor,
@@ -26,7 +26,7 @@ public sealed record CudaDeviceInfo(
 }
 
 /// <summary>Loads and initializes the driver once per process; enumerates devices.</summary>
-public static class CudaDriver
+internal static class CudaDriver
 {
     private static readonly object gate = new();
     private static bool initialized;

@@ -4,10 +4,10 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>Whether one CUDA library was found, where, its version, and every path tried.</summary>
-public sealed record CudaLibraryStatus(string Name, bool Found, string? Path, string? Version, IReadOnlyList<string> Tried, string? Error);
+internal sealed record CudaLibraryStatus(string Name, bool Found, string? Path, string? Version, IReadOnlyList<string> Tried, string? Error);
 
 /// <summary>What CUDA this process can use: the libraries found and, with a driver, the devices.</summary>
-public sealed record CudaEnvironmentInfo(
+internal sealed record CudaEnvironmentInfo(
     CudaLibraryStatus Driver,
     CudaLibraryStatus Nvrtc,
     CudaLibraryStatus Cublas,
@@ -20,7 +20,7 @@ public sealed record CudaEnvironmentInfo(
 }
 
 /// <summary>Probes the CUDA libraries and devices without throwing (for <c>tome devices</c> and diagnostics).</summary>
-public static class CudaEnvironment
+internal static class CudaEnvironment
 {
     public static CudaEnvironmentInfo Probe()
     {

@@ -26,8 +26,10 @@ public sealed class CudaOutOfMemoryException : CudaException
     /// <summary>Bytes of the allocation that failed; −1 when a library (cuBLAS) failed to allocate without saying how much.</summary>
     public long RequestedBytes { get; }
 
-    /// <summary>Free and total device memory when the allocation failed (free is -1 when the driver could not say).</summary>
+    /// <summary>Free device memory when the allocation failed, in bytes; −1 when the driver could not say.</summary>
     public long FreeBytes { get; }
+
+    /// <summary>The device's total memory, in bytes.</summary>
     public long TotalBytes { get; }
 
     /// <summary>The same failure restated for what it was part of (an allocation inside a model's weights, a workspace).</summary>

@@ -6,14 +6,14 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>Grid or block dimensions of a launch.</summary>
-public readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
+internal readonly record struct Dim3(uint X, uint Y = 1, uint Z = 1)
 {
     public static implicit operator Dim3(uint x) => new(x);
     public static implicit operator Dim3(int x) => new(checked((uint)x));
 }
 
 /// <summary>A CUBIN loaded into a context (<c>cuModuleLoadData</c>).</summary>
-public sealed unsafe class CudaModule : CudaResource
+internal sealed unsafe class CudaModule : CudaResource
 {
     private readonly nint handle;
     private readonly Dictionary<string, CudaFunction> functions = new(StringComparer.Ordinal);
@@ -63,7 +63,7 @@ public sealed unsafe class CudaModule : CudaResource
 /// Up to 16 kernel arguments of at most 8 bytes each (device pointers, ints, floats), in order.
 /// <c>cuLaunchKernel</c> copies them at the call, so the struct can live on the caller's stack.
 /// </summary>
-public struct KernelArgs
+internal struct KernelArgs
 {
     public const int MaxCount = 16;
     private Slots slots;
@@ -95,7 +95,7 @@ public struct KernelArgs
 }
 
 /// <summary>A kernel entry point in a loaded module.</summary>
-public sealed unsafe class CudaFunction
+internal sealed unsafe class CudaFunction
 {
     private readonly CudaModule module;
     private readonly nint handle;
@@ -151,7 +151,7 @@ public sealed unsafe class CudaFunction
 }
 
 /// <summary>The <c>TOME_CUDA_SYNC=1</c> debug switch: synchronize after every launch so errors name their kernel.</summary>
-public static class KernelLaunchDebug
+internal static class KernelLaunchDebug
 {
     /// <summary>Read once at start; tests and tools may set it directly.</summary>
     public static bool SynchronizeAfterLaunch { get; set; } = Environment.GetEnvironmentVariable("TOME_CUDA_SYNC") is "1" or "true";

@@ -3,7 +3,7 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda;
 
 /// <summary>A non-blocking CUDA stream; one per engine instance.</summary>
-public sealed class CudaStream : CudaResource
+internal sealed class CudaStream : CudaResource
 {
     private readonly nint handle;
 
@@ -101,7 +101,7 @@ public sealed class CudaStream : CudaResource
 }
 
 /// <summary>A CUDA event, for timing and cross-stream ordering.</summary>
-public sealed class CudaEvent : CudaResource
+internal sealed class CudaEvent : CudaResource
 {
     private readonly nint handle;
 
@@ -166,7 +166,7 @@ public sealed class CudaEvent : CudaResource
 }
 
 /// <summary>An instantiated CUDA graph: replays captured work with one launch.</summary>
-public sealed class CudaGraph : CudaResource
+internal sealed class CudaGraph : CudaResource
 {
     private readonly nint graph;
     private readonly nint exec;

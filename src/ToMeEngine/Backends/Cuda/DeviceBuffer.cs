@@ -7,7 +7,7 @@ namespace ToMe.Backends.Cuda;
 /// synchronously (<c>cuMemAlloc</c>) or stream-ordered from the device's default pool
 /// (<c>cuMemAllocAsync</c>), in which case it is freed on the same stream.
 /// </summary>
-public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
+internal sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
 {
     private readonly CudaStream? orderedOn;
 
@@ -181,7 +181,7 @@ public sealed unsafe class DeviceBuffer<T> : CudaResource where T : unmanaged
 }
 
 /// <summary>Page-locked host memory (<c>cuMemHostAlloc</c>) for asynchronous copies.</summary>
-public sealed unsafe class PinnedBuffer<T> : CudaResource where T : unmanaged
+internal sealed unsafe class PinnedBuffer<T> : CudaResource where T : unmanaged
 {
     private PinnedBuffer(CudaContext context, nint pointer, int length) : base(context)
     {

@@ -8,7 +8,7 @@ namespace ToMe.Weights.Hub;
 /// (a relative symlink, or a copy where links cannot be made), <c>refs/REVISION</c> holds the commit a branch
 /// pointed at when last resolved, and <c>.locks/models--OWNER--NAME/ETAG.lock</c> serialises concurrent downloads.
 /// </summary>
-public sealed partial class HubCache(string root)
+internal sealed partial class HubCache(string root)
 {
     public string Root { get; } = Path.GetFullPath(root);
 

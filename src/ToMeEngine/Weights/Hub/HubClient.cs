@@ -22,9 +22,13 @@ public sealed class HubClient : IDisposable
     private readonly HttpClient http;
     private readonly Uri endpoint;
 
+    /// <summary>The endpoint, cache folder, token, revision and limits this client works with.</summary>
     public HubOptions Options { get; }
-    public HubCache Cache { get; }
 
+    /// <summary>The huggingface_hub cache layout under <see cref="HubOptions.CacheDirectory"/>.</summary>
+    internal HubCache Cache { get; }
+
+    /// <summary>A client for the hub; <paramref name="options"/> null reads them from the environment (<see cref="HubOptions.FromEnvironment"/>).</summary>
     public HubClient(HubOptions? options = null)
     {
         Options = options ?? HubOptions.FromEnvironment();
@@ -44,6 +48,7 @@ public sealed class HubClient : IDisposable
         };
     }
 
+    /// <summary>Releases the HTTP connections; files already in the cache stay.</summary>
     public void Dispose() => http.Dispose();
 
     /// <summary>Blocking form of <see cref="ResolveAsync"/> for synchronous callers such as the model loader.</summary>

@@ -6,6 +6,7 @@ namespace ToMe.Weights.Hub;
 /// </summary>
 public sealed record HubOptions
 {
+    /// <summary>The Hugging Face hub, used when <c>HF_ENDPOINT</c> is not set.</summary>
     public const string DefaultEndpoint = "https://huggingface.co";
 
     /// <summary>Base URL of the hub (<c>HF_ENDPOINT</c>), without a trailing slash.</summary>

@@ -7,9 +7,14 @@ namespace ToMe.Weights.Hub;
 /// <summary>A model repository on the hub, <c>owner/name</c>, e.g. <c>timm/vit_tiny_patch16_224.augreg_in21k_ft_in1k</c>.</summary>
 public sealed partial record HubRepoId
 {
+    /// <summary>The user or organization, e.g. <c>timm</c>.</summary>
     public string Owner { get; }
+
+    /// <summary>The repository's name, e.g. <c>vit_tiny_patch16_224.augreg_in21k_ft_in1k</c>.</summary>
     public string Name { get; }
 
+    /// <summary>The repository <c>owner/name</c>.</summary>
+    /// <exception cref="ArgumentException">A part is empty or holds characters the hub does not allow in a repository id.</exception>
     public HubRepoId(string owner, string name)
     {
         if (!IsValidPart(owner) || !IsValidPart(name))
@@ -21,6 +26,7 @@ public sealed partial record HubRepoId
     /// <summary>The repository's folder in the cache, as huggingface_hub names it.</summary>
     public string CacheFolderName => $"models--{Owner}--{Name}";
 
+    /// <summary><c>owner/name</c>.</summary>
     public override string ToString() => $"{Owner}/{Name}";
 
     // timm's default pretrained tag for names given without one (the first tag timm lists for each name), so

@@ -3,7 +3,7 @@ using ToMe.Backends.Cuda.Native;
 namespace ToMe.Backends.Cuda.Kernels;
 
 /// <summary>One kernel file compiled for one architecture: success, CUBIN size, per-function resources, or the failure's log.</summary>
-public sealed record KernelBuildResult(
+internal sealed record KernelBuildResult(
     string FileName,
     string Arch,
     bool Success,
@@ -14,7 +14,7 @@ public sealed record KernelBuildResult(
     string Log);
 
 /// <summary>Compiles every embedded kernel file for every requested architecture (the <c>tome kernels compile</c> check).</summary>
-public static class KernelBuildReport
+internal static class KernelBuildReport
 {
     public static IReadOnlyList<KernelBuildResult> CompileAll(KernelCompiler compiler, IEnumerable<string> archs, bool lineInfo = false)
     {

@@ -12,7 +12,7 @@ namespace ToMe.Backends.Cuda.Kernels;
 /// Location: <c>TOME_KERNEL_CACHE</c>, else $XDG_CACHE_HOME/tome/kernels or ~/.cache/tome/kernels
 /// (LocalApplicationData\tome\kernels on Windows).
 /// </summary>
-public sealed class KernelCache
+internal sealed class KernelCache
 {
     private const string FormatVersion = "tome-kernel-cache-2";
 

@@ -8,7 +8,7 @@ namespace ToMe.Backends.Cuda.Kernels;
 /// How a kernel file is compiled: the exact architecture (<c>sm_86</c>, <c>sm_90a</c>) for a CUBIN, or
 /// a virtual one (<c>compute_90</c>) for PTX that the driver compiles at load, and debug switches.
 /// </summary>
-public sealed record KernelCompileOptions(string Arch, bool LineInfo = false)
+internal sealed record KernelCompileOptions(string Arch, bool LineInfo = false)
 {
     /// <summary>True for <c>compute_XY</c>: the output is PTX, and ptxas (hence its resource report) does not run.</summary>
     public bool IsVirtual => Arch.StartsWith("compute_", StringComparison.Ordinal);
@@ -26,7 +26,7 @@ public sealed record KernelCompileOptions(string Arch, bool LineInfo = false)
 }
 
 /// <summary>The result of compiling one kernel file for one architecture; <see cref="Image"/> is what <c>cuModuleLoadData</c> takes.</summary>
-public sealed record CompiledKernel(
+internal sealed record CompiledKernel(
     string FileName,
     string Arch,
     byte[] Image,
@@ -38,7 +38,7 @@ public sealed record CompiledKernel(
 /// Compiles kernels/*.cu with NVRTC to CUBIN for an exact architecture, serving the .cuh headers
 /// from memory (no CUDA toolkit headers anywhere), through an optional disk cache.
 /// </summary>
-public sealed class KernelCompiler
+internal sealed class KernelCompiler
 {
     private int compilations;
 

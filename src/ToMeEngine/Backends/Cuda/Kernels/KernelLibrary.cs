@@ -4,7 +4,7 @@ namespace ToMe.Backends.Cuda.Kernels;
 /// The engine's kernels for one context: compiles each kernel file for the device's architecture on
 /// first use (through the disk cache), loads it as a module and hands out entry points.
 /// </summary>
-public sealed class KernelLibrary : IDisposable
+internal sealed class KernelLibrary : IDisposable
 {
     private readonly CudaContext context;
     private readonly Dictionary<string, CudaModule> modules = new(StringComparer.Ordinal);

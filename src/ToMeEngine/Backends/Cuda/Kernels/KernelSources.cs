@@ -3,13 +3,13 @@ using System.Reflection;
 namespace ToMe.Backends.Cuda.Kernels;
 
 /// <summary>One kernel file's name (e.g. <c>layer_norm.cu</c>) and text.</summary>
-public sealed record KernelSource(string FileName, string Text);
+internal sealed record KernelSource(string FileName, string Text);
 
 /// <summary>
 /// The kernels/*.cu files and their headers (kernels/*.cuh), embedded in the library as resources
 /// named <c>kernels/NAME</c>. Headers are served to NVRTC from memory under their bare file name.
 /// </summary>
-public static class KernelSources
+internal static class KernelSources
 {
     private const string Prefix = "kernels/";
     private static readonly Lazy<(IReadOnlyList<KernelSource> Kernels, IReadOnlyList<KernelSource> Headers)> all = new(Load);

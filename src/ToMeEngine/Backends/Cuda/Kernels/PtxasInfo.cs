@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 namespace ToMe.Backends.Cuda.Kernels;
 
 /// <summary>What ptxas reported for one entry function (from <c>--ptxas-options=-v</c> in the NVRTC log).</summary>
-public sealed record KernelResourceUsage(
+internal sealed record KernelResourceUsage(
     string Function,
     string Arch,
     int Registers,
@@ -26,7 +26,7 @@ public sealed record KernelResourceUsage(
 /// ptxas info    : Used 18 registers, 4096 bytes smem, 380 bytes cmem[0]
 /// </code>
 /// </summary>
-public static partial class PtxasInfo
+internal static partial class PtxasInfo
 {
     [GeneratedRegex(@"Compiling entry function '(?<name>[^']+)' for '(?<arch>[^']+)'")]
     private static partial Regex EntryRegex();

@@ -18,7 +18,7 @@ internal enum CublasStatus
 }
 
 /// <summary>cublasOperation_t.</summary>
-public enum CublasOperation
+internal enum CublasOperation
 {
     N = 0,
     T = 1,
@@ -26,7 +26,7 @@ public enum CublasOperation
 }
 
 /// <summary>cudaDataType_t (library_types.h) values the engine uses.</summary>
-public enum CudaDataType
+internal enum CudaDataType
 {
     R32F = 0,
     R64F = 1,
@@ -37,7 +37,7 @@ public enum CudaDataType
 }
 
 /// <summary>cublasComputeType_t (cublas_api.h).</summary>
-public enum CublasComputeType
+internal enum CublasComputeType
 {
     Compute16F = 64,
     Compute16FPedantic = 65,
@@ -51,7 +51,7 @@ public enum CublasComputeType
 }
 
 /// <summary>cublasMath_t.</summary>
-public enum CublasMath
+internal enum CublasMath
 {
     Default = 0,
     Pedantic = 2,

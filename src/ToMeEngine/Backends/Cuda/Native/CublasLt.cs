@@ -38,7 +38,7 @@ internal enum CublasLtPreferenceAttribute
 }
 
 /// <summary>cublasLtEpilogue_t values the engine uses.</summary>
-public enum CublasLtEpilogue : uint
+internal enum CublasLtEpilogue : uint
 {
     Default = 1,
     Relu = 2,

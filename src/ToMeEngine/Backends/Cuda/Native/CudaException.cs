@@ -5,16 +5,27 @@ namespace ToMe.Backends.Cuda.Native;
 /// <summary>Which CUDA library returned the failing status.</summary>
 public enum CudaApi
 {
+    /// <summary>The CUDA driver API (<c>cu*</c>: contexts, memory, kernel launches); <see cref="CudaException.Status"/> is a <c>CUresult</c>.</summary>
     Driver,
+
+    /// <summary>NVRTC, the runtime compiler of the engine's kernels; the status is an <c>nvrtcResult</c>.</summary>
     Nvrtc,
+
+    /// <summary>cuBLAS (the Linear layers' matrix products in fp32 and tf32); the status is a <c>cublasStatus_t</c>.</summary>
     Cublas,
+
+    /// <summary>cuBLASLt (the Linear layers in bf16 and fp16, with fused epilogues); the status is a <c>cublasStatus_t</c>.</summary>
     CublasLt,
 }
 
-/// <summary>A CUDA driver, NVRTC or cuBLAS call returned an error status.</summary>
+/// <summary>
+/// A CUDA driver, NVRTC or cuBLAS call returned an error status. The message names the library, the status and the call;
+/// <see cref="CudaOutOfMemoryException"/> and <see cref="CudaContextLostException"/> restate the two failures an engine
+/// recovers from (or must be rebuilt after) in the engine's terms.
+/// </summary>
 public class CudaException : Exception
 {
-    public CudaException(CudaApi api, int status, string statusName, string description, string expression, string? detail = null)
+    internal CudaException(CudaApi api, int status, string statusName, string description, string expression, string? detail = null)
         : base(FormatMessage(api, status, statusName, description, expression, detail))
     {
         Api = api;
@@ -24,7 +35,7 @@ public class CudaException : Exception
     }
 
     /// <summary>For errors that restate a failed call in the engine's terms (<see cref="CudaOutOfMemoryException"/>, <see cref="CudaContextLostException"/>).</summary>
-    protected CudaException(string message, CudaException cause) : base(message, cause)
+    private protected CudaException(string message, CudaException cause) : base(message, cause)
     {
         Api = cause.Api;
         Status = cause.Status;
@@ -32,6 +43,7 @@ public class CudaException : Exception
         Expression = cause.Expression;
     }
 
+    /// <summary>The library whose call failed; it says how to read <see cref="Status"/>.</summary>
     public CudaApi Api { get; }
 
     /// <summary>The numeric status (CUresult, nvrtcResult or cublasStatus_t).</summary>
@@ -53,7 +65,7 @@ public class CudaException : Exception
 /// <summary>NVRTC could not compile a kernel file; carries the file name and the full compile log.</summary>
 public sealed class KernelCompileException : CudaException
 {
-    public KernelCompileException(string fileName, string arch, int status, string statusName, string log, string expression)
+    internal KernelCompileException(string fileName, string arch, int status, string statusName, string log, string expression)
         : base(CudaApi.Nvrtc, status, statusName, $"compiling {fileName} for {arch}", expression, $"NVRTC log for {fileName} ({arch}):\n{log}")
     {
         FileName = fileName;
@@ -61,13 +73,18 @@ public sealed class KernelCompileException : CudaException
         Log = log;
     }
 
+    /// <summary>The kernel source file that failed, e.g. <c>attention.cu</c>.</summary>
     public string FileName { get; }
+
+    /// <summary>The architecture it was compiled for, e.g. <c>sm_86</c>.</summary>
     public string Arch { get; }
+
+    /// <summary>NVRTC's full compile log (the compiler's errors and warnings).</summary>
     public string Log { get; }
 }
 
 /// <summary>Driver API status codes the engine treats specially; every other value is reported through <c>cuGetErrorName</c>.</summary>
-public enum CuResult
+internal enum CuResult
 {
     Success = 0,
     ErrorInvalidValue = 1,

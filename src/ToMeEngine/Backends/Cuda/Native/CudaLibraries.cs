@@ -295,7 +295,7 @@ internal static class CudaLibraries
 }
 
 /// <summary>A CUDA library could not be loaded from any candidate location.</summary>
-public sealed class CudaLibraryNotFoundException : Exception
+internal sealed class CudaLibraryNotFoundException : Exception
 {
     internal CudaLibraryNotFoundException(CudaLibrary library, IReadOnlyList<string> tried)
         : base(FormatMessage(library, tried))
