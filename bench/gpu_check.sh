@@ -4,10 +4,12 @@
 # the same GPU, all into one folder with a summary table. The GPU machine has no .NET, so the build travels:
 #
 #   bench/gpu_check.sh pack [PACK]          on a machine with the .NET SDK: self-contained linux-x64 publish of the test
-#                                           project (an xunit v3 executable) and the CLI into one folder, packed with the
-#                                           bench scripts into PACK (default .device/gpu-check.tar.xz, refused when it and the checkout are over the 64 MiB a device call carries)
+#                                           project (an xunit v3 executable) and the CLI into one folder, pruned, packed
+#                                           into PACK (default .device/gpu-check.tar.xz; refused when it and the checkout
+#                                           are over the 64 MiB a device call carries)
 #   bench/gpu_check.sh run PACK OUT [--small] [--emulated]
-#                                           on the GPU machine: unpack, run every step, write OUT/summary.md
+#                                           on the GPU machine, from the checkout that travelled with PACK (its test data
+#                                           and bench scripts): unpack, run every step, write OUT/summary.md
 #   bench/gpu_check.sh run-local OUT [--small] [--emulated]
 #                                           the same steps from this checkout's Release build (dotnet on PATH)
 #
@@ -17,7 +19,8 @@
 # (TOME_CUDA_LIB_DIR, default emulator/build of this checkout; `make -C emulator`): the tests with
 # TOME_REQUIRE_EMULATOR=1, the benches on ViT-Ti, PyTorch on the CPU; its numbers say nothing about a GPU. Each step has
 # a time limit and its own log; a failing step is recorded and the next one still runs. The exit status is non-zero
-# when any step failed. Environment: PRECISIONS (default "fp32", the precisions `tome bench` offers), TIME_SCALE
+# when any step failed. Environment: STEPS (default: every step; else the steps whose names begin with one of its words),
+# PRECISIONS (default "fp32", the precisions `tome bench` offers), TIME_SCALE
 # (default 1, 4 with --emulated; multiplies every step's time limit), PYTHON (default python3), CUDA_TESTS_FILTER
 # (xunit v3 filter arguments; default: the ToMe.Tests.Cuda namespace), FAULT_TESTS_FILTER (the same for the fault
 # checks; default: GpuFaultTests and the CUDA soaks), TOME_SHARED (a copy of ../shared, for the tests that read the
@@ -31,7 +34,7 @@ repo="$(cd "$here/.." && pwd)"
 pack() {
     local pack="${1:-$repo/.device/gpu-check.tar.xz}"
     local stage="$repo/.device/gpu-check"
-    rm -rf "$stage" && mkdir -p "$stage/app" "$stage/bench" || exit 1
+    rm -rf "$stage" && mkdir -p "$stage/app" || exit 1
     local common=(-c Release -r linux-x64 --self-contained true -p:DebugType=none -p:GenerateDocumentationFile=false -o "$stage/app")
     dotnet publish "$repo/tests/ToMeEngine.Tests/ToMeEngine.Tests.csproj" "${common[@]}" || exit 1
     dotnet publish "$repo/src/ToMeEngine.Cli/ToMeEngine.Cli.csproj" "${common[@]}" || exit 1
@@ -40,7 +43,6 @@ pack() {
     # gpu_pack_prune.cs finds that nothing loads. What travels is this pack and the checkout together (checked below).
     rm -rf "$stage/app/selenium-manager" "$stage/app/Microsoft.CodeCoverage" "$stage/app/TestData" 2>/dev/null
     dotnet run "$here/gpu_pack_prune.cs" -- "$stage/app" ToMeEngine.Tests tome || exit 1
-    cp "$here"/gpu_check.sh "$here"/gpu_check_summary.py "$here"/torch_gpu_baseline.py "$here"/torch_vit_baseline.py "$stage/bench/"
     git -C "$repo" rev-parse HEAD > "$stage/COMMIT" 2>/dev/null || echo unknown > "$stage/COMMIT"
     mkdir -p "$(dirname "$pack")"
     XZ_OPT="${XZ_OPT:--6 -T0}" tar -C "$stage" -cJf "$pack" . || exit 1
@@ -55,8 +57,20 @@ pack() {
     fi
 }
 
+# Whether step NAME runs: every step, or those whose names begin with a word of STEPS (e.g. STEPS="devices cuda-tests
+# gpu-faults kernels" in one device call, STEPS="bench torch" in the next, when one call's 10 minutes do not hold all).
+selected() {
+    [ -z "${STEPS:-}" ] && return 0
+    local prefix
+    for prefix in $STEPS; do
+        [[ "$1" == "$prefix"* ]] && return 0
+    done
+    return 1
+}
+
 # Runs one step: name, time limit in seconds, command...; output in $out/logs/name.log, status in $out/steps.tsv.
 step() {
+    selected "$1" || return 0
     local name="$1" limit=$(($2 * ${TIME_SCALE:-1}))
     shift 2
     local start=$SECONDS
@@ -78,6 +92,7 @@ fail_check() {
 # Runs the test executable as step NAME with filter arguments, results in OUT/NAME.xml; a filter that selects nothing
 # passes in xunit, so here it is a failure too.
 test_step() {
+    selected "$1" || return 0
     local name="$1" limit="$2"
     shift 2
     step "$name" "$limit" env "${device_env[@]}" "${test_cmd[@]}" "$@" -noLogo -noColor -xml "$out/$name.xml"
@@ -186,10 +201,12 @@ case "${1:-}" in
         options "${@:4}"
         work="$(mktemp -d)"
         tar -C "$work" -xJf "$2" || exit 1
-        # The tests' data from the checkout this script is in (the pack leaves it out: the checkout travels anyway).
+        # The tests' data from the checkout this script is in (the pack leaves it out: the checkout travels anyway), and
+        # the checkout itself for the tests that read its files (kernels/, the README).
         [ -d "$work/app/TestData" ] || ln -s "$repo/tests/ToMeEngine.Tests/TestData" "$work/app/TestData" || exit 1
+        export TOME_CHECKOUT="$repo"
         out="$(mkdir -p "$3" && cd "$3" && pwd)"
-        bench="$work/bench"
+        bench="$here" # the scripts of the checkout that travelled with the pack
         commit="$(cat "$work/COMMIT")"
         test_cmd=("$work/app/ToMeEngine.Tests")
         tome_cmd=("$work/app/tome")

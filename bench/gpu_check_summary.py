@@ -28,16 +28,21 @@ def main(out):
     if machine:
         print("```\n" + machine + "\n```\n")
     print("## Steps\n\n| step | status | seconds |\n|---|---|---:|")
-    total = 0
+    total, ran = 0, set()
     for line in open(f"{out}/steps.tsv"):
         name, status, seconds = line.rstrip("\n").split("\t")
         total += int(seconds)
+        ran.add(name)
         print(f"| {name} | {status} | {seconds} |")
     print(f"| total | | {total} |\n")
 
     print("## Tests\n")
     mode = "TOME_REQUIRE_EMULATOR=1" if emulated else "TOME_REQUIRE_GPU=1"
+    not_run = "not run in this call (STEPS left it out)"
     for name, title in (("cuda-tests", "CUDA suite"), ("gpu-faults", "GPU fault checks and CUDA soak")):
+        if name not in ran:
+            print(f"{title}: {not_run}\n")
+            continue
         try:
             totals = {k: 0 for k in ("total", "passed", "failed", "skipped")}
             for a in ET.parse(f"{out}/{name}.xml").getroot().iter("assembly"):
@@ -47,7 +52,9 @@ def main(out):
         except (OSError, ET.ParseError) as e:
             print(f"{title}: no result ({type(e).__name__}); see logs/{name}.log\n")
     checks = load(f"{out}/json/kernels-test.json")
-    if "_missing" in checks:
+    if "kernels-test" not in ran:
+        print(f"\ntome kernels test: {not_run}")
+    elif "_missing" in checks:
         print(f"\ntome kernels test: no result ({checks['_missing']}); see logs/kernels-test.log")
     else:
         print(f"\ntome kernels test on {checks.get('device')}: {checks.get('passed')} passed, {checks.get('failed')} failed")
@@ -57,7 +64,9 @@ def main(out):
 
     kb = load(f"{out}/json/kernels-bench.json")
     print("\n## Kernels\n")
-    if "_missing" in kb:
+    if "kernels-bench" not in ran:
+        print(not_run)
+    elif "_missing" in kb:
         print(f"no result ({kb['_missing']}); see logs/kernels-bench.log")
     else:
         p = kb.get("peaks", {})

@@ -65,11 +65,11 @@ internal static class BackendFactory
         _ => null,
     };
 
-    /// <summary>The first line of a reason; a list of paths tried that follows it is left to <c>tome devices</c>.</summary>
     /// <summary>Why CUDA device <paramref name="device"/> cannot be used, in one line (the driver's reason, its first line).</summary>
     internal static string NoDevice(int device, string? reason) =>
         (device == 0 ? "no CUDA device: " : $"no CUDA device {device}: ") + FirstLine(reason ?? "");
 
+    /// <summary>The first line of a reason; a list of paths tried that follows it is left to <c>tome devices</c>.</summary>
     private static string FirstLine(string text)
     {
         int newline = text.IndexOf('\n');

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using ToMe.Backends.Cuda.Kernels;
+using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Cuda;
 
@@ -95,15 +96,7 @@ public partial class KernelCompileTests
         Assert.Contains(".entry residual_add_f32", ptx);
     }
 
-    internal static string RepoKernelsDirectory()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
-                return Path.Combine(dir.FullName, "kernels");
-        }
-        throw new DirectoryNotFoundException("checkout root (ToMeEngine.sln) not found above the test binaries");
-    }
+    internal static string RepoKernelsDirectory() => Path.Combine(RepoData.CheckoutRoot, "kernels");
 
     [GeneratedRegex(@"^\s*#\s*include\s*[<""]([^>""]+)[>""]", RegexOptions.Multiline)]
     private static partial Regex IncludeRegex();

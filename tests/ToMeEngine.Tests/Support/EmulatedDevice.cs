@@ -143,13 +143,9 @@ internal static class EmulatedDevice
         var named = Environment.GetEnvironmentVariable("TOME_CUDA_LIB_DIR");
         if (!string.IsNullOrEmpty(named) && File.Exists(Path.Combine(named, "libtome_cuda_emulator.so")))
             return Path.GetFullPath(named);
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (!File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
-                continue;
-            var build = Path.Combine(dir.FullName, "emulator", "build");
-            return File.Exists(Path.Combine(build, DriverFile)) ? build : null;
-        }
-        return null;
+        if (RepoData.Root is not { } root)
+            return null;
+        var build = Path.Combine(root, "emulator", "build");
+        return File.Exists(Path.Combine(build, DriverFile)) ? build : null;
     }
 }

@@ -41,7 +41,10 @@ internal static class RepoData
 {
     public static string Path(string relative) => System.IO.Path.Combine(AppContext.BaseDirectory, "TestData", relative);
 
-    /// <summary>The checkout holding the test binaries (the folder of ToMeEngine.sln), or null when they were copied elsewhere.</summary>
+    /// <summary>
+    /// The checkout holding the test binaries (the folder of ToMeEngine.sln), else the one TOME_CHECKOUT names (a published
+    /// copy of the tests, as the device check runs them beside the checkout it travelled with), else null.
+    /// </summary>
     public static string? Root { get; } = FindRoot();
 
     /// <summary><see cref="Root"/>, for tests that read the checkout's own files (README, scripts, samples).</summary>
@@ -56,6 +59,7 @@ internal static class RepoData
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
             if (File.Exists(System.IO.Path.Combine(dir.FullName, "ToMeEngine.sln")))
                 return dir.FullName;
-        return null;
+        return Environment.GetEnvironmentVariable("TOME_CHECKOUT") is { Length: > 0 } named && File.Exists(System.IO.Path.Combine(named, "ToMeEngine.sln"))
+            ? System.IO.Path.GetFullPath(named) : null;
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using ToMe.Tests.Support;
 
 namespace ToMe.Tests.Zoo;
 
@@ -16,7 +17,7 @@ internal static class ZooPython
     private static readonly Dictionary<string, string> converted = new();
 
     /// <summary>The checkout's root (the folder holding ToMeEngine.sln).</summary>
-    public static string RepoRoot { get; } = FindRoot();
+    public static string RepoRoot => RepoData.CheckoutRoot;
 
     public static string Helper => Path.Combine(RepoRoot, "tests", "ToMeEngine.Tests", "Zoo", "zoo_helper.py");
     public static string Converter => Path.Combine(RepoRoot, "weights-converter", "tome_convert.py");
@@ -117,13 +118,5 @@ internal static class ZooPython
             }
         };
         return dir;
-    }
-
-    private static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "ToMeEngine.sln")))
-                return dir.FullName;
-        throw new InvalidOperationException($"no ToMeEngine.sln above {AppContext.BaseDirectory}");
     }
 }
