@@ -29,6 +29,7 @@ public sealed class LibraryPackageTests(LibraryPackages packages)
             Assert.Equal("README.md", Field("readme"));
             Assert.Contains("README.md", files);
             Assert.Contains($"lib/net10.0/{id}.xml", files); // the API docs an IDE shows
+            Assert.Contains($"lib/net10.0/{id}.pdb", packages.ReadSymbols(id)); // a debugger's way into the engine
             // A stable package takes no prerelease dependency (feeds and lock-down policies refuse them).
             foreach (var dependency in meta.Descendants().Where(e => e.Name.LocalName == "dependency"))
                 Assert.False(dependency.Attribute("version")!.Value.Contains('-'),
@@ -153,6 +154,15 @@ public sealed class LibraryPackages : IDisposable
         using var zip = ZipFile.OpenRead(path);
         using var nuspec = zip.GetEntry(id + ".nuspec")!.Open();
         return (XDocument.Load(nuspec), zip.Entries.Select(e => e.FullName).ToHashSet());
+    }
+
+    /// <summary>The names of the files in the package's symbol package (.snupkg).</summary>
+    public HashSet<string> ReadSymbols(string id)
+    {
+        var path = Assert.Single(Directory.GetFiles(Feed, $"{id}.*.snupkg"),
+            p => Regex.IsMatch(Path.GetFileName(p), $@"^{Regex.Escape(id)}\.\d+\.\d+\.\d+(-[^.]+)?\.snupkg$"));
+        using var zip = ZipFile.OpenRead(path);
+        return zip.Entries.Select(e => e.FullName).ToHashSet();
     }
 
     /// <summary>
