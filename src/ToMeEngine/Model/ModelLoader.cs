@@ -39,6 +39,32 @@ public static class ModelLoader
             return ModelWeights.Load(file, config);
     }
 
+    /// <summary>
+    /// Loads a model from the bytes of its <c>.safetensors</c> file in a stream (a download, a blob, an embedded resource)
+    /// as <see cref="Load(string, ModelLimits?)"/> loads a file: checked, converted to float32, ready for
+    /// <see cref="ToMeEngine.Create"/>. The stream is read from its position to the end of the file its header declares
+    /// (it need not seek, and is left open); the configuration is the file's <c>__metadata__.config</c> or
+    /// <paramref name="configJson"/>, timm's <c>config.json</c>.
+    /// </summary>
+    /// <param name="safetensors">The file's bytes.</param>
+    /// <param name="name">What error messages call the model, e.g. the blob's name.</param>
+    /// <param name="configJson">The text of timm's <c>config.json</c>, for a file without an embedded configuration; else null.</param>
+    /// <param name="limits">Bounds on what the file may declare; <see cref="ModelLimits.Default"/> when null.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="safetensors"/> or <paramref name="name"/> is null.</exception>
+    /// <exception cref="InvalidModelException">The bytes do not describe a supported model (or end early); the message names <paramref name="name"/>.</exception>
+    /// <exception cref="IOException">Reading the stream failed.</exception>
+    public static ModelWeights Load(Stream safetensors, string name, string? configJson = null, ModelLimits? limits = null)
+    {
+        ArgumentNullException.ThrowIfNull(safetensors);
+        ArgumentNullException.ThrowIfNull(name);
+        limits ??= ModelLimits.Default;
+        if (configJson is not null && configJson.Length > limits.MaxConfigBytes)
+            throw new InvalidModelException($"{name} (config.json): {configJson.Length} characters exceeds the {limits.MaxConfigBytes}-byte limit for a configuration (ModelLimits.MaxConfigBytes)");
+        using var file = SafeTensorsFile.Read(safetensors, name, limits, "pass the bytes of a .safetensors file");
+        var config = Configure(file, name, configJson is null ? null : () => configJson, $"{name} (config.json)", limits);
+        return ModelWeights.Load(file, config);
+    }
+
     private static (SafeTensorsFile, ModelConfig) Open(string path, ModelLimits? limits)
     {
         limits ??= ModelLimits.Default;
@@ -71,26 +97,31 @@ public static class ModelLoader
         var file = SafeTensorsFile.Open(weightsPath, limits, "pass the model folder or its .safetensors file");
         try
         {
-            ModelConfig config;
-            if (file.Metadata.TryGetValue("config", out var embedded))
-                config = ModelConfigReader.FromEmbeddedConfig(embedded, $"{weightsPath} (__metadata__.config)", limits);
-            else if (hubConfigPath is not null)
-                config = ModelConfigReader.FromHubConfig(ReadConfigText(hubConfigPath, limits), hubConfigPath, limits);
-            else
-                throw new InvalidModelException($"{weightsPath}: no model configuration: expected __metadata__.config in the file or a config.json beside it");
-            return (file, config);
-        }
-        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or IndexOutOfRangeException
-                                      or OverflowException or (FormatException and not InvalidModelException))
-        {
-            // The readers check as they go; this net turns a missed check into the documented error.
-            file.Dispose();
-            throw new InvalidModelException($"{weightsPath}: malformed model configuration ({e.GetType().Name}: {e.Message})", e);
+            return (file, Configure(file, weightsPath, hubConfigPath is null ? null : () => ReadConfigText(hubConfigPath, limits), hubConfigPath, limits));
         }
         catch
         {
             file.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>The file's embedded configuration, else the hub config.json that <paramref name="hubConfig"/> reads.</summary>
+    private static ModelConfig Configure(SafeTensorsFile file, string weightsName, Func<string>? hubConfig, string? hubConfigName, ModelLimits limits)
+    {
+        try
+        {
+            if (file.Metadata.TryGetValue("config", out var embedded))
+                return ModelConfigReader.FromEmbeddedConfig(embedded, $"{weightsName} (__metadata__.config)", limits);
+            if (hubConfig is not null)
+                return ModelConfigReader.FromHubConfig(hubConfig(), hubConfigName!, limits);
+            throw new InvalidModelException($"{weightsName}: no model configuration: expected __metadata__.config in the file or a config.json beside it");
+        }
+        catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or IndexOutOfRangeException
+                                      or OverflowException or (FormatException and not InvalidModelException))
+        {
+            // The readers check as they go; this net turns a missed check into the documented error.
+            throw new InvalidModelException($"{weightsName}: malformed model configuration ({e.GetType().Name}: {e.Message})", e);
         }
     }
 

@@ -16,7 +16,7 @@ internal sealed class BlockWeights
 
 /// <summary>
 /// A model's parameters on the host, float32 whatever the file stored, every tensor's name and shape checked
-/// against the <see cref="ModelConfig"/>: what <see cref="ModelLoader.Load"/> reads and <see cref="Random"/> makes up, and
+/// against the <see cref="ModelConfig"/>: what <see cref="ModelLoader.Load(string, Weights.ModelLimits?)"/> (or its stream overload) reads and <see cref="Random"/> makes up, and
 /// what <see cref="ToMeEngine.Create"/> builds engines from (each backend converts them once to its own layout and
 /// precision, so one instance can serve several engines). The tensors themselves are the engine's business.
 /// </summary>

@@ -21,6 +21,7 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
     private readonly long fileLength;
     private readonly Dictionary<string, TensorInfo> tensors;
     private readonly string name;   // the path as the caller gave it, for messages
+    private readonly void* owned;   // the file's bytes read from a stream (NativeMemory), freed on Dispose
     private bool disposed;
 
     public string FilePath { get; }
@@ -32,8 +33,9 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
     public IReadOnlyDictionary<string, TensorInfo> Tensors => tensors;
 
     private SafeTensorsFile(string path, string name, MemoryMappedFile? map, MemoryMappedViewAccessor? view, byte* basePointer, long fileLength,
-        Dictionary<string, TensorInfo> tensors, Dictionary<string, string> metadata)
+        Dictionary<string, TensorInfo> tensors, Dictionary<string, string> metadata, void* owned = null)
     {
+        this.owned = owned;
         FilePath = path;
         this.name = name;
         this.map = map;
@@ -81,6 +83,67 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
                 view!.SafeMemoryMappedViewHandle.ReleasePointer();
             view?.Dispose();
             map.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads a safetensors file from <paramref name="stream"/> (from its position; it need not seek, and stays open) into
+    /// native memory and validates it as <see cref="Open(string, ModelLimits?, string?)"/> does. The header comes first and
+    /// says how long the file is, so the stream is read that far and no further, and memory grows as bytes arrive: a header
+    /// that declares more data than the stream holds fails where the stream ends, without allocating what it declares.
+    /// </summary>
+    /// <param name="stream">the file's bytes</param>
+    /// <param name="name">what messages call the file</param>
+    /// <param name="limits">bounds on the header</param>
+    /// <param name="expected">what the caller takes instead, appended to the message when the bytes are some other kind of file</param>
+    internal static SafeTensorsFile Read(Stream stream, string name, ModelLimits? limits, string? expected)
+    {
+        limits ??= ModelLimits.Default;
+        // Nine bytes: the length and the header's first byte, which tells a safetensors file from another kind of file.
+        var start = new byte[9];
+        int got = stream.ReadAtLeast(start, start.Length, throwOnEndOfStream: false);
+        if (got < 8)
+            throw new InvalidModelException($"{name}: truncated safetensors file ({got} bytes; the 8-byte header length alone needs 8)");
+        ulong headerLength = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(start);
+        if (got < 9 || headerLength > (ulong)Math.Min(limits.MaxHeaderBytes, int.MaxValue - 8) || headerLength < 2)
+        {
+            ParseHeader(name, start.AsSpan(0, got), got < 9 ? got : long.MaxValue, limits, expected); // throws what Open would say
+            throw new InvalidModelException($"{name} is not a safetensors file");
+        }
+        var header = new byte[8 + (int)headerLength];
+        start.AsSpan(0, got).CopyTo(header);
+        int headerGot = got + stream.ReadAtLeast(header.AsSpan(got), header.Length - got, throwOnEndOfStream: false);
+        if (headerGot < header.Length)
+            throw new InvalidModelException($"{name}: header length {headerLength} runs past the end of the stream ({headerGot} bytes)");
+        var (declared, _) = ParseHeader(name, header, long.MaxValue, limits, expected);
+        long length = declared.Values.Select(t => t.Offset + t.ByteLength).DefaultIfEmpty(0).Max();
+        length = Math.Max(length, header.Length);
+
+        nuint capacity = (nuint)Math.Min(length, header.Length + (64L << 20));
+        byte* buffer = (byte*)NativeMemory.Alloc(capacity);
+        try
+        {
+            header.CopyTo(new Span<byte>(buffer, header.Length));
+            long filled = header.Length;
+            while (filled < length)
+            {
+                if ((nuint)filled == capacity)
+                {
+                    capacity = (nuint)Math.Min(length, 2 * (long)capacity);
+                    buffer = (byte*)NativeMemory.Realloc(buffer, capacity);
+                }
+                int read = stream.Read(new Span<byte>(buffer + filled, (int)Math.Min((long)capacity - filled, 1 << 30)));
+                if (read == 0)
+                    throw new InvalidModelException($"{name}: truncated: its header declares {length} bytes, the stream ended after {filled}");
+                filled += read;
+            }
+            var (tensors, metadata) = ParseHeader(name, new ReadOnlySpan<byte>(buffer, (int)Math.Min(length, int.MaxValue)), length, limits, expected);
+            return new SafeTensorsFile(name, name, null, null, buffer, length, tensors, metadata, owned: buffer);
+        }
+        catch
+        {
+            NativeMemory.Free(buffer);
             throw;
         }
     }
@@ -338,5 +401,6 @@ internal sealed unsafe class SafeTensorsFile : IDisposable
         view?.SafeMemoryMappedViewHandle.ReleasePointer();
         view?.Dispose();
         map?.Dispose();
+        NativeMemory.Free(owned);
     }
 }
