@@ -85,9 +85,7 @@ internal static class BenchCommand
             bool emulated = DeviceNotes.WarnIfEmulated(BackendFactory.Cuda(engine) is { Device.IsEmulated: true });
             var timings = ForwardBenchmark.Run(engine, weights, b, list, merge, w, n, !parse.GetValue(noPropAttn),
                 log: asJson ? null : Console.Error.WriteLine, profile: profiled, precision: resolved, profileThreadTime: cpuTimed);
-            var machine = BackendFactory.Cuda(engine) is { } gpu
-                ? $"{gpu.Device.Name} ({gpu.Device.Arch}), {System.Runtime.InteropServices.RuntimeInformation.OSDescription}"
-                : $"{Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+            var machine = $"{engine.DeviceName}, {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
             int threadCount = engine is CpuBackend cpu ? cpu.MaxThreads : 0;
             if (asJson)
             {
@@ -105,9 +103,7 @@ internal static class BenchCommand
                 return 0;
             }
             var inv = CultureInfo.InvariantCulture;
-            Console.WriteLine(engine is CpuBackend
-                ? $"{weights.Config.Architecture}, cpu {resolved.Name()}, {threadCount} threads, batch {b} ({machine})"
-                : $"{weights.Config.Architecture}, {engine.Name} {resolved.Name()}, batch {b} ({machine})");
+            Console.WriteLine($"{weights.Config.Architecture}, {engine.Name} {resolved.Name()}, batch {b} ({machine})");
             Console.WriteLine("| merge | r | final tokens | ms/batch | images/s | GFLOPs/image | achieved GFLOP/s | speed-up |");
             Console.WriteLine("|---|---|---:|---:|---:|---:|---:|---:|");
             foreach (var t in timings)

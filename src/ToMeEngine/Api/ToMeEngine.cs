@@ -53,6 +53,13 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>The backend running the forward pass: "cpu" or "cuda".</summary>
     public string BackendName => backend.Name;
 
+    /// <summary>
+    /// The hardware the forward pass runs on, in words, for logs: the processor, the threads and vector instructions used
+    /// (e.g. "AMD EPYC 9B14 (2 threads, AVX-512)"), or the GPU, its CUDA ordinal, architecture and memory (e.g.
+    /// "NVIDIA H200 (cuda:0, sm_90, 140 GiB)").
+    /// </summary>
+    public string DeviceName => backend.DeviceName;
+
     /// <summary>How the CUDA backend's forwards ran (graphs captured, replayed, uncaptured), or null on the CPU.</summary>
     internal Backends.Cuda.Graphs.CudaGraphStatistics? CudaGraphStatistics => (backend as Backends.Cuda.Graphs.CudaGraphBackend)?.Statistics;
 

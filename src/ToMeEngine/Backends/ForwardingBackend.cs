@@ -14,6 +14,7 @@ internal abstract class ForwardingBackend(IBackend inner) : IBackend
     protected internal IBackend Inner { get; } = inner;
 
     public virtual string Name => Inner.Name;
+    public virtual string DeviceName => Inner.DeviceName;
     public virtual long MaxBufferElements => Inner.MaxBufferElements;
     public virtual int ImageConcurrency => 1;
 

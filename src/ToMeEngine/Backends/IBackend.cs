@@ -46,6 +46,9 @@ internal interface IBackend : IDisposable
 {
     string Name { get; }
 
+    /// <summary>The hardware it runs on, in words, e.g. "NVIDIA H200 (cuda:0, sm_90, 140 GiB)".</summary>
+    string DeviceName { get; }
+
     /// <summary>
     /// The most elements one buffer can hold. Sizes are 64-bit everywhere; this is what the memory behind them allows
     /// (see <see cref="Model.BatchLimits"/>, which refuses a batch past it before anything is allocated).

@@ -111,8 +111,8 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
     public BatchingOptions Options { get; }
 
     /// <inheritdoc/>
-    /// <remarks>The model, backend and precision, e.g. "vit_tiny_patch16_224 on cuda (bf16)".</remarks>
-    public string Description => $"{engine.Config.Architecture} on {engine.BackendName} ({engine.Precision.Name()})";
+    /// <remarks>The model, backend, precision and device, e.g. "vit_tiny_patch16_224 on cuda (bf16), NVIDIA H200 (cuda:0, sm_90, 140 GiB)".</remarks>
+    public string Description => $"{engine.Config.Architecture} on {engine.BackendName} ({engine.Precision.Name()}), {engine.DeviceName}";
 
     /// <inheritdoc/>
     public ModelConfig Model => engine.Config;

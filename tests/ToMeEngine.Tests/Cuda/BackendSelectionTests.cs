@@ -12,7 +12,12 @@ public class BackendSelectionTests
     public void CpuAndUnknownNames()
     {
         using (var cpu = BackendFactory.Create("cpu", 2))
+        {
             Assert.Equal("cpu", cpu.Name);
+            Assert.Matches(@"^\S.* \(2 threads, (AVX-512|AVX2|NEON|no SIMD)\)$", cpu.DeviceName);
+        }
+        using (var one = BackendFactory.Create("cpu", 1))
+            Assert.Matches(@" \(1 thread, [^()]+\)$", one.DeviceName);
         var error = Assert.Throws<ArgumentException>(() => BackendFactory.Create("tpu"));
         Assert.Contains("'tpu'", error.Message);
     }
@@ -27,9 +32,12 @@ public class BackendSelectionTests
         {
             Assert.Equal("cuda", cuda.Name);
             Assert.True(BackendFactory.Cuda(cuda)!.Device.IsEmulated);
+            var device = BackendFactory.Cuda(cuda)!.Device;
+            Assert.Equal($"{device.Name} (cuda:0, sm_{device.ComputeMajor}{device.ComputeMinor}, {Math.Round(device.TotalMemoryBytes / (double)(1L << 30))} GiB)", cuda.DeviceName);
         }
         using var engine = ToMeEngine.Load(Fixtures.ModelPath("vit_p14_d3"));
         Assert.Equal("cpu", engine.BackendName);
+        Assert.Contains($" ({Environment.ProcessorCount} thread", engine.DeviceName);
         // Not for a half precision either: it is refused, naming the way to run it there.
         foreach (var precision in new[] { Precision.Float16, Precision.BFloat16, Precision.TensorFloat32 })
             Assert.Contains("emulated test device", Assert.Throws<NotSupportedException>(() => BackendFactory.Create("auto", precision: precision)).Message);

@@ -132,6 +132,7 @@ public class BatchLimitsTests
     {
         public List<long> Sizes { get; } = [];
         public string Name => "recorder";
+        public string DeviceName => "none";
         public long MaxBufferElements => long.MaxValue;
         public DeviceBuffer AllocateFloat(long length) => Record(length);
         public DeviceBuffer AllocateInt(long length) => Record(length);

@@ -43,6 +43,35 @@ internal sealed partial class CpuBackend : IBackend
 
     public string Name => "cpu";
 
+    public string DeviceName => $"{ProcessorName.Value} ({MaxThreads} {(MaxThreads == 1 ? "thread" : "threads")}, {InstructionSet})";
+
+    // Linux names the processor in /proc/cpuinfo, Windows in PROCESSOR_IDENTIFIER; elsewhere the architecture stands in.
+    private static readonly Lazy<string> ProcessorName = new(() =>
+    {
+        try
+        {
+            if (OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo"))
+                foreach (var line in File.ReadLines("/proc/cpuinfo"))
+                    if (line.StartsWith("model name", StringComparison.Ordinal) && line.IndexOf(':') is int colon and > 0)
+                        return line[(colon + 1)..].Trim();
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return Environment.GetEnvironmentVariable("PROCESSOR_IDENTIFIER") is { Length: > 0 } named
+            ? named : $"{System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture} CPU";
+    });
+
+    // The widest vector instructions the kernels use here.
+    private static string InstructionSet =>
+        System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "AVX-512"
+        : System.Runtime.Intrinsics.X86.Avx2.IsSupported ? "AVX2"
+        : System.Runtime.Intrinsics.Arm.AdvSimd.IsSupported ? "NEON"
+        : "no SIMD";
+
     public int MaxThreads { get; }
 
     public Int8Path Int8Path { get; }

@@ -80,6 +80,9 @@ internal sealed partial class CudaBackend : IBackend
 
     public CudaDeviceInfo Device => context.Info;
 
+    public string DeviceName => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{Device.Name} (cuda:{Device.Ordinal}, sm_{Device.ComputeMajor}{Device.ComputeMinor}, {Device.TotalMemoryBytes / (double)(1L << 30):F0} GiB)"); // the emulated device's name says what it is
+
     internal CudaStream Stream => stream;
 
     internal CudaContext Context => context;
