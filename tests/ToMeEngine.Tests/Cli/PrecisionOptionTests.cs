@@ -52,6 +52,23 @@ public sealed class PrecisionOptionTests : IDisposable
         Assert.Equal(message, stderr.Trim());
     }
 
+    [Theory]
+    [InlineData("bogus", "error: TOME_INT8_KERNEL 'bogus' is not one of scalar, avx2, avx512bw, avxvnni, avx512vnni")]
+    [InlineData(" scalar ", null)] // a family every machine runs (surrounding spaces ignored): int8 runs on it
+    public void AnInt8KernelFamilyForcedByTheEnvironmentIsCheckedInOneLine(string family, string? message)
+    {
+        var (code, stdout, stderr) = TomeProcess.Run(new Dictionary<string, string?> { ["TOME_INT8_KERNEL"] = family },
+            "classify", Picture, "--model", Model, "--precision", "int8", "--top", "1");
+        if (message is null)
+        {
+            Assert.True(code == 0, stderr);
+            Assert.Contains(Path.GetFileName(Picture), stdout);
+            return;
+        }
+        Assert.Equal(2, code);
+        Assert.Equal(message, stderr.Trim());
+    }
+
     [Fact]
     public void BenchJsonNamesThePrecisionItRan()
     {

@@ -47,6 +47,21 @@ public sealed class LibraryPackageTests(LibraryPackages packages)
     }
 
     [Fact]
+    public void PackingTheCheckoutWritesTheFivePackagesWithoutWarnings()
+    {
+        // The README's `dotnet pack -c Release -o artifacts` at the root: the four library packages and the tool, and nothing
+        // that looks like a problem to someone following it (the samples and tests are passed over silently).
+        var output = Path.Combine(packages.Dir, "whole-checkout");
+        var (code, stdout, stderr) = TomeProcess.RunProgram("dotnet",
+            ["pack", Path.Combine(RepoData.CheckoutRoot, "ToMeEngine.sln"), "-c", RepoData.Configuration, "--no-build", "-o", output],
+            environment: new Dictionary<string, string?> { ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1", ["DOTNET_NOLOGO"] = "1" }, limit: TimeSpan.FromMinutes(3));
+        Assert.True(code == 0, stdout + stderr);
+        Assert.DoesNotContain("warning", stdout + stderr, StringComparison.OrdinalIgnoreCase);
+        var packed = Directory.GetFiles(output, "*.nupkg").Select(p => Regex.Replace(Path.GetFileName(p), @"\.\d+\.\d+\.\d+(-[^.]+)?\.nupkg$", ""));
+        Assert.Equal(LibraryPackages.Ids.Append("ToMeEngine.Tool").Order(StringComparer.Ordinal), packed.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void TheReadmeExampleBuiltAgainstThePackagesRuns()
     {
         var project = packages.Consumer("QuickStart", "Microsoft.NET.Sdk", "<OutputType>Exe</OutputType>",

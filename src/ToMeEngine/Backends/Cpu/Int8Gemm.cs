@@ -41,7 +41,12 @@ internal static unsafe partial class Int8Gemm
     [ThreadStatic] private static byte[]? t_quantized;
 
     /// <summary>The fastest kernel family this machine runs, unless TOME_INT8_KERNEL names another (scalar, avx2, avx512bw, avxvnni, avx512vnni).</summary>
-    public static Int8Path BestPath { get; } = FromEnvironment() ?? DetectBest();
+    /// <exception cref="NotSupportedException">TOME_INT8_KERNEL names no family, or one this machine does not run; thrown at
+    /// every use, so that a CPU backend's construction fails with that sentence (a type initializer's failure would be a
+    /// TypeInitializationException and leave this class unusable for the rest of the process).</exception>
+    public static Int8Path BestPath => best.Value;
+
+    private static readonly Lazy<Int8Path> best = new(() => FromEnvironment() ?? DetectBest());
 
     private static Int8Path DetectBest() =>
         Int8JitKernels.IsAvailable ? Int8Path.Avx512Vnni
