@@ -42,7 +42,7 @@ public sealed partial class ToMeEngine : IDisposable
     private readonly ForwardOptions logitsOnly;
     // A semaphore rather than a lock, so async callers wait for the running forward pass without holding a thread.
     private readonly SemaphoreSlim gate = new(1, 1);
-    private bool disposed;
+    private volatile bool disposed; // set under the gate; also read before a call reads its input
 
     /// <summary>The model's configuration (architecture, preprocessing, labels).</summary>
     public ModelConfig Config { get; }
