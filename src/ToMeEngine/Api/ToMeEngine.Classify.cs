@@ -14,7 +14,7 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(string path, int topK = 5)
     {
         CheckTopK(topK);
-        return ClassifyTensor(Preprocess(path), topK);
+        return ClassifyTensor(() => Preprocess(path), topK);
     }
 
     /// <summary>Classifies an encoded image held in memory.</summary>
@@ -23,14 +23,14 @@ public sealed partial class ToMeEngine
     public IReadOnlyList<Prediction> Classify(byte[] encoded, int topK = 5)
     {
         CheckTopK(topK);
-        return ClassifyTensor(Preprocess(encoded), topK);
+        return ClassifyTensor(() => Preprocess(encoded), topK);
     }
 
     /// <inheritdoc cref="Classify(byte[], int)"/>
     public IReadOnlyList<Prediction> Classify(ReadOnlyMemory<byte> encoded, int topK = 5)
     {
         CheckTopK(topK);
-        return ClassifyTensor(Preprocess(ImageDecoder.ArrayOf(encoded)), topK);
+        return ClassifyTensor(() => Preprocess(ImageDecoder.ArrayOf(encoded)), topK);
     }
 
     /// <summary>Classifies an encoded image read from a stream (read to its end; the caller keeps the stream).</summary>
@@ -40,11 +40,16 @@ public sealed partial class ToMeEngine
     {
         ArgumentNullException.ThrowIfNull(encoded);
         CheckTopK(topK);
-        return ClassifyTensor(Preprocess(ImageDecoder.ReadAllAsync(encoded, Options.Decode, CancellationToken.None, synchronous: true).GetAwaiter().GetResult()), topK);
+        return ClassifyTensor(() => Preprocess(ImageDecoder.ReadAllAsync(encoded, Options.Decode, CancellationToken.None, synchronous: true).GetAwaiter().GetResult()), topK);
     }
 
     // Encoded input goes straight to the tensor (Preprocessor.Run(byte[])): a JPEG is decoded only as far as the crop reads.
-    private IReadOnlyList<Prediction> ClassifyTensor(float[] tensor, int topK) => TopK(Logits(tensor, 1), topK);
+    // A disposed engine refuses the call before the input is read.
+    private IReadOnlyList<Prediction> ClassifyTensor(Func<float[]> tensor, int topK)
+    {
+        ThrowIfUnusable();
+        return TopK(Logits(tensor(), 1), topK);
+    }
 
     /// <summary>Classifies decoded pixels.</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="topK"/> is below 1.</exception>
@@ -52,7 +57,7 @@ public sealed partial class ToMeEngine
     {
         ArgumentNullException.ThrowIfNull(image);
         CheckTopK(topK);
-        return TopK(Logits(preprocessor.Run(image), 1), topK);
+        return ClassifyTensor(() => preprocessor.Run(image), topK);
     }
 
     /// <summary>
@@ -153,6 +158,7 @@ public sealed partial class ToMeEngine
 
         async Task<IReadOnlyList<Prediction>> Run()
         {
+            ThrowIfUnusable();
             var tensor = await Task.Run(() => tensorOf(cancellationToken), cancellationToken).ConfigureAwait(false);
             var result = await ForwardAsync(tensor, 1, returnTokens: false, cancellationToken).ConfigureAwait(false);
             return TopK(result.Logits, topK);
@@ -163,6 +169,7 @@ public sealed partial class ToMeEngine
     private async Task<T> RunAsync<T>(Func<CancellationToken, Task<RgbImage>> decode, bool returnTokens,
                                       Func<RgbImage, ForwardResult, T> finish, CancellationToken cancellationToken)
     {
+        ThrowIfUnusable();
         var (image, tensor) = await Task.Run(async () =>
         {
             var decoded = await decode(cancellationToken).ConfigureAwait(false);

@@ -92,6 +92,7 @@ public sealed partial class ToMeEngine
     private async IAsyncEnumerable<ImageClassification<T>> Pipeline<T>(IAsyncEnumerable<T> inputs, Func<T, float[], CancellationToken, Task> fill,
                                                                          int topK, int parallelism, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        ThrowIfUnusable(); // before any input is read
         int max = Options.MaxBatchSize, length = preprocessor.OutputLength, classes = Config.NumClasses;
         var pipeline = new InputPipeline(preprocessor, parallelism, max + parallelism + 1);
         // The segment that runs and the one after it: when the next one has fully decoded by the time a forward starts, the
@@ -109,6 +110,7 @@ public sealed partial class ToMeEngine
             while (current.Items.Count > 0)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                ThrowIfUnusable(); // also when the segment holds only inputs that failed to read, and runs no forward
                 await Fill(following, wait: false).ConfigureAwait(false);
                 var next = following.Decoded > 0 && (following.Decoded == max || !more) ? following.Batch : default;
                 float[]? logits = current.Decoded == 0 ? null

@@ -18,18 +18,25 @@ public sealed partial class ToMeEngine
     /// <summary>The dense features of an image file.</summary>
     /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>
     /// <exception cref="InvalidImageException">The file is not a supported, intact image.</exception>
-    public DenseFeatures ExtractFeatures(string path) => ExtractFeatures(ImageDecoder.Decode(path, Options.Decode));
+    public DenseFeatures ExtractFeatures(string path) => ExtractFeatures(() => ImageDecoder.Decode(path, Options.Decode));
 
     /// <summary>The dense features of an encoded image held in memory.</summary>
     /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
-    public DenseFeatures ExtractFeatures(byte[] encoded) => ExtractFeatures(ImageDecoder.Decode(encoded, Options.Decode));
+    public DenseFeatures ExtractFeatures(byte[] encoded) => ExtractFeatures(() => ImageDecoder.Decode(encoded, Options.Decode));
 
     /// <inheritdoc cref="ExtractFeatures(byte[])"/>
-    public DenseFeatures ExtractFeatures(ReadOnlyMemory<byte> encoded) => ExtractFeatures(ImageDecoder.Decode(encoded, Options.Decode));
+    public DenseFeatures ExtractFeatures(ReadOnlyMemory<byte> encoded) => ExtractFeatures(() => ImageDecoder.Decode(encoded, Options.Decode));
 
     /// <summary>The dense features of an encoded image read from a stream (to its end; the caller keeps the stream).</summary>
     /// <exception cref="InvalidImageException">The data is not a supported, intact image.</exception>
-    public DenseFeatures ExtractFeatures(Stream encoded) => ExtractFeatures(ImageDecoder.Decode(encoded, Options.Decode));
+    public DenseFeatures ExtractFeatures(Stream encoded) => ExtractFeatures(() => ImageDecoder.Decode(encoded, Options.Decode));
+
+    /// <summary>A disposed engine refuses the call before the input is read.</summary>
+    private DenseFeatures ExtractFeatures(Func<RgbImage> decode)
+    {
+        ThrowIfUnusable();
+        return ExtractFeatures(decode());
+    }
 
     /// <summary><see cref="ExtractFeatures(string)"/> on the thread pool, the file read asynchronously.</summary>
     /// <exception cref="FileNotFoundException">No file exists at <paramref name="path"/> (or it is a directory).</exception>

@@ -42,7 +42,7 @@ public sealed partial class ToMeEngine : IDisposable
     private readonly ForwardOptions logitsOnly;
     // A semaphore rather than a lock, so async callers wait for the running forward pass without holding a thread.
     private readonly SemaphoreSlim gate = new(1, 1);
-    private bool disposed;
+    private volatile bool disposed; // set under the gate; also read before a call reads its input
 
     /// <summary>The model's configuration (architecture, preprocessing, labels).</summary>
     public ModelConfig Config { get; }
@@ -218,9 +218,11 @@ public sealed partial class ToMeEngine : IDisposable
 
     /// <summary>
     /// <see cref="Logits(ReadOnlySpan{float}, int)"/> told the images of the batch that runs next (unchanged until then): the
-    /// CUDA backend uploads them while this batch runs.
+    /// CUDA backend uploads them while this batch runs, and uses that upload when the next forward's images are
+    /// <paramref name="next"/> itself (the same memory object, not only the same address).
     /// </summary>
-    internal float[] Logits(ReadOnlySpan<float> images, int batch, ReadOnlySpan<float> next) => Forward(images, batch, logitsOnly, next).Logits;
+    internal float[] Logits(ReadOnlyMemory<float> images, int batch, ReadOnlyMemory<float> next) =>
+        Forward(images.Span, batch, logitsOnly, next, images).Logits;
 
     /// <summary>Whether the backend uses the next batch's images given to a forward (see <see cref="ForwardPass.TakesNextBatch"/>).</summary>
     internal bool TakesNextBatch => pass.TakesNextBatch;
@@ -234,13 +236,15 @@ public sealed partial class ToMeEngine : IDisposable
     /// <summary>The engine's options with another merge schedule, for one call (see <see cref="MergeInspection"/>).</summary>
     internal ForwardOptions WithSchedule(Merging.MergeSchedule schedule) => forwardOptions with { Schedule = schedule };
 
-    internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options, ReadOnlySpan<float> next = default)
+    internal ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options) => Forward(images, batch, options, default, default);
+
+    private ForwardResult Forward(ReadOnlySpan<float> images, int batch, ForwardOptions options, ReadOnlyMemory<float> next, ReadOnlyMemory<float> imagesMemory)
     {
         CheckBatch(batch);
         gate.Wait();
         try
         {
-            return RunPass(images, batch, options, next);
+            return RunPass(images, batch, options, next, imagesMemory);
         }
         finally
         {
@@ -265,7 +269,7 @@ public sealed partial class ToMeEngine : IDisposable
             {
                 ThrowIfUnusable();
                 cancellationToken.ThrowIfCancellationRequested();
-                return RunPass(images.Span, batch, options, next.Span);
+                return RunPass(images.Span, batch, options, next, images);
             }
             finally
             {
@@ -276,12 +280,24 @@ public sealed partial class ToMeEngine : IDisposable
 
     // Under the gate. A GPU error that loses the context (an illegal address, a device-side assert) fails every later call
     // in it: the engine says so, releases its device memory at once, and refuses further work with the same explanation.
-    private ForwardResult RunPass(ReadOnlySpan<float> images, int batch, ForwardOptions options, ReadOnlySpan<float> next = default)
+    // `imagesMemory`: where `images` come from, when the caller has it as memory (to recognize the batch announced ahead).
+    private ForwardResult RunPass(ReadOnlySpan<float> images, int batch, ForwardOptions options, ReadOnlyMemory<float> next,
+        ReadOnlyMemory<float> imagesMemory)
     {
         ThrowIfUnusable();
+        // An upload started ahead belongs to the caller that announced the batch, and is used only when that very memory
+        // runs next. Its caller may leave instead (an enumeration left early, cancelled or failed); its pinned memory is
+        // then freed, and the next pinned array of that size often lands at the same address holding other images, which
+        // the backend (matching by address) would take for the stale upload.
+        bool announcedRuns = !announced.IsEmpty && imagesMemory.Equals(announced);
+        announced = default;
+        if (!announcedRuns)
+            pass.ForgetNext();
         try
         {
-            return pass.Run(images, batch, options, null, next);
+            var result = pass.Run(images, batch, options, null, next.Span);
+            announced = next;
+            return result;
         }
         catch (Backends.Cuda.Native.CudaException e) when (backend.Name == "cuda" && Backends.Cuda.CudaFaults.ContextLost(e, out var cause))
         {
@@ -301,6 +317,9 @@ public sealed partial class ToMeEngine : IDisposable
     }
 
     private Backends.Cuda.Native.CudaException? contextLost;
+
+    // The batch the last forward announced as the next one (under the gate).
+    private ReadOnlyMemory<float> announced;
 
     private void ThrowIfUnusable()
     {

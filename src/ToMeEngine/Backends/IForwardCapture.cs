@@ -28,4 +28,10 @@ internal interface IForwardCapture
     /// <param name="run">The forward pass.</param>
     /// <param name="next">The next batch's images, when the caller knows them (may be uploaded while this batch runs).</param>
     ForwardResult Run(ForwardKey key, ReadOnlySpan<float> images, ForwardGroup run, ReadOnlySpan<float> next);
+
+    /// <summary>
+    /// The batch given as <c>next</c> to the last <see cref="Run"/> will not run (its caller has gone): forget its upload, so
+    /// that a forward of other images at the same address uploads them.
+    /// </summary>
+    void ForgetNext();
 }

@@ -135,8 +135,9 @@ public static class ImageDecoder
     /// </summary>
     internal static T ReadFile<T>(string path, DecodeOptions options, Func<byte[], T> use)
     {
-        CheckFile(path, options);
-        return Named(path, () => use(File.ReadAllBytes(path)));
+        var data = CheckFile(path, options) > 0 ? File.ReadAllBytes(path)
+            : ReadUnsizedAsync(path, options, CancellationToken.None, synchronous: true).GetAwaiter().GetResult();
+        return Named(path, () => use(data));
     }
 
     /// <inheritdoc cref="ReadFile{T}(string, DecodeOptions, Func{byte[], T})"/>
@@ -150,9 +151,31 @@ public static class ImageDecoder
     /// <summary>Reads an image file asynchronously (after <see cref="CheckFile"/>), then hands its bytes to <paramref name="use"/>.</summary>
     internal static async Task<T> ReadFileAsync<T>(string path, DecodeOptions options, Func<byte[], T> use, CancellationToken cancellationToken)
     {
-        CheckFile(path, options);
-        var data = await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
+        var data = CheckFile(path, options) > 0 ? await File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false)
+            : await ReadUnsizedAsync(path, options, cancellationToken, synchronous: false).ConfigureAwait(false);
         return Named(path, () => use(data));
+    }
+
+    /// <summary>
+    /// A file that gives no length (a device such as /dev/zero, a pipe, most of /proc), read as a stream and refused past
+    /// <see cref="DecodeOptions.MaxFileBytes"/>: read to its end as File.ReadAllBytes does, /dev/zero fills memory until the
+    /// process dies. Synchronous reads complete the task before it returns.
+    /// </summary>
+    private static async Task<byte[]> ReadUnsizedAsync(string path, DecodeOptions options, CancellationToken cancellationToken, bool synchronous)
+    {
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0, useAsync: !synchronous);
+        try
+        {
+            return await ReadAllAsync(file, options, cancellationToken, synchronous).ConfigureAwait(false);
+        }
+        catch (InvalidImageException e)
+        {
+            throw new InvalidImageException($"{path}: {e.Message}", e);
+        }
+        finally
+        {
+            file.Dispose();
+        }
     }
 
     /// <summary>Reads the file asynchronously, then decodes it (on the calling thread).</summary>
@@ -179,7 +202,8 @@ public static class ImageDecoder
     /// The one check every path goes through: a missing file and a directory are the same <see cref="FileNotFoundException"/>
     /// (not .NET's DirectoryNotFoundException or UnauthorizedAccessException), with a message that says which.
     /// </summary>
-    internal static void CheckFile(string path, DecodeOptions options)
+    /// <returns>The file's length as the file system gives it (0 for a device or a pipe, whatever they hold).</returns>
+    internal static long CheckFile(string path, DecodeOptions options)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path))
@@ -189,6 +213,7 @@ public static class ImageDecoder
         var length = new FileInfo(path).Length;
         if (length > options.MaxFileBytes)
             throw new InvalidImageException($"{path}: {length} bytes exceeds DecodeOptions.MaxFileBytes");
+        return length;
     }
 
     private static T Named<T>(string path, Func<T> decode)

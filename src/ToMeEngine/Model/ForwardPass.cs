@@ -175,6 +175,9 @@ internal sealed partial class ForwardPass : IDisposable
     /// </summary>
     public bool TakesNextBatch => backend is IForwardCapture;
 
+    /// <summary>The batch given as <c>next</c> to the last <see cref="Run"/> will not run: see <see cref="IForwardCapture.ForgetNext"/>.</summary>
+    public void ForgetNext() => (backend as IForwardCapture)?.ForgetNext();
+
     /// <summary>
     /// Runs a preprocessed batch. images: [B, 3, S, S] float32. <c>next</c>: the images of the batch the caller will run
     /// next, when it knows them; a backend with a copy engine starts uploading them while this batch runs (they must not

@@ -75,7 +75,7 @@ public sealed partial class BatchingClassifier
                     staged ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
                     nextCount = TakeAhead(gathered, ahead, staged);
                 }
-                RunBatch(batch, input, copied, staged.AsSpan(0, nextCount * tensorLength));
+                RunBatch(batch, input, copied, staged.AsMemory(0, nextCount * tensorLength));
                 batch.Clear();
             }
         }
@@ -124,7 +124,7 @@ public sealed partial class BatchingClassifier
     /// <param name="input">Where the batch's images go (pinned, <see cref="BatchingOptions.MaxBatchSize"/> images).</param>
     /// <param name="copied">The batch's images are in <paramref name="input"/> already (it was taken ahead).</param>
     /// <param name="next">The images of the batch taken ahead, which runs next: a GPU uploads them during this forward.</param>
-    private void RunBatch(List<Request> batch, float[] input, bool copied, ReadOnlySpan<float> next)
+    private void RunBatch(List<Request> batch, float[] input, bool copied, ReadOnlyMemory<float> next)
     {
         int n = batch.Count;
         using var activity = StartBatchActivity(batch);
@@ -144,7 +144,7 @@ public sealed partial class BatchingClassifier
             if (fault is not null && replaceLostEngine is not null && !TryReplace())
                 throw new InvalidOperationException(fault.Message, lostContext);
             BeforeForward?.Invoke(n);
-            logits = engine.Logits(input.AsSpan(0, n * tensorLength), n, next);
+            logits = engine.Logits(input.AsMemory(0, n * tensorLength), n, next);
         }
         catch (Exception e)
         {

@@ -69,7 +69,8 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
 
     /// <param name="engine">The engine; <paramref name="ownsEngine"/> says whether <see cref="Dispose"/> disposes it.</param>
     /// <param name="options">Batching limits (copied); defaults when null.</param>
-    /// <param name="ownsEngine">Dispose the engine with this classifier.</param>
+    /// <param name="ownsEngine">Dispose the engine with this classifier, or at once when the options are refused (the caller
+    /// then holds nothing to dispose it with).</param>
     /// <param name="metrics">Where to record metrics (shared by the classifiers of one service); null creates a private meter.</param>
     /// <param name="logger">Logs batch failures; null logs nothing.</param>
     /// <param name="replaceLostEngine">Builds a fresh engine (owned by the classifier) for one whose GPU context was lost;
@@ -79,7 +80,15 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
     {
         ArgumentNullException.ThrowIfNull(engine);
         Options = options?.Clone() ?? new BatchingOptions();
-        Options.Validate();
+        try
+        {
+            Options.Validate();
+        }
+        catch when (ownsEngine)
+        {
+            engine.Dispose();
+            throw;
+        }
         // The engine refuses larger batches (its buffers are sized for its own limit): gather no more than it runs.
         Options.MaxBatchSize = Math.Min(Options.MaxBatchSize, engine.Options.MaxBatchSize);
         this.engine = engine;

@@ -105,6 +105,16 @@ public sealed class AsyncApiTests : IDisposable
             {
             }
         });
+        // Refused before the input is read: a stream of inputs that all fail to read ends with the disposal, not their errors.
+        var missing = Path.Combine(dir, "missing.jpg");
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => engine.ClassifyAsync(missing, cancellationToken: Token));
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => engine.ExtractFeaturesAsync(new byte[] { 1, 2, 3 }, Token));
+        await Assert.ThrowsAsync<ObjectDisposedException>(async () =>
+        {
+            await foreach (var _ in engine.ClassifyManyAsync([missing, missing], cancellationToken: Token))
+            {
+            }
+        });
     }
 
     [Fact]

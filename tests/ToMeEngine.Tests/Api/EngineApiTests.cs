@@ -115,6 +115,14 @@ public sealed class EngineApiTests : IDisposable
         engine.Dispose();
         engine.Dispose();
         Assert.Throws<ObjectDisposedException>(() => engine.Classify(Picture("png_rgb.png")));
+        // Refused before the input is read: a missing file or bad bytes are not what is wrong with the call.
+        var missing = Path.Combine(dir, "missing.jpg");
+        Assert.Throws<ObjectDisposedException>(() => engine.Classify(missing));
+        Assert.Throws<ObjectDisposedException>(() => engine.Classify(new byte[] { 1, 2, 3 }));
+        Assert.Throws<ObjectDisposedException>(() => engine.Classify(new MemoryStream([1, 2, 3])));
+        Assert.Throws<ObjectDisposedException>(() => engine.ExtractFeatures(missing));
+        Assert.Throws<ObjectDisposedException>(() => engine.ExtractFeatures(new byte[] { 1, 2, 3 }));
+        Assert.Throws<ObjectDisposedException>(() => engine.ClassifyBatch([missing]));
     }
 
     [Fact]

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using ToMe.Backends.Cpu;
 
 namespace ToMe.Tests.Cpu;
@@ -118,5 +119,41 @@ public class ThreadTeamTests
         int runs = 0;
         team.For(100, _ => Interlocked.Increment(ref runs));
         Assert.Equal(100, runs);
+    }
+
+    /// <summary>
+    /// Once a loop returns, the team's workers hold nothing of it. A worker kept the last loop it ran, and through its body
+    /// whatever that captured: the forward pass and weights of an engine disposed and dropped since, for as long as no
+    /// other engine of that thread count ran (teams live as long as the process).
+    /// </summary>
+    [Fact]
+    public void WorkersKeepNothingOfALoopThatReturned()
+    {
+        var team = ThreadTeam.Get(5); // no other test runs 5 threads: no other loop replaces what the workers hold
+        var captured = RunOnTheWorkers(team);
+        for (int i = 0; i < 3 && captured.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+        Assert.False(captured.IsAlive, "what the loop's body captured is still reachable");
+    }
+
+    /// <summary>Runs loops until a worker has taken part in one; returns what their body captured.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference RunOnTheWorkers(ThreadTeam team)
+    {
+        var captured = new int[64];
+        int caller = Environment.CurrentManagedThreadId, onWorkers = 0;
+        for (int round = 0; round < 1000 && Volatile.Read(ref onWorkers) == 0; round++)
+            team.For(captured.Length, i =>
+            {
+                Thread.SpinWait(1000);
+                captured[i]++;
+                if (Environment.CurrentManagedThreadId != caller)
+                    Interlocked.Increment(ref onWorkers);
+            });
+        Assert.True(onWorkers > 0, "no worker took part in 1000 loops");
+        return new WeakReference(captured);
     }
 }

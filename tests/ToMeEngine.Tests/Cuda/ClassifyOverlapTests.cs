@@ -81,4 +81,28 @@ public sealed class ClassifyOverlapTests
         for (int i = 0; i < Count; i++)
             Assert.Equal(expected[i], batch[i]);
     }
+
+    /// <summary>
+    /// A batch announced ahead and then never run (its caller left the enumeration, was cancelled or failed) is not taken
+    /// for a later forward's images at the same memory: once that caller has gone, its freed pinned memory is often
+    /// where the next pinned array of that size goes, holding another caller's images.
+    /// </summary>
+    [Fact]
+    public void ABatchAnnouncedButNeverRunIsNotTakenForLaterImagesAtItsMemory()
+    {
+        BackendPair.CreateGpu().Dispose(); // skips (or fails) without a device
+        using var engine = ToMeEngine.Create(GpuFaultTests.TinyModel(), new EngineOptions { Backend = BackendKind.Cuda, MaxBatchSize = MaxBatch });
+        var mine = Enumerable.Range(0, MaxBatch).SelectMany(i => engine.Preprocess(Picture(i))).ToArray();
+        var theirs = Enumerable.Range(MaxBatch, MaxBatch).SelectMany(i => engine.Preprocess(Picture(i))).ToArray();
+        var expected = engine.Logits(mine, MaxBatch);
+        var memory = GC.AllocateArray<float>(theirs.Length, pinned: true);
+        theirs.CopyTo(memory, 0);
+        engine.Logits(theirs, MaxBatch, memory); // announces `memory` as the next batch, which its caller never runs
+        mine.CopyTo(memory, 0);
+        Assert.Equal(expected, engine.Logits(memory, MaxBatch));
+        // The batch announced runs from its upload ahead; images at other memory are uploaded as they are.
+        engine.Logits(mine, MaxBatch, memory);
+        Assert.Equal(expected, engine.Logits(memory.AsMemory(), MaxBatch, default));
+        Assert.Equal(expected, engine.Logits(mine, MaxBatch));
+    }
 }

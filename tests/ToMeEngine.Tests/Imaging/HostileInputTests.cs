@@ -128,4 +128,33 @@ public class HostileInputTests
             DecodeOrReject(data, $"garbage {i}");
         }
     }
+
+    /// <summary>
+    /// A file that gives no length (a device, a pipe, /proc) is read no further than <see cref="DecodeOptions.MaxFileBytes"/>:
+    /// /dev/zero has no end, and reading it whole ran the process out of memory.
+    /// </summary>
+    [Fact]
+    public async Task AFileWithoutALengthIsReadNoFurtherThanMaxFileBytes()
+    {
+        const string endless = "/dev/zero";
+        Assert.SkipUnless(File.Exists(endless), $"needs {endless}");
+        var options = new DecodeOptions { MaxFileBytes = 1 << 20 };
+        var sw = Stopwatch.StartNew();
+        var e = Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(endless, options));
+        Assert.StartsWith(endless, e.Message);
+        Assert.Contains("MaxFileBytes", e.Message);
+        e = await Assert.ThrowsAsync<InvalidImageException>(() => ImageDecoder.DecodeAsync(endless, options, TestContext.Current.CancellationToken));
+        Assert.StartsWith(endless, e.Message);
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"took {sw.Elapsed.TotalSeconds:F1} s");
+        // What such a file holds within the limit is decoded as any image's bytes (an empty file is empty input).
+        var empty = Path.GetTempFileName();
+        try
+        {
+            Assert.Contains("empty", Assert.Throws<InvalidImageException>(() => ImageDecoder.Decode(empty, options)).Message);
+        }
+        finally
+        {
+            File.Delete(empty);
+        }
+    }
 }

@@ -102,5 +102,19 @@ public sealed class BatchingLifecycleTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingClassifier(engine, new BatchingOptions { MaxBatchSize = 0 }, ownsEngine: false));
         Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingClassifier(engine, new BatchingOptions { MaxQueueLength = 0 }, ownsEngine: false));
         Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingClassifier(engine, new BatchingOptions { MaxQueueDelay = TimeSpan.FromSeconds(-1) }, ownsEngine: false));
+        Assert.Single(engine.Classify(Image, 1)); // an engine it does not own is the caller's, as it was
+    }
+
+    /// <summary>
+    /// An engine handed over to own is disposed when the classifier cannot be built: the caller, holding no classifier, has
+    /// nothing to dispose it with (<c>new BatchingClassifier(ToMeEngine.Load(...))</c>, a container's factory retrying), and a
+    /// GPU engine would keep its device memory.
+    /// </summary>
+    [Fact]
+    public void AnOwnedEngineIsDisposedWhenTheClassifierCannotBeBuilt()
+    {
+        var engine = ServingTestData.LoadEngine();
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingClassifier(engine, new BatchingOptions { MaxBatchSize = 0 }));
+        Assert.Throws<ObjectDisposedException>(() => engine.Classify(Image));
     }
 }

@@ -283,5 +283,10 @@ internal sealed partial class CpuBackend : IBackend
         });
     }
 
-    public void Dispose() { }
+    /// <summary>Lets go of the scratch kept between ops (the buffers and weights are disposed by their owners).</summary>
+    public void Dispose()
+    {
+        patchScratch.Clear();
+        matchScratch.Clear();
+    }
 }

@@ -2,28 +2,35 @@ using System.Runtime.CompilerServices;
 
 namespace ToMe.Backends.Cpu;
 
+// Dispose drops the weights, so that a disposed engine something still refers to holds no model: an op running then keeps
+// them alive through its own reference, and a later use is an ObjectDisposedException, never a read of freed memory.
 internal sealed class CpuLinearWeights(PackedWeight packed, float[] bias) : ILinearWeights
 {
-    public readonly PackedWeight Packed = packed; // W [out, in], packed once into micro-kernel panels
-    public readonly float[] Bias = bias;          // [out]
+    private PackedWeight? packed = packed; // W [out, in], packed once into micro-kernel panels
+    private float[]? bias = bias;          // [out]
 
-    public int OutFeatures => Packed.N;
-    public int InFeatures => Packed.K;
+    public PackedWeight Packed => packed ?? throw new ObjectDisposedException(nameof(CpuLinearWeights));
+    public float[] Bias => bias ?? throw new ObjectDisposedException(nameof(CpuLinearWeights));
+
+    public int OutFeatures { get; } = packed.N;
+    public int InFeatures { get; } = packed.K;
     public Precision Precision => Precision.Float32;
 
-    public void Dispose() { }
+    public void Dispose() => (packed, bias) = (null, null);
 }
 
 /// <summary>A Linear quantized to int8 at load (<see cref="Int8Weight"/>); its activations are quantized as it runs.</summary>
 internal sealed class CpuInt8LinearWeights(Int8Weight quantized) : ILinearWeights
 {
-    public readonly Int8Weight Quantized = quantized;
+    private Int8Weight? quantized = quantized;
 
-    public int OutFeatures => Quantized.N;
-    public int InFeatures => Quantized.K;
+    public Int8Weight Quantized => quantized ?? throw new ObjectDisposedException(nameof(CpuInt8LinearWeights));
+
+    public int OutFeatures { get; } = quantized.N;
+    public int InFeatures { get; } = quantized.K;
     public Precision Precision => Precision.Int8;
 
-    public void Dispose() { }
+    public void Dispose() => quantized = null;
 }
 
 internal sealed partial class CpuBackend

@@ -20,6 +20,13 @@ internal sealed class ScratchSlots<T>(int capacity) where T : class
         return null;
     }
 
+    /// <summary>Lets go of every kept buffer (a later <see cref="Take"/> finds none).</summary>
+    public void Clear()
+    {
+        for (int i = 0; i < slots.Length; i++)
+            Volatile.Write(ref slots[i], null);
+    }
+
     /// <summary>Keeps <paramref name="buffer"/> for a later call, unless every slot is full.</summary>
     [MethodImpl(Jit.Hot)]
     public void Return(T buffer)

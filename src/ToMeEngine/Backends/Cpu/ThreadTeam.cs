@@ -25,6 +25,7 @@ internal sealed class ThreadTeam
 
     private readonly SemaphoreSlim wake = new(0);
     private Job? current;
+    private long published; // loops published to the workers, numbering them
     private int sleeping;
     private int busy;
 
@@ -67,6 +68,7 @@ internal sealed class ThreadTeam
         }
         try
         {
+            job.Number = ++published; // under `busy`: one publisher at a time
             Volatile.Write(ref current, job);
             int asleep = Interlocked.Exchange(ref sleeping, 0);
             if (asleep > 0)
@@ -105,23 +107,28 @@ internal sealed class ThreadTeam
         return chunks >= threads ? chunks / threads * threads : chunks;
     }
 
+    // A worker remembers the last loop it ran by number, not by reference: a sleeping worker holding the loop would keep its
+    // body reachable, and with it the forward pass and weights of an engine disposed and dropped since.
     [MethodImpl(Jit.Hot)]
     private void Work()
     {
-        Job? last = null;
+        long last = 0;
         while (true)
         {
             long spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
             var job = Volatile.Read(ref current);
-            while (job is null || job == last)
+            while (job is null || job.Number == last)
             {
                 if (Stopwatch.GetTimestamp() > spinUntil)
                 {
                     Interlocked.Increment(ref sleeping);
                     // Re-read after registering as asleep: a loop published before that is not missed.
                     job = Volatile.Read(ref current);
-                    if (job is null || job == last)
+                    if (job is null || job.Number == last)
+                    {
+                        job = null;
                         wake.Wait();
+                    }
                     else if (!Unregister())
                         wake.Wait(); // the loop counted this worker and releases a permit for it: take it, or a later sleep ends at once
                     spinUntil = Stopwatch.GetTimestamp() + SpinTicks;
@@ -132,7 +139,7 @@ internal sealed class ThreadTeam
                 }
                 job = Volatile.Read(ref current);
             }
-            last = job;
+            last = job.Number;
             job.Run();
         }
     }
@@ -150,6 +157,7 @@ internal sealed class ThreadTeam
 
     private sealed class Job(Action<int> body, int count)
     {
+        public long Number; // set before the loop is published
         private int next;
         private int finished;
         private Exception? error;

@@ -109,6 +109,8 @@ internal sealed unsafe partial class CudaGraphBackend : ForwardingBackend, IForw
         return RunAs(Mode.Direct, null, images, run, next);
     }
 
+    public void ForgetNext() => stager.Forget();
+
     private void Capture(ForwardTape recorded, ReadOnlySpan<float> images, ForwardGroup run)
     {
         try

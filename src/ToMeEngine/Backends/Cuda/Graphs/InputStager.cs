@@ -101,6 +101,12 @@ internal sealed unsafe class InputStager : IDisposable
         slot.ConsumeRecorded = true;
     }
 
+    /// <summary>
+    /// Drops the upload <see cref="Stage"/> started for a batch that will not run: a later <see cref="Consume"/> of memory
+    /// at the same address (reused, holding other images) uploads it afresh instead of taking the stale copy.
+    /// </summary>
+    public void Forget() => pending = null;
+
     private void Grow(Slot slot, long bytes)
     {
         // The old device buffer may still be read by the compute stream's last copy out of it.
