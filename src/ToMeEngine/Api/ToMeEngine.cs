@@ -213,8 +213,9 @@ public sealed partial class ToMeEngine : IDisposable
 
     /// <summary>Runs the forward pass on preprocessed images [B, 3, S, S] and returns the logits [B, classes].</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="ArgumentException">A value is not finite or beyond ±1e4 (no normalized pixel is).</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
-    public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(images, batch, logitsOnly).Logits;
+    public float[] Logits(ReadOnlySpan<float> images, int batch) => Forward(CheckedImages(images), batch, logitsOnly).Logits;
 
     /// <summary>
     /// <see cref="Logits(ReadOnlySpan{float}, int)"/> told the images of the batch that runs next (unchanged until then): the
@@ -229,9 +230,17 @@ public sealed partial class ToMeEngine : IDisposable
 
     /// <summary>The full forward result (logits, tokens per layer, sizes, groups; final tokens when asked).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="batch"/> exceeds <see cref="EngineOptions.MaxBatchSize"/>.</exception>
+    /// <exception cref="ArgumentException">A value is not finite or beyond ±1e4 (no normalized pixel is).</exception>
     /// <exception cref="ObjectDisposedException">The engine was disposed.</exception>
     public ForwardResult Forward(ReadOnlySpan<float> images, int batch, bool returnTokens = false) =>
-        Forward(images, batch, ForwardOptionsFor(returnTokens));
+        Forward(CheckedImages(images), batch, ForwardOptionsFor(returnTokens));
+
+    // Images a caller preprocessed; the engine's own preprocessing needs no check.
+    private ReadOnlySpan<float> CheckedImages(ReadOnlySpan<float> images)
+    {
+        PreprocessedCheck.Check(images, 3 * Config.ImageSize * Config.ImageSize, nameof(images));
+        return images;
+    }
 
     /// <summary>The engine's options with another merge schedule, for one call (see <see cref="MergeInspection"/>).</summary>
     internal ForwardOptions WithSchedule(Merging.MergeSchedule schedule) => forwardOptions with { Schedule = schedule };

@@ -199,6 +199,7 @@ public sealed partial class BatchingClassifier : IImageClassifier, IDisposable, 
             {
                 if (preprocessed.Length != tensorLength)
                     throw new ArgumentException($"a preprocessed image has {preprocessed.Length} values, expected [3, {engine.Config.ImageSize}, {engine.Config.ImageSize}] = {tensorLength}", nameof(image));
+                Imaging.PreprocessedCheck.Check(preprocessed, tensorLength, nameof(image));
                 tensor = pipeline.Rent();
                 preprocessed.CopyTo(tensor, 0);
             }
