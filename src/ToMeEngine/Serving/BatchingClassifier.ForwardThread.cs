@@ -75,7 +75,19 @@ public sealed partial class BatchingClassifier
                     staged ??= GC.AllocateUninitializedArray<float>(max * tensorLength, pinned: true);
                     nextCount = TakeAhead(gathered, ahead, staged);
                 }
-                RunBatch(batch, input, copied, staged.AsMemory(0, nextCount * tensorLength));
+                try
+                {
+                    RunBatch(batch, input, copied, staged.AsMemory(0, nextCount * tensorLength));
+                }
+                catch (Exception e) when (!stop.IsCancellationRequested)
+                {
+                    // Something around the forward pass threw, outside its own handling (a metrics or tracing listener
+                    // of the host, say): the batch's requests fail with it rather than wait forever, and the thread
+                    // goes on serving.
+                    logger.LogError(e, "a batch of {Count} failed outside its forward pass", batch.Count);
+                    foreach (var r in batch)
+                        r.TrySetException(e);
+                }
                 batch.Clear();
             }
         }

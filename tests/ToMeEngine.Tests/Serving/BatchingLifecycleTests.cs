@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using ToMe.Imaging;
 using ToMe.Serving;
 
@@ -116,5 +117,36 @@ public sealed class BatchingLifecycleTests
         var engine = ServingTestData.LoadEngine();
         Assert.Throws<ArgumentOutOfRangeException>(() => new BatchingClassifier(engine, new BatchingOptions { MaxBatchSize = 0 }));
         Assert.Throws<ObjectDisposedException>(() => engine.Classify(Image));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task AThrowingMetricsListenerFailsTheBatchButNeverHangsItOrStopsTheClassifier()
+    {
+        using var metrics = new ServingMetrics();
+        bool throwing = true;
+        using var listener = new MeterListener
+        {
+            // Only this classifier's meter: other tests' classifiers run beside this one.
+            InstrumentPublished = (instrument, l) =>
+            {
+                if (instrument.Meter == metrics.Meter)
+                    l.EnableMeasurementEvents(instrument);
+            },
+        };
+        // Recorded on the forward thread, after the forward pass: requests are admitted first.
+        listener.SetMeasurementEventCallback<long>((instrument, _, _, _) =>
+        {
+            if (throwing && instrument.Name == "tome.batches")
+                throw new InvalidOperationException("the listener broke");
+        });
+        listener.Start();
+        using var engine = ServingTestData.LoadEngine();
+        await using var classifier = new BatchingClassifier(engine, new BatchingOptions { MaxBatchSize = 2 }, ownsEngine: false, metrics: metrics);
+        var ct = TestContext.Current.CancellationToken;
+
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => classifier.ClassifyAsync(Image, 1, ct));
+        Assert.Contains("the listener broke", e.Message);
+        throwing = false;
+        Assert.Equal(engine.Classify(Image, 1)[0].ClassIndex, (await classifier.ClassifyAsync(Image, 1, ct))[0].ClassIndex);
     }
 }
