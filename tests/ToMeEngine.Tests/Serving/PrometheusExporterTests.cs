@@ -156,6 +156,7 @@ public sealed class PrometheusExporterTests
         using var provider = Sdk.CreateMeterProviderBuilder().AddMeter(meterName).AddReader(scraper.Reader).Build();
         using var meter = new Meter(meterName);
         var counter = meter.CreateCounter<long>("app.ticks");
+        counter.Add(1); // a counter is exported once it has a measurement; the recorder below may start after the scrapes
         var ct = TestContext.Current.CancellationToken;
         using var stop = new CancellationTokenSource();
         var recorder = Task.Run(() =>
