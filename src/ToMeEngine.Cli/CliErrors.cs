@@ -92,8 +92,12 @@ internal static class CliErrors
         var names = command.Options.Concat(Lineage(command).Skip(1).SelectMany(c => c.Options).Where(o => o.Recursive))
             .SelectMany(o => o.Aliases.Prepend(o.Name)).Where(n => n.StartsWith("--", StringComparison.Ordinal)).Distinct();
         var (nearest, distance) = names.Select(n => (n, ArchitectureTable.EditDistance(name, n))).MinBy(x => x.Item2);
-        return nearest is not null && distance <= Math.Max(2, name.Length / 3)
-            ? $"did you mean {nearest}?"
+        if (nearest is not null && distance <= Math.Max(2, name.Length / 3))
+            return $"did you mean {nearest}?";
+        // Where the command takes files, something like '-x.jpg' is more likely a file than an option.
+        bool fileLike = command.Arguments.Count > 0 && (unknown.Contains('.') || unknown.Contains('/') || File.Exists(unknown));
+        return fileLike
+            ? $"a file whose name starts with '-' goes after '--' ({CommandLine(parse)} ... -- {unknown}), or as ./{unknown}"
             : $"{CommandLine(parse)} --help lists the options";
     }
 

@@ -52,6 +52,8 @@ public sealed class UsageErrorTests : IDisposable
     [InlineData("eval", "--limt", "did you mean --limit?")]
     [InlineData("forward", "--mergs", "did you mean --merges?")]
     [InlineData("classify", "--xyzzy", "tome classify --help lists the options")]
+    [InlineData("classify", "-x.jpg", "a file whose name starts with '-' goes after '--' (tome classify ... -- -x.jpg), or as ./-x.jpg")]
+    [InlineData("info", "-x.jpg", "tome info --help lists the options")] // info takes no files
     public void AnUnknownOptionIsRefusedBeforeAnyWork(string command, string unknown, string hint)
     {
         // "3" after the unknown option would be taken for an image where the command takes files.
