@@ -44,11 +44,12 @@ public sealed partial class ToMeEngine
     }
 
     // Encoded input goes straight to the tensor (Preprocessor.Run(byte[])): a JPEG is decoded only as far as the crop reads.
-    // A disposed engine refuses the call before the input is read.
+    // A disposed engine refuses the call before the input is read. The engine's own preprocessing needs none of the checks
+    // of a caller's tensors (Logits).
     private IReadOnlyList<Prediction> ClassifyTensor(Func<float[]> tensor, int topK)
     {
         ThrowIfUnusable();
-        return TopK(Logits(tensor(), 1), topK);
+        return TopK(Forward(tensor(), 1, logitsOnly).Logits, topK);
     }
 
     /// <summary>Classifies decoded pixels.</summary>

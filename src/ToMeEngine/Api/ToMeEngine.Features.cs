@@ -12,7 +12,7 @@ public sealed partial class ToMeEngine
     public DenseFeatures ExtractFeatures(RgbImage image)
     {
         ArgumentNullException.ThrowIfNull(image);
-        return Features(Forward(Preprocess(image), 1, returnTokens: true));
+        return Features(Forward(Preprocess(image), 1, ForwardOptionsFor(returnTokens: true))); // own preprocessing: unchecked
     }
 
     /// <summary>The dense features of an image file.</summary>
