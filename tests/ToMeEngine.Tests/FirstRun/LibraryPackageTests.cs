@@ -164,19 +164,19 @@ public sealed class LibraryPackages : IDisposable
     /// <summary>The package's nuspec and the names of the files it holds.</summary>
     public (XDocument Nuspec, HashSet<string> Files) Read(string id)
     {
-        var path = Assert.Single(Directory.GetFiles(Feed, $"{id}.*.nupkg"),
-            p => Regex.IsMatch(Path.GetFileName(p), $@"^{Regex.Escape(id)}\.\d+\.\d+\.\d+(-[^.]+)?\.nupkg$"));
-        using var zip = ZipFile.OpenRead(path);
+        using var zip = ZipFile.OpenRead(PackageFile(id, "nupkg"));
         using var nuspec = zip.GetEntry(id + ".nuspec")!.Open();
         return (XDocument.Load(nuspec), zip.Entries.Select(e => e.FullName).ToHashSet());
     }
 
+    // The package of that id (not of an id it begins, e.g. ToMeEngine.ImageSharp for ToMeEngine), .nupkg or .snupkg.
+    private string PackageFile(string id, string extension) => Assert.Single(Directory.GetFiles(Feed, $"{id}.*.{extension}"),
+        p => Regex.IsMatch(Path.GetFileName(p), $@"^{Regex.Escape(id)}\.\d+\.\d+\.\d+(-[^.]+)?\.{extension}$"));
+
     /// <summary>The names of the files in the package's symbol package (.snupkg).</summary>
     public HashSet<string> ReadSymbols(string id)
     {
-        var path = Assert.Single(Directory.GetFiles(Feed, $"{id}.*.snupkg"),
-            p => Regex.IsMatch(Path.GetFileName(p), $@"^{Regex.Escape(id)}\.\d+\.\d+\.\d+(-[^.]+)?\.snupkg$"));
-        using var zip = ZipFile.OpenRead(path);
+        using var zip = ZipFile.OpenRead(PackageFile(id, "snupkg"));
         return zip.Entries.Select(e => e.FullName).ToHashSet();
     }
 
